@@ -1,0 +1,546 @@
+//! Evaluates HCL expressions to [`Value`]s.
+//!
+//! Unknown values ("known after apply") propagate through every operation. Reading a sensitive
+//! variable marks the evaluation as sensitive, so the engine can redact what it produced.
+
+use super::{funcs, BodyExpr, Config, Expr};
+use crate::diag::{Diag, SrcSpan};
+use ballast_sdk::{format_number, Value};
+use hcl_edit::expr::{BinaryOperator, Expression, ObjectKey, TraversalOperator, UnaryOperator};
+use hcl_edit::template::{Directive, Element, Template};
+use hcl_edit::Span;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Everything an expression can refer to.
+pub struct Scope<'a> {
+    pub cfg: &'a Config,
+    pub vars: &'a BTreeMap<String, Value>,
+    pub sensitive_vars: &'a BTreeSet<String>,
+    pub locals: &'a HashMap<String, Value>,
+    /// Resource values by `type.name`: an object, a list (count) or a map (for_each).
+    pub resources: &'a HashMap<String, Value>,
+    pub count_index: Option<usize>,
+    pub each: Option<(Value, Value)>,
+    bindings: RefCell<Vec<(String, Value)>>,
+    sensitive: Cell<bool>,
+}
+
+type R = Result<Value, Diag>;
+
+impl<'a> Scope<'a> {
+    pub fn new(
+        cfg: &'a Config,
+        vars: &'a BTreeMap<String, Value>,
+        sensitive_vars: &'a BTreeSet<String>,
+        locals: &'a HashMap<String, Value>,
+        resources: &'a HashMap<String, Value>,
+    ) -> Self {
+        Scope {
+            cfg,
+            vars,
+            sensitive_vars,
+            locals,
+            resources,
+            count_index: None,
+            each: None,
+            bindings: RefCell::new(Vec::new()),
+            sensitive: Cell::new(false),
+        }
+    }
+
+    /// Whether anything sensitive was read since the last call; resets the flag.
+    pub fn take_sensitive(&self) -> bool {
+        self.sensitive.replace(false)
+    }
+
+    pub fn eval(&self, e: &Expr) -> R {
+        self.ev(&e.expr, e.file)
+    }
+
+    /// Evaluates a block body to an object; nested blocks become lists of objects.
+    pub fn eval_body(&self, body: &BodyExpr) -> Result<(Value, BTreeSet<String>), Diag> {
+        let mut out = BTreeMap::new();
+        let mut sensitive = BTreeSet::new();
+        for (k, e) in &body.attrs {
+            self.take_sensitive();
+            out.insert(k.clone(), self.eval(e)?);
+            if self.take_sensitive() {
+                sensitive.insert(k.clone());
+            }
+        }
+        for (k, b) in &body.blocks {
+            let (v, s) = self.eval_body(b)?;
+            if !s.is_empty() {
+                sensitive.insert(k.clone());
+            }
+            match out.entry(k.clone()).or_insert_with(|| Value::List(Vec::new())) {
+                Value::List(items) => items.push(v),
+                _ => return Err(Diag::new(format!("\"{k}\" is set both as an attribute and as a block"))),
+            }
+        }
+        Ok((Value::Map(out), sensitive))
+    }
+
+    fn span(&self, expr: &impl Span, file: usize) -> SrcSpan {
+        SrcSpan {
+            file,
+            range: expr.span().unwrap_or(0..0),
+        }
+    }
+
+    fn err(&self, msg: impl Into<String>, expr: &impl Span, file: usize) -> Diag {
+        Diag::at(msg, &self.cfg.sources, &self.span(expr, file))
+    }
+
+    fn ev(&self, expr: &Expression, file: usize) -> R {
+        Ok(match expr {
+            Expression::Null(_) => Value::Null,
+            Expression::Bool(b) => Value::Bool(*b.value()),
+            Expression::Number(n) => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
+            Expression::String(s) => Value::String(s.value().clone()),
+            Expression::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items.iter() {
+                    out.push(self.ev(item, file)?);
+                }
+                Value::List(out)
+            }
+            Expression::Object(obj) => {
+                let mut out = BTreeMap::new();
+                for (k, v) in obj.iter() {
+                    let key = match k {
+                        ObjectKey::Ident(id) => id.as_str().to_string(),
+                        ObjectKey::Expression(e) => match self.ev(e, file)? {
+                            Value::Unknown => return Ok(Value::Unknown),
+                            other => to_string(&other).map_err(|m| self.err(format!("invalid object key: {m}"), e, file))?,
+                        },
+                    };
+                    out.insert(key, self.ev(v.expr(), file)?);
+                }
+                Value::Map(out)
+            }
+            Expression::StringTemplate(t) => self.template(t, file)?,
+            Expression::HeredocTemplate(h) => self.template(&h.template, file)?,
+            Expression::Parenthesis(p) => self.ev(p.inner(), file)?,
+            Expression::Variable(v) => self.root(v.as_str(), None, expr, file)?,
+            Expression::Traversal(t) => self.traversal(t, file)?,
+            Expression::Conditional(c) => match self.ev(&c.cond_expr, file)? {
+                Value::Bool(true) => self.ev(&c.true_expr, file)?,
+                Value::Bool(false) => self.ev(&c.false_expr, file)?,
+                Value::Unknown => Value::Unknown,
+                other => {
+                    return Err(self.err(
+                        format!("the condition must be a bool, not a {}", other.type_name()),
+                        &c.cond_expr,
+                        file,
+                    ))
+                }
+            },
+            Expression::FuncCall(call) => {
+                let name = call.name.name.as_str();
+                let mut args = Vec::with_capacity(call.args.len());
+                for a in call.args.iter() {
+                    args.push(self.ev(a, file)?);
+                }
+                if call.args.expand_final() {
+                    match args.pop() {
+                        Some(Value::List(rest)) => args.extend(rest),
+                        Some(Value::Unknown) => return Ok(Value::Unknown),
+                        _ => return Err(self.err("the final argument before ... must be a list", expr, file)),
+                    }
+                }
+                funcs::call(name, args, self).map_err(|m| self.err(format!("{name}(): {m}"), expr, file))?
+            }
+            Expression::UnaryOp(op) => {
+                let v = self.ev(&op.expr, file)?;
+                match (op.operator.value(), v) {
+                    (_, Value::Unknown) => Value::Unknown,
+                    (UnaryOperator::Not, Value::Bool(b)) => Value::Bool(!b),
+                    (UnaryOperator::Neg, v) => {
+                        Value::Number(-to_number(&v).map_err(|m| self.err(m, &op.expr, file))?)
+                    }
+                    (UnaryOperator::Not, v) => {
+                        return Err(self.err(format!("! needs a bool, not a {}", v.type_name()), &op.expr, file))
+                    }
+                }
+            }
+            Expression::BinaryOp(op) => {
+                let l = self.ev(&op.lhs_expr, file)?;
+                let op_kind = *op.operator.value();
+                // Short-circuit what is decided regardless of the other side.
+                match (op_kind, &l) {
+                    (BinaryOperator::And, Value::Bool(false)) => return Ok(Value::Bool(false)),
+                    (BinaryOperator::Or, Value::Bool(true)) => return Ok(Value::Bool(true)),
+                    _ => {}
+                }
+                let r = self.ev(&op.rhs_expr, file)?;
+                binary(op_kind, l, r).map_err(|m| self.err(m, expr, file))?
+            }
+            Expression::ForExpr(f) => self.for_expr(f, file)?,
+        })
+    }
+
+    fn template(&self, t: &Template, file: usize) -> R {
+        let mut out = String::new();
+        for el in t.iter() {
+            match el {
+                Element::Literal(s) => out.push_str(s.value()),
+                Element::Interpolation(i) => match self.ev(&i.expr, file)? {
+                    Value::Unknown => return Ok(Value::Unknown),
+                    v => out.push_str(&to_string(&v).map_err(|m| self.err(format!("cannot interpolate: {m}"), &i.expr, file))?),
+                },
+                Element::Directive(d) => match d.as_ref() {
+                    Directive::If(ifd) => {
+                        let branch = match self.ev(&ifd.if_expr.cond_expr, file)? {
+                            Value::Bool(true) => Some(&ifd.if_expr.template),
+                            Value::Bool(false) => ifd.else_expr.as_ref().map(|e| &e.template),
+                            Value::Unknown => return Ok(Value::Unknown),
+                            other => {
+                                return Err(self.err(
+                                    format!("the %{{if}} condition must be a bool, not a {}", other.type_name()),
+                                    &ifd.if_expr.cond_expr,
+                                    file,
+                                ))
+                            }
+                        };
+                        if let Some(t) = branch {
+                            match self.template(t, file)? {
+                                Value::String(s) => out.push_str(&s),
+                                _ => return Ok(Value::Unknown),
+                            }
+                        }
+                    }
+                    Directive::For(fd) => {
+                        let f = &fd.for_expr;
+                        let coll = self.ev(&f.collection_expr, file)?;
+                        let items = match iterate(&coll) {
+                            Ok(Some(items)) => items,
+                            Ok(None) => return Ok(Value::Unknown),
+                            Err(m) => return Err(self.err(m, &f.collection_expr, file)),
+                        };
+                        for (k, v) in items {
+                            let n = self.bind(f.key_var.as_ref().map(|i| i.as_str()), f.value_var.as_str(), k, v);
+                            let r = self.template(&f.template, file);
+                            self.unbind(n);
+                            match r? {
+                                Value::String(s) => out.push_str(&s),
+                                _ => return Ok(Value::Unknown),
+                            }
+                        }
+                    }
+                },
+            }
+        }
+        Ok(Value::String(out))
+    }
+
+    fn bind(&self, key_var: Option<&str>, value_var: &str, k: Value, v: Value) -> usize {
+        let mut b = self.bindings.borrow_mut();
+        let mut n = 1;
+        if let Some(kv) = key_var {
+            b.push((kv.to_string(), k));
+            n += 1;
+        }
+        b.push((value_var.to_string(), v));
+        n
+    }
+
+    fn unbind(&self, n: usize) {
+        let mut b = self.bindings.borrow_mut();
+        let len = b.len();
+        b.truncate(len - n);
+    }
+
+    fn for_expr(&self, f: &hcl_edit::expr::ForExpr, file: usize) -> R {
+        let coll = self.ev(&f.intro.collection_expr, file)?;
+        let items = match iterate(&coll) {
+            Ok(Some(items)) => items,
+            Ok(None) => return Ok(Value::Unknown),
+            Err(m) => return Err(self.err(m, &f.intro.collection_expr, file)),
+        };
+        let key_var = f.intro.key_var.as_ref().map(|i| i.as_str());
+        let value_var = f.intro.value_var.as_str();
+        let mut list = Vec::new();
+        let mut map: BTreeMap<String, Value> = BTreeMap::new();
+        for (k, v) in items {
+            let n = self.bind(key_var, value_var, k, v);
+            let r = (|| -> Result<Step, Diag> {
+                if let Some(c) = &f.cond {
+                    match self.ev(&c.expr, file)? {
+                        Value::Bool(true) => {}
+                        Value::Bool(false) => return Ok(Step::Skip),
+                        Value::Unknown => return Ok(Step::Unknown),
+                        other => {
+                            return Err(self.err(
+                                format!("the for condition must be a bool, not a {}", other.type_name()),
+                                &c.expr,
+                                file,
+                            ))
+                        }
+                    }
+                }
+                let key = match &f.key_expr {
+                    Some(ke) => Some(self.ev(ke, file)?),
+                    None => None,
+                };
+                Ok(Step::Item(key, self.ev(&f.value_expr, file)?))
+            })();
+            self.unbind(n);
+            match r {
+                Err(d) => return Err(d),
+                Ok(Step::Unknown) => return Ok(Value::Unknown),
+                Ok(Step::Skip) => {}
+                Ok(Step::Item(None, v)) => list.push(v),
+                Ok(Step::Item(Some(k), v)) => {
+                    if k == Value::Unknown {
+                        return Ok(Value::Unknown);
+                    }
+                    let key = to_string(&k).map_err(|m| self.err(format!("invalid key: {m}"), &f.value_expr, file))?;
+                    if f.grouping {
+                        match map.entry(key).or_insert_with(|| Value::List(Vec::new())) {
+                            Value::List(l) => l.push(v),
+                            _ => {}
+                        }
+                    } else if map.insert(key.clone(), v).is_some() {
+                        return Err(self.err(
+                            format!("duplicate key \"{key}\" in the for expression; add ... to group values"),
+                            &f.value_expr,
+                            file,
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(if f.key_expr.is_some() { Value::Map(map) } else { Value::List(list) })
+    }
+
+    /// The value a bare name (or the first part of a traversal) stands for.
+    fn root(&self, name: &str, next: Option<&str>, expr: &Expression, file: usize) -> R {
+        if let Some((_, v)) = self.bindings.borrow().iter().rev().find(|(n, _)| n == name) {
+            return Ok(v.clone());
+        }
+        let need = |what: &str| self.err(format!("{name} must be followed by {what}"), expr, file);
+        match name {
+            "var" => {
+                let n = next.ok_or_else(|| need("a variable name, as in var.NAME"))?;
+                match self.vars.get(n) {
+                    Some(v) => {
+                        if self.sensitive_vars.contains(n) {
+                            self.sensitive.set(true);
+                        }
+                        Ok(v.clone())
+                    }
+                    None => Err(self.err(format!("no variable named \"{n}\" is declared"), expr, file)),
+                }
+            }
+            "local" => {
+                let n = next.ok_or_else(|| need("a name, as in local.NAME"))?;
+                match self.locals.get(n) {
+                    Some(v) => Ok(v.clone()),
+                    None if self.cfg.locals.contains_key(n) => Ok(Value::Unknown),
+                    None => Err(self.err(format!("no local value named \"{n}\" is declared"), expr, file)),
+                }
+            }
+            "count" => match (next, self.count_index) {
+                (Some("index"), Some(i)) => Ok(Value::Number(i as f64)),
+                (Some("index"), None) => Err(self.err("count.index is only valid in a resource with count", expr, file)),
+                _ => Err(need("index")),
+            },
+            "each" => match (next, &self.each) {
+                (Some("key"), Some((k, _))) => Ok(k.clone()),
+                (Some("value"), Some((_, v))) => Ok(v.clone()),
+                (Some("key" | "value"), None) => {
+                    Err(self.err("each is only valid in a resource with for_each", expr, file))
+                }
+                _ => Err(need("key or value")),
+            },
+            "path" => match next {
+                Some("module" | "root" | "cwd") => Ok(Value::String(self.cfg.dir.display().to_string())),
+                _ => Err(need("module, root or cwd")),
+            },
+            type_name => {
+                let Some(n) = next else {
+                    return Err(self.err(format!("unknown name \"{type_name}\""), expr, file));
+                };
+                let addr = format!("{type_name}.{n}");
+                match self.resources.get(&addr) {
+                    Some(v) => Ok(v.clone()),
+                    None if self.cfg.resource(&addr).is_some() => Ok(Value::Unknown),
+                    None => Err(self.err(format!("reference to undeclared resource {addr}"), expr, file)),
+                }
+            }
+        }
+    }
+
+    fn traversal(&self, t: &hcl_edit::expr::Traversal, file: usize) -> R {
+        let mut ops = t.operators.iter().map(|o| o.value()).peekable();
+        let mut v = match &t.expr {
+            Expression::Variable(id) => {
+                let name = id.as_str();
+                let bound = self.bindings.borrow().iter().any(|(n, _)| n == name);
+                let next = match ops.peek() {
+                    Some(TraversalOperator::GetAttr(a)) if !bound => Some(a.as_str()),
+                    _ => None,
+                };
+                let v = self.root(name, next, &t.expr, file)?;
+                if next.is_some() {
+                    ops.next();
+                }
+                v
+            }
+            other => self.ev(other, file)?,
+        };
+        let rest: Vec<&TraversalOperator> = ops.collect();
+        v = self.apply_ops(v, &rest, t, file)?;
+        Ok(v)
+    }
+
+    fn apply_ops(&self, mut v: Value, ops: &[&TraversalOperator], t: &hcl_edit::expr::Traversal, file: usize) -> R {
+        for (i, op) in ops.iter().enumerate() {
+            if v == Value::Unknown {
+                return Ok(Value::Unknown);
+            }
+            v = match op {
+                TraversalOperator::GetAttr(a) => match &v {
+                    Value::Map(m) => match m.get(a.as_str()) {
+                        Some(x) => x.clone(),
+                        None => return Err(self.err(format!("this object has no attribute \"{}\"", a.as_str()), t, file)),
+                    },
+                    Value::Null => return Err(self.err(format!("cannot read \"{}\" of null", a.as_str()), t, file)),
+                    other => {
+                        return Err(self.err(
+                            format!("cannot read attribute \"{}\" of a {}", a.as_str(), other.type_name()),
+                            t,
+                            file,
+                        ))
+                    }
+                },
+                TraversalOperator::Index(ie) => {
+                    let idx = self.ev(ie, file)?;
+                    index(&v, &idx).map_err(|m| self.err(m, ie, file))?
+                }
+                TraversalOperator::LegacyIndex(n) => {
+                    index(&v, &Value::Number(*n.value() as f64)).map_err(|m| self.err(m, t, file))?
+                }
+                TraversalOperator::AttrSplat(_) | TraversalOperator::FullSplat(_) => {
+                    let items = match v {
+                        Value::List(items) => items,
+                        Value::Null => Vec::new(),
+                        other => vec![other],
+                    };
+                    let rest = &ops[i + 1..];
+                    let mut out = Vec::with_capacity(items.len());
+                    for item in items {
+                        out.push(self.apply_ops(item, rest, t, file)?);
+                    }
+                    return Ok(Value::List(out));
+                }
+            };
+        }
+        Ok(v)
+    }
+}
+
+
+/// One iteration of a for expression.
+enum Step {
+    Skip,
+    Unknown,
+    Item(Option<Value>, Value),
+}
+
+/// Pairs (key, value) of a list (index keys) or a map; `None` when unknown.
+pub fn iterate(v: &Value) -> Result<Option<Vec<(Value, Value)>>, String> {
+    match v {
+        Value::List(items) => Ok(Some(
+            items.iter().enumerate().map(|(i, x)| (Value::Number(i as f64), x.clone())).collect(),
+        )),
+        Value::Map(m) => Ok(Some(m.iter().map(|(k, x)| (Value::String(k.clone()), x.clone())).collect())),
+        Value::Unknown => Ok(None),
+        other => Err(format!("cannot iterate over a {}", other.type_name())),
+    }
+}
+
+fn index(v: &Value, idx: &Value) -> R2 {
+    match (v, idx) {
+        (_, Value::Unknown) | (Value::Unknown, _) => Ok(Value::Unknown),
+        (Value::List(items), i) => {
+            let n = to_number(i)?;
+            if n < 0.0 || n.fract() != 0.0 || n as usize >= items.len() {
+                return Err(format!("index {} is out of range for a list of {} elements", format_number(n), items.len()));
+            }
+            Ok(items[n as usize].clone())
+        }
+        (Value::Map(m), k) => {
+            let key = to_string(k)?;
+            m.get(&key).cloned().ok_or_else(|| format!("the map has no key \"{key}\""))
+        }
+        (other, _) => Err(format!("cannot index a {}", other.type_name())),
+    }
+}
+
+type R2 = Result<Value, String>;
+
+/// Converts a value to a string the way HCL does for interpolation.
+pub fn to_string(v: &Value) -> Result<String, String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(format_number(*n)),
+        Value::Bool(b) => Ok(b.to_string()),
+        Value::Null => Err("the value is null".into()),
+        other => Err(format!("a {} cannot be converted to a string", other.type_name())),
+    }
+}
+
+pub fn to_number(v: &Value) -> Result<f64, String> {
+    match v {
+        Value::Number(n) => Ok(*n),
+        Value::String(s) => s.trim().parse::<f64>().map_err(|_| format!("\"{s}\" is not a number")),
+        other => Err(format!("a number is required, not a {}", other.type_name())),
+    }
+}
+
+fn to_bool(v: &Value) -> Result<bool, String> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if s == "true" => Ok(true),
+        Value::String(s) if s == "false" => Ok(false),
+        other => Err(format!("a bool is required, not a {}", other.type_name())),
+    }
+}
+
+fn binary(op: BinaryOperator, l: Value, r: Value) -> R2 {
+    use BinaryOperator::*;
+    if l == Value::Unknown || r == Value::Unknown {
+        return Ok(Value::Unknown);
+    }
+    Ok(match op {
+        Eq => Value::Bool(l == r),
+        NotEq => Value::Bool(l != r),
+        And => Value::Bool(to_bool(&l)? && to_bool(&r)?),
+        Or => Value::Bool(to_bool(&l)? || to_bool(&r)?),
+        Less | LessEq | Greater | GreaterEq => {
+            let (a, b) = (to_number(&l)?, to_number(&r)?);
+            Value::Bool(match op {
+                Less => a < b,
+                LessEq => a <= b,
+                Greater => a > b,
+                _ => a >= b,
+            })
+        }
+        Plus | Minus | Mul | Div | Mod => {
+            let (a, b) = (to_number(&l)?, to_number(&r)?);
+            if matches!(op, Div | Mod) && b == 0.0 {
+                return Err("division by zero".into());
+            }
+            Value::Number(match op {
+                Plus => a + b,
+                Minus => a - b,
+                Mul => a * b,
+                Div => a / b,
+                _ => a % b,
+            })
+        }
+    })
+}

@@ -1,0 +1,460 @@
+//! The configuration: every `*.hcl` file of one directory, parsed into blocks.
+//!
+//! Parsing keeps expressions unevaluated (with their spans); [`eval`] evaluates them and
+//! [`crate::graph`] orders them.
+
+pub mod eval;
+pub mod funcs;
+pub mod vars;
+
+use crate::diag::{Diag, Diags, Sources, SrcSpan};
+use hcl_edit::expr::{Expression, TraversalOperator};
+use hcl_edit::structure::{Block, Body, Structure};
+use hcl_edit::Span;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// An unevaluated expression and the file it came from.
+#[derive(Clone, Debug)]
+pub struct Expr {
+    pub expr: Expression,
+    pub file: usize,
+}
+
+impl Expr {
+    pub fn span(&self) -> SrcSpan {
+        SrcSpan {
+            file: self.file,
+            range: self.expr.span().unwrap_or(0..0),
+        }
+    }
+}
+
+/// The attributes and nested blocks of a block body.
+#[derive(Clone, Debug, Default)]
+pub struct BodyExpr {
+    pub attrs: Vec<(String, Expr)>,
+    pub blocks: Vec<(String, BodyExpr)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Variable {
+    pub name: String,
+    pub ty: Option<Expr>,
+    pub default: Option<Expr>,
+    pub description: Option<String>,
+    pub sensitive: bool,
+    pub span: SrcSpan,
+}
+
+#[derive(Clone, Debug)]
+pub struct Output {
+    pub name: String,
+    pub value: Expr,
+    pub sensitive: bool,
+    pub description: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ProviderBlock {
+    pub name: String,
+    pub alias: Option<String>,
+    pub body: BodyExpr,
+    pub span: SrcSpan,
+}
+
+impl ProviderBlock {
+    pub fn key(&self) -> String {
+        provider_key(&self.name, self.alias.as_deref())
+    }
+}
+
+pub fn provider_key(name: &str, alias: Option<&str>) -> String {
+    match alias {
+        Some(a) => format!("{name}.{a}"),
+        None => name.to_string(),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Resource {
+    pub type_name: String,
+    pub name: String,
+    /// `provider = NAME.ALIAS` in the block, when given.
+    pub provider: Option<(String, Option<String>)>,
+    pub count: Option<Expr>,
+    pub for_each: Option<Expr>,
+    pub depends_on: Vec<(String, SrcSpan)>,
+    pub body: BodyExpr,
+    pub span: SrcSpan,
+}
+
+impl Resource {
+    pub fn addr(&self) -> String {
+        format!("{}.{}", self.type_name, self.name)
+    }
+}
+
+/// The `ballast { ... }` settings block.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// Where the state lives, relative to the configuration directory.
+    pub state_path: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    pub dir: PathBuf,
+    pub sources: Sources,
+    pub variables: BTreeMap<String, Variable>,
+    pub locals: BTreeMap<String, Expr>,
+    pub outputs: BTreeMap<String, Output>,
+    pub providers: Vec<ProviderBlock>,
+    pub resources: Vec<Resource>,
+    pub settings: Settings,
+}
+
+/// The configuration files of a directory: `*.hcl` without `*.vars.hcl`, sorted by name.
+pub fn config_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.ends_with(".hcl") && !name.ends_with(".vars.hcl") && p.is_file()
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Reads and parses every configuration file of `dir`.
+pub fn load(dir: &Path) -> Result<Config, Diags> {
+    let files = config_files(dir).map_err(|e| Diag::new(format!("cannot read the directory {}: {e}", dir.display())))?;
+    if files.is_empty() {
+        return Err(Diag::new(format!("no configuration files (*.hcl) in {}", dir.display()))
+            .with_help("run ballast in a directory with .hcl files, or point at one with -chdir=DIR")
+            .into());
+    }
+    let mut cfg = Config {
+        dir: dir.to_path_buf(),
+        ..Config::default()
+    };
+    let mut diags = Vec::new();
+    for path in files {
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                diags.push(Diag::new(format!("cannot read {}: {e}", path.display())));
+                continue;
+            }
+        };
+        let file = cfg.sources.add(name.clone(), text.clone());
+        match hcl_edit::parser::parse_body(&text) {
+            Ok(body) => cfg.add_body(&body, file, &mut diags),
+            Err(e) => diags.push(parse_error(&name, &e)),
+        }
+    }
+    if diags.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(Diags(diags))
+    }
+}
+
+/// Turns an hcl-edit parse error into a diagnostic with our layout.
+pub fn parse_error(file: &str, e: &hcl_edit::parser::Error) -> Diag {
+    let loc = e.location();
+    Diag {
+        message: format!("invalid HCL: {}", e.message()),
+        loc: Some(crate::diag::Loc {
+            file: file.to_string(),
+            line: loc.line(),
+            col: loc.column(),
+            text: e.line().to_string(),
+            width: 1,
+        }),
+        help: None,
+    }
+}
+
+fn span_of(file: usize, s: &impl Span) -> SrcSpan {
+    SrcSpan {
+        file,
+        range: s.span().unwrap_or(0..0),
+    }
+}
+
+fn string_attr(body: &Body, key: &str) -> Option<String> {
+    match &body.get_attribute(key)?.value {
+        Expression::String(s) => Some(s.value().clone()),
+        _ => None,
+    }
+}
+
+fn bool_attr(body: &Body, key: &str) -> bool {
+    matches!(body.get_attribute(key).map(|a| &a.value), Some(Expression::Bool(b)) if *b.value())
+}
+
+/// A traversal such as `builtin.other` or `ballast_data.a`, as its dotted parts.
+pub fn traversal_parts(e: &Expression) -> Option<Vec<String>> {
+    match e {
+        Expression::Variable(v) => Some(vec![v.as_str().to_string()]),
+        Expression::Traversal(t) => {
+            let mut parts = traversal_parts(&t.expr)?;
+            for op in &t.operators {
+                match op.value() {
+                    TraversalOperator::GetAttr(id) => parts.push(id.as_str().to_string()),
+                    _ => return None,
+                }
+            }
+            Some(parts)
+        }
+        _ => None,
+    }
+}
+
+impl Config {
+    pub fn resource(&self, addr: &str) -> Option<&Resource> {
+        self.resources.iter().find(|r| r.addr() == addr)
+    }
+
+    fn add_body(&mut self, body: &Body, file: usize, diags: &mut Vec<Diag>) {
+        for s in body.iter() {
+            match s {
+                Structure::Attribute(a) => diags.push(Diag::at(
+                    format!("unexpected attribute \"{}\" at the top level; only blocks are allowed here", a.key.as_str()),
+                    &self.sources,
+                    &span_of(file, &a.key),
+                )),
+                Structure::Block(b) => self.add_block(b, file, diags),
+            }
+        }
+    }
+
+    fn add_block(&mut self, b: &Block, file: usize, diags: &mut Vec<Diag>) {
+        let span = span_of(file, &b.ident);
+        let labels: Vec<&str> = b.labels.iter().map(|l| l.as_str()).collect();
+        let want = |n: usize, what: &str, diags: &mut Vec<Diag>| -> bool {
+            if labels.len() != n {
+                diags.push(Diag::at(
+                    format!("a {} block takes {n} label(s): {what}", b.ident.as_str()),
+                    &self.sources,
+                    &span,
+                ));
+                false
+            } else {
+                true
+            }
+        };
+        match b.ident.as_str() {
+            "variable" => {
+                if !want(1, "the variable's name", diags) {
+                    return;
+                }
+                let name = labels[0].to_string();
+                self.check_known(&b.body, file, &["type", "default", "description", "sensitive", "nullable"], &[], diags);
+                if self.variables.contains_key(&name) {
+                    diags.push(Diag::at(format!("variable \"{name}\" is declared twice"), &self.sources, &span));
+                }
+                let attr = |k: &str| b.body.get_attribute(k).map(|a| Expr { expr: a.value.clone(), file });
+                self.variables.insert(
+                    name.clone(),
+                    Variable {
+                        name,
+                        ty: attr("type"),
+                        default: attr("default"),
+                        description: string_attr(&b.body, "description"),
+                        sensitive: bool_attr(&b.body, "sensitive"),
+                        span,
+                    },
+                );
+            }
+            "locals" => {
+                if !want(0, "none", diags) {
+                    return;
+                }
+                for a in b.body.attributes() {
+                    let name = a.key.as_str().to_string();
+                    if self.locals.contains_key(&name) {
+                        diags.push(Diag::at(
+                            format!("local value \"{name}\" is declared twice"),
+                            &self.sources,
+                            &span_of(file, &a.key),
+                        ));
+                    }
+                    self.locals.insert(name, Expr { expr: a.value.clone(), file });
+                }
+            }
+            "output" => {
+                if !want(1, "the output's name", diags) {
+                    return;
+                }
+                self.check_known(&b.body, file, &["value", "sensitive", "description"], &[], diags);
+                let Some(value) = b.body.get_attribute("value") else {
+                    diags.push(Diag::at(
+                        format!("output \"{}\" needs a value attribute", labels[0]),
+                        &self.sources,
+                        &span,
+                    ));
+                    return;
+                };
+                self.outputs.insert(
+                    labels[0].to_string(),
+                    Output {
+                        name: labels[0].to_string(),
+                        value: Expr {
+                            expr: value.value.clone(),
+                            file,
+                        },
+                        sensitive: bool_attr(&b.body, "sensitive"),
+                        description: string_attr(&b.body, "description"),
+                    },
+                );
+            }
+            "provider" => {
+                if !want(1, "the provider's name", diags) {
+                    return;
+                }
+                let alias = string_attr(&b.body, "alias");
+                let mut body = self.body_expr(&b.body, file);
+                body.attrs.retain(|(k, _)| k != "alias");
+                let p = ProviderBlock {
+                    name: labels[0].to_string(),
+                    alias,
+                    body,
+                    span,
+                };
+                if self.providers.iter().any(|q| q.key() == p.key()) {
+                    diags.push(Diag::at(
+                        format!("provider \"{}\" is configured twice; give one an alias", p.key()),
+                        &self.sources,
+                        &p.span,
+                    ));
+                }
+                self.providers.push(p);
+            }
+            "resource" => {
+                if !want(2, "the resource type and name", diags) {
+                    return;
+                }
+                self.add_resource(b, labels[0], labels[1], file, span, diags);
+            }
+            "ballast" => {
+                self.check_known(&b.body, file, &["state_path"], &[], diags);
+                if let Some(p) = string_attr(&b.body, "state_path") {
+                    self.settings.state_path = Some(p);
+                } else if b.body.has_attribute("state_path") {
+                    diags.push(Diag::at("state_path must be a literal string", &self.sources, &span));
+                }
+            }
+            other => diags.push(Diag::at(
+                format!("unknown block type \"{other}\""),
+                &self.sources,
+                &span,
+            ).with_help("blocks are: ballast, provider, variable, locals, resource, output")),
+        }
+    }
+
+    fn check_known(&self, body: &Body, file: usize, attrs: &[&str], blocks: &[&str], diags: &mut Vec<Diag>) {
+        for s in body.iter() {
+            match s {
+                Structure::Attribute(a) if !attrs.contains(&a.key.as_str()) => diags.push(Diag::at(
+                    format!("unknown argument \"{}\"; expected one of: {}", a.key.as_str(), attrs.join(", ")),
+                    &self.sources,
+                    &span_of(file, &a.key),
+                )),
+                Structure::Block(b) if !blocks.contains(&b.ident.as_str()) => diags.push(Diag::at(
+                    format!("unexpected block \"{}\" here", b.ident.as_str()),
+                    &self.sources,
+                    &span_of(file, &b.ident),
+                )),
+                _ => {}
+            }
+        }
+    }
+
+    fn body_expr(&self, body: &Body, file: usize) -> BodyExpr {
+        let mut out = BodyExpr::default();
+        for s in body.iter() {
+            match s {
+                Structure::Attribute(a) => out.attrs.push((
+                    a.key.as_str().to_string(),
+                    Expr {
+                        expr: a.value.clone(),
+                        file,
+                    },
+                )),
+                Structure::Block(b) => out.blocks.push((b.ident.as_str().to_string(), self.body_expr(&b.body, file))),
+            }
+        }
+        out
+    }
+
+    fn add_resource(&mut self, b: &Block, type_name: &str, name: &str, file: usize, span: SrcSpan, diags: &mut Vec<Diag>) {
+        let mut body = self.body_expr(&b.body, file);
+        let mut meta = |key: &str| -> Option<Expr> {
+            let i = body.attrs.iter().position(|(k, _)| k == key)?;
+            Some(body.attrs.remove(i).1)
+        };
+        let count = meta("count");
+        let for_each = meta("for_each");
+        let provider = meta("provider");
+        let depends = meta("depends_on");
+        if count.is_some() && for_each.is_some() {
+            diags.push(Diag::at(
+                "count and for_each cannot both be set on one resource",
+                &self.sources,
+                &span,
+            ));
+        }
+        let provider = provider.and_then(|p| match traversal_parts(&p.expr).as_deref() {
+            Some([n]) => Some((n.clone(), None)),
+            Some([n, a]) => Some((n.clone(), Some(a.clone()))),
+            _ => {
+                diags.push(Diag::at(
+                    "provider must be a reference such as libvirt or libvirt.host2",
+                    &self.sources,
+                    &p.span(),
+                ));
+                None
+            }
+        });
+        let mut depends_on = Vec::new();
+        if let Some(d) = depends {
+            match &d.expr {
+                Expression::Array(items) => {
+                    for item in items.iter() {
+                        let s = SrcSpan {
+                            file,
+                            range: item.span().unwrap_or(0..0),
+                        };
+                        match traversal_parts(item).as_deref() {
+                            Some([t, n]) => depends_on.push((format!("{t}.{n}"), s)),
+                            _ => diags.push(Diag::at(
+                                "depends_on takes resource references such as ballast_data.a",
+                                &self.sources,
+                                &s,
+                            )),
+                        }
+                    }
+                }
+                _ => diags.push(Diag::at("depends_on must be a list", &self.sources, &d.span())),
+            }
+        }
+        let r = Resource {
+            type_name: type_name.to_string(),
+            name: name.to_string(),
+            provider,
+            count,
+            for_each,
+            depends_on,
+            body,
+            span,
+        };
+        if self.resource(&r.addr()).is_some() {
+            diags.push(Diag::at(format!("resource {} is declared twice", r.addr()), &self.sources, &r.span));
+        }
+        self.resources.push(r);
+    }
+}

@@ -1,0 +1,203 @@
+//! Values for input variables: defaults, `BALLAST_VAR_name`, `ballast.vars.hcl`, `-var-file`
+//! and `-var`, later sources winning in that order.
+
+use super::{eval::Scope, parse_error, Config, Expr};
+use crate::diag::{Diag, Diags};
+use ballast_sdk::Value;
+use hcl_edit::expr::Expression;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Default)]
+pub struct VarInputs {
+    /// `-var NAME=VALUE`, in command-line order.
+    pub cli: Vec<String>,
+    /// `-var-file FILE`, in command-line order.
+    pub files: Vec<PathBuf>,
+    /// Values fixed in advance (from a saved plan): nothing else is read.
+    pub preset: Option<BTreeMap<String, Value>>,
+}
+
+/// The resolved variables and the names of the sensitive ones.
+#[derive(Clone, Debug, Default)]
+pub struct Vars {
+    pub values: BTreeMap<String, Value>,
+    pub sensitive: BTreeSet<String>,
+}
+
+/// Whether a variable's declared type is a plain string (so raw text needs no parsing).
+fn is_string_typed(cfg: &Config, name: &str) -> bool {
+    match cfg.variables.get(name).and_then(|v| v.ty.as_ref()) {
+        None => true,
+        Some(t) => matches!(&t.expr, Expression::Variable(v) if v.as_str() == "string"),
+    }
+}
+
+/// Parses raw text from the command line or the environment for a variable.
+fn parse_raw(cfg: &Config, name: &str, raw: &str) -> Result<Value, Diag> {
+    if is_string_typed(cfg, name) {
+        return Ok(Value::String(raw.to_string()));
+    }
+    let expr = hcl_edit::parser::parse_expr(raw).map_err(|e| {
+        Diag::new(format!("the value for variable \"{name}\" is not valid HCL: {}", e.message()))
+    })?;
+    constant(cfg, &Expr { expr, file: usize::MAX })
+        .map_err(|d| Diag::new(format!("the value for variable \"{name}\": {}", d.message)))
+}
+
+/// Evaluates an expression that may not refer to anything.
+fn constant(cfg: &Config, e: &Expr) -> Result<Value, Diag> {
+    let (vars, sens, locals, res) = (BTreeMap::new(), BTreeSet::new(), HashMap::new(), HashMap::new());
+    Scope::new(cfg, &vars, &sens, &locals, &res).eval(e)
+}
+
+fn check_declared(cfg: &Config, name: &str, source: &str) -> Result<(), Diag> {
+    if cfg.variables.contains_key(name) {
+        Ok(())
+    } else {
+        Err(Diag::new(format!("{source} sets \"{name}\", but no variable of that name is declared")))
+    }
+}
+
+fn load_file(cfg: &mut Config, path: &Path, out: &mut BTreeMap<String, Value>) -> Result<(), Diags> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Diag::new(format!("cannot read the variable file {}: {e}", path.display())))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let body = hcl_edit::parser::parse_body(&text).map_err(|e| parse_error(&name, &e))?;
+    let file = cfg.sources.add(name.clone(), text);
+    let mut diags = Vec::new();
+    for a in body.attributes() {
+        let key = a.key.as_str().to_string();
+        if let Err(d) = check_declared(cfg, &key, &name) {
+            diags.push(d);
+            continue;
+        }
+        match constant(cfg, &Expr { expr: a.value.clone(), file }) {
+            Ok(v) => {
+                out.insert(key, v);
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+    if diags.is_empty() {
+        Ok(())
+    } else {
+        Err(Diags(diags))
+    }
+}
+
+/// Converts a value to a primitive declared type; other types are checked by shape only.
+fn convert(cfg: &Config, name: &str, v: Value) -> Result<Value, Diag> {
+    let Some(ty) = cfg.variables.get(name).and_then(|v| v.ty.as_ref()) else {
+        return Ok(v);
+    };
+    let want = match &ty.expr {
+        Expression::Variable(t) => t.as_str().to_string(),
+        Expression::FuncCall(f) => f.name.name.as_str().to_string(),
+        _ => "any".into(),
+    };
+    let bad = |v: &Value| {
+        Diag::at(
+            format!("variable \"{name}\" must be a {want}, but the value given is a {}", v.type_name()),
+            &cfg.sources,
+            &ty.span(),
+        )
+    };
+    let converted = match (want.as_str(), &v) {
+        (_, Value::Null) | ("any", _) => Some(v.clone()),
+        ("string", Value::String(_) | Value::Number(_) | Value::Bool(_)) => {
+            super::eval::to_string(&v).ok().map(Value::String)
+        }
+        ("number", Value::Number(_)) | ("bool", Value::Bool(_)) => Some(v.clone()),
+        ("number", Value::String(s)) => s.trim().parse().ok().map(Value::Number),
+        ("bool", Value::String(s)) if s == "true" || s == "false" => Some(Value::Bool(s == "true")),
+        ("list" | "set" | "tuple", Value::List(_)) | ("map" | "object", Value::Map(_)) => Some(v.clone()),
+        _ => None,
+    };
+    converted.ok_or_else(|| bad(&v))
+}
+
+/// Resolves every declared variable, or explains which have no value.
+pub fn resolve(cfg: &mut Config, inputs: &VarInputs, env: &[(String, String)]) -> Result<Vars, Diags> {
+    let mut set: BTreeMap<String, Value> = inputs.preset.clone().unwrap_or_default();
+    let mut diags = Vec::new();
+    let env = if inputs.preset.is_some() { &[][..] } else { env };
+    for (k, raw) in env {
+        if let Some(name) = k.strip_prefix("BALLAST_VAR_") {
+            // Environment variables for undeclared names are ignored, as Terraform does.
+            if cfg.variables.contains_key(name) {
+                match parse_raw(cfg, name, raw) {
+                    Ok(v) => {
+                        set.insert(name.to_string(), v);
+                    }
+                    Err(d) => diags.push(d),
+                }
+            }
+        }
+    }
+    let auto = cfg.dir.join("ballast.vars.hcl");
+    let mut files: Vec<PathBuf> = Vec::new();
+    if auto.is_file() && inputs.preset.is_none() {
+        files.push(auto);
+    }
+    files.extend(inputs.files.iter().cloned());
+    for f in files {
+        if let Err(d) = load_file(cfg, &f, &mut set) {
+            diags.extend(d.0);
+        }
+    }
+    for item in &inputs.cli {
+        let Some((name, raw)) = item.split_once('=') else {
+            diags.push(Diag::new(format!("-var \"{item}\" must have the form NAME=VALUE")));
+            continue;
+        };
+        let name = name.trim();
+        match check_declared(cfg, name, "-var").and_then(|_| parse_raw(cfg, name, raw)) {
+            Ok(v) => {
+                set.insert(name.to_string(), v);
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+    let mut out = Vars::default();
+    let decls: Vec<_> = cfg.variables.values().cloned().collect();
+    for decl in decls {
+        let value = match set.remove(&decl.name) {
+            Some(v) => Some(v),
+            None => match &decl.default {
+                Some(d) => match constant(cfg, d) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        diags.push(e);
+                        None
+                    }
+                },
+                None => None,
+            },
+        };
+        match value {
+            Some(v) => match convert(cfg, &decl.name, v) {
+                Ok(v) => {
+                    out.values.insert(decl.name.clone(), v);
+                }
+                Err(d) => diags.push(d),
+            },
+            None => diags.push(
+                Diag::at(format!("variable \"{}\" has no value", decl.name), &cfg.sources, &decl.span).with_help(
+                    format!(
+                        "set it with -var {0}=VALUE, in ballast.vars.hcl, or with BALLAST_VAR_{0}",
+                        decl.name
+                    ),
+                ),
+            ),
+        }
+        if decl.sensitive {
+            out.sensitive.insert(decl.name.clone());
+        }
+    }
+    if diags.is_empty() {
+        Ok(out)
+    } else {
+        Err(Diags(diags))
+    }
+}

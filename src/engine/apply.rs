@@ -1,0 +1,565 @@
+//! Apply: walk the planned changes as a graph, concurrently. Creates and updates run in
+//! dependency order, deletes in reverse. Every mutating call is journaled (intent before,
+//! outcome after); a new object is committed to state the moment the provider reports it.
+
+use super::plan::{resource_of, Action, Change, Mode, Plan};
+use super::{db, Configured, Engine, Events};
+use crate::config::eval::Scope;
+use crate::graph::Node;
+use crate::state::{ResourceState, Store};
+use anyhow::{anyhow, bail, Result};
+use ballast_sdk::{ApplyContext, ApplyRequest, ChangeKind, PlanRequest, Progress, ProviderError, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    pub added: usize,
+    pub changed: usize,
+    pub destroyed: usize,
+    /// (address, error)
+    pub errors: Vec<(String, String)>,
+    /// Not attempted because something they depend on failed.
+    pub skipped: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Delete,
+    Upsert,
+}
+
+struct StepNode {
+    step: Step,
+    change: usize,
+    deps: Vec<usize>,
+}
+
+/// The journal callback handed to providers.
+struct Journal {
+    store: Arc<Mutex<Store>>,
+    seq: i64,
+    template: ResourceState,
+    events: Arc<dyn Events>,
+    created: Mutex<bool>,
+}
+
+impl ApplyContext for Journal {
+    fn created(&self, object: &Value) -> Result<(), ProviderError> {
+        let id = object
+            .get("id")
+            .as_str()
+            .ok_or_else(|| ProviderError::new("the provider reported a created object without an id"))?
+            .to_string();
+        let mut r = self.template.clone();
+        r.id = Some(id.clone());
+        r.attributes = object.clone();
+        // Tainted until the apply call returns successfully.
+        r.tainted = true;
+        let store = db(&self.store);
+        store
+            .atomically(|s| {
+                s.put_resource(&r)?;
+                s.intent_object(self.seq, &id)
+            })
+            .map_err(|e| ProviderError::new(format!("cannot record the new object {id} in state: {e:#}")))?;
+        *self.created.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        Ok(())
+    }
+
+    fn progress(&self, p: Progress) {
+        self.events.progress(&self.template.address, &p);
+    }
+}
+
+type Outcome = (usize, Result<Option<Value>, ProviderError>, Duration, bool);
+
+fn verb(step: Step, action: Action) -> (&'static str, &'static str) {
+    match (step, action) {
+        (Step::Delete, _) => ("Destroying...", "Destruction complete"),
+        (Step::Upsert, Action::Update) => ("Modifying...", "Modifications complete"),
+        _ => ("Creating...", "Creation complete"),
+    }
+}
+
+/// Whether a final planned object agrees with the saved plan on everything the plan knew.
+fn consistent(planned: &Value, fin: &Value) -> bool {
+    match (planned, fin) {
+        (Value::Unknown, _) => true,
+        (Value::Map(a), Value::Map(b)) => a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| consistent(v, w))),
+        (Value::List(a), Value::List(b)) => a.len() == b.len() && a.iter().zip(b).all(|(v, w)| consistent(v, w)),
+        (a, b) => a == b,
+    }
+}
+
+/// `["key"]` or `[3]` at the end of an instance address.
+fn instance_key(address: &str) -> Option<Value> {
+    let start = address.find('[')?;
+    let inner = address.get(start + 1..address.len() - 1)?;
+    if let Some(s) = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(Value::String(s.replace("\\\"", "\"").replace("\\\\", "\\")))
+    } else {
+        inner.parse::<f64>().ok().map(Value::Number)
+    }
+}
+
+impl Engine {
+    /// Performs a plan's actions. Errors in one branch do not stop independent branches.
+    pub async fn apply(&mut self, plan: &Plan, command: &str) -> Result<ApplyReport> {
+        if !plan.conflicts.is_empty() {
+            bail!(
+                "the plan has {} conflict(s); nothing was applied. Import or replace the objects first",
+                plan.conflicts.len()
+            );
+        }
+        let store = self.store_or_create("apply")?;
+        {
+            let s = db(&store);
+            if s.lineage()? != plan.lineage || s.serial()? != plan.serial {
+                bail!("the state changed since this plan was made; make a new plan");
+            }
+        }
+        self.serial = db(&store).bump_serial(command)?;
+        let mut report = ApplyReport::default();
+        if plan.mode == Mode::RefreshOnly {
+            let keep: HashSet<&str> = plan.refreshed.iter().map(|r| r.address.as_str()).collect();
+            let s = db(&store);
+            for d in &plan.drift {
+                if !keep.contains(d.address.as_str()) {
+                    s.remove_resource(&d.address)?;
+                }
+            }
+            for r in &plan.refreshed {
+                s.put_resource(r)?;
+            }
+            drop(s);
+            self.save_outputs(&store)?;
+            return Ok(report);
+        }
+        let changes: Vec<&Change> = plan.actionable().collect();
+        let nodes = build_steps(&changes);
+        let changed_resources: HashSet<String> = changes.iter().map(|c| c.resource.clone()).collect();
+
+        // Values of every instance, for evaluating configuration during the walk.
+        let mut inst_values: BTreeMap<String, Value> = db(&store)
+            .resources()?
+            .into_iter()
+            .map(|r| (r.address, r.attributes))
+            .collect();
+        for c in &plan.changes {
+            if let Some(a) = &c.after {
+                inst_values.insert(c.address.clone(), a.clone());
+            }
+        }
+
+        let mut remaining: Vec<usize> = nodes.iter().map(|n| n.deps.len()).collect();
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+        for (i, n) in nodes.iter().enumerate() {
+            for &d in &n.deps {
+                dependents[d].push(i);
+            }
+        }
+        let mut ready: Vec<usize> = (0..nodes.len()).filter(|&i| remaining[i] == 0).collect();
+        let mut failed = vec![false; nodes.len()];
+        let global = Arc::new(tokio::sync::Semaphore::new(self.parallelism.max(1)));
+        let run = uuid::Uuid::new_v4().to_string();
+        let mut tasks: tokio::task::JoinSet<Outcome> = tokio::task::JoinSet::new();
+        let mut in_flight: HashMap<usize, Instant> = HashMap::new();
+        let mut seqs: HashMap<usize, i64> = HashMap::new();
+        let mut ticker = tokio::time::interval(Duration::from_secs(10));
+        ticker.tick().await;
+        let mut values_dirty = true;
+        let mut ctx: Option<(HashMap<String, Value>, HashMap<String, Value>)> = None;
+
+        loop {
+            while let Some(i) = ready.pop() {
+                let node = &nodes[i];
+                let change = changes[node.change];
+                let p = self.provider(&change.provider).await?;
+                // The object this step aims for.
+                let planned = match node.step {
+                    Step::Delete => Ok(Value::Null),
+                    Step::Upsert => {
+                        let needs_eval = change.after.as_ref().is_none_or(Value::has_unknown)
+                            && self.resource_deps(&change.resource).iter().any(|d| changed_resources.contains(d));
+                        if needs_eval {
+                            if values_dirty || ctx.is_none() {
+                                ctx = Some(self.apply_context(&inst_values));
+                                values_dirty = false;
+                            }
+                            let (locals, values) = ctx.as_ref().map(|(l, v)| (l, v)).ok_or_else(|| anyhow!("no context"))?;
+                            self.final_plan(change, &p, locals, values).await
+                        } else {
+                            Ok(change.after.clone().unwrap_or(Value::Null))
+                        }
+                    }
+                };
+                let planned = match planned {
+                    Ok(v) => v,
+                    Err(e) => {
+                        report.errors.push((change.address.clone(), format!("{e:#}")));
+                        failed[i] = true;
+                        skip_dependents(i, &dependents, &mut failed, &nodes, &changes, &mut report);
+                        continue;
+                    }
+                };
+                let (kind, action_word) = match (node.step, change.action) {
+                    (Step::Delete, _) => (ChangeKind::Delete, "delete"),
+                    (Step::Upsert, Action::Update) => (ChangeKind::Update, "update"),
+                    _ => (ChangeKind::Create, "create"),
+                };
+                let seq = db(&store).intent(&run, &change.address, action_word, &planned)?;
+                seqs.insert(i, seq);
+                self.events.info(&format!("{}: {}", change.address, verb(node.step, change.action).0));
+                in_flight.insert(i, Instant::now());
+                let journal = Journal {
+                    store: store.clone(),
+                    seq,
+                    template: ResourceState {
+                        address: change.address.clone(),
+                        type_name: change.type_name.clone(),
+                        provider: change.provider.clone(),
+                        id: None,
+                        attributes: Value::Null,
+                        sensitive: change.sensitive.clone(),
+                        dependencies: change.dependencies.clone(),
+                        tainted: true,
+                    },
+                    events: self.events.clone(),
+                    created: Mutex::new(false),
+                };
+                let prior = match node.step {
+                    Step::Delete => change.before.clone(),
+                    Step::Upsert if change.action == Action::Update => change.before.clone(),
+                    Step::Upsert => None,
+                };
+                let (global, type_name, address) = (global.clone(), change.type_name.clone(), change.address.clone());
+                let serial = p.serial.get(&type_name).cloned();
+                tasks.spawn(async move {
+                    let _g = global.acquire_owned().await;
+                    let _p = p.limit.clone().acquire_owned().await;
+                    let _s = match serial {
+                        Some(s) => Some(s.acquire_owned().await),
+                        None => None,
+                    };
+                    let started = Instant::now();
+                    let req = ApplyRequest {
+                        type_name: &type_name,
+                        kind,
+                        prior: prior.as_ref(),
+                        planned: &planned,
+                        address: &address,
+                    };
+                    let r = p.instance.apply(req, &journal).await;
+                    let created = *journal.created.lock().unwrap_or_else(|e| e.into_inner());
+                    (i, r, started.elapsed(), created)
+                });
+            }
+            if tasks.is_empty() {
+                break;
+            }
+            let joined = tokio::select! {
+                j = tasks.join_next() => j,
+                _ = ticker.tick() => {
+                    for (&i, started) in &in_flight {
+                        let secs = started.elapsed().as_secs();
+                        if secs >= 10 {
+                            let word = if nodes[i].step == Step::Delete { "destroying" } else { "creating" };
+                            self.events.info(&format!("{}: Still {word}... [{secs}s elapsed]", changes[nodes[i].change].address));
+                        }
+                    }
+                    continue;
+                }
+            };
+            let Some(joined) = joined else { break };
+            let (i, result, elapsed, created) = joined.map_err(|e| anyhow!("an apply task failed: {e}"))?;
+            in_flight.remove(&i);
+            let node = &nodes[i];
+            let change = changes[node.change];
+            let seq = seqs.get(&i).copied().unwrap_or_default();
+            match result {
+                Ok(obj) => {
+                    let s = db(&store);
+                    match (node.step, obj) {
+                        (Step::Delete, _) => {
+                            if !change.takeover {
+                                s.remove_resource(&change.address)?;
+                            }
+                            inst_values.remove(&change.address);
+                            if change.action == Action::Delete {
+                                report.destroyed += 1;
+                            }
+                        }
+                        (Step::Upsert, Some(v)) => {
+                            s.put_resource(&ResourceState {
+                                address: change.address.clone(),
+                                type_name: change.type_name.clone(),
+                                provider: change.provider.clone(),
+                                id: v.get("id").as_str().map(str::to_string),
+                                attributes: v.clone(),
+                                sensitive: change.sensitive.clone(),
+                                dependencies: change.dependencies.clone(),
+                                tainted: false,
+                            })?;
+                            inst_values.insert(change.address.clone(), v.clone());
+                            match change.action {
+                                Action::Update => report.changed += 1,
+                                Action::Replace => {
+                                    report.added += 1;
+                                    report.destroyed += 1;
+                                }
+                                _ => report.added += 1,
+                            }
+                            let id = v.get("id").as_str().unwrap_or("").to_string();
+                            self.events.info(&format!(
+                                "{}: {} after {}s [id={id}]",
+                                change.address,
+                                verb(node.step, change.action).1,
+                                elapsed.as_secs()
+                            ));
+                        }
+                        (Step::Upsert, None) => {
+                            report.errors.push((change.address.clone(), "the provider returned no object".into()));
+                            failed[i] = true;
+                        }
+                    }
+                    s.outcome(seq, if failed[i] { "failed" } else { "done" }, None)?;
+                    if node.step == Step::Delete {
+                        self.events.info(&format!(
+                            "{}: {} after {}s",
+                            change.address,
+                            verb(node.step, change.action).1,
+                            elapsed.as_secs()
+                        ));
+                    }
+                    values_dirty = true;
+                }
+                Err(e) => {
+                    db(&store).outcome(seq, "failed", Some(&e.message))?;
+                    let mut msg = e.message.clone();
+                    if created {
+                        msg.push_str("; the object was created and is recorded as tainted: the next apply replaces it");
+                    }
+                    report.errors.push((change.address.clone(), msg));
+                    failed[i] = true;
+                }
+            }
+            if failed[i] {
+                skip_dependents(i, &dependents, &mut failed, &nodes, &changes, &mut report);
+            } else {
+                for &d in &dependents[i] {
+                    remaining[d] -= 1;
+                    if remaining[d] == 0 && !failed[d] {
+                        ready.push(d);
+                    }
+                }
+            }
+        }
+        self.save_outputs(&store)?;
+        Ok(report)
+    }
+
+    /// Locals and resource values from the instance values known now.
+    fn apply_context(&self, inst_values: &BTreeMap<String, Value>) -> (HashMap<String, Value>, HashMap<String, Value>) {
+        let cfg = &self.ws.cfg;
+        let mut values: HashMap<String, Value> = HashMap::new();
+        let mut grouped: BTreeMap<String, Vec<(Option<Value>, Value)>> = BTreeMap::new();
+        for (addr, v) in inst_values {
+            grouped.entry(resource_of(addr)).or_default().push((instance_key(addr), v.clone()));
+        }
+        for r in &cfg.resources {
+            let items = grouped.remove(&r.addr()).unwrap_or_default();
+            let v = if r.count.is_some() {
+                let mut items = items;
+                items.sort_by(|a, b| {
+                    let n = |k: &Option<Value>| k.as_ref().and_then(Value::as_f64).unwrap_or(0.0);
+                    n(&a.0).total_cmp(&n(&b.0))
+                });
+                Value::List(items.into_iter().map(|(_, v)| v).collect())
+            } else if r.for_each.is_some() {
+                Value::Map(
+                    items
+                        .into_iter()
+                        .filter_map(|(k, v)| k.and_then(|k| k.as_str().map(str::to_string)).map(|k| (k, v)))
+                        .collect(),
+                )
+            } else {
+                items.into_iter().next().map(|(_, v)| v).unwrap_or(Value::Unknown)
+            };
+            values.insert(r.addr(), v);
+        }
+        let mut locals = HashMap::new();
+        if let Ok(order) = self.ws.graph.order() {
+            for id in order {
+                if let Node::Local(name) = &self.ws.graph.nodes[id] {
+                    let scope = Scope::new(cfg, &self.ws.vars.values, &self.ws.vars.sensitive, &locals, &values);
+                    let v = scope.eval(&cfg.locals[name]).unwrap_or(Value::Unknown);
+                    locals.insert(name.clone(), v);
+                }
+            }
+        }
+        (locals, values)
+    }
+
+    /// Evaluates an instance's configuration again with the values known now, and checks that
+    /// the provider's final plan agrees with the saved one.
+    async fn final_plan(
+        &self,
+        change: &Change,
+        p: &Arc<Configured>,
+        locals: &HashMap<String, Value>,
+        values: &HashMap<String, Value>,
+    ) -> Result<Value> {
+        let cfg = &self.ws.cfg;
+        let r = cfg
+            .resource(&change.resource)
+            .ok_or_else(|| anyhow!("{} is no longer in the configuration", change.resource))?;
+        let mut scope = Scope::new(cfg, &self.ws.vars.values, &self.ws.vars.sensitive, locals, values);
+        match instance_key(&change.address) {
+            Some(Value::Number(n)) => scope.count_index = Some(n as usize),
+            Some(k @ Value::String(_)) => {
+                let all = match &r.for_each {
+                    Some(fe) => scope.eval(fe)?,
+                    None => Value::Null,
+                };
+                let v = match (&all, k.as_str()) {
+                    (Value::Map(m), Some(key)) => m.get(key).cloned().unwrap_or(Value::Null),
+                    _ => k.clone(),
+                };
+                scope.each = Some((k, v));
+            }
+            _ => {}
+        }
+        let (config, _) = scope.eval_body(&r.body)?;
+        let prior = if change.action == Action::Update { change.before.as_ref() } else { None };
+        let resp = p
+            .instance
+            .plan(PlanRequest {
+                type_name: &change.type_name,
+                prior,
+                config: &config,
+                address: &change.address,
+            })
+            .await
+            .map_err(|e| anyhow!("planning {} again: {e}", change.address))?;
+        let planned_before = change.after.clone().unwrap_or(Value::Unknown);
+        if !consistent(&planned_before, &resp.planned) || (change.action == Action::Update && !resp.requires_replace.is_empty()) {
+            bail!("the final plan for {} differs from the saved plan; make a new plan", change.address);
+        }
+        Ok(resp.planned)
+    }
+
+    fn save_outputs(&self, store: &Arc<Mutex<Store>>) -> Result<()> {
+        let inst: BTreeMap<String, Value> = db(store).resources()?.into_iter().map(|r| (r.address, r.attributes)).collect();
+        let (locals, values) = self.apply_context(&inst);
+        let cfg = &self.ws.cfg;
+        let mut outs = Vec::new();
+        for (name, o) in &cfg.outputs {
+            let scope = Scope::new(cfg, &self.ws.vars.values, &self.ws.vars.sensitive, &locals, &values);
+            let v = scope.eval(&o.value).unwrap_or(Value::Null);
+            let sensitive = o.sensitive || scope.take_sensitive();
+            if !v.has_unknown() {
+                outs.push((name.clone(), v, sensitive));
+            }
+        }
+        db(store).set_outputs(&outs)
+    }
+}
+
+fn skip_dependents(
+    i: usize,
+    dependents: &[Vec<usize>],
+    failed: &mut [bool],
+    nodes: &[StepNode],
+    changes: &[&Change],
+    report: &mut ApplyReport,
+) {
+    let mut stack = dependents[i].clone();
+    while let Some(d) = stack.pop() {
+        if failed[d] {
+            continue;
+        }
+        failed[d] = true;
+        report.skipped.push(changes[nodes[d].change].address.clone());
+        stack.extend(dependents[d].iter().copied());
+    }
+}
+
+/// The steps of a plan and their order: upserts after the upserts of what they depend on,
+/// deletes after the deletes of what depends on them, a replacement's create after its delete.
+fn build_steps(changes: &[&Change]) -> Vec<StepNode> {
+    let mut nodes = Vec::new();
+    let mut upsert_of: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut delete_of: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut own_delete: HashMap<usize, usize> = HashMap::new();
+    for (ci, c) in changes.iter().enumerate() {
+        if matches!(c.action, Action::Delete | Action::Replace) {
+            own_delete.insert(ci, nodes.len());
+            delete_of.entry(c.resource.as_str()).or_default().push(nodes.len());
+            nodes.push(StepNode {
+                step: Step::Delete,
+                change: ci,
+                deps: Vec::new(),
+            });
+        }
+        if matches!(c.action, Action::Create | Action::Update | Action::Replace) {
+            upsert_of.entry(c.resource.as_str()).or_default().push(nodes.len());
+            nodes.push(StepNode {
+                step: Step::Upsert,
+                change: ci,
+                deps: Vec::new(),
+            });
+        }
+    }
+    // For each resource, the delete steps of resources that depend on it.
+    let mut deleters_of: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (j, n) in nodes.iter().enumerate() {
+        if n.step == Step::Delete {
+            for d in &changes[n.change].dependencies {
+                deleters_of.entry(d.as_str()).or_default().push(j);
+            }
+        }
+    }
+    for i in 0..nodes.len() {
+        let c = changes[nodes[i].change];
+        let mut deps = Vec::new();
+        match nodes[i].step {
+            Step::Upsert => {
+                for d in &c.dependencies {
+                    deps.extend(upsert_of.get(d.as_str()).into_iter().flatten().copied());
+                }
+                if let Some(&del) = own_delete.get(&nodes[i].change) {
+                    deps.push(del);
+                }
+            }
+            Step::Delete => {
+                // Whatever depends on this resource is deleted first.
+                deps.extend(deleters_of.get(c.resource.as_str()).into_iter().flatten().filter(|&&j| j != i).copied());
+            }
+        }
+        deps.sort_unstable();
+        deps.dedup();
+        nodes[i].deps = deps;
+    }
+    nodes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_keys_parse() {
+        assert_eq!(instance_key("a.b[3]"), Some(Value::Number(3.0)));
+        assert_eq!(instance_key("a.b[\"x y\"]"), Some(Value::String("x y".into())));
+        assert_eq!(instance_key("a.b"), None);
+    }
+
+    #[test]
+    fn unknowns_in_the_plan_accept_any_final_value() {
+        let planned = Value::map([("id", Value::Unknown), ("n", 1i64.into())]);
+        assert!(consistent(&planned, &Value::map([("id", "x".into()), ("n", 1i64.into())])));
+        assert!(!consistent(&planned, &Value::map([("id", "x".into()), ("n", 2i64.into())])));
+    }
+}

@@ -1,0 +1,674 @@
+//! Planning: refresh the recorded objects, evaluate the configuration in dependency order,
+//! ask each provider for the planned object, and collect drift, conflicts and orphans.
+
+use super::{db, Engine};
+use crate::config::eval::Scope;
+use crate::diag::{Diag, Diags};
+use crate::graph::Node;
+use crate::state::ResourceState;
+use anyhow::{anyhow, bail, Result};
+use ballast_sdk::{quote, validate_config, Discovered, PlanRequest, Value};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    NoOp,
+    Create,
+    Update,
+    Replace,
+    Delete,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Normal,
+    Destroy,
+    RefreshOnly,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub address: String,
+    /// `type.name`, without the instance key.
+    pub resource: String,
+    pub type_name: String,
+    pub provider: String,
+    pub action: Action,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    /// Attributes whose change forces the replacement.
+    pub replace_because: Vec<String>,
+    /// Why, when the action is not evident from the values (tainted, -replace, ...).
+    pub reason: Option<String>,
+    pub sensitive: Vec<String>,
+    pub dependencies: Vec<String>,
+    pub notes: Vec<String>,
+    /// The prior object is an unmanaged one that `-replace` takes over (not in state).
+    #[serde(default)]
+    pub takeover: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Drift {
+    pub address: String,
+    pub type_name: String,
+    pub before: Value,
+    /// `None`: the object was deleted outside ballast.
+    pub after: Option<Value>,
+    pub sensitive: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConflictReport {
+    pub address: String,
+    pub message: String,
+    pub import_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Orphan {
+    pub type_name: String,
+    pub id: String,
+    /// The address in the object's ownership mark.
+    pub address: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutputChange {
+    pub name: String,
+    pub before: Option<Value>,
+    pub after: Value,
+    pub sensitive: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Plan {
+    pub lineage: String,
+    pub serial: i64,
+    pub mode: Mode,
+    pub changes: Vec<Change>,
+    pub drift: Vec<Drift>,
+    pub conflicts: Vec<ConflictReport>,
+    pub orphans: Vec<Orphan>,
+    pub outputs: Vec<OutputChange>,
+    /// The refreshed objects, for a refresh-only apply.
+    #[serde(skip)]
+    pub refreshed: Vec<ResourceState>,
+}
+
+impl Plan {
+    pub fn actionable(&self) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(|c| c.action != Action::NoOp)
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.actionable().next().is_some()
+            || (self.mode == Mode::RefreshOnly && !self.drift.is_empty())
+            || self.outputs.iter().any(|o| o.before.as_ref() != Some(&o.after))
+    }
+
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let (mut add, mut change, mut destroy) = (0, 0, 0);
+        for c in self.actionable() {
+            match c.action {
+                Action::Create => add += 1,
+                Action::Update => change += 1,
+                Action::Replace => {
+                    add += 1;
+                    destroy += 1;
+                }
+                Action::Delete => destroy += 1,
+                Action::NoOp => {}
+            }
+        }
+        (add, change, destroy)
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PlanOptions {
+    pub mode: Mode,
+    pub refresh: bool,
+    pub targets: Vec<String>,
+    pub replace: Vec<String>,
+}
+
+/// `type` of `type.name[key]`.
+pub fn type_of(address: &str) -> &str {
+    address.split('.').next().unwrap_or(address)
+}
+
+/// `type.name` of `type.name[key]`.
+pub fn resource_of(address: &str) -> String {
+    match address.find('[') {
+        Some(i) => address[..i].to_string(),
+        None => address.to_string(),
+    }
+}
+
+fn instance_address(resource: &str, key: &Value) -> String {
+    match key {
+        Value::Number(n) => format!("{resource}[{}]", ballast_sdk::format_number(*n)),
+        Value::String(s) => format!("{resource}[{}]", quote(s)),
+        _ => resource.to_string(),
+    }
+}
+
+/// One instance of a resource block: its address and its `count.index` / `each`.
+struct Instance {
+    address: String,
+    count_index: Option<usize>,
+    each: Option<(Value, Value)>,
+    key: Option<Value>,
+}
+
+impl Engine {
+    /// Reads every recorded object again, in batches per provider and type.
+    pub async fn refresh(&mut self, state: &[ResourceState]) -> Result<HashMap<String, Option<Value>>> {
+        let mut groups: BTreeMap<(String, String), Vec<&ResourceState>> = BTreeMap::new();
+        for r in state {
+            groups.entry((r.provider.clone(), r.type_name.clone())).or_default().push(r);
+        }
+        let sem = Arc::new(tokio::sync::Semaphore::new(self.parallelism.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for ((key, type_name), members) in groups {
+            let p = self.provider(&key).await?;
+            for chunk in members.chunks(1000) {
+                let objects: Vec<Value> = chunk.iter().map(|r| r.attributes.clone()).collect();
+                let addresses: Vec<String> = chunk.iter().map(|r| r.address.clone()).collect();
+                let (p, sem, type_name) = (p.clone(), sem.clone(), type_name.clone());
+                tasks.spawn(async move {
+                    let _permit = sem.acquire_owned().await;
+                    let _plimit = p.limit.clone().acquire_owned().await;
+                    let r = p.instance.read_many(&type_name, &objects).await;
+                    (addresses, type_name, r)
+                });
+            }
+        }
+        let mut out = HashMap::new();
+        while let Some(joined) = tasks.join_next().await {
+            let (addresses, type_name, r) = joined.map_err(|e| anyhow!("a refresh task failed: {e}"))?;
+            let values = r.map_err(|e| anyhow!("refreshing {type_name}: {e}"))?;
+            if values.len() != addresses.len() {
+                bail!(
+                    "the provider answered {} objects for {} {type_name} reads",
+                    values.len(),
+                    addresses.len()
+                );
+            }
+            out.extend(addresses.into_iter().zip(values));
+        }
+        Ok(out)
+    }
+
+    /// Resource addresses a resource depends on, through locals too.
+    pub fn resource_deps(&self, resource: &str) -> Vec<String> {
+        let g = &self.ws.graph;
+        let Some(start) = g.id(&Node::Resource(resource.to_string())) else {
+            return Vec::new();
+        };
+        let mut seen = BTreeSet::new();
+        let mut out = BTreeSet::new();
+        let mut stack: Vec<usize> = g.deps[start].iter().copied().collect();
+        while let Some(n) = stack.pop() {
+            if !seen.insert(n) {
+                continue;
+            }
+            match &g.nodes[n] {
+                Node::Resource(a) => {
+                    out.insert(a.clone());
+                }
+                _ => stack.extend(g.deps[n].iter().copied()),
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    pub async fn plan(&mut self, opts: &PlanOptions) -> Result<Plan> {
+        self.reconcile().await?;
+        let state = self.state_resources()?;
+        let current: HashMap<String, Option<Value>> = if opts.refresh {
+            self.refresh(&state).await?
+        } else {
+            state.iter().map(|r| (r.address.clone(), Some(r.attributes.clone()))).collect()
+        };
+        let mut plan = Plan {
+            lineage: self.lineage.clone(),
+            serial: self.serial,
+            mode: opts.mode,
+            ..Plan::default()
+        };
+        for r in &state {
+            let now = current.get(&r.address).cloned().flatten();
+            if now.as_ref() != Some(&r.attributes) {
+                plan.drift.push(Drift {
+                    address: r.address.clone(),
+                    type_name: r.type_name.clone(),
+                    before: r.attributes.clone(),
+                    after: now.clone(),
+                    sensitive: r.sensitive.clone(),
+                });
+            }
+            if let Some(v) = now {
+                plan.refreshed.push(ResourceState {
+                    attributes: v,
+                    ..r.clone()
+                });
+            }
+        }
+        let by_addr: HashMap<&str, &ResourceState> = state.iter().map(|r| (r.address.as_str(), r)).collect();
+
+        if opts.mode == Mode::Destroy {
+            for r in &state {
+                if let Some(Some(v)) = current.get(&r.address) {
+                    plan.changes.push(delete_change(r, v.clone(), None));
+                }
+            }
+        } else if opts.mode == Mode::Normal {
+            self.plan_config(opts, &current, &by_addr, &mut plan).await?;
+            let declared: BTreeSet<&str> = plan.changes.iter().map(|c| c.address.as_str()).collect();
+            let conflicted: BTreeSet<&str> = plan.conflicts.iter().map(|c| c.address.as_str()).collect();
+            let mut deletes = Vec::new();
+            for r in &state {
+                if declared.contains(r.address.as_str()) || conflicted.contains(r.address.as_str()) {
+                    continue;
+                }
+                if let Some(Some(v)) = current.get(&r.address) {
+                    deletes.push(delete_change(r, v.clone(), Some("no longer in the configuration".into())));
+                }
+            }
+            plan.changes.extend(deletes);
+            plan.orphans = self.orphans(&state, &plan).await?;
+        }
+        if !opts.targets.is_empty() {
+            self.apply_targets(&opts.targets, &mut plan)?;
+        }
+        plan.changes.sort_by(|a, b| a.address.cmp(&b.address));
+        Ok(plan)
+    }
+
+    fn apply_targets(&self, targets: &[String], plan: &mut Plan) -> Result<()> {
+        let mut allowed: BTreeSet<String> = BTreeSet::new();
+        for t in targets {
+            let matched: Vec<&Change> = plan.changes.iter().filter(|c| &c.address == t || &c.resource == t).collect();
+            if matched.is_empty() && !plan.conflicts.iter().any(|c| &c.address == t) {
+                bail!("-target={t} matches no resource in the configuration or the state");
+            }
+            for c in matched {
+                allowed.insert(c.address.clone());
+                for d in self.resource_deps(&c.resource) {
+                    allowed.insert(d);
+                }
+            }
+        }
+        let keep = |addr: &str, res: &str| allowed.contains(addr) || allowed.contains(res);
+        plan.changes.retain(|c| keep(&c.address, &c.resource));
+        plan.conflicts.retain(|c| keep(&c.address, &resource_of(&c.address)));
+        Ok(())
+    }
+
+    async fn orphans(&mut self, state: &[ResourceState], plan: &Plan) -> Result<Vec<Orphan>> {
+        let mut hints: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
+        for r in state {
+            hints.entry((r.provider.clone(), r.type_name.clone())).or_default().push(r.attributes.clone());
+        }
+        for c in &plan.changes {
+            if let Some(a) = &c.after {
+                hints.entry((c.provider.clone(), c.type_name.clone())).or_default().push(a.clone());
+            }
+        }
+        let known: BTreeSet<&str> = state
+            .iter()
+            .map(|r| r.address.as_str())
+            .chain(plan.changes.iter().map(|c| c.address.as_str()))
+            .collect();
+        let mut out = Vec::new();
+        for ((key, type_name), h) in hints {
+            let p = self.provider(&key).await?;
+            let found: Vec<Discovered> = p
+                .instance
+                .discover(&type_name, &h)
+                .await
+                .map_err(|e| anyhow!("looking for orphans of {type_name}: {e}"))?;
+            for d in found {
+                if d.lineage == self.lineage && !known.contains(d.address.as_str()) {
+                    out.push(Orphan {
+                        type_name: d.type_name,
+                        id: d.id,
+                        address: d.address,
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    fn expand(&self, r: &crate::config::Resource, scope: &Scope<'_>) -> Result<Vec<Instance>, Diag> {
+        let addr = r.addr();
+        let cfg = &self.ws.cfg;
+        if let Some(c) = &r.count {
+            let n = match scope.eval(c)? {
+                Value::Number(n) if n >= 0.0 && n.fract() == 0.0 => n as usize,
+                Value::Unknown => {
+                    return Err(Diag::at(
+                        "count depends on values known only after apply",
+                        &cfg.sources,
+                        &c.span(),
+                    )
+                    .with_help("use a value known at plan time, or apply the resources it depends on first with -target"))
+                }
+                other => {
+                    return Err(Diag::at(
+                        format!("count must be a whole number of zero or more, not {other}"),
+                        &cfg.sources,
+                        &c.span(),
+                    ))
+                }
+            };
+            return Ok((0..n)
+                .map(|i| Instance {
+                    address: format!("{addr}[{i}]"),
+                    count_index: Some(i),
+                    each: None,
+                    key: Some(Value::Number(i as f64)),
+                })
+                .collect());
+        }
+        if let Some(fe) = &r.for_each {
+            let items: Vec<(String, Value)> = match scope.eval(fe)? {
+                Value::Map(m) => m.into_iter().collect(),
+                Value::List(l) => {
+                    let mut out = Vec::new();
+                    for v in l {
+                        match v {
+                            Value::String(s) => out.push((s.clone(), Value::String(s))),
+                            other => {
+                                return Err(Diag::at(
+                                    format!("for_each over a list needs strings, found {other}"),
+                                    &cfg.sources,
+                                    &fe.span(),
+                                ))
+                            }
+                        }
+                    }
+                    out
+                }
+                Value::Unknown => {
+                    return Err(Diag::at(
+                        "for_each depends on values known only after apply",
+                        &cfg.sources,
+                        &fe.span(),
+                    ))
+                }
+                other => {
+                    return Err(Diag::at(
+                        format!("for_each needs a map or a set of strings, not a {}", other.type_name()),
+                        &cfg.sources,
+                        &fe.span(),
+                    ))
+                }
+            };
+            return Ok(items
+                .into_iter()
+                .map(|(k, v)| Instance {
+                    address: instance_address(&addr, &Value::String(k.clone())),
+                    count_index: None,
+                    each: Some((Value::String(k.clone()), v)),
+                    key: Some(Value::String(k)),
+                })
+                .collect());
+        }
+        Ok(vec![Instance {
+            address: addr,
+            count_index: None,
+            each: None,
+            key: None,
+        }])
+    }
+
+    /// Evaluates the configuration in dependency order and plans every declared instance.
+    async fn plan_config(
+        &mut self,
+        opts: &PlanOptions,
+        current: &HashMap<String, Option<Value>>,
+        state: &HashMap<&str, &ResourceState>,
+        plan: &mut Plan,
+    ) -> Result<()> {
+        let order = self
+            .ws
+            .graph
+            .order()
+            .map_err(|_| anyhow!("the dependency graph has a cycle"))?;
+        let mut locals: HashMap<String, Value> = HashMap::new();
+        let mut values: HashMap<String, Value> = HashMap::new();
+        let mut diags = Vec::new();
+        let prior_outputs: HashMap<String, Value> = match &self.store {
+            Some(s) => db(s).outputs()?.into_iter().map(|(n, v, _)| (n, v)).collect(),
+            None => HashMap::new(),
+        };
+        for id in order {
+            let node = self.ws.graph.nodes[id].clone();
+            match node {
+                Node::Local(name) => {
+                    let cfg = &self.ws.cfg;
+                    let scope = Scope::new(cfg, &self.ws.vars.values, &self.ws.vars.sensitive, &locals, &values);
+                    match scope.eval(&cfg.locals[&name]) {
+                        Ok(v) => {
+                            locals.insert(name, v);
+                        }
+                        Err(d) => diags.push(d),
+                    }
+                }
+                Node::Output(name) => {
+                    let cfg = &self.ws.cfg;
+                    let o = &cfg.outputs[&name];
+                    let scope = Scope::new(cfg, &self.ws.vars.values, &self.ws.vars.sensitive, &locals, &values);
+                    match scope.eval(&o.value) {
+                        Ok(v) => plan.outputs.push(OutputChange {
+                            before: prior_outputs.get(&name).cloned(),
+                            after: v,
+                            sensitive: o.sensitive || scope.take_sensitive(),
+                            name,
+                        }),
+                        Err(d) => diags.push(d),
+                    }
+                }
+                Node::Resource(addr) => {
+                    match self.plan_resource(&addr, opts, current, state, &locals, &values, plan).await {
+                        Ok(v) => {
+                            values.insert(addr, v);
+                        }
+                        Err(e) => match e.downcast::<Diags>() {
+                            Ok(d) => {
+                                diags.extend(d.0);
+                                values.insert(addr, Value::Unknown);
+                            }
+                            Err(e) => return Err(e),
+                        },
+                    }
+                }
+            }
+        }
+        if diags.is_empty() {
+            Ok(())
+        } else {
+            Err(Diags(diags).into())
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn plan_resource(
+        &mut self,
+        addr: &str,
+        opts: &PlanOptions,
+        current: &HashMap<String, Option<Value>>,
+        state: &HashMap<&str, &ResourceState>,
+        locals: &HashMap<String, Value>,
+        values: &HashMap<String, Value>,
+        plan: &mut Plan,
+    ) -> Result<Value> {
+        let r = self
+            .ws
+            .cfg
+            .resource(addr)
+            .cloned()
+            .ok_or_else(|| anyhow!("{addr} is not declared"))?;
+        let key = self.provider_key_for(&r.type_name, r.provider.as_ref()).map_err(|e| {
+            Diags::from(Diag::at(e.to_string(), &self.ws.cfg.sources, &r.span))
+        })?;
+        let p = self.provider(&key).await?;
+        let schema = p.resource(&r.type_name)?.clone();
+        let deps = self.resource_deps(addr);
+        let cfg = &self.ws.cfg;
+        let base = Scope::new(cfg, &self.ws.vars.values, &self.ws.vars.sensitive, locals, values);
+        let instances = self.expand(&r, &base).map_err(Diags::from)?;
+        let mut list = Vec::new();
+        let mut map = BTreeMap::new();
+        let mut diags = Vec::new();
+        for inst in instances {
+            let mut scope = Scope::new(cfg, &self.ws.vars.values, &self.ws.vars.sensitive, locals, values);
+            scope.count_index = inst.count_index;
+            scope.each = inst.each.clone();
+            let (config, mut sensitive) = match scope.eval_body(&r.body) {
+                Ok(x) => x,
+                Err(d) => {
+                    diags.push(d);
+                    continue;
+                }
+            };
+            let problems = validate_config(&schema, &config);
+            if !problems.is_empty() {
+                for m in problems {
+                    diags.push(Diag::at(format!("{}: {m}", inst.address), &cfg.sources, &r.span));
+                }
+                continue;
+            }
+            sensitive.extend(schema.sensitive_attrs().map(str::to_string));
+            let recorded = state.get(inst.address.as_str());
+            let prior = current.get(&inst.address).cloned().flatten();
+            let tainted = recorded.is_some_and(|s| s.tainted);
+            let forced = opts.replace.iter().any(|x| x == &inst.address || x == addr);
+            let req = |prior| request(&r.type_name, prior, &config, &inst.address);
+            let mut change = Change {
+                address: inst.address.clone(),
+                resource: addr.to_string(),
+                type_name: r.type_name.clone(),
+                provider: key.clone(),
+                action: Action::NoOp,
+                before: prior.clone(),
+                after: None,
+                replace_because: Vec::new(),
+                reason: None,
+                sensitive: sensitive.iter().cloned().collect(),
+                dependencies: deps.clone(),
+                notes: Vec::new(),
+                takeover: false,
+            };
+            let pe = |e: ballast_sdk::ProviderError| anyhow!("planning {}: {e}", inst.address);
+            match &prior {
+                Some(prior_v) => {
+                    let resp = p.instance.plan(req(Some(prior_v))).await.map_err(pe)?;
+                    change.notes = resp.notes.clone();
+                    if tainted || forced || !resp.requires_replace.is_empty() {
+                        let fresh = p.instance.plan(req(None)).await.map_err(pe)?;
+                        change.action = Action::Replace;
+                        change.after = Some(fresh.planned);
+                        change.replace_because = resp.requires_replace;
+                        change.reason = if tainted {
+                            Some("it is tainted, so it must be replaced".into())
+                        } else if forced {
+                            Some("replacement requested with -replace".into())
+                        } else {
+                            None
+                        };
+                    } else {
+                        change.action = if &resp.planned == prior_v { Action::NoOp } else { Action::Update };
+                        change.after = Some(resp.planned);
+                    }
+                }
+                None => {
+                    let resp = p.instance.plan(req(None)).await.map_err(pe)?;
+                    change.notes = resp.notes.clone();
+                    change.after = Some(resp.planned.clone());
+                    change.action = Action::Create;
+                    if recorded.is_some() {
+                        change.reason = Some("it was deleted outside ballast".into());
+                    }
+                    if let Some(conflict) = resp.conflict {
+                        if forced {
+                            let existing = p
+                                .instance
+                                .import(&r.type_name, &conflict.import_id)
+                                .await
+                                .map_err(|e| anyhow!("reading the existing object for {}: {e}", inst.address))?;
+                            change.before = Some(existing);
+                            change.action = Action::Replace;
+                            change.takeover = true;
+                            change.reason =
+                                Some("replacing an existing unmanaged object, as requested with -replace".into());
+                        } else {
+                            plan.conflicts.push(ConflictReport {
+                                address: inst.address.clone(),
+                                message: conflict.message,
+                                import_id: conflict.import_id,
+                            });
+                            continue;
+                        }
+                    }
+                }
+            }
+            let after = change.after.clone().unwrap_or(Value::Unknown);
+            match &inst.key {
+                Some(Value::String(k)) => {
+                    map.insert(k.clone(), after);
+                }
+                Some(_) => list.push(after),
+                None => list.push(after),
+            }
+            plan.changes.push(change);
+        }
+        if !diags.is_empty() {
+            return Err(Diags(diags).into());
+        }
+        Ok(if r.count.is_some() {
+            Value::List(list)
+        } else if r.for_each.is_some() {
+            Value::Map(map)
+        } else {
+            list.pop().unwrap_or(Value::Unknown)
+        })
+    }
+}
+
+fn request<'a>(type_name: &'a str, prior: Option<&'a Value>, config: &'a Value, address: &'a str) -> PlanRequest<'a> {
+    PlanRequest {
+        type_name,
+        prior,
+        config,
+        address,
+    }
+}
+
+fn delete_change(r: &ResourceState, now: Value, reason: Option<String>) -> Change {
+    Change {
+        address: r.address.clone(),
+        resource: resource_of(&r.address),
+        type_name: r.type_name.clone(),
+        provider: r.provider.clone(),
+        action: Action::Delete,
+        before: Some(now),
+        after: None,
+        replace_because: Vec::new(),
+        reason,
+        sensitive: r.sensitive.clone(),
+        dependencies: r.dependencies.clone(),
+        notes: Vec::new(),
+        takeover: false,
+    }
+}

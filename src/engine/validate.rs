@@ -1,0 +1,55 @@
+//! `validate`: every static check, without touching any backend: parsing, references and
+//! cycles (done while loading), then each resource body against its schema, with the values
+//! of other resources unknown.
+
+use super::Engine;
+use crate::config::eval::Scope;
+use crate::diag::{Diag, Diags};
+use ballast_sdk::{validate_config, Value};
+use std::collections::HashMap;
+
+pub fn validate(engine: &mut Engine) -> Result<(), Diags> {
+    let cfg = &engine.ws.cfg;
+    let mut diags = Vec::new();
+    let locals: HashMap<String, Value> = HashMap::new();
+    let values: HashMap<String, Value> = HashMap::new();
+    for r in &cfg.resources {
+        let key = match engine.provider_key_for(&r.type_name, r.provider.as_ref()) {
+            Ok(k) => k,
+            Err(e) => {
+                diags.push(Diag::at(e.to_string(), &cfg.sources, &r.span));
+                continue;
+            }
+        };
+        let name = key.split('.').next().unwrap_or(&key);
+        let plugin = super::registry().into_iter().find(|p| p.schema().name == name);
+        let Some(schema) = plugin.as_ref().and_then(|p| p.schema().resource(&r.type_name).cloned()) else {
+            diags.push(Diag::at(
+                format!("provider \"{name}\" has no resource type \"{}\"", r.type_name),
+                &cfg.sources,
+                &r.span,
+            ));
+            continue;
+        };
+        let mut scope = Scope::new(cfg, &engine.ws.vars.values, &engine.ws.vars.sensitive, &locals, &values);
+        if r.count.is_some() {
+            scope.count_index = Some(0);
+        }
+        if r.for_each.is_some() {
+            scope.each = Some((Value::Unknown, Value::Unknown));
+        }
+        match scope.eval_body(&r.body) {
+            Ok((v, _)) => {
+                for m in validate_config(&schema, &v) {
+                    diags.push(Diag::at(format!("{}: {m}", r.addr()), &cfg.sources, &r.span));
+                }
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+    if diags.is_empty() {
+        Ok(())
+    } else {
+        Err(Diags(diags))
+    }
+}

@@ -1,0 +1,337 @@
+//! The dependency graph of locals, resources and outputs, from references and `depends_on`.
+
+use crate::config::{BodyExpr, Config, Expr};
+use crate::diag::{Diag, Diags, SrcSpan};
+use hcl_edit::expr::{Expression, ObjectKey, TraversalOperator};
+use hcl_edit::template::{Directive, Element, Template};
+use hcl_edit::Span;
+use std::collections::{BTreeSet, HashMap};
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Node {
+    Local(String),
+    Resource(String),
+    Output(String),
+}
+
+impl Node {
+    pub fn name(&self) -> String {
+        match self {
+            Node::Local(n) => format!("local.{n}"),
+            Node::Resource(a) => a.clone(),
+            Node::Output(n) => format!("output.{n}"),
+        }
+    }
+}
+
+/// A reference found in an expression.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ref {
+    /// `var.x`, `local.x`, `type.name`, `count.index`, `each.key`, ...
+    pub root: String,
+    pub name: Option<String>,
+    pub span: SrcSpan,
+}
+
+/// Every reference in an expression, skipping names bound by `for` expressions.
+pub fn refs(e: &Expr) -> Vec<Ref> {
+    let mut out = Vec::new();
+    let mut bound = Vec::new();
+    walk(&e.expr, e.file, &mut bound, &mut out);
+    out
+}
+
+fn body_refs(b: &BodyExpr, out: &mut Vec<Ref>) {
+    for (_, e) in &b.attrs {
+        out.extend(refs(e));
+    }
+    for (_, nested) in &b.blocks {
+        body_refs(nested, out);
+    }
+}
+
+fn walk(e: &Expression, file: usize, bound: &mut Vec<String>, out: &mut Vec<Ref>) {
+    let span = |x: &dyn Span| SrcSpan {
+        file,
+        range: x.span().unwrap_or(0..0),
+    };
+    match e {
+        Expression::Null(_) | Expression::Bool(_) | Expression::Number(_) | Expression::String(_) => {}
+        Expression::Array(items) => items.iter().for_each(|i| walk(i, file, bound, out)),
+        Expression::Object(obj) => {
+            for (k, v) in obj.iter() {
+                if let ObjectKey::Expression(k) = k {
+                    walk(k, file, bound, out);
+                }
+                walk(v.expr(), file, bound, out);
+            }
+        }
+        Expression::StringTemplate(t) => walk_template(t, file, bound, out),
+        Expression::HeredocTemplate(h) => walk_template(&h.template, file, bound, out),
+        Expression::Parenthesis(p) => walk(p.inner(), file, bound, out),
+        Expression::Variable(v) => {
+            if !bound.iter().any(|b| b == v.as_str()) {
+                out.push(Ref {
+                    root: v.as_str().to_string(),
+                    name: None,
+                    span: span(e),
+                });
+            }
+        }
+        Expression::Traversal(t) => {
+            match &t.expr {
+                Expression::Variable(v) if !bound.iter().any(|b| b == v.as_str()) => {
+                    let name = match t.operators.first().map(|o| o.value()) {
+                        Some(TraversalOperator::GetAttr(a)) => Some(a.as_str().to_string()),
+                        _ => None,
+                    };
+                    out.push(Ref {
+                        root: v.as_str().to_string(),
+                        name,
+                        span: span(e),
+                    });
+                }
+                other => walk(other, file, bound, out),
+            }
+            for op in &t.operators {
+                if let TraversalOperator::Index(i) = op.value() {
+                    walk(i, file, bound, out);
+                }
+            }
+        }
+        Expression::Conditional(c) => {
+            walk(&c.cond_expr, file, bound, out);
+            walk(&c.true_expr, file, bound, out);
+            walk(&c.false_expr, file, bound, out);
+        }
+        Expression::FuncCall(f) => f.args.iter().for_each(|a| walk(a, file, bound, out)),
+        Expression::UnaryOp(op) => walk(&op.expr, file, bound, out),
+        Expression::BinaryOp(op) => {
+            walk(&op.lhs_expr, file, bound, out);
+            walk(&op.rhs_expr, file, bound, out);
+        }
+        Expression::ForExpr(f) => {
+            walk(&f.intro.collection_expr, file, bound, out);
+            let n = bound.len();
+            if let Some(k) = &f.intro.key_var {
+                bound.push(k.as_str().to_string());
+            }
+            bound.push(f.intro.value_var.as_str().to_string());
+            if let Some(k) = &f.key_expr {
+                walk(k, file, bound, out);
+            }
+            walk(&f.value_expr, file, bound, out);
+            if let Some(c) = &f.cond {
+                walk(&c.expr, file, bound, out);
+            }
+            bound.truncate(n);
+        }
+    }
+}
+
+fn walk_template(t: &Template, file: usize, bound: &mut Vec<String>, out: &mut Vec<Ref>) {
+    for el in t.iter() {
+        match el {
+            Element::Literal(_) => {}
+            Element::Interpolation(i) => walk(&i.expr, file, bound, out),
+            Element::Directive(d) => match d.as_ref() {
+                Directive::If(i) => {
+                    walk(&i.if_expr.cond_expr, file, bound, out);
+                    walk_template(&i.if_expr.template, file, bound, out);
+                    if let Some(e) = &i.else_expr {
+                        walk_template(&e.template, file, bound, out);
+                    }
+                }
+                Directive::For(f) => {
+                    let fe = &f.for_expr;
+                    walk(&fe.collection_expr, file, bound, out);
+                    let n = bound.len();
+                    if let Some(k) = &fe.key_var {
+                        bound.push(k.as_str().to_string());
+                    }
+                    bound.push(fe.value_var.as_str().to_string());
+                    walk_template(&fe.template, file, bound, out);
+                    bound.truncate(n);
+                }
+            },
+        }
+    }
+}
+
+const KEYWORDS: &[&str] = &["var", "local", "count", "each", "path", "self"];
+
+#[derive(Debug, Default)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    /// For each node, the nodes it depends on.
+    pub deps: Vec<BTreeSet<usize>>,
+    index: HashMap<Node, usize>,
+}
+
+impl Graph {
+    pub fn id(&self, n: &Node) -> Option<usize> {
+        self.index.get(n).copied()
+    }
+
+    /// Builds the graph and checks that every reference names something declared.
+    pub fn build(cfg: &Config) -> Result<Graph, Diags> {
+        let mut g = Graph::default();
+        let add = |g: &mut Graph, n: Node| {
+            let id = g.nodes.len();
+            g.index.insert(n.clone(), id);
+            g.nodes.push(n);
+            g.deps.push(BTreeSet::new());
+        };
+        for name in cfg.locals.keys() {
+            add(&mut g, Node::Local(name.clone()));
+        }
+        for r in &cfg.resources {
+            add(&mut g, Node::Resource(r.addr()));
+        }
+        for name in cfg.outputs.keys() {
+            add(&mut g, Node::Output(name.clone()));
+        }
+        let mut diags = Vec::new();
+        let mut edges = Vec::new();
+        let mut check = |from: usize, rs: Vec<Ref>, diags: &mut Vec<Diag>, g: &Graph| {
+            for r in rs {
+                let target = match (r.root.as_str(), &r.name) {
+                    ("local", Some(n)) => Some(Node::Local(n.clone())),
+                    ("var", Some(n)) => {
+                        if !cfg.variables.contains_key(n) {
+                            diags.push(Diag::at(format!("no variable named \"{n}\" is declared"), &cfg.sources, &r.span));
+                        }
+                        None
+                    }
+                    (k, _) if KEYWORDS.contains(&k) => None,
+                    (t, Some(n)) => Some(Node::Resource(format!("{t}.{n}"))),
+                    (t, None) => {
+                        diags.push(Diag::at(format!("unknown name \"{t}\""), &cfg.sources, &r.span));
+                        None
+                    }
+                };
+                if let Some(t) = target {
+                    match g.id(&t) {
+                        Some(to) => edges.push((from, to)),
+                        None => diags.push(Diag::at(
+                            format!("reference to undeclared {}", describe(&t)),
+                            &cfg.sources,
+                            &r.span,
+                        )),
+                    }
+                }
+            }
+        };
+        for (name, e) in &cfg.locals {
+            let from = g.index[&Node::Local(name.clone())];
+            check(from, refs(e), &mut diags, &g);
+        }
+        for r in &cfg.resources {
+            let from = g.index[&Node::Resource(r.addr())];
+            let mut rs = Vec::new();
+            body_refs(&r.body, &mut rs);
+            for e in r.count.iter().chain(r.for_each.iter()) {
+                rs.extend(refs(e));
+            }
+            for (d, span) in &r.depends_on {
+                let mut parts = d.splitn(2, '.');
+                rs.push(Ref {
+                    root: parts.next().unwrap_or_default().to_string(),
+                    name: parts.next().map(str::to_string),
+                    span: span.clone(),
+                });
+            }
+            check(from, rs, &mut diags, &g);
+        }
+        for (name, o) in &cfg.outputs {
+            let from = g.index[&Node::Output(name.clone())];
+            check(from, refs(&o.value), &mut diags, &g);
+        }
+        for (from, to) in edges {
+            g.deps[from].insert(to);
+        }
+        if !diags.is_empty() {
+            return Err(Diags(diags));
+        }
+        g.order().map_err(|cycle| {
+            let names: Vec<String> = cycle.iter().map(|&i| g.nodes[i].name()).collect();
+            let first = &g.nodes[cycle[0]];
+            let mut d = Diag::new(format!("dependency cycle: {}", names.join(" -> ")));
+            if let Node::Resource(a) = first {
+                if let Some(r) = cfg.resource(a) {
+                    d = Diag::at(d.message, &cfg.sources, &r.span);
+                }
+            }
+            Diags(vec![d.with_help("break the cycle by removing one of these references")])
+        })?;
+        Ok(g)
+    }
+
+    /// A topological order (dependencies first), or the nodes of a cycle (first repeated last).
+    pub fn order(&self) -> Result<Vec<usize>, Vec<usize>> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            Active,
+            Done,
+        }
+        let mut mark = vec![Mark::New; self.nodes.len()];
+        let mut order = Vec::with_capacity(self.nodes.len());
+        for start in 0..self.nodes.len() {
+            if mark[start] != Mark::New {
+                continue;
+            }
+            // Iterative DFS: (node, its deps still to visit).
+            let mut stack: Vec<(usize, Vec<usize>)> = vec![(start, self.deps[start].iter().copied().collect())];
+            mark[start] = Mark::Active;
+            while let Some((node, pending)) = stack.last_mut() {
+                match pending.pop() {
+                    Some(d) => match mark[d] {
+                        Mark::New => {
+                            mark[d] = Mark::Active;
+                            let next = self.deps[d].iter().copied().collect();
+                            stack.push((d, next));
+                        }
+                        Mark::Active => {
+                            let pos = stack.iter().position(|(n, _)| *n == d).unwrap_or(0);
+                            let mut cycle: Vec<usize> = stack[pos..].iter().map(|(n, _)| *n).collect();
+                            cycle.push(d);
+                            return Err(cycle);
+                        }
+                        Mark::Done => {}
+                    },
+                    None => {
+                        let n = *node;
+                        mark[n] = Mark::Done;
+                        order.push(n);
+                        stack.pop();
+                    }
+                }
+            }
+        }
+        Ok(order)
+    }
+
+    /// The graph in Graphviz DOT.
+    pub fn dot(&self) -> String {
+        let mut s = String::from("digraph ballast {\n  rankdir = \"RL\";\n");
+        for n in &self.nodes {
+            s.push_str(&format!("  \"{}\";\n", n.name()));
+        }
+        for (i, deps) in self.deps.iter().enumerate() {
+            for &d in deps {
+                s.push_str(&format!("  \"{}\" -> \"{}\";\n", self.nodes[i].name(), self.nodes[d].name()));
+            }
+        }
+        s.push_str("}\n");
+        s
+    }
+}
+
+fn describe(n: &Node) -> String {
+    match n {
+        Node::Local(x) => format!("local value local.{x}"),
+        Node::Resource(a) => format!("resource {a}"),
+        Node::Output(o) => format!("output {o}"),
+    }
+}

@@ -1,0 +1,46 @@
+//! ballast: a declarative state reconciler in the spirit of Terraform.
+
+mod cli;
+mod config;
+mod diag;
+mod engine;
+mod fmt;
+mod graph;
+mod render;
+mod state;
+mod ui;
+
+use clap::Parser;
+use std::sync::Arc;
+
+fn main() {
+    let args = cli::normalize_args(std::env::args().collect());
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let json = matches!(
+        &cli.command,
+        cli::Command::Plan { args, .. } | cli::Command::Apply { args, .. } | cli::Command::Drift { args } if args.json
+    );
+    let ui = Arc::new(ui::Ui::new(cli.no_color, json));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            ui.error(&format!("cannot start the runtime: {e}"));
+            std::process::exit(1);
+        }
+    };
+    let code = runtime.block_on(cli::run(cli, ui.clone())).unwrap_or_else(|e| {
+        match e.downcast_ref::<diag::Diags>() {
+            Some(d) => ui.error(&d.to_string()),
+            None => ui.error(&format!("{e:#}")),
+        }
+        1
+    });
+    std::process::exit(code);
+}

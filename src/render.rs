@@ -1,0 +1,462 @@
+//! Renders plans, drift and reports for people (text) and machines (JSON).
+//! It only formats: every decision was made by the engine.
+
+use crate::engine::plan::{Action, Change, Drift, Plan};
+use ballast_sdk::{quote, quote_key, Value};
+use serde_json::json;
+use similar::{ChangeTag, TextDiff};
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    pub fn green(&self, s: &str) -> String {
+        self.paint("32", s)
+    }
+    pub fn yellow(&self, s: &str) -> String {
+        self.paint("33", s)
+    }
+    pub fn red(&self, s: &str) -> String {
+        self.paint("31", s)
+    }
+    pub fn bold(&self, s: &str) -> String {
+        self.paint("1", s)
+    }
+    fn sign(&self, sign: &str) -> String {
+        match sign {
+            "+" => self.green("+"),
+            "-" => self.red("-"),
+            "~" => self.yellow("~"),
+            "-/+" => format!("{}/{}", self.red("-"), self.green("+")),
+            other => other.to_string(),
+        }
+    }
+}
+
+const SENSITIVE: &str = "(sensitive value)";
+
+/// A value rendered for display, with redaction.
+fn show(v: &Value, sensitive: bool) -> String {
+    if sensitive && !v.is_null() && *v != Value::Unknown {
+        SENSITIVE.to_string()
+    } else {
+        v.to_string()
+    }
+}
+
+/// Pretty multi-line rendering of nested values, one element per line (for diffs).
+pub fn pretty(v: &Value, indent: usize) -> String {
+    let pad = "  ".repeat(indent + 1);
+    let end = "  ".repeat(indent);
+    match v {
+        Value::List(items) if !items.is_empty() => {
+            let mut s = String::from("[\n");
+            for item in items {
+                let _ = writeln!(s, "{pad}{},", pretty(item, indent + 1));
+            }
+            s.push_str(&end);
+            s.push(']');
+            s
+        }
+        Value::Map(m) if !m.is_empty() => {
+            let mut s = String::from("{\n");
+            let width = m.keys().map(|k| quote_key(k).len()).max().unwrap_or(0);
+            for (k, item) in m {
+                let _ = writeln!(s, "{pad}{:width$} = {}", quote_key(k), pretty(item, indent + 1));
+            }
+            s.push_str(&end);
+            s.push('}');
+            s
+        }
+        other => other.to_string(),
+    }
+}
+
+fn is_multiline(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\n'),
+        Value::List(l) => !l.is_empty(),
+        Value::Map(m) => !m.is_empty(),
+        _ => false,
+    }
+}
+
+/// The text that a multi-line value diffs as.
+fn diff_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => pretty(other, 0),
+    }
+}
+
+/// A unified diff with three lines of context, each line prefixed by its sign.
+fn unified(old: &str, new: &str, pad: &str, style: Style) -> String {
+    let diff = TextDiff::from_lines(old, new);
+    let mut out = String::new();
+    for (gi, group) in diff.grouped_ops(3).iter().enumerate() {
+        if gi > 0 {
+            let _ = writeln!(out, "{pad}  ...");
+        }
+        for op in group {
+            for change in diff.iter_changes(op) {
+                let line = change.value().trim_end_matches('\n');
+                let sign = match change.tag() {
+                    ChangeTag::Delete => style.red("-"),
+                    ChangeTag::Insert => style.green("+"),
+                    ChangeTag::Equal => " ".into(),
+                };
+                let _ = writeln!(out, "{pad}{sign} {line}");
+            }
+        }
+    }
+    out
+}
+
+/// One attribute line (or block) of a resource in a plan.
+fn attr_lines(out: &mut String, key: &str, width: usize, before: Option<&Value>, after: Option<&Value>, sens: bool, forces: bool, style: Style) {
+    let pad = "      ";
+    let k = format!("{key:width$}");
+    let tail = if forces { style.red(" # forces replacement") } else { String::new() };
+    match (before, after) {
+        (None, Some(a)) | (Some(Value::Null), Some(a)) => {
+            if a.is_null() {
+                return;
+            }
+            if is_multiline(a) && !sens {
+                let _ = writeln!(out, "{pad}{} {k} = <<-EOT{tail}", style.sign("+"));
+                for line in diff_text(a).lines() {
+                    let _ = writeln!(out, "{pad}      {line}");
+                }
+                let _ = writeln!(out, "{pad}  EOT");
+            } else {
+                let _ = writeln!(out, "{pad}{} {k} = {}{tail}", style.sign("+"), show(a, sens));
+            }
+        }
+        (Some(b), None) | (Some(b), Some(Value::Null)) => {
+            if b.is_null() {
+                return;
+            }
+            let _ = writeln!(out, "{pad}{} {k} = {} -> null{tail}", style.sign("-"), show(b, sens));
+        }
+        (Some(b), Some(a)) if b == a => {
+            let _ = writeln!(out, "{pad}  {k} = {}", show(a, sens));
+        }
+        (Some(b), Some(a)) => {
+            if sens {
+                let _ = writeln!(out, "{pad}{} {k} = {SENSITIVE}{tail}", style.sign("~"));
+            } else if (is_multiline(b) || is_multiline(a)) && *a != Value::Unknown {
+                let _ = writeln!(out, "{pad}{} {k} = <<-EOT{tail}", style.sign("~"));
+                out.push_str(&unified(&diff_text(b), &diff_text(a), &format!("{pad}    "), style));
+                let _ = writeln!(out, "{pad}  EOT");
+            } else {
+                let _ = writeln!(out, "{pad}{} {k} = {} -> {}{tail}", style.sign("~"), show(b, false), show(a, false));
+            }
+        }
+        (None, None) => {}
+    }
+}
+
+fn keys(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
+    let mut set = BTreeSet::new();
+    for v in [before, after].into_iter().flatten() {
+        if let Value::Map(m) = v {
+            set.extend(m.keys().cloned());
+        }
+    }
+    // `id` first, as the identity of the object.
+    let mut out: Vec<String> = set.into_iter().collect();
+    if let Some(i) = out.iter().position(|k| k == "id") {
+        let id = out.remove(i);
+        out.insert(0, id);
+    }
+    out
+}
+
+fn block_header(address: &str, type_name: &str) -> (String, String) {
+    let rest = address.strip_prefix(type_name).unwrap_or(address).trim_start_matches('.');
+    let name = rest.split('[').next().unwrap_or(rest);
+    (type_name.to_string(), name.to_string())
+}
+
+fn resource_block(out: &mut String, c: &Change, style: Style) {
+    let (sign, what) = match c.action {
+        Action::Create => ("+", "will be created"),
+        Action::Update => ("~", "will be updated in-place"),
+        Action::Replace => ("-/+", "must be replaced"),
+        Action::Delete => ("-", "will be destroyed"),
+        Action::NoOp => return,
+    };
+    let _ = writeln!(out, "  {}", style.bold(&format!("# {} {what}", c.address)));
+    if let Some(r) = &c.reason {
+        let _ = writeln!(out, "  # (because {r})");
+    }
+    let (t, n) = block_header(&c.address, &c.type_name);
+    let _ = writeln!(out, "{:>5} resource {} {} {{", style.sign(sign), quote(&t), quote(&n));
+    let sens: BTreeSet<&str> = c.sensitive.iter().map(String::as_str).collect();
+    let ks = keys(c.before.as_ref(), c.after.as_ref());
+    let width = ks.iter().map(|k| k.len()).max().unwrap_or(0);
+    let mut hidden = 0;
+    for k in &ks {
+        let b = match c.action {
+            Action::Create => None,
+            _ => c.before.as_ref().map(|v| v.get(k)),
+        };
+        let a = c.after.as_ref().map(|v| v.get(k));
+        if c.action == Action::Update && b == a && k != "id" {
+            hidden += 1;
+            continue;
+        }
+        let forces = c.replace_because.iter().any(|x| x == k);
+        attr_lines(out, k, width, b, a, sens.contains(k.as_str()), forces, style);
+    }
+    if hidden > 0 {
+        let _ = writeln!(out, "        # ({hidden} unchanged attribute{} hidden)", if hidden == 1 { "" } else { "s" });
+    }
+    let _ = writeln!(out, "    }}");
+    for n in &c.notes {
+        let _ = writeln!(out, "    # note: {n}");
+    }
+    out.push('\n');
+}
+
+fn drift_block(out: &mut String, d: &Drift, style: Style) {
+    let Some(after) = &d.after else {
+        let _ = writeln!(out, "  {}", style.bold(&format!("# {} was deleted outside ballast", d.address)));
+        out.push('\n');
+        return;
+    };
+    let _ = writeln!(out, "  {}", style.bold(&format!("# {} has changed outside ballast", d.address)));
+    let (t, n) = block_header(&d.address, &d.type_name);
+    let _ = writeln!(out, "{:>5} resource {} {} {{", style.sign("~"), quote(&t), quote(&n));
+    let sens: BTreeSet<&str> = d.sensitive.iter().map(String::as_str).collect();
+    let ks = keys(Some(&d.before), Some(after));
+    let width = ks.iter().map(|k| k.len()).max().unwrap_or(0);
+    for k in &ks {
+        let (b, a) = (d.before.get(k), after.get(k));
+        if b != a || k == "id" {
+            attr_lines(out, k, width, Some(b), Some(a), sens.contains(k.as_str()), false, style);
+        }
+    }
+    let _ = writeln!(out, "    }}\n");
+}
+
+/// The drift section alone (also used by `drift`).
+pub fn drift_text(plan: &Plan, style: Style) -> String {
+    let mut out = String::new();
+    if !plan.drift.is_empty() {
+        let _ = writeln!(out, "{}\n", style.bold("Objects have changed outside ballast:"));
+        for d in &plan.drift {
+            drift_block(&mut out, d, style);
+        }
+    }
+    out
+}
+
+pub fn conflicts_text(plan: &Plan, style: Style) -> String {
+    let mut out = String::new();
+    for c in &plan.conflicts {
+        let _ = writeln!(out, "{} {}: {}", style.red("Conflict:"), c.address, c.message);
+        let _ = writeln!(out, "  ballast will neither skip it nor overwrite it silently. Either:");
+        let _ = writeln!(out, "    adopt it:    ballast import {} {}", quote_arg(&c.address), quote_arg(&c.import_id));
+        let _ = writeln!(out, "    replace it:  ballast apply -replace={}", quote_arg(&c.address));
+        out.push('\n');
+    }
+    out
+}
+
+pub fn orphans_text(plan: &Plan, style: Style) -> String {
+    let mut out = String::new();
+    if plan.orphans.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        style.yellow("Orphans: objects marked as managed by this state, but in neither the state nor the configuration:")
+    );
+    for o in &plan.orphans {
+        let _ = writeln!(out, "  - {} {} (marked as {})", o.type_name, o.id, o.address);
+        let _ = writeln!(out, "      adopt it: ballast import {} {}", quote_arg(&o.address), quote_arg(&o.id));
+    }
+    out.push('\n');
+    out
+}
+
+/// Quotes a shell argument when it needs it.
+fn quote_arg(s: &str) -> String {
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "._-/:=[]".contains(c)) && !s.contains('"') {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+pub fn plan_text(plan: &Plan, style: Style) -> String {
+    let mut out = drift_text(plan, style);
+    out.push_str(&conflicts_text(plan, style));
+    out.push_str(&orphans_text(plan, style));
+    let actionable: Vec<&Change> = plan.actionable().collect();
+    if actionable.is_empty() {
+        let outputs_change = plan.outputs.iter().any(|o| o.before.as_ref() != Some(&o.after));
+        if plan.conflicts.is_empty() && !outputs_change {
+            let _ = writeln!(out, "{}", style.green("No changes. The real state matches the configuration."));
+            return out;
+        }
+    } else {
+        let _ = writeln!(out, "ballast will perform the following actions:\n");
+        for c in &actionable {
+            resource_block(&mut out, c, style);
+        }
+    }
+    let changed_outputs: Vec<_> = plan.outputs.iter().filter(|o| o.before.as_ref() != Some(&o.after)).collect();
+    if !changed_outputs.is_empty() {
+        let _ = writeln!(out, "Changes to outputs:");
+        for o in changed_outputs {
+            let sign = if o.before.is_none() { "+" } else { "~" };
+            let before = o.before.as_ref().map(|b| format!("{} -> ", show(b, o.sensitive))).unwrap_or_default();
+            let _ = writeln!(out, "  {} {} = {before}{}", style.sign(sign), o.name, show(&o.after, o.sensitive));
+        }
+        out.push('\n');
+    }
+    let (a, c, d) = plan.counts();
+    let _ = writeln!(out, "{} {a} to add, {c} to change, {d} to destroy.", style.bold("Plan:"));
+    if !plan.conflicts.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}",
+            style.red(&format!("{} conflict(s): apply will refuse until they are resolved.", plan.conflicts.len()))
+        );
+    }
+    out
+}
+
+fn redact(v: &Value, sensitive: &[String]) -> serde_json::Value {
+    match v {
+        Value::Map(m) => serde_json::Value::Object(
+            m.iter()
+                .map(|(k, x)| {
+                    let j = if sensitive.contains(k) && !x.is_null() { json!("(sensitive value)") } else { x.to_json() };
+                    (k.clone(), j)
+                })
+                .collect(),
+        ),
+        other => other.to_json(),
+    }
+}
+
+/// The machine-readable plan (documented in README.md). Unknown values appear as
+/// `{"$ballast_unknown": true}`; sensitive values as "(sensitive value)".
+pub fn plan_json(plan: &Plan) -> serde_json::Value {
+    let changes: Vec<_> = plan
+        .actionable()
+        .map(|c| {
+            json!({
+                "address": c.address,
+                "type": c.type_name,
+                "provider": c.provider,
+                "action": c.action,
+                "reason": c.reason,
+                "replace_because": c.replace_because,
+                "before": c.before.as_ref().map(|v| redact(v, &c.sensitive)),
+                "after": c.after.as_ref().map(|v| redact(v, &c.sensitive)),
+                "notes": c.notes,
+            })
+        })
+        .collect();
+    let drift: Vec<_> = plan
+        .drift
+        .iter()
+        .map(|d| {
+            json!({
+                "address": d.address,
+                "type": d.type_name,
+                "deleted": d.after.is_none(),
+                "before": redact(&d.before, &d.sensitive),
+                "after": d.after.as_ref().map(|v| redact(v, &d.sensitive)),
+            })
+        })
+        .collect();
+    let outputs: Vec<_> = plan
+        .outputs
+        .iter()
+        .map(|o| json!({"name": o.name, "sensitive": o.sensitive, "after": if o.sensitive { json!("(sensitive value)") } else { o.after.to_json() }}))
+        .collect();
+    let (add, change, destroy) = plan.counts();
+    json!({
+        "format_version": "1",
+        "lineage": plan.lineage,
+        "serial": plan.serial,
+        "mode": plan.mode,
+        "summary": {"add": add, "change": change, "destroy": destroy,
+                    "drift": plan.drift.len(), "conflicts": plan.conflicts.len(), "orphans": plan.orphans.len()},
+        "changes": changes,
+        "drift": drift,
+        "conflicts": plan.conflicts,
+        "orphans": plan.orphans,
+        "outputs": outputs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multiline_changes_are_unified_diffs() {
+        let mut out = String::new();
+        let b = Value::from("one\ntwo\nthree\n");
+        let a = Value::from("one\n2\nthree\n");
+        attr_lines(&mut out, "content", 7, Some(&b), Some(&a), false, false, Style { color: false });
+        assert_eq!(
+            out,
+            "      ~ content = <<-EOT\n            one\n          - two\n          + 2\n            three\n        EOT\n"
+        );
+    }
+
+    #[test]
+    fn sensitive_values_never_show() {
+        let mut out = String::new();
+        attr_lines(&mut out, "pw", 2, None, Some(&Value::from("hunter2")), true, false, Style { color: false });
+        assert!(!out.contains("hunter2"));
+        assert!(out.contains("(sensitive value)"));
+    }
+}
+
+/// A resource's recorded attributes with sensitive ones replaced, as JSON.
+pub fn redacted(v: &Value, sensitive: &[String]) -> serde_json::Value {
+    redact(v, sensitive)
+}
+
+/// A state entry as an HCL block (written with hcl-rs), for `state show` and `show`.
+pub fn state_block(r: &crate::state::ResourceState) -> String {
+    let (t, n) = block_header(&r.address, &r.type_name);
+    let mut block = hcl::Block::builder("resource").add_label(t).add_label(n);
+    if let Value::Map(m) = &r.attributes {
+        for (k, v) in m {
+            if v.is_null() {
+                continue;
+            }
+            let shown = if r.sensitive.contains(k) { Value::from(SENSITIVE) } else { v.clone() };
+            match hcl::to_expression(shown.to_json()) {
+                Ok(e) => block = block.add_attribute((k.as_str(), e)),
+                Err(_) => block = block.add_attribute((k.as_str(), shown.to_string())),
+            }
+        }
+    }
+    let body = hcl::Body::builder().add_block(block.build()).build();
+    let text = hcl::to_string(&body).unwrap_or_default();
+    let mark = if r.tainted { " (tainted)" } else { "" };
+    format!("# {}{mark}:\n{text}", r.address)
+}
