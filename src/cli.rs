@@ -19,7 +19,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "ballast", version, about = "A declarative state reconciler: plan, apply, import, and catch drift")]
+#[command(
+    name = "ballast",
+    version,
+    about = "A declarative state reconciler: plan, apply, import, and catch drift"
+)]
 pub struct Cli {
     /// Run as if started in DIR.
     #[arg(long = "chdir", short = 'C', global = true, value_name = "DIR")]
@@ -186,7 +190,10 @@ pub fn normalize_args(args: Vec<String>) -> Vec<String> {
         if a == "--" {
             rest = true;
         }
-        let is_single_dash_long = a.starts_with('-') && !a.starts_with("--") && a.len() > 2 && a.as_bytes()[1].is_ascii_alphabetic();
+        let is_single_dash_long = a.starts_with('-')
+            && !a.starts_with("--")
+            && a.len() > 2
+            && a.as_bytes()[1].is_ascii_alphabetic();
         if is_single_dash_long {
             out.push(format!("-{a}"));
         } else {
@@ -199,7 +206,9 @@ pub fn normalize_args(args: Vec<String>) -> Vec<String> {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| format!("\"{s}\" is not a duration such as 30s or 5m"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a duration such as 30s or 5m"))?;
     let secs = match unit {
         "" | "s" => n,
         "ms" => return Ok(Duration::from_millis(n)),
@@ -262,9 +271,11 @@ fn options(args: &PlanArgs, mode: Mode) -> PlanOptions {
 
 fn confirm(ui: &Ui, what: &str) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
-        bail!("{what} needs confirmation, but there is no terminal to ask on; run again with -auto-approve");
+        bail!("ballast needs your confirmation to {what}, but there is no terminal to ask on; run again with -auto-approve");
     }
-    ui.status(&format!("Do you want to {what}? Only 'yes' will be accepted."));
+    ui.status(&format!(
+        "Do you want to {what}? Only 'yes' will be accepted."
+    ));
     let answer: String = dialoguer::Input::new()
         .with_prompt("Enter a value")
         .allow_empty(true)
@@ -283,38 +294,44 @@ pub async fn run(cli: Cli, ui: Arc<Ui>) -> Result<i32> {
         }
         Command::Validate { vars } => {
             let ws = load(&dir, &vars, None)?;
-            let mut engine = Engine::open(ws, ui.clone(), "validate", Duration::ZERO).or_else(|_| {
-                // Validation never needs the state; a locked or broken one does not stop it.
-                let ws = load(&dir, &vars, None)?;
-                Ok::<_, anyhow::Error>(Engine {
-                    ws,
-                    store: None,
-                    lineage: String::new(),
-                    serial: 0,
-                    providers: Default::default(),
-                    events: ui.clone(),
-                    parallelism: 1,
-                })
-            })?;
+            let mut engine =
+                Engine::open(ws, ui.clone(), "validate", Duration::ZERO).or_else(|_| {
+                    // Validation never needs the state; a locked or broken one does not stop it.
+                    let ws = load(&dir, &vars, None)?;
+                    Ok::<_, anyhow::Error>(Engine {
+                        ws,
+                        store: None,
+                        lineage: String::new(),
+                        serial: 0,
+                        providers: Default::default(),
+                        events: ui.clone(),
+                        parallelism: 1,
+                    })
+                })?;
             crate::engine::validate::validate(&mut engine).map_err(anyhow::Error::from)?;
             ui.out(&ui.style.green("The configuration is valid."));
             Ok(0)
         }
         Command::Fmt { check } => crate::fmt::run(&dir, check, &ui),
         Command::Graph => {
-            let ws = load(&dir, &VarArgs::default(), None).or_else(|e| match e.downcast_ref::<Diags>() {
-                // Missing variable values do not matter for the graph.
-                Some(_) => {
-                    let cfg = crate::config::load(&dir)?;
-                    let graph = crate::graph::Graph::build(&cfg)?;
-                    Ok(Workspace {
-                        state_path: crate::engine::state_path(&dir, cfg.settings.state_path.as_deref()),
-                        cfg,
-                        vars: Default::default(),
-                        graph,
-                    })
+            let ws = load(&dir, &VarArgs::default(), None).or_else(|e| {
+                match e.downcast_ref::<Diags>() {
+                    // Missing variable values do not matter for the graph.
+                    Some(_) => {
+                        let cfg = crate::config::load(&dir)?;
+                        let graph = crate::graph::Graph::build(&cfg)?;
+                        Ok(Workspace {
+                            state_path: crate::engine::state_path(
+                                &dir,
+                                cfg.settings.state_path.as_deref(),
+                            ),
+                            cfg,
+                            vars: Default::default(),
+                            graph,
+                        })
+                    }
+                    None => Err(e),
                 }
-                None => Err(e),
             })?;
             ui.out(&ws.graph.dot());
             Ok(0)
@@ -342,12 +359,20 @@ pub async fn run(cli: Cli, ui: Arc<Ui>) -> Result<i32> {
                     plan: plan.clone(),
                 };
                 write_private(&path, &serde_json::to_vec_pretty(&saved)?)?;
-                ui.status(&format!("Saved the plan to {}. Apply exactly it with: ballast apply {}", path.display(), path.display()));
+                ui.status(&format!(
+                    "Saved the plan to {}. Apply exactly it with: ballast apply {}",
+                    path.display(),
+                    path.display()
+                ));
             }
             if !plan.conflicts.is_empty() {
                 return Ok(1);
             }
-            Ok(if detailed_exitcode && plan.has_changes() { 2 } else { 0 })
+            Ok(if detailed_exitcode && plan.has_changes() {
+                2
+            } else {
+                0
+            })
         }
         Command::Apply {
             args,
@@ -357,7 +382,9 @@ pub async fn run(cli: Cli, ui: Arc<Ui>) -> Result<i32> {
             Some(f) => apply_saved(&dir, &f, &args, &ui).await,
             None => apply_flow(&dir, &args, Mode::Normal, auto_approve, &ui).await,
         },
-        Command::Destroy { args, auto_approve } => apply_flow(&dir, &args, Mode::Destroy, auto_approve, &ui).await,
+        Command::Destroy { args, auto_approve } => {
+            apply_flow(&dir, &args, Mode::Destroy, auto_approve, &ui).await
+        }
         Command::Refresh { args } => {
             let mut args = args;
             args.refresh_only = true;
@@ -368,7 +395,8 @@ pub async fn run(cli: Cli, ui: Arc<Ui>) -> Result<i32> {
             let mut engine = Engine::open(ws, ui.clone(), "drift", args.lock.lock_timeout)?;
             engine.parallelism = args.parallelism;
             let plan = engine.plan(&options(&args, Mode::Normal)).await?;
-            let dirty = !plan.drift.is_empty() || !plan.conflicts.is_empty() || !plan.orphans.is_empty();
+            let dirty =
+                !plan.drift.is_empty() || !plan.conflicts.is_empty() || !plan.orphans.is_empty();
             if args.json {
                 ui.out(&serde_json::to_string_pretty(&render::plan_json(&plan))?);
             } else {
@@ -387,19 +415,27 @@ pub async fn run(cli: Cli, ui: Arc<Ui>) -> Result<i32> {
                     text.push_str("No drift: the real state matches the state file.");
                 }
                 if pending > 0 {
-                    text.push_str(&format!(" {pending} change(s) are pending; run ballast plan to see them."));
+                    text.push_str(&format!(
+                        " {pending} change(s) are pending; run ballast plan to see them."
+                    ));
                 }
                 ui.out(&text);
             }
             Ok(if dirty { 2 } else { 0 })
         }
-        Command::Import { vars, lock, address, id } => import(&dir, &vars, &lock, &address, &id, &ui).await,
+        Command::Import {
+            vars,
+            lock,
+            address,
+            id,
+        } => import(&dir, &vars, &lock, &address, &id, &ui).await,
         Command::State(sc) => state_command(&dir, sc, &ui),
         Command::Output { json, name } => output(&dir, json, name.as_deref(), &ui),
         Command::Show { json, plan_file } => show(&dir, json, plan_file.as_deref(), &ui),
         Command::ForceUnlock => {
             let path = state_path_only(&dir)?;
-            let store = Store::open(&path)?.ok_or_else(|| anyhow!("there is no state at {}", path.display()))?;
+            let store = Store::open(&path)?
+                .ok_or_else(|| anyhow!("there is no state at {}", path.display()))?;
             match store.force_unlock()? {
                 Some(i) => ui.out(&format!(
                     "Removed the lock held by {} on {} (pid {}) since {}, running {}.",
@@ -434,7 +470,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))
+    f.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn summarize(ui: &Ui, report: &crate::engine::apply::ApplyReport, mode: Mode) -> i32 {
@@ -442,7 +479,9 @@ fn summarize(ui: &Ui, report: &crate::engine::apply::ApplyReport, mode: Mode) ->
         ui.error(&format!("{addr}: {err}"));
     }
     for addr in &report.skipped {
-        ui.status(&format!("{addr}: not applied, because something it depends on failed"));
+        ui.status(&format!(
+            "{addr}: not applied, because something it depends on failed"
+        ));
     }
     let counts = format!(
         "Resources: {} added, {} changed, {} destroyed.",
@@ -467,31 +506,54 @@ fn summarize(ui: &Ui, report: &crate::engine::apply::ApplyReport, mode: Mode) ->
     }
 }
 
-async fn apply_flow(dir: &Path, args: &PlanArgs, mode: Mode, auto_approve: bool, ui: &Arc<Ui>) -> Result<i32> {
+async fn apply_flow(
+    dir: &Path,
+    args: &PlanArgs,
+    mode: Mode,
+    auto_approve: bool,
+    ui: &Arc<Ui>,
+) -> Result<i32> {
     let ws = load(dir, &args.vars, None)?;
     let mut engine = Engine::open(ws, ui.clone(), "apply", args.lock.lock_timeout)?;
     engine.parallelism = args.parallelism;
     let plan = engine.plan(&options(args, mode)).await?;
     print_plan(ui, &plan, args.json);
     if !plan.conflicts.is_empty() {
-        bail!("apply refused: {} conflict(s) must be resolved first (see above)", plan.conflicts.len());
+        bail!(
+            "apply refused: {} conflict(s) must be resolved first (see above)",
+            plan.conflicts.len()
+        );
     }
     if !plan.has_changes() {
         return Ok(0);
     }
     if !auto_approve {
-        let what = if mode == Mode::Destroy { "destroy these resources" } else { "perform these actions" };
+        let what = if mode == Mode::Destroy {
+            "destroy these resources"
+        } else {
+            "perform these actions"
+        };
         if !confirm(ui, what)? {
             ui.out("Apply cancelled.");
             return Ok(1);
         }
     }
-    let report = engine.apply(&plan, if mode == Mode::Destroy { "destroy" } else { "apply" }).await?;
+    let report = engine
+        .apply(
+            &plan,
+            if mode == Mode::Destroy {
+                "destroy"
+            } else {
+                "apply"
+            },
+        )
+        .await?;
     Ok(summarize(ui, &report, plan.mode))
 }
 
 async fn apply_saved(dir: &Path, file: &Path, args: &PlanArgs, ui: &Arc<Ui>) -> Result<i32> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read the plan file {}", file.display()))?;
+    let bytes = std::fs::read(file)
+        .with_context(|| format!("cannot read the plan file {}", file.display()))?;
     let saved: SavedPlan = serde_json::from_slice(&bytes)
         .ok()
         .filter(|s: &SavedPlan| s.format == PLAN_FORMAT)
@@ -499,7 +561,9 @@ async fn apply_saved(dir: &Path, file: &Path, args: &PlanArgs, ui: &Arc<Ui>) -> 
     let ws = load(dir, &VarArgs::default(), Some(saved.vars.clone()))?;
     let mut engine = Engine::open(ws, ui.clone(), "apply", args.lock.lock_timeout)?;
     engine.parallelism = args.parallelism;
-    if engine.store.is_some() && (engine.lineage != saved.plan.lineage || engine.serial != saved.plan.serial) {
+    if engine.store.is_some()
+        && (engine.lineage != saved.plan.lineage || engine.serial != saved.plan.serial)
+    {
         bail!(
             "the saved plan is stale: it was made for state serial {} (lineage {}), but the state is now at serial {} (lineage {}); make a new plan",
             saved.plan.serial,
@@ -528,14 +592,21 @@ async fn apply_saved(dir: &Path, file: &Path, args: &PlanArgs, ui: &Arc<Ui>) -> 
     Ok(summarize(ui, &report, saved.plan.mode))
 }
 
-async fn import(dir: &Path, vars: &VarArgs, lock: &LockArgs, address: &str, id: &str, ui: &Arc<Ui>) -> Result<i32> {
+async fn import(
+    dir: &Path,
+    vars: &VarArgs,
+    lock: &LockArgs,
+    address: &str,
+    id: &str,
+    ui: &Arc<Ui>,
+) -> Result<i32> {
     let ws = load(dir, vars, None)?;
     let resource = crate::engine::plan::resource_of(address);
-    let decl = ws
-        .cfg
-        .resource(&resource)
-        .cloned()
-        .ok_or_else(|| anyhow!("{resource} is not declared in the configuration; add a resource block for it first"))?;
+    let decl = ws.cfg.resource(&resource).cloned().ok_or_else(|| {
+        anyhow!(
+            "{resource} is not declared in the configuration; add a resource block for it first"
+        )
+    })?;
     let mut engine = Engine::open(ws, ui.clone(), "import", lock.lock_timeout)?;
     let key = engine.provider_key_for(&decl.type_name, decl.provider.as_ref())?;
     let store = engine.store_or_create("import")?;
@@ -572,13 +643,20 @@ async fn import(dir: &Path, vars: &VarArgs, lock: &LockArgs, address: &str, id: 
 }
 
 fn state_path_only(dir: &Path) -> Result<PathBuf> {
-    let setting = crate::config::load(dir).ok().and_then(|c| c.settings.state_path);
+    let setting = crate::config::load(dir)
+        .ok()
+        .and_then(|c| c.settings.state_path);
     Ok(crate::engine::state_path(dir, setting.as_deref()))
 }
 
 fn open_state(dir: &Path) -> Result<Store> {
     let path = state_path_only(dir)?;
-    Store::open(&path)?.ok_or_else(|| anyhow!("there is no state at {}; run ballast apply first", path.display()))
+    Store::open(&path)?.ok_or_else(|| {
+        anyhow!(
+            "there is no state at {}; run ballast apply first",
+            path.display()
+        )
+    })
 }
 
 fn state_command(dir: &Path, sc: StateCommand, ui: &Ui) -> Result<i32> {
@@ -605,7 +683,9 @@ fn state_command(dir: &Path, sc: StateCommand, ui: &Ui) -> Result<i32> {
                 if !store.remove_resource(a)? {
                     bail!("{a} is not in the state");
                 }
-                ui.out(&format!("Removed {a} from the state (the object itself is untouched)."));
+                ui.out(&format!(
+                    "Removed {a} from the state (the object itself is untouched)."
+                ));
             }
         }
         StateCommand::Mv { from, to } => {
@@ -640,14 +720,28 @@ fn output(dir: &Path, json: bool, name: Option<&str>, ui: &Ui) -> Result<i32> {
         None if json => {
             let m: serde_json::Map<String, serde_json::Value> = outs
                 .iter()
-                .map(|(k, v, s)| (k.clone(), serde_json::json!({"sensitive": s, "value": v.to_json()})))
+                .map(|(k, v, s)| {
+                    (
+                        k.clone(),
+                        serde_json::json!({"sensitive": s, "value": v.to_json()}),
+                    )
+                })
                 .collect();
             ui.out(&serde_json::to_string_pretty(&m)?);
         }
         None => {
             let lines: Vec<String> = outs
                 .iter()
-                .map(|(k, v, s)| format!("{k} = {}", if *s { "(sensitive value)".into() } else { render::pretty(v, 0) }))
+                .map(|(k, v, s)| {
+                    format!(
+                        "{k} = {}",
+                        if *s {
+                            "(sensitive value)".into()
+                        } else {
+                            render::pretty(v, 0)
+                        }
+                    )
+                })
                 .collect();
             if !lines.is_empty() {
                 ui.out(&lines.join("\n"));

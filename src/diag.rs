@@ -28,10 +28,6 @@ impl Sources {
         self.files.len() - 1
     }
 
-    pub fn text(&self, file: usize) -> &str {
-        self.files.get(file).map(|f| f.text.as_str()).unwrap_or("")
-    }
-
     pub fn locate(&self, span: &SrcSpan) -> Loc {
         let Some(src) = self.files.get(span.file) else {
             return Loc::default();
@@ -40,7 +36,10 @@ impl Sources {
         let before = &src.text[..start];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let line_end = src.text[start..].find('\n').map(|i| start + i).unwrap_or(src.text.len());
+        let line_end = src.text[start..]
+            .find('\n')
+            .map(|i| start + i)
+            .unwrap_or(src.text.len());
         let col = src.text[line_start..start].chars().count() + 1;
         let end = span.range.end.clamp(start, line_end);
         Loc {
@@ -150,7 +149,14 @@ mod tests {
     fn points_at_line_and_column() {
         let mut s = Sources::default();
         let f = s.add("main.hcl".into(), "a = 1\nbad = nope\n".into());
-        let d = Diag::at("unknown thing", &s, &SrcSpan { file: f, range: 12..16 });
+        let d = Diag::at(
+            "unknown thing",
+            &s,
+            &SrcSpan {
+                file: f,
+                range: 12..16,
+            },
+        );
         assert_eq!(
             d.to_string(),
             "unknown thing\n --> main.hcl:2:7\n  |\n2 | bad = nope\n  |       ^^^^"

@@ -85,7 +85,10 @@ fn scan(line: &str) -> (usize, usize, usize, Option<String>) {
             '/' if b.get(i + 1) == Some(&b'/') => break,
             '<' if b.get(i + 1) == Some(&b'<') => {
                 let rest = line[i + 2..].trim_start_matches('-');
-                let delim: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                let delim: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
                 if !delim.is_empty() {
                     return (opens, leading_closes, closes, Some(delim));
                 }
@@ -117,18 +120,28 @@ fn align(lines: &mut [(usize, String, bool)]) {
         let eq = l.find('=')?;
         let key = l[..eq].trim_end();
         let ok = !key.is_empty()
-            && key.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '"')
+            && key
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '"')
             && !l[eq..].starts_with("==");
         ok.then_some(key.len())
     };
     let mut i = 0;
     while i < lines.len() {
         let mut j = i;
-        while j < lines.len() && !lines[j].2 && lines[j].0 == lines[i].0 && key_of(&lines[j].1).is_some() {
+        while j < lines.len()
+            && !lines[j].2
+            && lines[j].0 == lines[i].0
+            && key_of(&lines[j].1).is_some()
+        {
             j += 1;
         }
         if j > i + 1 {
-            let width = lines[i..j].iter().filter_map(|l| key_of(&l.1)).max().unwrap_or(0);
+            let width = lines[i..j]
+                .iter()
+                .filter_map(|l| key_of(&l.1))
+                .max()
+                .unwrap_or(0);
             for l in &mut lines[i..j] {
                 if let Some(eq) = l.1.find('=') {
                     let key = l.1[..eq].trim_end().to_string();
@@ -158,8 +171,12 @@ pub fn run(dir: &Path, check: bool, ui: &Ui) -> Result<i32> {
     let mut changed = Vec::new();
     let mut failed = false;
     for path in files {
-        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         if let Err(e) = hcl_edit::parser::parse_body(&text) {
             ui.error(&crate::config::parse_error(&name, &e).to_string());
             failed = true;
@@ -168,12 +185,15 @@ pub fn run(dir: &Path, check: bool, ui: &Ui) -> Result<i32> {
         let formatted = format_text(&text);
         if formatted != text {
             if hcl_edit::parser::parse_body(&formatted).is_err() {
-                ui.error(&format!("{name}: could not be formatted safely; left as it is"));
+                ui.error(&format!(
+                    "{name}: could not be formatted safely; left as it is"
+                ));
                 failed = true;
                 continue;
             }
             if !check {
-                std::fs::write(&path, &formatted).with_context(|| format!("cannot write {}", path.display()))?;
+                std::fs::write(&path, &formatted)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
             }
             changed.push(name);
         }
@@ -204,7 +224,13 @@ mod tests {
             "resource \"a\" \"b\" {\ninput=1\n    long_name   = \"x\" # keep\n  nested {\n x = [\n1,\n]\n}\n}\n\n\n",
             "resource \"a\" \"b\" {\n  input     = 1\n  long_name = \"x\" # keep\n  nested {\n    x = [\n      1,\n    ]\n  }\n}\n",
         );
-        check("a = \"{ not a brace\"\nb = 2\n", "a = \"{ not a brace\"\nb = 2\n");
-        check("x = <<EOT\n  keep {\nEOT\ny = 1\n", "x = <<EOT\n  keep {\nEOT\ny = 1\n");
+        check(
+            "a = \"{ not a brace\"\nb = 2\n",
+            "a = \"{ not a brace\"\nb = 2\n",
+        );
+        check(
+            "x = <<EOT\n  keep {\nEOT\ny = 1\n",
+            "x = <<EOT\n  keep {\nEOT\ny = 1\n",
+        );
     }
 }

@@ -56,7 +56,10 @@ fn walk(e: &Expression, file: usize, bound: &mut Vec<String>, out: &mut Vec<Ref>
         range: x.span().unwrap_or(0..0),
     };
     match e {
-        Expression::Null(_) | Expression::Bool(_) | Expression::Number(_) | Expression::String(_) => {}
+        Expression::Null(_)
+        | Expression::Bool(_)
+        | Expression::Number(_)
+        | Expression::String(_) => {}
         Expression::Array(items) => items.iter().for_each(|i| walk(i, file, bound, out)),
         Expression::Object(obj) => {
             for (k, v) in obj.iter() {
@@ -199,14 +202,22 @@ impl Graph {
                     ("local", Some(n)) => Some(Node::Local(n.clone())),
                     ("var", Some(n)) => {
                         if !cfg.variables.contains_key(n) {
-                            diags.push(Diag::at(format!("no variable named \"{n}\" is declared"), &cfg.sources, &r.span));
+                            diags.push(Diag::at(
+                                format!("no variable named \"{n}\" is declared"),
+                                &cfg.sources,
+                                &r.span,
+                            ));
                         }
                         None
                     }
                     (k, _) if KEYWORDS.contains(&k) => None,
                     (t, Some(n)) => Some(Node::Resource(format!("{t}.{n}"))),
                     (t, None) => {
-                        diags.push(Diag::at(format!("unknown name \"{t}\""), &cfg.sources, &r.span));
+                        diags.push(Diag::at(
+                            format!("unknown name \"{t}\""),
+                            &cfg.sources,
+                            &r.span,
+                        ));
                         None
                     }
                 };
@@ -262,7 +273,9 @@ impl Graph {
                     d = Diag::at(d.message, &cfg.sources, &r.span);
                 }
             }
-            Diags(vec![d.with_help("break the cycle by removing one of these references")])
+            Diags(vec![d.with_help(
+                "break the cycle by removing one of these references",
+            )])
         })?;
         Ok(g)
     }
@@ -282,7 +295,8 @@ impl Graph {
                 continue;
             }
             // Iterative DFS: (node, its deps still to visit).
-            let mut stack: Vec<(usize, Vec<usize>)> = vec![(start, self.deps[start].iter().copied().collect())];
+            let mut stack: Vec<(usize, Vec<usize>)> =
+                vec![(start, self.deps[start].iter().copied().collect())];
             mark[start] = Mark::Active;
             while let Some((node, pending)) = stack.last_mut() {
                 match pending.pop() {
@@ -294,7 +308,8 @@ impl Graph {
                         }
                         Mark::Active => {
                             let pos = stack.iter().position(|(n, _)| *n == d).unwrap_or(0);
-                            let mut cycle: Vec<usize> = stack[pos..].iter().map(|(n, _)| *n).collect();
+                            let mut cycle: Vec<usize> =
+                                stack[pos..].iter().map(|(n, _)| *n).collect();
                             cycle.push(d);
                             return Err(cycle);
                         }
@@ -320,7 +335,11 @@ impl Graph {
         }
         for (i, deps) in self.deps.iter().enumerate() {
             for &d in deps {
-                s.push_str(&format!("  \"{}\" -> \"{}\";\n", self.nodes[i].name(), self.nodes[d].name()));
+                s.push_str(&format!(
+                    "  \"{}\" -> \"{}\";\n",
+                    self.nodes[i].name(),
+                    self.nodes[d].name()
+                ));
             }
         }
         s.push_str("}\n");

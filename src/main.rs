@@ -23,24 +23,25 @@ fn main() {
             std::process::exit(code);
         }
     };
-    let json = matches!(
-        &cli.command,
-        cli::Command::Plan { args, .. } | cli::Command::Apply { args, .. } | cli::Command::Drift { args } if args.json
-    );
-    let ui = Arc::new(ui::Ui::new(cli.no_color, json));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let ui = Arc::new(ui::Ui::new(cli.no_color));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             ui.error(&format!("cannot start the runtime: {e}"));
             std::process::exit(1);
         }
     };
-    let code = runtime.block_on(cli::run(cli, ui.clone())).unwrap_or_else(|e| {
-        match e.downcast_ref::<diag::Diags>() {
-            Some(d) => ui.error(&d.to_string()),
-            None => ui.error(&format!("{e:#}")),
-        }
-        1
-    });
+    let code = runtime
+        .block_on(cli::run(cli, ui.clone()))
+        .unwrap_or_else(|e| {
+            match e.downcast_ref::<diag::Diags>() {
+                Some(d) => ui.error(&d.to_string()),
+                None => ui.error(&format!("{e:#}")),
+            }
+            1
+        });
     std::process::exit(code);
 }

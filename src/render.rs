@@ -33,6 +33,15 @@ impl Style {
     pub fn bold(&self, s: &str) -> String {
         self.paint("1", s)
     }
+    /// A sign right-aligned in a three-column gutter (padding by visible width, not bytes).
+    fn gutter(&self, sign: &str) -> String {
+        format!(
+            "{}{}",
+            " ".repeat(3usize.saturating_sub(sign.len())),
+            self.sign(sign)
+        )
+    }
+
     fn sign(&self, sign: &str) -> String {
         match sign {
             "+" => self.green("+"),
@@ -73,7 +82,12 @@ pub fn pretty(v: &Value, indent: usize) -> String {
             let mut s = String::from("{\n");
             let width = m.keys().map(|k| quote_key(k).len()).max().unwrap_or(0);
             for (k, item) in m {
-                let _ = writeln!(s, "{pad}{:width$} = {}", quote_key(k), pretty(item, indent + 1));
+                let _ = writeln!(
+                    s,
+                    "{pad}{:width$} = {}",
+                    quote_key(k),
+                    pretty(item, indent + 1)
+                );
             }
             s.push_str(&end);
             s.push('}');
@@ -125,10 +139,35 @@ fn unified(old: &str, new: &str, pad: &str, style: Style) -> String {
 }
 
 /// One attribute line (or block) of a resource in a plan.
-fn attr_lines(out: &mut String, key: &str, width: usize, before: Option<&Value>, after: Option<&Value>, sens: bool, forces: bool, style: Style) {
+/// How one attribute line is shown: its key column and its flags.
+#[derive(Clone, Copy)]
+struct Line<'a> {
+    key: &'a str,
+    width: usize,
+    sensitive: bool,
+    forces: bool,
+}
+
+fn attr_lines(
+    out: &mut String,
+    line: Line<'_>,
+    before: Option<&Value>,
+    after: Option<&Value>,
+    style: Style,
+) {
+    let Line {
+        key,
+        width,
+        sensitive: sens,
+        forces,
+    } = line;
     let pad = "      ";
     let k = format!("{key:width$}");
-    let tail = if forces { style.red(" # forces replacement") } else { String::new() };
+    let tail = if forces {
+        style.red(" # forces replacement")
+    } else {
+        String::new()
+    };
     match (before, after) {
         (None, Some(a)) | (Some(Value::Null), Some(a)) => {
             if a.is_null() {
@@ -141,14 +180,24 @@ fn attr_lines(out: &mut String, key: &str, width: usize, before: Option<&Value>,
                 }
                 let _ = writeln!(out, "{pad}  EOT");
             } else {
-                let _ = writeln!(out, "{pad}{} {k} = {}{tail}", style.sign("+"), show(a, sens));
+                let _ = writeln!(
+                    out,
+                    "{pad}{} {k} = {}{tail}",
+                    style.sign("+"),
+                    show(a, sens)
+                );
             }
         }
         (Some(b), None) | (Some(b), Some(Value::Null)) => {
             if b.is_null() {
                 return;
             }
-            let _ = writeln!(out, "{pad}{} {k} = {} -> null{tail}", style.sign("-"), show(b, sens));
+            let _ = writeln!(
+                out,
+                "{pad}{} {k} = {} -> null{tail}",
+                style.sign("-"),
+                show(b, sens)
+            );
         }
         (Some(b), Some(a)) if b == a => {
             let _ = writeln!(out, "{pad}  {k} = {}", show(a, sens));
@@ -158,10 +207,21 @@ fn attr_lines(out: &mut String, key: &str, width: usize, before: Option<&Value>,
                 let _ = writeln!(out, "{pad}{} {k} = {SENSITIVE}{tail}", style.sign("~"));
             } else if (is_multiline(b) || is_multiline(a)) && *a != Value::Unknown {
                 let _ = writeln!(out, "{pad}{} {k} = <<-EOT{tail}", style.sign("~"));
-                out.push_str(&unified(&diff_text(b), &diff_text(a), &format!("{pad}    "), style));
+                out.push_str(&unified(
+                    &diff_text(b),
+                    &diff_text(a),
+                    &format!("{pad}    "),
+                    style,
+                ));
                 let _ = writeln!(out, "{pad}  EOT");
             } else {
-                let _ = writeln!(out, "{pad}{} {k} = {} -> {}{tail}", style.sign("~"), show(b, false), show(a, false));
+                let _ = writeln!(
+                    out,
+                    "{pad}{} {k} = {} -> {}{tail}",
+                    style.sign("~"),
+                    show(b, false),
+                    show(a, false)
+                );
             }
         }
         (None, None) => {}
@@ -185,7 +245,10 @@ fn keys(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
 }
 
 fn block_header(address: &str, type_name: &str) -> (String, String) {
-    let rest = address.strip_prefix(type_name).unwrap_or(address).trim_start_matches('.');
+    let rest = address
+        .strip_prefix(type_name)
+        .unwrap_or(address)
+        .trim_start_matches('.');
     let name = rest.split('[').next().unwrap_or(rest);
     (type_name.to_string(), name.to_string())
 }
@@ -203,26 +266,45 @@ fn resource_block(out: &mut String, c: &Change, style: Style) {
         let _ = writeln!(out, "  # (because {r})");
     }
     let (t, n) = block_header(&c.address, &c.type_name);
-    let _ = writeln!(out, "{:>5} resource {} {} {{", style.sign(sign), quote(&t), quote(&n));
+    let _ = writeln!(
+        out,
+        "{} resource {} {} {{",
+        style.gutter(sign),
+        quote(&t),
+        quote(&n)
+    );
     let sens: BTreeSet<&str> = c.sensitive.iter().map(String::as_str).collect();
-    let ks = keys(c.before.as_ref(), c.after.as_ref());
-    let width = ks.iter().map(|k| k.len()).max().unwrap_or(0);
+    let mut shown = Vec::new();
     let mut hidden = 0;
-    for k in &ks {
+    for k in keys(c.before.as_ref(), c.after.as_ref()) {
         let b = match c.action {
             Action::Create => None,
-            _ => c.before.as_ref().map(|v| v.get(k)),
+            _ => c.before.as_ref().map(|v| v.get(&k)),
         };
-        let a = c.after.as_ref().map(|v| v.get(k));
+        let a = c.after.as_ref().map(|v| v.get(&k));
         if c.action == Action::Update && b == a && k != "id" {
             hidden += 1;
-            continue;
+        } else if b.is_some_and(|v| !v.is_null()) || a.is_some_and(|v| !v.is_null()) {
+            shown.push((k, b, a));
         }
+    }
+    let width = shown.iter().map(|(k, _, _)| k.len()).max().unwrap_or(0);
+    for (k, b, a) in &shown {
         let forces = c.replace_because.iter().any(|x| x == k);
-        attr_lines(out, k, width, b, a, sens.contains(k.as_str()), forces, style);
+        let line = Line {
+            key: k,
+            width,
+            sensitive: sens.contains(k.as_str()),
+            forces,
+        };
+        attr_lines(out, line, *b, *a, style);
     }
     if hidden > 0 {
-        let _ = writeln!(out, "        # ({hidden} unchanged attribute{} hidden)", if hidden == 1 { "" } else { "s" });
+        let _ = writeln!(
+            out,
+            "        # ({hidden} unchanged attribute{} hidden)",
+            if hidden == 1 { "" } else { "s" }
+        );
     }
     let _ = writeln!(out, "    }}");
     for n in &c.notes {
@@ -233,21 +315,46 @@ fn resource_block(out: &mut String, c: &Change, style: Style) {
 
 fn drift_block(out: &mut String, d: &Drift, style: Style) {
     let Some(after) = &d.after else {
-        let _ = writeln!(out, "  {}", style.bold(&format!("# {} was deleted outside ballast", d.address)));
+        let _ = writeln!(
+            out,
+            "  {}",
+            style.bold(&format!("# {} was deleted outside ballast", d.address))
+        );
         out.push('\n');
         return;
     };
-    let _ = writeln!(out, "  {}", style.bold(&format!("# {} has changed outside ballast", d.address)));
+    let _ = writeln!(
+        out,
+        "  {}",
+        style.bold(&format!("# {} has changed outside ballast", d.address))
+    );
     let (t, n) = block_header(&d.address, &d.type_name);
-    let _ = writeln!(out, "{:>5} resource {} {} {{", style.sign("~"), quote(&t), quote(&n));
+    let _ = writeln!(
+        out,
+        "{} resource {} {} {{",
+        style.gutter("~"),
+        quote(&t),
+        quote(&n)
+    );
     let sens: BTreeSet<&str> = d.sensitive.iter().map(String::as_str).collect();
-    let ks = keys(Some(&d.before), Some(after));
-    let width = ks.iter().map(|k| k.len()).max().unwrap_or(0);
-    for k in &ks {
-        let (b, a) = (d.before.get(k), after.get(k));
-        if b != a || k == "id" {
-            attr_lines(out, k, width, Some(b), Some(a), sens.contains(k.as_str()), false, style);
-        }
+    let shown: Vec<String> = keys(Some(&d.before), Some(after))
+        .into_iter()
+        .filter(|k| d.before.get(k) != after.get(k) || k == "id")
+        .collect();
+    let width = shown.iter().map(|k| k.len()).max().unwrap_or(0);
+    for k in &shown {
+        attr_lines(
+            out,
+            Line {
+                key: k,
+                width,
+                sensitive: sens.contains(k.as_str()),
+                forces: false,
+            },
+            Some(d.before.get(k)),
+            Some(after.get(k)),
+            style,
+        );
     }
     let _ = writeln!(out, "    }}\n");
 }
@@ -256,7 +363,11 @@ fn drift_block(out: &mut String, d: &Drift, style: Style) {
 pub fn drift_text(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
     if !plan.drift.is_empty() {
-        let _ = writeln!(out, "{}\n", style.bold("Objects have changed outside ballast:"));
+        let _ = writeln!(
+            out,
+            "{}\n",
+            style.bold("Objects have changed outside ballast:")
+        );
         for d in &plan.drift {
             drift_block(&mut out, d, style);
         }
@@ -267,10 +378,28 @@ pub fn drift_text(plan: &Plan, style: Style) -> String {
 pub fn conflicts_text(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
     for c in &plan.conflicts {
-        let _ = writeln!(out, "{} {}: {}", style.red("Conflict:"), c.address, c.message);
-        let _ = writeln!(out, "  ballast will neither skip it nor overwrite it silently. Either:");
-        let _ = writeln!(out, "    adopt it:    ballast import {} {}", quote_arg(&c.address), quote_arg(&c.import_id));
-        let _ = writeln!(out, "    replace it:  ballast apply -replace={}", quote_arg(&c.address));
+        let _ = writeln!(
+            out,
+            "{} {}: {}",
+            style.red("Conflict:"),
+            c.address,
+            c.message
+        );
+        let _ = writeln!(
+            out,
+            "  ballast will neither skip it nor overwrite it silently. Either:"
+        );
+        let _ = writeln!(
+            out,
+            "    adopt it:    ballast import {} {}",
+            quote_arg(&c.address),
+            quote_arg(&c.import_id)
+        );
+        let _ = writeln!(
+            out,
+            "    replace it:  ballast apply -replace={}",
+            quote_arg(&c.address)
+        );
         out.push('\n');
     }
     out
@@ -287,8 +416,17 @@ pub fn orphans_text(plan: &Plan, style: Style) -> String {
         style.yellow("Orphans: objects marked as managed by this state, but in neither the state nor the configuration:")
     );
     for o in &plan.orphans {
-        let _ = writeln!(out, "  - {} {} (marked as {})", o.type_name, o.id, o.address);
-        let _ = writeln!(out, "      adopt it: ballast import {} {}", quote_arg(&o.address), quote_arg(&o.id));
+        let _ = writeln!(
+            out,
+            "  - {} {} (marked as {})",
+            o.type_name, o.id, o.address
+        );
+        let _ = writeln!(
+            out,
+            "      adopt it: ballast import {} {}",
+            quote_arg(&o.address),
+            quote_arg(&o.id)
+        );
     }
     out.push('\n');
     out
@@ -296,7 +434,10 @@ pub fn orphans_text(plan: &Plan, style: Style) -> String {
 
 /// Quotes a shell argument when it needs it.
 fn quote_arg(s: &str) -> String {
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "._-/:=[]".contains(c)) && !s.contains('"') {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-/:=[]".contains(c))
+        && !s.contains('"')
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -309,9 +450,16 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
     out.push_str(&orphans_text(plan, style));
     let actionable: Vec<&Change> = plan.actionable().collect();
     if actionable.is_empty() {
-        let outputs_change = plan.outputs.iter().any(|o| o.before.as_ref() != Some(&o.after));
+        let outputs_change = plan
+            .outputs
+            .iter()
+            .any(|o| o.before.as_ref() != Some(&o.after));
         if plan.conflicts.is_empty() && !outputs_change {
-            let _ = writeln!(out, "{}", style.green("No changes. The real state matches the configuration."));
+            let _ = writeln!(
+                out,
+                "{}",
+                style.green("No changes. The real state matches the configuration.")
+            );
             return out;
         }
     } else {
@@ -320,23 +468,44 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
             resource_block(&mut out, c, style);
         }
     }
-    let changed_outputs: Vec<_> = plan.outputs.iter().filter(|o| o.before.as_ref() != Some(&o.after)).collect();
+    let changed_outputs: Vec<_> = plan
+        .outputs
+        .iter()
+        .filter(|o| o.before.as_ref() != Some(&o.after))
+        .collect();
     if !changed_outputs.is_empty() {
         let _ = writeln!(out, "Changes to outputs:");
         for o in changed_outputs {
             let sign = if o.before.is_none() { "+" } else { "~" };
-            let before = o.before.as_ref().map(|b| format!("{} -> ", show(b, o.sensitive))).unwrap_or_default();
-            let _ = writeln!(out, "  {} {} = {before}{}", style.sign(sign), o.name, show(&o.after, o.sensitive));
+            let before = o
+                .before
+                .as_ref()
+                .map(|b| format!("{} -> ", show(b, o.sensitive)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {} {} = {before}{}",
+                style.sign(sign),
+                o.name,
+                show(&o.after, o.sensitive)
+            );
         }
         out.push('\n');
     }
     let (a, c, d) = plan.counts();
-    let _ = writeln!(out, "{} {a} to add, {c} to change, {d} to destroy.", style.bold("Plan:"));
+    let _ = writeln!(
+        out,
+        "{} {a} to add, {c} to change, {d} to destroy.",
+        style.bold("Plan:")
+    );
     if !plan.conflicts.is_empty() {
         let _ = writeln!(
             out,
             "{}",
-            style.red(&format!("{} conflict(s): apply will refuse until they are resolved.", plan.conflicts.len()))
+            style.red(&format!(
+                "{} conflict(s): apply will refuse until they are resolved.",
+                plan.conflicts.len()
+            ))
         );
     }
     out
@@ -347,7 +516,11 @@ fn redact(v: &Value, sensitive: &[String]) -> serde_json::Value {
         Value::Map(m) => serde_json::Value::Object(
             m.iter()
                 .map(|(k, x)| {
-                    let j = if sensitive.contains(k) && !x.is_null() { json!("(sensitive value)") } else { x.to_json() };
+                    let j = if sensitive.contains(k) && !x.is_null() {
+                        json!("(sensitive value)")
+                    } else {
+                        x.to_json()
+                    };
                     (k.clone(), j)
                 })
                 .collect(),
@@ -409,31 +582,6 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn multiline_changes_are_unified_diffs() {
-        let mut out = String::new();
-        let b = Value::from("one\ntwo\nthree\n");
-        let a = Value::from("one\n2\nthree\n");
-        attr_lines(&mut out, "content", 7, Some(&b), Some(&a), false, false, Style { color: false });
-        assert_eq!(
-            out,
-            "      ~ content = <<-EOT\n            one\n          - two\n          + 2\n            three\n        EOT\n"
-        );
-    }
-
-    #[test]
-    fn sensitive_values_never_show() {
-        let mut out = String::new();
-        attr_lines(&mut out, "pw", 2, None, Some(&Value::from("hunter2")), true, false, Style { color: false });
-        assert!(!out.contains("hunter2"));
-        assert!(out.contains("(sensitive value)"));
-    }
-}
-
 /// A resource's recorded attributes with sensitive ones replaced, as JSON.
 pub fn redacted(v: &Value, sensitive: &[String]) -> serde_json::Value {
     redact(v, sensitive)
@@ -448,7 +596,11 @@ pub fn state_block(r: &crate::state::ResourceState) -> String {
             if v.is_null() {
                 continue;
             }
-            let shown = if r.sensitive.contains(k) { Value::from(SENSITIVE) } else { v.clone() };
+            let shown = if r.sensitive.contains(k) {
+                Value::from(SENSITIVE)
+            } else {
+                v.clone()
+            };
             match hcl::to_expression(shown.to_json()) {
                 Ok(e) => block = block.add_attribute((k.as_str(), e)),
                 Err(_) => block = block.add_attribute((k.as_str(), shown.to_string())),
@@ -456,7 +608,54 @@ pub fn state_block(r: &crate::state::ResourceState) -> String {
         }
     }
     let body = hcl::Body::builder().add_block(block.build()).build();
-    let text = hcl::to_string(&body).unwrap_or_default();
+    let text = crate::fmt::format_text(&hcl::to_string(&body).unwrap_or_default());
     let mark = if r.tainted { " (tainted)" } else { "" };
     format!("# {}{mark}:\n{text}", r.address)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multiline_changes_are_unified_diffs() {
+        let mut out = String::new();
+        let b = Value::from("one\ntwo\nthree\n");
+        let a = Value::from("one\n2\nthree\n");
+        attr_lines(
+            &mut out,
+            Line {
+                key: "content",
+                width: 7,
+                sensitive: false,
+                forces: false,
+            },
+            Some(&b),
+            Some(&a),
+            Style { color: false },
+        );
+        assert_eq!(
+            out,
+            "      ~ content = <<-EOT\n            one\n          - two\n          + 2\n            three\n        EOT\n"
+        );
+    }
+
+    #[test]
+    fn sensitive_values_never_show() {
+        let mut out = String::new();
+        attr_lines(
+            &mut out,
+            Line {
+                key: "pw",
+                width: 2,
+                sensitive: true,
+                forces: false,
+            },
+            None,
+            Some(&Value::from("hunter2")),
+            Style { color: false },
+        );
+        assert!(!out.contains("hunter2"));
+        assert!(out.contains("(sensitive value)"));
+    }
 }

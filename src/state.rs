@@ -85,11 +85,17 @@ pub struct LockInfo {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
-    locked: bool,
+    /// The OS lock on `<state>.lock`, held while this process holds the state lock. The OS
+    /// releases it when the process dies, so a killed run never leaves the state locked; the
+    /// `lock` table only records who holds it, for messages.
+    lock_file: Option<std::fs::File>,
 }
 
 pub fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Formats Unix seconds as an RFC 3339 UTC time.
@@ -106,7 +112,12 @@ pub fn format_time(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 pub fn hostname() -> String {
@@ -116,12 +127,14 @@ pub fn hostname() -> String {
 }
 
 fn user() -> String {
-    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into())
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn not_state(path: &Path, why: &str) -> anyhow::Error {
     anyhow!(
-        "{} is not a ballast state file ({why}); ballast left it untouched. Move it away or point -state elsewhere",
+        "{} is not a ballast state file ({why}); ballast left it untouched. Move it away, or set state_path in the ballast block",
         path.display()
     )
 }
@@ -132,12 +145,15 @@ impl Store {
         if !path.exists() {
             return Ok(None);
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .with_context(|| format!("cannot open the state file {}", path.display()))?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("cannot open the state file {}", path.display()))?;
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
-            locked: false,
+            lock_file: None,
         };
         store.check_and_migrate()?;
         Ok(Some(store))
@@ -161,11 +177,12 @@ impl Store {
             .mode(0o600)
             .open(path)
             .with_context(|| format!("cannot create the state file {}", path.display()))?;
-        let conn = Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let conn =
+            Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
-            locked: false,
+            lock_file: None,
         };
         store.pragmas()?;
         let tx = store.conn.transaction()?;
@@ -176,7 +193,10 @@ impl Store {
             ("lineage", lineage.to_string()),
             ("serial", "0".to_string()),
         ] {
-            tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", params![k, v])?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                params![k, v],
+            )?;
         }
         tx.commit()?;
         Ok(store)
@@ -195,13 +215,22 @@ impl Store {
         let path = self.path.clone();
         let has_meta: Option<String> = self
             .conn
-            .query_row("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'", [], |r| r.get(0))
+            .query_row(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name='meta'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| not_state(&path, &format!("not a readable SQLite database: {e}")))?;
         if has_meta.is_none() {
-            return Err(not_state(&path, "a SQLite database without ballast's tables"));
+            return Err(not_state(
+                &path,
+                "a SQLite database without ballast's tables",
+            ));
         }
-        let format = self.meta("format").map_err(|_| not_state(&path, "its metadata is unreadable"))?;
+        let format = self
+            .meta("format")
+            .map_err(|_| not_state(&path, "its metadata is unreadable"))?;
         if format.as_deref() != Some(FORMAT) {
             return Err(not_state(&path, "its format marker is missing"));
         }
@@ -219,8 +248,12 @@ impl Store {
         for v in version..SCHEMA_VERSION {
             let tx = self.conn.transaction()?;
             tx.execute_batch(MIGRATIONS[v as usize])?;
-            tx.execute("UPDATE meta SET value = ?1 WHERE key = 'schema_version'", params![(v + 1).to_string()])?;
-            tx.commit().with_context(|| format!("migrating the state to schema version {}", v + 1))?;
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+                params![(v + 1).to_string()],
+            )?;
+            tx.commit()
+                .with_context(|| format!("migrating the state to schema version {}", v + 1))?;
         }
         Ok(())
     }
@@ -232,23 +265,26 @@ impl Store {
             .optional()?)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     pub fn lineage(&self) -> Result<String> {
-        self.meta("lineage")?.ok_or_else(|| anyhow!("the state has no lineage"))
+        self.meta("lineage")?
+            .ok_or_else(|| anyhow!("the state has no lineage"))
     }
 
     pub fn serial(&self) -> Result<i64> {
-        Ok(self.meta("serial")?.and_then(|s| s.parse().ok()).unwrap_or(0))
+        Ok(self
+            .meta("serial")?
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0))
     }
 
     /// Records a new serial for a run that changes the state.
     pub fn bump_serial(&self, command: &str) -> Result<i64> {
         let serial = self.serial()? + 1;
         let tx = self.conn.unchecked_transaction()?;
-        tx.execute("UPDATE meta SET value = ?1 WHERE key = 'serial'", [serial.to_string()])?;
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'serial'",
+            [serial.to_string()],
+        )?;
         tx.execute(
             "INSERT OR REPLACE INTO history (serial, time, command) VALUES (?1, ?2, ?3)",
             params![serial, now(), command],
@@ -257,60 +293,74 @@ impl Store {
         Ok(serial)
     }
 
-    pub fn history(&self) -> Result<Vec<(i64, i64, String)>> {
-        let mut st = self.conn.prepare("SELECT serial, time, command FROM history ORDER BY serial")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     // ---- lock ----
 
     pub fn lock_info(&self) -> Result<Option<LockInfo>> {
         Ok(self
             .conn
-            .query_row("SELECT holder, pid, host, time, operation FROM lock WHERE one = 1", [], |r| {
-                Ok(LockInfo {
-                    holder: r.get(0)?,
-                    pid: r.get(1)?,
-                    host: r.get(2)?,
-                    time: r.get(3)?,
-                    operation: r.get(4)?,
-                })
-            })
+            .query_row(
+                "SELECT holder, pid, host, time, operation FROM lock WHERE one = 1",
+                [],
+                |r| {
+                    Ok(LockInfo {
+                        holder: r.get(0)?,
+                        pid: r.get(1)?,
+                        host: r.get(2)?,
+                        time: r.get(3)?,
+                        operation: r.get(4)?,
+                    })
+                },
+            )
             .optional()?)
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(".lock");
+        PathBuf::from(p)
     }
 
     /// Takes the lock, waiting up to `timeout` for another holder to let go.
     pub fn lock(&mut self, operation: &str, timeout: Duration) -> Result<()> {
+        let lock_path = self.lock_path();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .with_context(|| format!("cannot open the lock file {}", lock_path.display()))?;
         let deadline = Instant::now() + timeout;
         loop {
-            let taken = self.conn.execute(
-                "INSERT OR IGNORE INTO lock (one, holder, pid, host, time, operation) VALUES (1, ?1, ?2, ?3, ?4, ?5)",
-                params![user(), std::process::id(), hostname(), now(), operation],
-            )?;
-            if taken == 1 {
-                self.locked = true;
-                return Ok(());
+            match file.try_lock() {
+                Ok(()) => {
+                    // Whatever a dead holder left in the table is stale now: replace it.
+                    self.conn.execute(
+                        "INSERT OR REPLACE INTO lock (one, holder, pid, host, time, operation) VALUES (1, ?1, ?2, ?3, ?4, ?5)",
+                        params![user(), std::process::id(), hostname(), now(), operation],
+                    )?;
+                    self.lock_file = Some(file);
+                    return Ok(());
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| format!("cannot lock {}", lock_path.display()))
+                }
             }
             if Instant::now() >= deadline {
-                let info = self.lock_info()?;
-                let who = match info {
-                    Some(i) => {
-                        let gone = i.host == hostname() && !Path::new(&format!("/proc/{}", i.pid)).exists();
-                        format!(
-                            "{} on {} (pid {}{}) since {}, running {}",
-                            i.holder,
-                            i.host,
-                            i.pid,
-                            if gone { ", no longer running" } else { "" },
-                            format_time(i.time),
-                            i.operation
-                        )
-                    }
+                let who = match self.lock_info()? {
+                    Some(i) => format!(
+                        "{} on {} (pid {}) since {}, running {}",
+                        i.holder,
+                        i.host,
+                        i.pid,
+                        format_time(i.time),
+                        i.operation
+                    ),
                     None => "another process".into(),
                 };
                 bail!(
-                    "the state {} is locked by {who}\nwait for it to finish, retry with -lock-timeout=60s, or if that process is gone, run: ballast force-unlock",
+                    "the state {} is locked by {who}\nwait for it to finish, or retry with -lock-timeout=60s; if that process is stuck on another host, run: ballast force-unlock",
                     self.path.display()
                 );
             }
@@ -319,17 +369,23 @@ impl Store {
     }
 
     pub fn unlock(&mut self) -> Result<()> {
-        if self.locked {
-            self.conn.execute("DELETE FROM lock WHERE one = 1 AND pid = ?1", [std::process::id()])?;
-            self.locked = false;
+        if let Some(f) = self.lock_file.take() {
+            self.conn.execute(
+                "DELETE FROM lock WHERE one = 1 AND pid = ?1",
+                [std::process::id()],
+            )?;
+            drop(f);
         }
         Ok(())
     }
 
     /// Removes any lock, whoever holds it. Returns the lock that was removed.
+    /// A lock held by a live process on this host cannot be broken (the OS holds it); only
+    /// the record is removed.
     pub fn force_unlock(&self) -> Result<Option<LockInfo>> {
         let info = self.lock_info()?;
         self.conn.execute("DELETE FROM lock", [])?;
+        let _ = std::fs::remove_file(self.lock_path());
         Ok(info)
     }
 
@@ -355,7 +411,8 @@ impl Store {
         for row in rows {
             let (address, type_name, provider, id, attrs, sens, deps, tainted) = row?;
             let parse = |what: &str, text: &str| -> Result<serde_json::Value> {
-                serde_json::from_str(text).with_context(|| format!("the state entry {address} has unreadable {what}"))
+                serde_json::from_str(text)
+                    .with_context(|| format!("the state entry {address} has unreadable {what}"))
             };
             out.push(ResourceState {
                 attributes: Value::from_json(&parse("attributes", &attrs)?),
@@ -391,27 +448,29 @@ impl Store {
     }
 
     pub fn remove_resource(&self, address: &str) -> Result<bool> {
-        let mut st = self.conn.prepare_cached("DELETE FROM resources WHERE address = ?1")?;
-        Ok(st.execute([address])? > 0)
-    }
-
-    pub fn set_tainted(&self, address: &str, tainted: bool) -> Result<bool> {
-        Ok(self
+        let mut st = self
             .conn
-            .execute("UPDATE resources SET tainted = ?2 WHERE address = ?1", params![address, tainted])?
-            > 0)
+            .prepare_cached("DELETE FROM resources WHERE address = ?1")?;
+        Ok(st.execute([address])? > 0)
     }
 
     /// Renames a resource address (`state mv`).
     pub fn move_resource(&self, from: &str, to: &str) -> Result<()> {
         let tx = self.conn.unchecked_transaction()?;
         let exists: Option<String> = tx
-            .query_row("SELECT address FROM resources WHERE address = ?1", [to], |r| r.get(0))
+            .query_row(
+                "SELECT address FROM resources WHERE address = ?1",
+                [to],
+                |r| r.get(0),
+            )
             .optional()?;
         if exists.is_some() {
             bail!("{to} is already in the state");
         }
-        let n = tx.execute("UPDATE resources SET address = ?2 WHERE address = ?1", params![from, to])?;
+        let n = tx.execute(
+            "UPDATE resources SET address = ?2 WHERE address = ?1",
+            params![from, to],
+        )?;
         if n == 0 {
             bail!("{from} is not in the state");
         }
@@ -435,12 +494,21 @@ impl Store {
     }
 
     pub fn outputs(&self) -> Result<Vec<(String, Value, bool)>> {
-        let mut st = self.conn.prepare("SELECT name, value, sensitive FROM outputs ORDER BY name")?;
-        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?)))?;
+        let mut st = self
+            .conn
+            .prepare("SELECT name, value, sensitive FROM outputs ORDER BY name")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, bool>(2)?,
+            ))
+        })?;
         let mut out = Vec::new();
         for row in rows {
             let (name, text, sensitive) = row?;
-            let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("output {name} is unreadable"))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("output {name} is unreadable"))?;
             out.push((name, Value::from_json(&v), sensitive));
         }
         Ok(out)
@@ -453,21 +521,29 @@ impl Store {
         let mut st = self.conn.prepare_cached(
             "INSERT INTO journal (run, address, action, status, started, planned) VALUES (?1, ?2, ?3, 'open', ?4, ?5)",
         )?;
-        st.execute(params![run, address, action, now(), serde_json::to_string(planned)?])?;
+        st.execute(params![
+            run,
+            address,
+            action,
+            now(),
+            serde_json::to_string(planned)?
+        ])?;
         Ok(self.conn.last_insert_rowid())
     }
 
     pub fn intent_object(&self, seq: i64, object_id: &str) -> Result<()> {
-        let mut st = self.conn.prepare_cached("UPDATE journal SET object_id = ?2 WHERE seq = ?1")?;
+        let mut st = self
+            .conn
+            .prepare_cached("UPDATE journal SET object_id = ?2 WHERE seq = ?1")?;
         st.execute(params![seq, object_id])?;
         Ok(())
     }
 
     /// Closes an intent: `done`, `failed` (with the error) or `reconciled`.
     pub fn outcome(&self, seq: i64, status: &str, error: Option<&str>) -> Result<()> {
-        let mut st = self
-            .conn
-            .prepare_cached("UPDATE journal SET status = ?2, ended = ?3, error = ?4 WHERE seq = ?1")?;
+        let mut st = self.conn.prepare_cached(
+            "UPDATE journal SET status = ?2, ended = ?3, error = ?4 WHERE seq = ?1",
+        )?;
         st.execute(params![seq, status, now(), error])?;
         Ok(())
     }

@@ -12,20 +12,18 @@ use std::time::Duration;
 
 pub struct Ui {
     pub style: Style,
-    /// Machine output mode: stdout carries JSON only.
-    pub json: bool,
     tty: bool,
     multi: MultiProgress,
     bars: Mutex<HashMap<String, ProgressBar>>,
 }
 
 impl Ui {
-    pub fn new(no_color: bool, json: bool) -> Ui {
+    pub fn new(no_color: bool) -> Ui {
         let tty = std::io::stderr().is_terminal();
-        let color = !no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
+        let color =
+            !no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
         Ui {
             style: Style { color },
-            json,
             tty,
             multi: MultiProgress::new(),
             bars: Mutex::new(HashMap::new()),
@@ -93,10 +91,15 @@ impl Events for Ui {
             self.status(&format!("{address}: {}{counts}", p.message));
             return;
         }
-        let Ok(mut bars) = self.bars.lock() else { return };
+        let Ok(mut bars) = self.bars.lock() else {
+            return;
+        };
         let bar = bars.entry(address.to_string()).or_insert_with(|| {
             let b = self.multi.add(ProgressBar::new_spinner());
-            b.set_style(ProgressStyle::with_template("{spinner} {prefix}: {msg} [{elapsed}]").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            b.set_style(
+                ProgressStyle::with_template("{spinner} {prefix}: {msg} [{elapsed}]")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
             b.set_prefix(address.to_string());
             b.enable_steady_tick(Duration::from_millis(120));
             b

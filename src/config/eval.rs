@@ -22,6 +22,8 @@ pub struct Scope<'a> {
     pub resources: &'a HashMap<String, Value>,
     pub count_index: Option<usize>,
     pub each: Option<(Value, Value)>,
+    /// Sensitive attributes of resources, by `type.name`: reading one marks the result sensitive.
+    pub sensitive_attrs: Option<&'a HashMap<String, BTreeSet<String>>>,
     bindings: RefCell<Vec<(String, Value)>>,
     sensitive: Cell<bool>,
 }
@@ -44,6 +46,7 @@ impl<'a> Scope<'a> {
             resources,
             count_index: None,
             each: None,
+            sensitive_attrs: None,
             bindings: RefCell::new(Vec::new()),
             sensitive: Cell::new(false),
         }
@@ -74,9 +77,16 @@ impl<'a> Scope<'a> {
             if !s.is_empty() {
                 sensitive.insert(k.clone());
             }
-            match out.entry(k.clone()).or_insert_with(|| Value::List(Vec::new())) {
+            match out
+                .entry(k.clone())
+                .or_insert_with(|| Value::List(Vec::new()))
+            {
                 Value::List(items) => items.push(v),
-                _ => return Err(Diag::new(format!("\"{k}\" is set both as an attribute and as a block"))),
+                _ => {
+                    return Err(Diag::new(format!(
+                        "\"{k}\" is set both as an attribute and as a block"
+                    )))
+                }
             }
         }
         Ok((Value::Map(out), sensitive))
@@ -113,7 +123,9 @@ impl<'a> Scope<'a> {
                         ObjectKey::Ident(id) => id.as_str().to_string(),
                         ObjectKey::Expression(e) => match self.ev(e, file)? {
                             Value::Unknown => return Ok(Value::Unknown),
-                            other => to_string(&other).map_err(|m| self.err(format!("invalid object key: {m}"), e, file))?,
+                            other => to_string(&other).map_err(|m| {
+                                self.err(format!("invalid object key: {m}"), e, file)
+                            })?,
                         },
                     };
                     out.insert(key, self.ev(v.expr(), file)?);
@@ -147,10 +159,17 @@ impl<'a> Scope<'a> {
                     match args.pop() {
                         Some(Value::List(rest)) => args.extend(rest),
                         Some(Value::Unknown) => return Ok(Value::Unknown),
-                        _ => return Err(self.err("the final argument before ... must be a list", expr, file)),
+                        _ => {
+                            return Err(self.err(
+                                "the final argument before ... must be a list",
+                                expr,
+                                file,
+                            ))
+                        }
                     }
                 }
-                funcs::call(name, args, self).map_err(|m| self.err(format!("{name}(): {m}"), expr, file))?
+                funcs::call(name, args, self)
+                    .map_err(|m| self.err(format!("{name}(): {m}"), expr, file))?
             }
             Expression::UnaryOp(op) => {
                 let v = self.ev(&op.expr, file)?;
@@ -161,7 +180,11 @@ impl<'a> Scope<'a> {
                         Value::Number(-to_number(&v).map_err(|m| self.err(m, &op.expr, file))?)
                     }
                     (UnaryOperator::Not, v) => {
-                        return Err(self.err(format!("! needs a bool, not a {}", v.type_name()), &op.expr, file))
+                        return Err(self.err(
+                            format!("! needs a bool, not a {}", v.type_name()),
+                            &op.expr,
+                            file,
+                        ))
                     }
                 }
             }
@@ -188,7 +211,9 @@ impl<'a> Scope<'a> {
                 Element::Literal(s) => out.push_str(s.value()),
                 Element::Interpolation(i) => match self.ev(&i.expr, file)? {
                     Value::Unknown => return Ok(Value::Unknown),
-                    v => out.push_str(&to_string(&v).map_err(|m| self.err(format!("cannot interpolate: {m}"), &i.expr, file))?),
+                    v => out.push_str(&to_string(&v).map_err(|m| {
+                        self.err(format!("cannot interpolate: {m}"), &i.expr, file)
+                    })?),
                 },
                 Element::Directive(d) => match d.as_ref() {
                     Directive::If(ifd) => {
@@ -198,7 +223,10 @@ impl<'a> Scope<'a> {
                             Value::Unknown => return Ok(Value::Unknown),
                             other => {
                                 return Err(self.err(
-                                    format!("the %{{if}} condition must be a bool, not a {}", other.type_name()),
+                                    format!(
+                                        "the %{{if}} condition must be a bool, not a {}",
+                                        other.type_name()
+                                    ),
                                     &ifd.if_expr.cond_expr,
                                     file,
                                 ))
@@ -220,7 +248,12 @@ impl<'a> Scope<'a> {
                             Err(m) => return Err(self.err(m, &f.collection_expr, file)),
                         };
                         for (k, v) in items {
-                            let n = self.bind(f.key_var.as_ref().map(|i| i.as_str()), f.value_var.as_str(), k, v);
+                            let n = self.bind(
+                                f.key_var.as_ref().map(|i| i.as_str()),
+                                f.value_var.as_str(),
+                                k,
+                                v,
+                            );
                             let r = self.template(&f.template, file);
                             self.unbind(n);
                             match r? {
@@ -273,7 +306,10 @@ impl<'a> Scope<'a> {
                         Value::Unknown => return Ok(Step::Unknown),
                         other => {
                             return Err(self.err(
-                                format!("the for condition must be a bool, not a {}", other.type_name()),
+                                format!(
+                                    "the for condition must be a bool, not a {}",
+                                    other.type_name()
+                                ),
                                 &c.expr,
                                 file,
                             ))
@@ -296,11 +332,13 @@ impl<'a> Scope<'a> {
                     if k == Value::Unknown {
                         return Ok(Value::Unknown);
                     }
-                    let key = to_string(&k).map_err(|m| self.err(format!("invalid key: {m}"), &f.value_expr, file))?;
+                    let key = to_string(&k)
+                        .map_err(|m| self.err(format!("invalid key: {m}"), &f.value_expr, file))?;
                     if f.grouping {
-                        match map.entry(key).or_insert_with(|| Value::List(Vec::new())) {
-                            Value::List(l) => l.push(v),
-                            _ => {}
+                        if let Value::List(l) =
+                            map.entry(key).or_insert_with(|| Value::List(Vec::new()))
+                        {
+                            l.push(v);
                         }
                     } else if map.insert(key.clone(), v).is_some() {
                         return Err(self.err(
@@ -312,7 +350,11 @@ impl<'a> Scope<'a> {
                 }
             }
         }
-        Ok(if f.key_expr.is_some() { Value::Map(map) } else { Value::List(list) })
+        Ok(if f.key_expr.is_some() {
+            Value::Map(map)
+        } else {
+            Value::List(list)
+        })
     }
 
     /// The value a bare name (or the first part of a traversal) stands for.
@@ -331,7 +373,9 @@ impl<'a> Scope<'a> {
                         }
                         Ok(v.clone())
                     }
-                    None => Err(self.err(format!("no variable named \"{n}\" is declared"), expr, file)),
+                    None => {
+                        Err(self.err(format!("no variable named \"{n}\" is declared"), expr, file))
+                    }
                 }
             }
             "local" => {
@@ -339,12 +383,20 @@ impl<'a> Scope<'a> {
                 match self.locals.get(n) {
                     Some(v) => Ok(v.clone()),
                     None if self.cfg.locals.contains_key(n) => Ok(Value::Unknown),
-                    None => Err(self.err(format!("no local value named \"{n}\" is declared"), expr, file)),
+                    None => Err(self.err(
+                        format!("no local value named \"{n}\" is declared"),
+                        expr,
+                        file,
+                    )),
                 }
             }
             "count" => match (next, self.count_index) {
                 (Some("index"), Some(i)) => Ok(Value::Number(i as f64)),
-                (Some("index"), None) => Err(self.err("count.index is only valid in a resource with count", expr, file)),
+                (Some("index"), None) => Err(self.err(
+                    "count.index is only valid in a resource with count",
+                    expr,
+                    file,
+                )),
                 _ => Err(need("index")),
             },
             "each" => match (next, &self.each) {
@@ -356,7 +408,9 @@ impl<'a> Scope<'a> {
                 _ => Err(need("key or value")),
             },
             "path" => match next {
-                Some("module" | "root" | "cwd") => Ok(Value::String(self.cfg.dir.display().to_string())),
+                Some("module" | "root" | "cwd") => {
+                    Ok(Value::String(self.cfg.dir.display().to_string()))
+                }
                 _ => Err(need("module, root or cwd")),
             },
             type_name => {
@@ -367,7 +421,11 @@ impl<'a> Scope<'a> {
                 match self.resources.get(&addr) {
                     Some(v) => Ok(v.clone()),
                     None if self.cfg.resource(&addr).is_some() => Ok(Value::Unknown),
-                    None => Err(self.err(format!("reference to undeclared resource {addr}"), expr, file)),
+                    None => Err(self.err(
+                        format!("reference to undeclared resource {addr}"),
+                        expr,
+                        file,
+                    )),
                 }
             }
         }
@@ -392,11 +450,42 @@ impl<'a> Scope<'a> {
             other => self.ev(other, file)?,
         };
         let rest: Vec<&TraversalOperator> = ops.collect();
+        self.mark_sensitive_read(t, &rest);
         v = self.apply_ops(v, &rest, t, file)?;
         Ok(v)
     }
 
-    fn apply_ops(&self, mut v: Value, ops: &[&TraversalOperator], t: &hcl_edit::expr::Traversal, file: usize) -> R {
+    /// Marks the evaluation sensitive when it reads a sensitive attribute of a resource
+    /// (or a whole resource object that has one).
+    fn mark_sensitive_read(&self, t: &hcl_edit::expr::Traversal, rest: &[&TraversalOperator]) {
+        let (Some(map), Expression::Variable(root)) = (self.sensitive_attrs, &t.expr) else {
+            return;
+        };
+        let Some(TraversalOperator::GetAttr(name)) = t.operators.first().map(|o| o.value()) else {
+            return;
+        };
+        let Some(attrs) = map.get(&format!("{}.{}", root.as_str(), name.as_str())) else {
+            return;
+        };
+        if attrs.is_empty() {
+            return;
+        }
+        let attr = rest.iter().find_map(|op| match op {
+            TraversalOperator::GetAttr(a) => Some(a.as_str()),
+            _ => None,
+        });
+        if attr.is_none_or(|a| attrs.contains(a)) {
+            self.sensitive.set(true);
+        }
+    }
+
+    fn apply_ops(
+        &self,
+        mut v: Value,
+        ops: &[&TraversalOperator],
+        t: &hcl_edit::expr::Traversal,
+        file: usize,
+    ) -> R {
         for (i, op) in ops.iter().enumerate() {
             if v == Value::Unknown {
                 return Ok(Value::Unknown);
@@ -405,12 +494,28 @@ impl<'a> Scope<'a> {
                 TraversalOperator::GetAttr(a) => match &v {
                     Value::Map(m) => match m.get(a.as_str()) {
                         Some(x) => x.clone(),
-                        None => return Err(self.err(format!("this object has no attribute \"{}\"", a.as_str()), t, file)),
+                        None => {
+                            return Err(self.err(
+                                format!("this object has no attribute \"{}\"", a.as_str()),
+                                t,
+                                file,
+                            ))
+                        }
                     },
-                    Value::Null => return Err(self.err(format!("cannot read \"{}\" of null", a.as_str()), t, file)),
+                    Value::Null => {
+                        return Err(self.err(
+                            format!("cannot read \"{}\" of null", a.as_str()),
+                            t,
+                            file,
+                        ))
+                    }
                     other => {
                         return Err(self.err(
-                            format!("cannot read attribute \"{}\" of a {}", a.as_str(), other.type_name()),
+                            format!(
+                                "cannot read attribute \"{}\" of a {}",
+                                a.as_str(),
+                                other.type_name()
+                            ),
                             t,
                             file,
                         ))
@@ -420,9 +525,8 @@ impl<'a> Scope<'a> {
                     let idx = self.ev(ie, file)?;
                     index(&v, &idx).map_err(|m| self.err(m, ie, file))?
                 }
-                TraversalOperator::LegacyIndex(n) => {
-                    index(&v, &Value::Number(*n.value() as f64)).map_err(|m| self.err(m, t, file))?
-                }
+                TraversalOperator::LegacyIndex(n) => index(&v, &Value::Number(*n.value() as f64))
+                    .map_err(|m| self.err(m, t, file))?,
                 TraversalOperator::AttrSplat(_) | TraversalOperator::FullSplat(_) => {
                     let items = match v {
                         Value::List(items) => items,
@@ -442,7 +546,6 @@ impl<'a> Scope<'a> {
     }
 }
 
-
 /// One iteration of a for expression.
 enum Step {
     Skip,
@@ -454,9 +557,17 @@ enum Step {
 pub fn iterate(v: &Value) -> Result<Option<Vec<(Value, Value)>>, String> {
     match v {
         Value::List(items) => Ok(Some(
-            items.iter().enumerate().map(|(i, x)| (Value::Number(i as f64), x.clone())).collect(),
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (Value::Number(i as f64), x.clone()))
+                .collect(),
         )),
-        Value::Map(m) => Ok(Some(m.iter().map(|(k, x)| (Value::String(k.clone()), x.clone())).collect())),
+        Value::Map(m) => Ok(Some(
+            m.iter()
+                .map(|(k, x)| (Value::String(k.clone()), x.clone()))
+                .collect(),
+        )),
         Value::Unknown => Ok(None),
         other => Err(format!("cannot iterate over a {}", other.type_name())),
     }
@@ -468,13 +579,19 @@ fn index(v: &Value, idx: &Value) -> R2 {
         (Value::List(items), i) => {
             let n = to_number(i)?;
             if n < 0.0 || n.fract() != 0.0 || n as usize >= items.len() {
-                return Err(format!("index {} is out of range for a list of {} elements", format_number(n), items.len()));
+                return Err(format!(
+                    "index {} is out of range for a list of {} elements",
+                    format_number(n),
+                    items.len()
+                ));
             }
             Ok(items[n as usize].clone())
         }
         (Value::Map(m), k) => {
             let key = to_string(k)?;
-            m.get(&key).cloned().ok_or_else(|| format!("the map has no key \"{key}\""))
+            m.get(&key)
+                .cloned()
+                .ok_or_else(|| format!("the map has no key \"{key}\""))
         }
         (other, _) => Err(format!("cannot index a {}", other.type_name())),
     }
@@ -489,14 +606,20 @@ pub fn to_string(v: &Value) -> Result<String, String> {
         Value::Number(n) => Ok(format_number(*n)),
         Value::Bool(b) => Ok(b.to_string()),
         Value::Null => Err("the value is null".into()),
-        other => Err(format!("a {} cannot be converted to a string", other.type_name())),
+        other => Err(format!(
+            "a {} cannot be converted to a string",
+            other.type_name()
+        )),
     }
 }
 
 pub fn to_number(v: &Value) -> Result<f64, String> {
     match v {
         Value::Number(n) => Ok(*n),
-        Value::String(s) => s.trim().parse::<f64>().map_err(|_| format!("\"{s}\" is not a number")),
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| format!("\"{s}\" is not a number")),
         other => Err(format!("a number is required, not a {}", other.type_name())),
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 type R = Result<Value, String>;
 
 pub fn call(name: &str, args: Vec<Value>, scope: &Scope<'_>) -> R {
-    if args.iter().any(|a| *a == Value::Unknown) {
+    if args.contains(&Value::Unknown) {
         return if KNOWN.contains(&name) {
             Ok(Value::Unknown)
         } else {
@@ -40,11 +40,17 @@ pub fn call(name: &str, args: Vec<Value>, scope: &Scope<'_>) -> R {
         "split" => {
             a.count(2)?;
             let (sep, s) = (a.string(0)?, a.string(1)?);
-            Ok(Value::List(s.split(sep.as_str()).map(|p| Value::String(p.to_string())).collect()))
+            Ok(Value::List(
+                s.split(sep.as_str())
+                    .map(|p| Value::String(p.to_string()))
+                    .collect(),
+            ))
         }
         "replace" => {
             a.count(3)?;
-            Ok(Value::String(a.string(0)?.replace(&a.string(1)?, &a.string(2)?)))
+            Ok(Value::String(
+                a.string(0)?.replace(&a.string(1)?, &a.string(2)?),
+            ))
         }
         "format" => format(&a),
         "tostring" => {
@@ -105,7 +111,9 @@ pub fn call(name: &str, args: Vec<Value>, scope: &Scope<'_>) -> R {
             }
             Ok(Value::Map(out))
         }
-        "keys" => Ok(Value::List(a.map(0)?.into_keys().map(Value::String).collect())),
+        "keys" => Ok(Value::List(
+            a.map(0)?.into_keys().map(Value::String).collect(),
+        )),
         "values" => Ok(Value::List(a.map(0)?.into_values().collect())),
         "lookup" => {
             if !(2..=3).contains(&args.len()) {
@@ -116,7 +124,9 @@ pub fn call(name: &str, args: Vec<Value>, scope: &Scope<'_>) -> R {
             match (m.get(&k), args.get(2)) {
                 (Some(v), _) => Ok(v.clone()),
                 (None, Some(d)) => Ok(d.clone()),
-                (None, None) => Err(format!("the map has no key \"{k}\" and no default was given")),
+                (None, None) => Err(format!(
+                    "the map has no key \"{k}\" and no default was given"
+                )),
             }
         }
         "contains" => {
@@ -175,7 +185,9 @@ pub fn call(name: &str, args: Vec<Value>, scope: &Scope<'_>) -> R {
             .ok_or_else(|| "all arguments are null or empty".into()),
         "jsonencode" => {
             a.count(1)?;
-            serde_json::to_string(&args[0].to_json()).map(Value::String).map_err(|e| e.to_string())
+            serde_json::to_string(&args[0].to_json())
+                .map(Value::String)
+                .map_err(|e| e.to_string())
         }
         "jsondecode" => {
             let s = a.string(0)?;
@@ -186,7 +198,9 @@ pub fn call(name: &str, args: Vec<Value>, scope: &Scope<'_>) -> R {
         "file" => {
             let p = a.string(0)?;
             let path = scope.cfg.dir.join(&p);
-            std::fs::read_to_string(&path).map(Value::String).map_err(|e| format!("cannot read {p}: {e}"))
+            std::fs::read_to_string(&path)
+                .map(Value::String)
+                .map_err(|e| format!("cannot read {p}: {e}"))
         }
         _ => Err(format!("there is no function named \"{name}\"")),
     }
@@ -194,9 +208,35 @@ pub fn call(name: &str, args: Vec<Value>, scope: &Scope<'_>) -> R {
 
 /// Every function name, for the unknown-argument shortcut.
 const KNOWN: &[&str] = &[
-    "length", "upper", "lower", "trimspace", "join", "split", "replace", "format", "tostring", "tonumber", "tobool",
-    "tolist", "toset", "tomap", "concat", "merge", "keys", "values", "lookup", "contains", "range", "element", "min",
-    "max", "abs", "coalesce", "jsonencode", "jsondecode", "file",
+    "length",
+    "upper",
+    "lower",
+    "trimspace",
+    "join",
+    "split",
+    "replace",
+    "format",
+    "tostring",
+    "tonumber",
+    "tobool",
+    "tolist",
+    "toset",
+    "tomap",
+    "concat",
+    "merge",
+    "keys",
+    "values",
+    "lookup",
+    "contains",
+    "range",
+    "element",
+    "min",
+    "max",
+    "abs",
+    "coalesce",
+    "jsonencode",
+    "jsondecode",
+    "file",
 ];
 
 struct Args<'a> {
@@ -213,7 +253,9 @@ impl Args<'_> {
         }
     }
     fn get(&self, i: usize) -> Result<&Value, String> {
-        self.args.get(i).ok_or_else(|| format!("{} needs argument {}", self.name, i + 1))
+        self.args
+            .get(i)
+            .ok_or_else(|| format!("{} needs argument {}", self.name, i + 1))
     }
     fn string(&self, i: usize) -> Result<String, String> {
         to_string(self.get(i)?).map_err(|m| format!("argument {}: {m}", i + 1))
@@ -224,13 +266,21 @@ impl Args<'_> {
     fn list(&self, i: usize) -> Result<Vec<Value>, String> {
         match self.get(i)? {
             Value::List(l) => Ok(l.clone()),
-            other => Err(format!("argument {} must be a list, not a {}", i + 1, other.type_name())),
+            other => Err(format!(
+                "argument {} must be a list, not a {}",
+                i + 1,
+                other.type_name()
+            )),
         }
     }
     fn map(&self, i: usize) -> Result<BTreeMap<String, Value>, String> {
         match self.get(i)? {
             Value::Map(m) => Ok(m.clone()),
-            other => Err(format!("argument {} must be a map or object, not a {}", i + 1, other.type_name())),
+            other => Err(format!(
+                "argument {} must be a map or object, not a {}",
+                i + 1,
+                other.type_name()
+            )),
         }
     }
 }
@@ -251,7 +301,9 @@ fn format(a: &Args<'_>) -> R {
             out.push('%');
             continue;
         }
-        let v = a.get(next).map_err(|_| format!("not enough arguments for the format \"{spec}\""))?;
+        let v = a
+            .get(next)
+            .map_err(|_| format!("not enough arguments for the format \"{spec}\""))?;
         next += 1;
         match verb {
             's' | 'v' => out.push_str(&match v {

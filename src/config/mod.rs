@@ -35,6 +35,33 @@ impl Expr {
 pub struct BodyExpr {
     pub attrs: Vec<(String, Expr)>,
     pub blocks: Vec<(String, BodyExpr)>,
+    /// Where each attribute's key is written.
+    pub keys: Vec<(String, SrcSpan)>,
+}
+
+impl BodyExpr {
+    pub fn attr_key_span(&self, name: &str) -> Option<SrcSpan> {
+        self.keys
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, s)| s.clone())
+    }
+}
+
+/// A diagnostic about a configuration problem in a resource body: at the attribute when it
+/// has one, else at the block.
+pub fn problem_diag(
+    cfg: &Config,
+    r: &Resource,
+    address: &str,
+    p: &ballast_sdk::ConfigProblem,
+) -> Diag {
+    let span = p
+        .attribute
+        .as_deref()
+        .and_then(|a| r.body.attr_key_span(a))
+        .unwrap_or_else(|| r.span.clone());
+    Diag::at(format!("{address}: {}", p.message), &cfg.sources, &span)
 }
 
 #[derive(Clone, Debug)]
@@ -49,10 +76,8 @@ pub struct Variable {
 
 #[derive(Clone, Debug)]
 pub struct Output {
-    pub name: String,
     pub value: Expr,
     pub sensitive: bool,
-    pub description: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -129,11 +154,15 @@ pub fn config_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Reads and parses every configuration file of `dir`.
 pub fn load(dir: &Path) -> Result<Config, Diags> {
-    let files = config_files(dir).map_err(|e| Diag::new(format!("cannot read the directory {}: {e}", dir.display())))?;
+    let files = config_files(dir)
+        .map_err(|e| Diag::new(format!("cannot read the directory {}: {e}", dir.display())))?;
     if files.is_empty() {
-        return Err(Diag::new(format!("no configuration files (*.hcl) in {}", dir.display()))
-            .with_help("run ballast in a directory with .hcl files, or point at one with -chdir=DIR")
-            .into());
+        return Err(Diag::new(format!(
+            "no configuration files (*.hcl) in {}",
+            dir.display()
+        ))
+        .with_help("run ballast in a directory with .hcl files, or point at one with -chdir=DIR")
+        .into());
     }
     let mut cfg = Config {
         dir: dir.to_path_buf(),
@@ -141,7 +170,10 @@ pub fn load(dir: &Path) -> Result<Config, Diags> {
     };
     let mut diags = Vec::new();
     for path in files {
-        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) => {
@@ -253,11 +285,26 @@ impl Config {
                     return;
                 }
                 let name = labels[0].to_string();
-                self.check_known(&b.body, file, &["type", "default", "description", "sensitive", "nullable"], &[], diags);
+                self.check_known(
+                    &b.body,
+                    file,
+                    &["type", "default", "description", "sensitive", "nullable"],
+                    &[],
+                    diags,
+                );
                 if self.variables.contains_key(&name) {
-                    diags.push(Diag::at(format!("variable \"{name}\" is declared twice"), &self.sources, &span));
+                    diags.push(Diag::at(
+                        format!("variable \"{name}\" is declared twice"),
+                        &self.sources,
+                        &span,
+                    ));
                 }
-                let attr = |k: &str| b.body.get_attribute(k).map(|a| Expr { expr: a.value.clone(), file });
+                let attr = |k: &str| {
+                    b.body.get_attribute(k).map(|a| Expr {
+                        expr: a.value.clone(),
+                        file,
+                    })
+                };
                 self.variables.insert(
                     name.clone(),
                     Variable {
@@ -283,14 +330,26 @@ impl Config {
                             &span_of(file, &a.key),
                         ));
                     }
-                    self.locals.insert(name, Expr { expr: a.value.clone(), file });
+                    self.locals.insert(
+                        name,
+                        Expr {
+                            expr: a.value.clone(),
+                            file,
+                        },
+                    );
                 }
             }
             "output" => {
                 if !want(1, "the output's name", diags) {
                     return;
                 }
-                self.check_known(&b.body, file, &["value", "sensitive", "description"], &[], diags);
+                self.check_known(
+                    &b.body,
+                    file,
+                    &["value", "sensitive", "description"],
+                    &[],
+                    diags,
+                );
                 let Some(value) = b.body.get_attribute("value") else {
                     diags.push(Diag::at(
                         format!("output \"{}\" needs a value attribute", labels[0]),
@@ -302,13 +361,11 @@ impl Config {
                 self.outputs.insert(
                     labels[0].to_string(),
                     Output {
-                        name: labels[0].to_string(),
                         value: Expr {
                             expr: value.value.clone(),
                             file,
                         },
                         sensitive: bool_attr(&b.body, "sensitive"),
-                        description: string_attr(&b.body, "description"),
                     },
                 );
             }
@@ -327,7 +384,10 @@ impl Config {
                 };
                 if self.providers.iter().any(|q| q.key() == p.key()) {
                     diags.push(Diag::at(
-                        format!("provider \"{}\" is configured twice; give one an alias", p.key()),
+                        format!(
+                            "provider \"{}\" is configured twice; give one an alias",
+                            p.key()
+                        ),
                         &self.sources,
                         &p.span,
                     ));
@@ -345,25 +405,45 @@ impl Config {
                 if let Some(p) = string_attr(&b.body, "state_path") {
                     self.settings.state_path = Some(p);
                 } else if b.body.has_attribute("state_path") {
-                    diags.push(Diag::at("state_path must be a literal string", &self.sources, &span));
+                    diags.push(Diag::at(
+                        "state_path must be a literal string",
+                        &self.sources,
+                        &span,
+                    ));
                 }
             }
-            other => diags.push(Diag::at(
-                format!("unknown block type \"{other}\""),
-                &self.sources,
-                &span,
-            ).with_help("blocks are: ballast, provider, variable, locals, resource, output")),
+            other => diags.push(
+                Diag::at(
+                    format!("unknown block type \"{other}\""),
+                    &self.sources,
+                    &span,
+                )
+                .with_help("blocks are: ballast, provider, variable, locals, resource, output"),
+            ),
         }
     }
 
-    fn check_known(&self, body: &Body, file: usize, attrs: &[&str], blocks: &[&str], diags: &mut Vec<Diag>) {
+    fn check_known(
+        &self,
+        body: &Body,
+        file: usize,
+        attrs: &[&str],
+        blocks: &[&str],
+        diags: &mut Vec<Diag>,
+    ) {
         for s in body.iter() {
             match s {
-                Structure::Attribute(a) if !attrs.contains(&a.key.as_str()) => diags.push(Diag::at(
-                    format!("unknown argument \"{}\"; expected one of: {}", a.key.as_str(), attrs.join(", ")),
-                    &self.sources,
-                    &span_of(file, &a.key),
-                )),
+                Structure::Attribute(a) if !attrs.contains(&a.key.as_str()) => {
+                    diags.push(Diag::at(
+                        format!(
+                            "unknown argument \"{}\"; expected one of: {}",
+                            a.key.as_str(),
+                            attrs.join(", ")
+                        ),
+                        &self.sources,
+                        &span_of(file, &a.key),
+                    ))
+                }
                 Structure::Block(b) if !blocks.contains(&b.ident.as_str()) => diags.push(Diag::at(
                     format!("unexpected block \"{}\" here", b.ident.as_str()),
                     &self.sources,
@@ -378,20 +458,34 @@ impl Config {
         let mut out = BodyExpr::default();
         for s in body.iter() {
             match s {
-                Structure::Attribute(a) => out.attrs.push((
-                    a.key.as_str().to_string(),
-                    Expr {
-                        expr: a.value.clone(),
-                        file,
-                    },
-                )),
-                Structure::Block(b) => out.blocks.push((b.ident.as_str().to_string(), self.body_expr(&b.body, file))),
+                Structure::Attribute(a) => {
+                    out.keys
+                        .push((a.key.as_str().to_string(), span_of(file, &a.key)));
+                    out.attrs.push((
+                        a.key.as_str().to_string(),
+                        Expr {
+                            expr: a.value.clone(),
+                            file,
+                        },
+                    ))
+                }
+                Structure::Block(b) => out
+                    .blocks
+                    .push((b.ident.as_str().to_string(), self.body_expr(&b.body, file))),
             }
         }
         out
     }
 
-    fn add_resource(&mut self, b: &Block, type_name: &str, name: &str, file: usize, span: SrcSpan, diags: &mut Vec<Diag>) {
+    fn add_resource(
+        &mut self,
+        b: &Block,
+        type_name: &str,
+        name: &str,
+        file: usize,
+        span: SrcSpan,
+        diags: &mut Vec<Diag>,
+    ) {
         let mut body = self.body_expr(&b.body, file);
         let mut meta = |key: &str| -> Option<Expr> {
             let i = body.attrs.iter().position(|(k, _)| k == key)?;
@@ -439,7 +533,11 @@ impl Config {
                         }
                     }
                 }
-                _ => diags.push(Diag::at("depends_on must be a list", &self.sources, &d.span())),
+                _ => diags.push(Diag::at(
+                    "depends_on must be a list",
+                    &self.sources,
+                    &d.span(),
+                )),
             }
         }
         let r = Resource {
@@ -453,7 +551,11 @@ impl Config {
             span,
         };
         if self.resource(&r.addr()).is_some() {
-            diags.push(Diag::at(format!("resource {} is declared twice", r.addr()), &self.sources, &r.span));
+            diags.push(Diag::at(
+                format!("resource {} is declared twice", r.addr()),
+                &self.sources,
+                &r.span,
+            ));
         }
         self.resources.push(r);
     }

@@ -39,15 +39,29 @@ fn parse_raw(cfg: &Config, name: &str, raw: &str) -> Result<Value, Diag> {
         return Ok(Value::String(raw.to_string()));
     }
     let expr = hcl_edit::parser::parse_expr(raw).map_err(|e| {
-        Diag::new(format!("the value for variable \"{name}\" is not valid HCL: {}", e.message()))
+        Diag::new(format!(
+            "the value for variable \"{name}\" is not valid HCL: {}",
+            e.message()
+        ))
     })?;
-    constant(cfg, &Expr { expr, file: usize::MAX })
-        .map_err(|d| Diag::new(format!("the value for variable \"{name}\": {}", d.message)))
+    constant(
+        cfg,
+        &Expr {
+            expr,
+            file: usize::MAX,
+        },
+    )
+    .map_err(|d| Diag::new(format!("the value for variable \"{name}\": {}", d.message)))
 }
 
 /// Evaluates an expression that may not refer to anything.
 fn constant(cfg: &Config, e: &Expr) -> Result<Value, Diag> {
-    let (vars, sens, locals, res) = (BTreeMap::new(), BTreeSet::new(), HashMap::new(), HashMap::new());
+    let (vars, sens, locals, res) = (
+        BTreeMap::new(),
+        BTreeSet::new(),
+        HashMap::new(),
+        HashMap::new(),
+    );
     Scope::new(cfg, &vars, &sens, &locals, &res).eval(e)
 }
 
@@ -55,14 +69,27 @@ fn check_declared(cfg: &Config, name: &str, source: &str) -> Result<(), Diag> {
     if cfg.variables.contains_key(name) {
         Ok(())
     } else {
-        Err(Diag::new(format!("{source} sets \"{name}\", but no variable of that name is declared")))
+        Err(Diag::new(format!(
+            "{source} sets \"{name}\", but no variable of that name is declared"
+        )))
     }
 }
 
-fn load_file(cfg: &mut Config, path: &Path, out: &mut BTreeMap<String, Value>) -> Result<(), Diags> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Diag::new(format!("cannot read the variable file {}: {e}", path.display())))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+fn load_file(
+    cfg: &mut Config,
+    path: &Path,
+    out: &mut BTreeMap<String, Value>,
+) -> Result<(), Diags> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diag::new(format!(
+            "cannot read the variable file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let body = hcl_edit::parser::parse_body(&text).map_err(|e| parse_error(&name, &e))?;
     let file = cfg.sources.add(name.clone(), text);
     let mut diags = Vec::new();
@@ -72,7 +99,13 @@ fn load_file(cfg: &mut Config, path: &Path, out: &mut BTreeMap<String, Value>) -
             diags.push(d);
             continue;
         }
-        match constant(cfg, &Expr { expr: a.value.clone(), file }) {
+        match constant(
+            cfg,
+            &Expr {
+                expr: a.value.clone(),
+                file,
+            },
+        ) {
             Ok(v) => {
                 out.insert(key, v);
             }
@@ -98,7 +131,10 @@ fn convert(cfg: &Config, name: &str, v: Value) -> Result<Value, Diag> {
     };
     let bad = |v: &Value| {
         Diag::at(
-            format!("variable \"{name}\" must be a {want}, but the value given is a {}", v.type_name()),
+            format!(
+                "variable \"{name}\" must be a {want}, but the value given is a {}",
+                v.type_name()
+            ),
             &cfg.sources,
             &ty.span(),
         )
@@ -111,17 +147,27 @@ fn convert(cfg: &Config, name: &str, v: Value) -> Result<Value, Diag> {
         ("number", Value::Number(_)) | ("bool", Value::Bool(_)) => Some(v.clone()),
         ("number", Value::String(s)) => s.trim().parse().ok().map(Value::Number),
         ("bool", Value::String(s)) if s == "true" || s == "false" => Some(Value::Bool(s == "true")),
-        ("list" | "set" | "tuple", Value::List(_)) | ("map" | "object", Value::Map(_)) => Some(v.clone()),
+        ("list" | "set" | "tuple", Value::List(_)) | ("map" | "object", Value::Map(_)) => {
+            Some(v.clone())
+        }
         _ => None,
     };
     converted.ok_or_else(|| bad(&v))
 }
 
 /// Resolves every declared variable, or explains which have no value.
-pub fn resolve(cfg: &mut Config, inputs: &VarInputs, env: &[(String, String)]) -> Result<Vars, Diags> {
+pub fn resolve(
+    cfg: &mut Config,
+    inputs: &VarInputs,
+    env: &[(String, String)],
+) -> Result<Vars, Diags> {
     let mut set: BTreeMap<String, Value> = inputs.preset.clone().unwrap_or_default();
     let mut diags = Vec::new();
-    let env = if inputs.preset.is_some() { &[][..] } else { env };
+    let env = if inputs.preset.is_some() {
+        &[][..]
+    } else {
+        env
+    };
     for (k, raw) in env {
         if let Some(name) = k.strip_prefix("BALLAST_VAR_") {
             // Environment variables for undeclared names are ignored, as Terraform does.
@@ -148,7 +194,9 @@ pub fn resolve(cfg: &mut Config, inputs: &VarInputs, env: &[(String, String)]) -
     }
     for item in &inputs.cli {
         let Some((name, raw)) = item.split_once('=') else {
-            diags.push(Diag::new(format!("-var \"{item}\" must have the form NAME=VALUE")));
+            diags.push(Diag::new(format!(
+                "-var \"{item}\" must have the form NAME=VALUE"
+            )));
             continue;
         };
         let name = name.trim();
@@ -183,12 +231,18 @@ pub fn resolve(cfg: &mut Config, inputs: &VarInputs, env: &[(String, String)]) -
                 Err(d) => diags.push(d),
             },
             None => diags.push(
-                Diag::at(format!("variable \"{}\" has no value", decl.name), &cfg.sources, &decl.span).with_help(
-                    format!(
-                        "set it with -var {0}=VALUE, in ballast.vars.hcl, or with BALLAST_VAR_{0}",
-                        decl.name
-                    ),
-                ),
+                Diag::at(
+                    match &decl.description {
+                        Some(d) => format!("variable \"{}\" ({d}) has no value", decl.name),
+                        None => format!("variable \"{}\" has no value", decl.name),
+                    },
+                    &cfg.sources,
+                    &decl.span,
+                )
+                .with_help(format!(
+                    "set it with -var {0}=VALUE, in ballast.vars.hcl, or with BALLAST_VAR_{0}",
+                    decl.name
+                )),
             ),
         }
         if decl.sensitive {

@@ -8,7 +8,9 @@ use crate::config::eval::Scope;
 use crate::graph::Node;
 use crate::state::{ResourceState, Store};
 use anyhow::{anyhow, bail, Result};
-use ballast_sdk::{ApplyContext, ApplyRequest, ChangeKind, PlanRequest, Progress, ProviderError, Value};
+use ballast_sdk::{
+    ApplyContext, ApplyRequest, ChangeKind, PlanRequest, Progress, ProviderError, Value,
+};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,7 +52,9 @@ impl ApplyContext for Journal {
         let id = object
             .get("id")
             .as_str()
-            .ok_or_else(|| ProviderError::new("the provider reported a created object without an id"))?
+            .ok_or_else(|| {
+                ProviderError::new("the provider reported a created object without an id")
+            })?
             .to_string();
         let mut r = self.template.clone();
         r.id = Some(id.clone());
@@ -63,7 +67,9 @@ impl ApplyContext for Journal {
                 s.put_resource(&r)?;
                 s.intent_object(self.seq, &id)
             })
-            .map_err(|e| ProviderError::new(format!("cannot record the new object {id} in state: {e:#}")))?;
+            .map_err(|e| {
+                ProviderError::new(format!("cannot record the new object {id} in state: {e:#}"))
+            })?;
         *self.created.lock().unwrap_or_else(|e| e.into_inner()) = true;
         Ok(())
     }
@@ -87,8 +93,14 @@ fn verb(step: Step, action: Action) -> (&'static str, &'static str) {
 fn consistent(planned: &Value, fin: &Value) -> bool {
     match (planned, fin) {
         (Value::Unknown, _) => true,
-        (Value::Map(a), Value::Map(b)) => a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| consistent(v, w))),
-        (Value::List(a), Value::List(b)) => a.len() == b.len() && a.iter().zip(b).all(|(v, w)| consistent(v, w)),
+        (Value::Map(a), Value::Map(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .all(|(k, v)| b.get(k).is_some_and(|w| consistent(v, w)))
+        }
+        (Value::List(a), Value::List(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(v, w)| consistent(v, w))
+        }
         (a, b) => a == b,
     }
 }
@@ -139,7 +151,8 @@ impl Engine {
         }
         let changes: Vec<&Change> = plan.actionable().collect();
         let nodes = build_steps(&changes);
-        let changed_resources: HashSet<String> = changes.iter().map(|c| c.resource.clone()).collect();
+        let changed_resources: HashSet<String> =
+            changes.iter().map(|c| c.resource.clone()).collect();
 
         // Values of every instance, for evaluating configuration during the walk.
         let mut inst_values: BTreeMap<String, Value> = db(&store)
@@ -182,13 +195,19 @@ impl Engine {
                     Step::Delete => Ok(Value::Null),
                     Step::Upsert => {
                         let needs_eval = change.after.as_ref().is_none_or(Value::has_unknown)
-                            && self.resource_deps(&change.resource).iter().any(|d| changed_resources.contains(d));
+                            && self
+                                .resource_deps(&change.resource)
+                                .iter()
+                                .any(|d| changed_resources.contains(d));
                         if needs_eval {
                             if values_dirty || ctx.is_none() {
                                 ctx = Some(self.apply_context(&inst_values));
                                 values_dirty = false;
                             }
-                            let (locals, values) = ctx.as_ref().map(|(l, v)| (l, v)).ok_or_else(|| anyhow!("no context"))?;
+                            let (locals, values) = ctx
+                                .as_ref()
+                                .map(|(l, v)| (l, v))
+                                .ok_or_else(|| anyhow!("no context"))?;
                             self.final_plan(change, &p, locals, values).await
                         } else {
                             Ok(change.after.clone().unwrap_or(Value::Null))
@@ -198,7 +217,9 @@ impl Engine {
                 let planned = match planned {
                     Ok(v) => v,
                     Err(e) => {
-                        report.errors.push((change.address.clone(), format!("{e:#}")));
+                        report
+                            .errors
+                            .push((change.address.clone(), format!("{e:#}")));
                         failed[i] = true;
                         skip_dependents(i, &dependents, &mut failed, &nodes, &changes, &mut report);
                         continue;
@@ -211,7 +232,11 @@ impl Engine {
                 };
                 let seq = db(&store).intent(&run, &change.address, action_word, &planned)?;
                 seqs.insert(i, seq);
-                self.events.info(&format!("{}: {}", change.address, verb(node.step, change.action).0));
+                self.events.info(&format!(
+                    "{}: {}",
+                    change.address,
+                    verb(node.step, change.action).0
+                ));
                 in_flight.insert(i, Instant::now());
                 let journal = Journal {
                     store: store.clone(),
@@ -234,7 +259,11 @@ impl Engine {
                     Step::Upsert if change.action == Action::Update => change.before.clone(),
                     Step::Upsert => None,
                 };
-                let (global, type_name, address) = (global.clone(), change.type_name.clone(), change.address.clone());
+                let (global, type_name, address) = (
+                    global.clone(),
+                    change.type_name.clone(),
+                    change.address.clone(),
+                );
                 let serial = p.serial.get(&type_name).cloned();
                 tasks.spawn(async move {
                     let _g = global.acquire_owned().await;
@@ -273,7 +302,8 @@ impl Engine {
                 }
             };
             let Some(joined) = joined else { break };
-            let (i, result, elapsed, created) = joined.map_err(|e| anyhow!("an apply task failed: {e}"))?;
+            let (i, result, elapsed, created) =
+                joined.map_err(|e| anyhow!("an apply task failed: {e}"))?;
             in_flight.remove(&i);
             let node = &nodes[i];
             let change = changes[node.change];
@@ -320,7 +350,10 @@ impl Engine {
                             ));
                         }
                         (Step::Upsert, None) => {
-                            report.errors.push((change.address.clone(), "the provider returned no object".into()));
+                            report.errors.push((
+                                change.address.clone(),
+                                "the provider returned no object".into(),
+                            ));
                             failed[i] = true;
                         }
                     }
@@ -361,12 +394,18 @@ impl Engine {
     }
 
     /// Locals and resource values from the instance values known now.
-    fn apply_context(&self, inst_values: &BTreeMap<String, Value>) -> (HashMap<String, Value>, HashMap<String, Value>) {
+    fn apply_context(
+        &self,
+        inst_values: &BTreeMap<String, Value>,
+    ) -> (HashMap<String, Value>, HashMap<String, Value>) {
         let cfg = &self.ws.cfg;
         let mut values: HashMap<String, Value> = HashMap::new();
         let mut grouped: BTreeMap<String, Vec<(Option<Value>, Value)>> = BTreeMap::new();
         for (addr, v) in inst_values {
-            grouped.entry(resource_of(addr)).or_default().push((instance_key(addr), v.clone()));
+            grouped
+                .entry(resource_of(addr))
+                .or_default()
+                .push((instance_key(addr), v.clone()));
         }
         for r in &cfg.resources {
             let items = grouped.remove(&r.addr()).unwrap_or_default();
@@ -381,11 +420,18 @@ impl Engine {
                 Value::Map(
                     items
                         .into_iter()
-                        .filter_map(|(k, v)| k.and_then(|k| k.as_str().map(str::to_string)).map(|k| (k, v)))
+                        .filter_map(|(k, v)| {
+                            k.and_then(|k| k.as_str().map(str::to_string))
+                                .map(|k| (k, v))
+                        })
                         .collect(),
                 )
             } else {
-                items.into_iter().next().map(|(_, v)| v).unwrap_or(Value::Unknown)
+                items
+                    .into_iter()
+                    .next()
+                    .map(|(_, v)| v)
+                    .unwrap_or(Value::Unknown)
             };
             values.insert(r.addr(), v);
         }
@@ -393,7 +439,13 @@ impl Engine {
         if let Ok(order) = self.ws.graph.order() {
             for id in order {
                 if let Node::Local(name) = &self.ws.graph.nodes[id] {
-                    let scope = Scope::new(cfg, &self.ws.vars.values, &self.ws.vars.sensitive, &locals, &values);
+                    let scope = Scope::new(
+                        cfg,
+                        &self.ws.vars.values,
+                        &self.ws.vars.sensitive,
+                        &locals,
+                        &values,
+                    );
                     let v = scope.eval(&cfg.locals[name]).unwrap_or(Value::Unknown);
                     locals.insert(name.clone(), v);
                 }
@@ -415,7 +467,13 @@ impl Engine {
         let r = cfg
             .resource(&change.resource)
             .ok_or_else(|| anyhow!("{} is no longer in the configuration", change.resource))?;
-        let mut scope = Scope::new(cfg, &self.ws.vars.values, &self.ws.vars.sensitive, locals, values);
+        let mut scope = Scope::new(
+            cfg,
+            &self.ws.vars.values,
+            &self.ws.vars.sensitive,
+            locals,
+            values,
+        );
         match instance_key(&change.address) {
             Some(Value::Number(n)) => scope.count_index = Some(n as usize),
             Some(k @ Value::String(_)) => {
@@ -432,7 +490,11 @@ impl Engine {
             _ => {}
         }
         let (config, _) = scope.eval_body(&r.body)?;
-        let prior = if change.action == Action::Update { change.before.as_ref() } else { None };
+        let prior = if change.action == Action::Update {
+            change.before.as_ref()
+        } else {
+            None
+        };
         let resp = p
             .instance
             .plan(PlanRequest {
@@ -444,19 +506,42 @@ impl Engine {
             .await
             .map_err(|e| anyhow!("planning {} again: {e}", change.address))?;
         let planned_before = change.after.clone().unwrap_or(Value::Unknown);
-        if !consistent(&planned_before, &resp.planned) || (change.action == Action::Update && !resp.requires_replace.is_empty()) {
-            bail!("the final plan for {} differs from the saved plan; make a new plan", change.address);
+        if !consistent(&planned_before, &resp.planned)
+            || (change.action == Action::Update && !resp.requires_replace.is_empty())
+        {
+            bail!(
+                "the final plan for {} differs from the saved plan; make a new plan",
+                change.address
+            );
         }
         Ok(resp.planned)
     }
 
     fn save_outputs(&self, store: &Arc<Mutex<Store>>) -> Result<()> {
-        let inst: BTreeMap<String, Value> = db(store).resources()?.into_iter().map(|r| (r.address, r.attributes)).collect();
+        let recorded = db(store).resources()?;
+        let mut secret: HashMap<String, std::collections::BTreeSet<String>> = HashMap::new();
+        for r in &recorded {
+            secret
+                .entry(resource_of(&r.address))
+                .or_default()
+                .extend(r.sensitive.iter().cloned());
+        }
+        let inst: BTreeMap<String, Value> = recorded
+            .into_iter()
+            .map(|r| (r.address, r.attributes))
+            .collect();
         let (locals, values) = self.apply_context(&inst);
         let cfg = &self.ws.cfg;
         let mut outs = Vec::new();
         for (name, o) in &cfg.outputs {
-            let scope = Scope::new(cfg, &self.ws.vars.values, &self.ws.vars.sensitive, &locals, &values);
+            let mut scope = Scope::new(
+                cfg,
+                &self.ws.vars.values,
+                &self.ws.vars.sensitive,
+                &locals,
+                &values,
+            );
+            scope.sensitive_attrs = Some(&secret);
             let v = scope.eval(&o.value).unwrap_or(Value::Null);
             let sensitive = o.sensitive || scope.take_sensitive();
             if !v.has_unknown() {
@@ -481,7 +566,9 @@ fn skip_dependents(
             continue;
         }
         failed[d] = true;
-        report.skipped.push(changes[nodes[d].change].address.clone());
+        report
+            .skipped
+            .push(changes[nodes[d].change].address.clone());
         stack.extend(dependents[d].iter().copied());
     }
 }
@@ -496,7 +583,10 @@ fn build_steps(changes: &[&Change]) -> Vec<StepNode> {
     for (ci, c) in changes.iter().enumerate() {
         if matches!(c.action, Action::Delete | Action::Replace) {
             own_delete.insert(ci, nodes.len());
-            delete_of.entry(c.resource.as_str()).or_default().push(nodes.len());
+            delete_of
+                .entry(c.resource.as_str())
+                .or_default()
+                .push(nodes.len());
             nodes.push(StepNode {
                 step: Step::Delete,
                 change: ci,
@@ -504,7 +594,10 @@ fn build_steps(changes: &[&Change]) -> Vec<StepNode> {
             });
         }
         if matches!(c.action, Action::Create | Action::Update | Action::Replace) {
-            upsert_of.entry(c.resource.as_str()).or_default().push(nodes.len());
+            upsert_of
+                .entry(c.resource.as_str())
+                .or_default()
+                .push(nodes.len());
             nodes.push(StepNode {
                 step: Step::Upsert,
                 change: ci,
@@ -535,7 +628,14 @@ fn build_steps(changes: &[&Change]) -> Vec<StepNode> {
             }
             Step::Delete => {
                 // Whatever depends on this resource is deleted first.
-                deps.extend(deleters_of.get(c.resource.as_str()).into_iter().flatten().filter(|&&j| j != i).copied());
+                deps.extend(
+                    deleters_of
+                        .get(c.resource.as_str())
+                        .into_iter()
+                        .flatten()
+                        .filter(|&&j| j != i)
+                        .copied(),
+                );
             }
         }
         deps.sort_unstable();
@@ -552,14 +652,23 @@ mod tests {
     #[test]
     fn instance_keys_parse() {
         assert_eq!(instance_key("a.b[3]"), Some(Value::Number(3.0)));
-        assert_eq!(instance_key("a.b[\"x y\"]"), Some(Value::String("x y".into())));
+        assert_eq!(
+            instance_key("a.b[\"x y\"]"),
+            Some(Value::String("x y".into()))
+        );
         assert_eq!(instance_key("a.b"), None);
     }
 
     #[test]
     fn unknowns_in_the_plan_accept_any_final_value() {
         let planned = Value::map([("id", Value::Unknown), ("n", 1i64.into())]);
-        assert!(consistent(&planned, &Value::map([("id", "x".into()), ("n", 1i64.into())])));
-        assert!(!consistent(&planned, &Value::map([("id", "x".into()), ("n", 2i64.into())])));
+        assert!(consistent(
+            &planned,
+            &Value::map([("id", "x".into()), ("n", 1i64.into())])
+        ));
+        assert!(!consistent(
+            &planned,
+            &Value::map([("id", "x".into()), ("n", 2i64.into())])
+        ));
     }
 }

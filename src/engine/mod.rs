@@ -12,7 +12,9 @@ use crate::diag::Diags;
 use crate::graph::Graph;
 use crate::state::{ResourceState, Store};
 use anyhow::{anyhow, Result};
-use ballast_sdk::{ConfigureContext, Progress, Provider, ProviderInstance, ProviderSchema, ResourceSchema, Value};
+use ballast_sdk::{
+    ConfigureContext, Progress, Provider, ProviderInstance, ProviderSchema, ResourceSchema, Value,
+};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -40,7 +42,9 @@ pub struct Workspace {
 impl Workspace {
     pub fn load(dir: &Path, inputs: &VarInputs) -> Result<Workspace, Diags> {
         let mut cfg = config::load(dir)?;
-        let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("BALLAST_VAR_")).collect();
+        let env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("BALLAST_VAR_"))
+            .collect();
         let vars = config::vars::resolve(&mut cfg, inputs, &env)?;
         let graph = Graph::build(&cfg)?;
         let state_path = state_path(&cfg.dir, cfg.settings.state_path.as_deref());
@@ -94,7 +98,12 @@ pub fn db(store: &Arc<Mutex<Store>>) -> std::sync::MutexGuard<'_, Store> {
 
 impl Engine {
     /// Opens the state (if any) and takes its lock.
-    pub fn open(ws: Workspace, events: Arc<dyn Events>, operation: &str, lock_timeout: Duration) -> Result<Engine> {
+    pub fn open(
+        ws: Workspace,
+        events: Arc<dyn Events>,
+        operation: &str,
+        lock_timeout: Duration,
+    ) -> Result<Engine> {
         let (store, lineage, serial) = match Store::open(&ws.state_path)? {
             Some(mut s) => {
                 s.lock(operation, lock_timeout)?;
@@ -135,7 +144,11 @@ impl Engine {
     }
 
     /// Which provider (key) serves a resource type, honouring `provider = name.alias`.
-    pub fn provider_key_for(&self, type_name: &str, explicit: Option<&(String, Option<String>)>) -> Result<String> {
+    pub fn provider_key_for(
+        &self,
+        type_name: &str,
+        explicit: Option<&(String, Option<String>)>,
+    ) -> Result<String> {
         if let Some((name, alias)) = explicit {
             return Ok(config::provider_key(name, alias.as_deref()));
         }
@@ -202,13 +215,18 @@ impl Engine {
     /// Reconciles intents left open by a run that crashed: the objects they touched are read
     /// again, and a create whose object exists but was never recorded is adopted as tainted.
     pub async fn reconcile(&mut self) -> Result<usize> {
-        let Some(store) = self.store.clone() else { return Ok(0) };
+        let Some(store) = self.store.clone() else {
+            return Ok(0);
+        };
         let intents = db(&store).open_intents()?;
         if intents.is_empty() {
             return Ok(0);
         }
-        let recorded: HashMap<String, ResourceState> =
-            db(&store).resources()?.into_iter().map(|r| (r.address.clone(), r)).collect();
+        let recorded: HashMap<String, ResourceState> = db(&store)
+            .resources()?
+            .into_iter()
+            .map(|r| (r.address.clone(), r))
+            .collect();
         for intent in &intents {
             let type_name = plan::type_of(&intent.address);
             match recorded.get(&intent.address) {
@@ -235,18 +253,33 @@ impl Engine {
                                 "{}: reconciled an interrupted {}{}",
                                 r.address,
                                 intent.action,
-                                if r.tainted { " (tainted: it will be replaced)" } else { "" }
+                                if r.tainted {
+                                    " (tainted: it will be replaced)"
+                                } else {
+                                    ""
+                                }
                             ));
                         }
                     }
                 }
                 None if intent.action == "create" => {
                     // The create may have reached the server before the crash: look for the mark.
-                    let explicit = self.ws.cfg.resource(&plan::resource_of(&intent.address)).and_then(|r| r.provider.clone());
+                    let explicit = self
+                        .ws
+                        .cfg
+                        .resource(&plan::resource_of(&intent.address))
+                        .and_then(|r| r.provider.clone());
                     let key = self.provider_key_for(type_name, explicit.as_ref())?;
                     let p = self.provider(&key).await?;
-                    let found = p.instance.discover(type_name, std::slice::from_ref(&intent.planned)).await.unwrap_or_default();
-                    if let Some(d) = found.iter().find(|d| d.lineage == self.lineage && d.address == intent.address) {
+                    let found = p
+                        .instance
+                        .discover(type_name, std::slice::from_ref(&intent.planned))
+                        .await
+                        .unwrap_or_default();
+                    if let Some(d) = found
+                        .iter()
+                        .find(|d| d.lineage == self.lineage && d.address == intent.address)
+                    {
                         let v = p
                             .instance
                             .import(type_name, &d.id)

@@ -109,7 +109,10 @@ impl Plan {
     pub fn has_changes(&self) -> bool {
         self.actionable().next().is_some()
             || (self.mode == Mode::RefreshOnly && !self.drift.is_empty())
-            || self.outputs.iter().any(|o| o.before.as_ref() != Some(&o.after))
+            || self
+                .outputs
+                .iter()
+                .any(|o| o.before.as_ref() != Some(&o.after))
     }
 
     pub fn counts(&self) -> (usize, usize, usize) {
@@ -169,10 +172,16 @@ struct Instance {
 
 impl Engine {
     /// Reads every recorded object again, in batches per provider and type.
-    pub async fn refresh(&mut self, state: &[ResourceState]) -> Result<HashMap<String, Option<Value>>> {
+    pub async fn refresh(
+        &mut self,
+        state: &[ResourceState],
+    ) -> Result<HashMap<String, Option<Value>>> {
         let mut groups: BTreeMap<(String, String), Vec<&ResourceState>> = BTreeMap::new();
         for r in state {
-            groups.entry((r.provider.clone(), r.type_name.clone())).or_default().push(r);
+            groups
+                .entry((r.provider.clone(), r.type_name.clone()))
+                .or_default()
+                .push(r);
         }
         let sem = Arc::new(tokio::sync::Semaphore::new(self.parallelism.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
@@ -192,7 +201,8 @@ impl Engine {
         }
         let mut out = HashMap::new();
         while let Some(joined) = tasks.join_next().await {
-            let (addresses, type_name, r) = joined.map_err(|e| anyhow!("a refresh task failed: {e}"))?;
+            let (addresses, type_name, r) =
+                joined.map_err(|e| anyhow!("a refresh task failed: {e}"))?;
             let values = r.map_err(|e| anyhow!("refreshing {type_name}: {e}"))?;
             if values.len() != addresses.len() {
                 bail!(
@@ -235,7 +245,10 @@ impl Engine {
         let current: HashMap<String, Option<Value>> = if opts.refresh {
             self.refresh(&state).await?
         } else {
-            state.iter().map(|r| (r.address.clone(), Some(r.attributes.clone()))).collect()
+            state
+                .iter()
+                .map(|r| (r.address.clone(), Some(r.attributes.clone())))
+                .collect()
         };
         let mut plan = Plan {
             lineage: self.lineage.clone(),
@@ -261,7 +274,8 @@ impl Engine {
                 });
             }
         }
-        let by_addr: HashMap<&str, &ResourceState> = state.iter().map(|r| (r.address.as_str(), r)).collect();
+        let by_addr: HashMap<&str, &ResourceState> =
+            state.iter().map(|r| (r.address.as_str(), r)).collect();
 
         if opts.mode == Mode::Destroy {
             for r in &state {
@@ -270,16 +284,24 @@ impl Engine {
                 }
             }
         } else if opts.mode == Mode::Normal {
-            self.plan_config(opts, &current, &by_addr, &mut plan).await?;
-            let declared: BTreeSet<&str> = plan.changes.iter().map(|c| c.address.as_str()).collect();
-            let conflicted: BTreeSet<&str> = plan.conflicts.iter().map(|c| c.address.as_str()).collect();
+            self.plan_config(opts, &current, &by_addr, &mut plan)
+                .await?;
+            let declared: BTreeSet<&str> =
+                plan.changes.iter().map(|c| c.address.as_str()).collect();
+            let conflicted: BTreeSet<&str> =
+                plan.conflicts.iter().map(|c| c.address.as_str()).collect();
             let mut deletes = Vec::new();
             for r in &state {
-                if declared.contains(r.address.as_str()) || conflicted.contains(r.address.as_str()) {
+                if declared.contains(r.address.as_str()) || conflicted.contains(r.address.as_str())
+                {
                     continue;
                 }
                 if let Some(Some(v)) = current.get(&r.address) {
-                    deletes.push(delete_change(r, v.clone(), Some("no longer in the configuration".into())));
+                    deletes.push(delete_change(
+                        r,
+                        v.clone(),
+                        Some("no longer in the configuration".into()),
+                    ));
                 }
             }
             plan.changes.extend(deletes);
@@ -295,7 +317,11 @@ impl Engine {
     fn apply_targets(&self, targets: &[String], plan: &mut Plan) -> Result<()> {
         let mut allowed: BTreeSet<String> = BTreeSet::new();
         for t in targets {
-            let matched: Vec<&Change> = plan.changes.iter().filter(|c| &c.address == t || &c.resource == t).collect();
+            let matched: Vec<&Change> = plan
+                .changes
+                .iter()
+                .filter(|c| &c.address == t || &c.resource == t)
+                .collect();
             if matched.is_empty() && !plan.conflicts.iter().any(|c| &c.address == t) {
                 bail!("-target={t} matches no resource in the configuration or the state");
             }
@@ -308,18 +334,25 @@ impl Engine {
         }
         let keep = |addr: &str, res: &str| allowed.contains(addr) || allowed.contains(res);
         plan.changes.retain(|c| keep(&c.address, &c.resource));
-        plan.conflicts.retain(|c| keep(&c.address, &resource_of(&c.address)));
+        plan.conflicts
+            .retain(|c| keep(&c.address, &resource_of(&c.address)));
         Ok(())
     }
 
     async fn orphans(&mut self, state: &[ResourceState], plan: &Plan) -> Result<Vec<Orphan>> {
         let mut hints: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
         for r in state {
-            hints.entry((r.provider.clone(), r.type_name.clone())).or_default().push(r.attributes.clone());
+            hints
+                .entry((r.provider.clone(), r.type_name.clone()))
+                .or_default()
+                .push(r.attributes.clone());
         }
         for c in &plan.changes {
             if let Some(a) = &c.after {
-                hints.entry((c.provider.clone(), c.type_name.clone())).or_default().push(a.clone());
+                hints
+                    .entry((c.provider.clone(), c.type_name.clone()))
+                    .or_default()
+                    .push(a.clone());
             }
         }
         let known: BTreeSet<&str> = state
@@ -349,7 +382,11 @@ impl Engine {
         Ok(out)
     }
 
-    fn expand(&self, r: &crate::config::Resource, scope: &Scope<'_>) -> Result<Vec<Instance>, Diag> {
+    fn expand(
+        &self,
+        r: &crate::config::Resource,
+        scope: &Scope<'_>,
+    ) -> Result<Vec<Instance>, Diag> {
         let addr = r.addr();
         let cfg = &self.ws.cfg;
         if let Some(c) = &r.count {
@@ -408,7 +445,10 @@ impl Engine {
                 }
                 other => {
                     return Err(Diag::at(
-                        format!("for_each needs a map or a set of strings, not a {}", other.type_name()),
+                        format!(
+                            "for_each needs a map or a set of strings, not a {}",
+                            other.type_name()
+                        ),
                         &cfg.sources,
                         &fe.span(),
                     ))
@@ -447,9 +487,14 @@ impl Engine {
             .map_err(|_| anyhow!("the dependency graph has a cycle"))?;
         let mut locals: HashMap<String, Value> = HashMap::new();
         let mut values: HashMap<String, Value> = HashMap::new();
+        let mut secret: HashMap<String, BTreeSet<String>> = HashMap::new();
         let mut diags = Vec::new();
         let prior_outputs: HashMap<String, Value> = match &self.store {
-            Some(s) => db(s).outputs()?.into_iter().map(|(n, v, _)| (n, v)).collect(),
+            Some(s) => db(s)
+                .outputs()?
+                .into_iter()
+                .map(|(n, v, _)| (n, v))
+                .collect(),
             None => HashMap::new(),
         };
         for id in order {
@@ -457,7 +502,14 @@ impl Engine {
             match node {
                 Node::Local(name) => {
                     let cfg = &self.ws.cfg;
-                    let scope = Scope::new(cfg, &self.ws.vars.values, &self.ws.vars.sensitive, &locals, &values);
+                    let mut scope = Scope::new(
+                        cfg,
+                        &self.ws.vars.values,
+                        &self.ws.vars.sensitive,
+                        &locals,
+                        &values,
+                    );
+                    scope.sensitive_attrs = Some(&secret);
                     match scope.eval(&cfg.locals[&name]) {
                         Ok(v) => {
                             locals.insert(name, v);
@@ -468,7 +520,14 @@ impl Engine {
                 Node::Output(name) => {
                     let cfg = &self.ws.cfg;
                     let o = &cfg.outputs[&name];
-                    let scope = Scope::new(cfg, &self.ws.vars.values, &self.ws.vars.sensitive, &locals, &values);
+                    let mut scope = Scope::new(
+                        cfg,
+                        &self.ws.vars.values,
+                        &self.ws.vars.sensitive,
+                        &locals,
+                        &values,
+                    );
+                    scope.sensitive_attrs = Some(&secret);
                     match scope.eval(&o.value) {
                         Ok(v) => plan.outputs.push(OutputChange {
                             before: prior_outputs.get(&name).cloned(),
@@ -480,8 +539,18 @@ impl Engine {
                     }
                 }
                 Node::Resource(addr) => {
-                    match self.plan_resource(&addr, opts, current, state, &locals, &values, plan).await {
+                    match self
+                        .plan_resource(&addr, opts, current, state, &locals, &values, &secret, plan)
+                        .await
+                    {
                         Ok(v) => {
+                            let marked: BTreeSet<String> = plan
+                                .changes
+                                .iter()
+                                .filter(|c| c.resource == addr)
+                                .flat_map(|c| c.sensitive.iter().cloned())
+                                .collect();
+                            secret.insert(addr.clone(), marked);
                             values.insert(addr, v);
                         }
                         Err(e) => match e.downcast::<Diags>() {
@@ -511,6 +580,7 @@ impl Engine {
         state: &HashMap<&str, &ResourceState>,
         locals: &HashMap<String, Value>,
         values: &HashMap<String, Value>,
+        secret: &HashMap<String, BTreeSet<String>>,
         plan: &mut Plan,
     ) -> Result<Value> {
         let r = self
@@ -519,20 +589,33 @@ impl Engine {
             .resource(addr)
             .cloned()
             .ok_or_else(|| anyhow!("{addr} is not declared"))?;
-        let key = self.provider_key_for(&r.type_name, r.provider.as_ref()).map_err(|e| {
-            Diags::from(Diag::at(e.to_string(), &self.ws.cfg.sources, &r.span))
-        })?;
+        let key = self
+            .provider_key_for(&r.type_name, r.provider.as_ref())
+            .map_err(|e| Diags::from(Diag::at(e.to_string(), &self.ws.cfg.sources, &r.span)))?;
         let p = self.provider(&key).await?;
         let schema = p.resource(&r.type_name)?.clone();
         let deps = self.resource_deps(addr);
         let cfg = &self.ws.cfg;
-        let base = Scope::new(cfg, &self.ws.vars.values, &self.ws.vars.sensitive, locals, values);
+        let base = Scope::new(
+            cfg,
+            &self.ws.vars.values,
+            &self.ws.vars.sensitive,
+            locals,
+            values,
+        );
         let instances = self.expand(&r, &base).map_err(Diags::from)?;
         let mut list = Vec::new();
         let mut map = BTreeMap::new();
         let mut diags = Vec::new();
         for inst in instances {
-            let mut scope = Scope::new(cfg, &self.ws.vars.values, &self.ws.vars.sensitive, locals, values);
+            let mut scope = Scope::new(
+                cfg,
+                &self.ws.vars.values,
+                &self.ws.vars.sensitive,
+                locals,
+                values,
+            );
+            scope.sensitive_attrs = Some(secret);
             scope.count_index = inst.count_index;
             scope.each = inst.each.clone();
             let (config, mut sensitive) = match scope.eval_body(&r.body) {
@@ -544,12 +627,22 @@ impl Engine {
             };
             let problems = validate_config(&schema, &config);
             if !problems.is_empty() {
-                for m in problems {
-                    diags.push(Diag::at(format!("{}: {m}", inst.address), &cfg.sources, &r.span));
+                for p in problems {
+                    diags.push(crate::config::problem_diag(cfg, &r, &inst.address, &p));
                 }
                 continue;
             }
             sensitive.extend(schema.sensitive_attrs().map(str::to_string));
+            if !sensitive.is_empty() {
+                // What the provider derives from a secret may carry it: hide it too.
+                sensitive.extend(
+                    schema
+                        .attributes
+                        .iter()
+                        .filter(|a| !a.settable() && a.name != "id")
+                        .map(|a| a.name.to_string()),
+                );
+            }
             let recorded = state.get(inst.address.as_str());
             let prior = current.get(&inst.address).cloned().flatten();
             let tainted = recorded.is_some_and(|s| s.tainted);
@@ -588,7 +681,11 @@ impl Engine {
                             None
                         };
                     } else {
-                        change.action = if &resp.planned == prior_v { Action::NoOp } else { Action::Update };
+                        change.action = if &resp.planned == prior_v {
+                            Action::NoOp
+                        } else {
+                            Action::Update
+                        };
                         change.after = Some(resp.planned);
                     }
                 }
@@ -606,7 +703,9 @@ impl Engine {
                                 .instance
                                 .import(&r.type_name, &conflict.import_id)
                                 .await
-                                .map_err(|e| anyhow!("reading the existing object for {}: {e}", inst.address))?;
+                                .map_err(|e| {
+                                    anyhow!("reading the existing object for {}: {e}", inst.address)
+                                })?;
                             change.before = Some(existing);
                             change.action = Action::Replace;
                             change.takeover = true;
@@ -646,7 +745,12 @@ impl Engine {
     }
 }
 
-fn request<'a>(type_name: &'a str, prior: Option<&'a Value>, config: &'a Value, address: &'a str) -> PlanRequest<'a> {
+fn request<'a>(
+    type_name: &'a str,
+    prior: Option<&'a Value>,
+    config: &'a Value,
+    address: &'a str,
+) -> PlanRequest<'a> {
     PlanRequest {
         type_name,
         prior,

@@ -22,16 +22,30 @@ pub fn validate(engine: &mut Engine) -> Result<(), Diags> {
             }
         };
         let name = key.split('.').next().unwrap_or(&key);
-        let plugin = super::registry().into_iter().find(|p| p.schema().name == name);
-        let Some(schema) = plugin.as_ref().and_then(|p| p.schema().resource(&r.type_name).cloned()) else {
+        let plugin = super::registry()
+            .into_iter()
+            .find(|p| p.schema().name == name);
+        let Some(schema) = plugin
+            .as_ref()
+            .and_then(|p| p.schema().resource(&r.type_name).cloned())
+        else {
             diags.push(Diag::at(
-                format!("provider \"{name}\" has no resource type \"{}\"", r.type_name),
+                format!(
+                    "provider \"{name}\" has no resource type \"{}\"",
+                    r.type_name
+                ),
                 &cfg.sources,
                 &r.span,
             ));
             continue;
         };
-        let mut scope = Scope::new(cfg, &engine.ws.vars.values, &engine.ws.vars.sensitive, &locals, &values);
+        let mut scope = Scope::new(
+            cfg,
+            &engine.ws.vars.values,
+            &engine.ws.vars.sensitive,
+            &locals,
+            &values,
+        );
         if r.count.is_some() {
             scope.count_index = Some(0);
         }
@@ -40,8 +54,8 @@ pub fn validate(engine: &mut Engine) -> Result<(), Diags> {
         }
         match scope.eval_body(&r.body) {
             Ok((v, _)) => {
-                for m in validate_config(&schema, &v) {
-                    diags.push(Diag::at(format!("{}: {m}", r.addr()), &cfg.sources, &r.span));
+                for p in validate_config(&schema, &v) {
+                    diags.push(crate::config::problem_diag(cfg, r, &r.addr(), &p));
                 }
             }
             Err(d) => diags.push(d),

@@ -3,8 +3,8 @@
 
 use crate::{with, Instance};
 use ballast_sdk::{
-    ApplyContext, ApplyRequest, AttrSchema, AttrType, ChangeKind, Conflict, PlanRequest, PlanResponse, ProviderError,
-    ResourceSchema, Value,
+    ApplyContext, ApplyRequest, AttrSchema, AttrType, ChangeKind, Conflict, PlanRequest,
+    PlanResponse, ProviderError, ResourceSchema, Value,
 };
 use sha2::{Digest, Sha256};
 use std::fs;
@@ -22,11 +22,14 @@ pub fn schema() -> ResourceSchema {
             AttrSchema::required("path", AttrType::String)
                 .forces_replacement()
                 .describe("where the file lives; relative to the configuration directory"),
-            AttrSchema::optional("content", AttrType::String).default("").describe("the file's content"),
+            AttrSchema::optional("content", AttrType::String)
+                .default("")
+                .describe("the file's content"),
             AttrSchema::optional("file_permission", AttrType::String)
                 .default("0644")
                 .describe("octal mode, for example \"0600\""),
-            AttrSchema::computed("content_sha256", AttrType::String).describe("hex SHA-256 of the content"),
+            AttrSchema::computed("content_sha256", AttrType::String)
+                .describe("hex SHA-256 of the content"),
         ],
     )
     .import_id("the file's path")
@@ -41,7 +44,11 @@ fn mode_of(perm: &str) -> Result<u32, ProviderError> {
     u32::from_str_radix(perm, 8)
         .ok()
         .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| ProviderError::new(format!("file_permission \"{perm}\" is not an octal mode such as \"0644\"")))
+        .ok_or_else(|| {
+            ProviderError::new(format!(
+                "file_permission \"{perm}\" is not an octal mode such as \"0644\""
+            ))
+        })
 }
 
 pub fn plan(inst: &Instance, req: &PlanRequest<'_>, resp: &mut PlanResponse) {
@@ -52,16 +59,24 @@ pub fn plan(inst: &Instance, req: &PlanRequest<'_>, resp: &mut PlanResponse) {
             resp.notes.push(format!("warning: {e}"));
         }
         let resolved = inst.resolve(p);
+        // The same file spelled differently (relative here, absolute after import) is no change.
+        if req.prior.and_then(|pr| pr.get("id").as_str()) == Some(&resolved.display().to_string()) {
+            resp.requires_replace.retain(|a| a != "path");
+        }
         resp.planned = with(
             std::mem::take(&mut resp.planned),
             "id",
             Value::String(resolved.display().to_string()),
         );
         let creating = req.prior.is_none() || !resp.requires_replace.is_empty();
-        let moving_elsewhere = req.prior.and_then(|pr| pr.get("id").as_str()) != Some(&resolved.display().to_string());
+        let moving_elsewhere =
+            req.prior.and_then(|pr| pr.get("id").as_str()) != Some(&resolved.display().to_string());
         if creating && moving_elsewhere && resolved.exists() {
             resp.conflict = Some(Conflict {
-                message: format!("the file {} already exists and is not managed by ballast", resolved.display()),
+                message: format!(
+                    "the file {} already exists and is not managed by ballast",
+                    resolved.display()
+                ),
                 import_id: resolved.display().to_string(),
             });
         }
@@ -79,7 +94,10 @@ fn object(path: &Path, content: String, mode: u32) -> Value {
         ("path", Value::String(path.display().to_string())),
         ("content_sha256", Value::String(sha256(&content))),
         ("content", Value::String(content)),
-        ("file_permission", Value::String(format!("{:04o}", mode & 0o7777))),
+        (
+            "file_permission",
+            Value::String(format!("{:04o}", mode & 0o7777)),
+        ),
     ])
 }
 
@@ -95,7 +113,10 @@ fn read_path(path: &Path) -> Result<Option<Value>, ProviderError> {
             Ok(Some(object(path, content, mode)))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(ProviderError::new(format!("cannot read {}: {e}", path.display()))),
+        Err(e) => Err(ProviderError::new(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -117,12 +138,19 @@ pub fn import(inst: &Instance, id: &str) -> Result<Value, ProviderError> {
 
 fn write(path: &Path, content: &str, mode: u32, create_new: bool) -> Result<(), ProviderError> {
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(|e| ProviderError::new(format!("cannot create {}: {e}", parent.display())))?;
+        fs::create_dir_all(parent)
+            .map_err(|e| ProviderError::new(format!("cannot create {}: {e}", parent.display())))?;
     }
-    let ctx = |e: std::io::Error| ProviderError::new(format!("cannot write {}: {e}", path.display()));
+    let ctx =
+        |e: std::io::Error| ProviderError::new(format!("cannot write {}: {e}", path.display()));
     if create_new {
         // O_EXCL: a file that appeared since the plan is never overwritten.
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(ctx)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .map_err(ctx)?;
         f.write_all(content.as_bytes()).map_err(ctx)?;
     } else {
         let tmp = path.with_extension("ballast-tmp");
@@ -132,11 +160,18 @@ fn write(path: &Path, content: &str, mode: u32, create_new: bool) -> Result<(), 
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(ctx)
 }
 
-pub fn apply(inst: &Instance, req: &ApplyRequest<'_>, ctx: &dyn ApplyContext) -> Result<Option<Value>, ProviderError> {
+pub fn apply(
+    inst: &Instance,
+    req: &ApplyRequest<'_>,
+    ctx: &dyn ApplyContext,
+) -> Result<Option<Value>, ProviderError> {
     let planned = req.planned;
     match req.kind {
         ChangeKind::Delete => {
-            let id = req.prior.map(|p| p.get("id").as_str().unwrap_or_default()).unwrap_or_default();
+            let id = req
+                .prior
+                .map(|p| p.get("id").as_str().unwrap_or_default())
+                .unwrap_or_default();
             match fs::remove_file(inst.resolve(id)) {
                 Ok(()) => Ok(None),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

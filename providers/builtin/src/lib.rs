@@ -12,8 +12,8 @@ mod test_object;
 
 use async_trait::async_trait;
 use ballast_sdk::{
-    ApplyContext, ApplyRequest, ConfigureContext, Discovered, PlanRequest, PlanResponse, Provider, ProviderError,
-    ProviderInstance, ProviderSchema, Value,
+    ApplyContext, ApplyRequest, ConfigureContext, Discovered, PlanRequest, PlanResponse, Provider,
+    ProviderError, ProviderInstance, ProviderSchema, Value,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -40,7 +40,11 @@ impl Provider for Builtin {
         &self.schema
     }
 
-    async fn configure(&self, _config: &Value, ctx: &ConfigureContext) -> Result<Arc<dyn ProviderInstance>, ProviderError> {
+    async fn configure(
+        &self,
+        _config: &Value,
+        ctx: &ConfigureContext,
+    ) -> Result<Arc<dyn ProviderInstance>, ProviderError> {
         Ok(Arc::new(Instance {
             schema: self.schema.clone(),
             lineage: ctx.lineage.clone(),
@@ -66,24 +70,37 @@ impl Instance {
     }
 
     fn resource(&self, type_name: &str) -> Result<&ballast_sdk::ResourceSchema, ProviderError> {
-        self.schema
-            .resource(type_name)
-            .ok_or_else(|| ProviderError::new(format!("the builtin provider has no resource type \"{type_name}\"")))
+        self.schema.resource(type_name).ok_or_else(|| {
+            ProviderError::new(format!(
+                "the builtin provider has no resource type \"{type_name}\""
+            ))
+        })
     }
 }
 
 #[async_trait]
 impl ProviderInstance for Instance {
-    async fn read_many(&self, type_name: &str, objects: &[Value]) -> Result<Vec<Option<Value>>, ProviderError> {
+    async fn read_many(
+        &self,
+        type_name: &str,
+        objects: &[Value],
+    ) -> Result<Vec<Option<Value>>, ProviderError> {
         match type_name {
             data::TYPE => Ok(objects.iter().cloned().map(Some).collect()),
             file::TYPE => objects.iter().map(|o| file::read(self, o)).collect(),
             test_object::TYPE => objects.iter().map(|o| test_object::read(self, o)).collect(),
-            other => Err(self.resource(other).err().unwrap_or_else(|| ProviderError::new("unreachable"))),
+            other => Err(self
+                .resource(other)
+                .err()
+                .unwrap_or_else(|| ProviderError::new("unreachable"))),
         }
     }
 
-    async fn discover(&self, type_name: &str, hints: &[Value]) -> Result<Vec<Discovered>, ProviderError> {
+    async fn discover(
+        &self,
+        type_name: &str,
+        hints: &[Value],
+    ) -> Result<Vec<Discovered>, ProviderError> {
         match type_name {
             test_object::TYPE => test_object::discover(self, hints),
             _ => Ok(Vec::new()),
@@ -102,12 +119,19 @@ impl ProviderInstance for Instance {
         Ok(resp)
     }
 
-    async fn apply(&self, req: ApplyRequest<'_>, ctx: &dyn ApplyContext) -> Result<Option<Value>, ProviderError> {
+    async fn apply(
+        &self,
+        req: ApplyRequest<'_>,
+        ctx: &dyn ApplyContext,
+    ) -> Result<Option<Value>, ProviderError> {
         match req.type_name {
             data::TYPE => data::apply(&req, ctx),
             file::TYPE => file::apply(self, &req, ctx),
             test_object::TYPE => test_object::apply(self, &req, ctx).await,
-            other => Err(self.resource(other).err().unwrap_or_else(|| ProviderError::new("unreachable"))),
+            other => Err(self
+                .resource(other)
+                .err()
+                .unwrap_or_else(|| ProviderError::new("unreachable"))),
         }
     }
 
@@ -118,7 +142,10 @@ impl ProviderInstance for Instance {
             )),
             file::TYPE => file::import(self, id),
             test_object::TYPE => test_object::import(self, id),
-            other => Err(self.resource(other).err().unwrap_or_else(|| ProviderError::new("unreachable"))),
+            other => Err(self
+                .resource(other)
+                .err()
+                .unwrap_or_else(|| ProviderError::new("unreachable"))),
         }
     }
 }

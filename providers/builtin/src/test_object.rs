@@ -5,8 +5,8 @@
 
 use crate::{with, Instance};
 use ballast_sdk::{
-    ApplyContext, ApplyRequest, AttrSchema, AttrType, ChangeKind, Conflict, Discovered, PlanRequest, PlanResponse,
-    ProviderError, ResourceSchema, Value,
+    ApplyContext, ApplyRequest, AttrSchema, AttrType, ChangeKind, Conflict, Discovered,
+    PlanRequest, PlanResponse, ProviderError, ResourceSchema, Value,
 };
 use std::collections::BTreeSet;
 use std::fs;
@@ -32,26 +32,42 @@ pub fn schema() -> ResourceSchema {
 
 fn file_of(inst: &Instance, v: &Value) -> PathBuf {
     inst.resolve(v.get("dir").as_str().unwrap_or_default())
-        .join(format!("{}.json", v.get("name").as_str().unwrap_or_default()))
+        .join(format!(
+            "{}.json",
+            v.get("name").as_str().unwrap_or_default()
+        ))
 }
 
 fn load(path: &Path) -> Result<Option<serde_json::Value>, ProviderError> {
     match fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| ProviderError::new(format!("{} is not a test object: {e}", path.display()))),
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            ProviderError::new(format!("{} is not a test object: {e}", path.display()))
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(ProviderError::new(format!("cannot read {}: {e}", path.display()))),
+        Err(e) => Err(ProviderError::new(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
     }
 }
 
 pub fn plan(inst: &Instance, req: &PlanRequest<'_>, resp: &mut PlanResponse) {
     let path = file_of(inst, &resp.planned);
-    resp.planned = with(std::mem::take(&mut resp.planned), "id", Value::String(path.display().to_string()));
+    resp.planned = with(
+        std::mem::take(&mut resp.planned),
+        "id",
+        Value::String(path.display().to_string()),
+    );
     let creating = req.prior.is_none() || !resp.requires_replace.is_empty();
-    if creating && path.exists() && req.prior.and_then(|p| p.get("id").as_str()) != Some(&path.display().to_string()) {
+    if creating
+        && path.exists()
+        && req.prior.and_then(|p| p.get("id").as_str()) != Some(&path.display().to_string())
+    {
         resp.conflict = Some(Conflict {
-            message: format!("the test object {} already exists and is not managed by ballast", path.display()),
+            message: format!(
+                "the test object {} already exists and is not managed by ballast",
+                path.display()
+            ),
             import_id: path.display().to_string(),
         });
     }
@@ -61,14 +77,24 @@ pub fn read(inst: &Instance, prior: &Value) -> Result<Option<Value>, ProviderErr
     let Some(doc) = load(&file_of(inst, prior))? else {
         return Ok(None);
     };
-    Ok(Some(with(prior.clone(), "value", Value::from_json(&doc["value"]))))
+    Ok(Some(with(
+        prior.clone(),
+        "value",
+        Value::from_json(&doc["value"]),
+    )))
 }
 
 pub fn import(inst: &Instance, id: &str) -> Result<Value, ProviderError> {
     let path = inst.resolve(id);
     let doc = load(&path)?.ok_or_else(|| ProviderError::new(format!("no test object at {id}")))?;
-    let dir = path.parent().map(|p| p.display().to_string()).unwrap_or_default();
-    let name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
     Ok(Value::map([
         ("id", Value::String(path.display().to_string())),
         ("dir", Value::String(dir)),
@@ -87,14 +113,19 @@ pub fn discover(inst: &Instance, hints: &[Value]) -> Result<Vec<Discovered>, Pro
         .collect();
     let mut found = Vec::new();
     for dir in dirs {
-        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;
             }
             let Ok(Some(doc)) = load(&path) else { continue };
-            if let (Some(lineage), Some(address)) = (doc["mark"]["lineage"].as_str(), doc["mark"]["address"].as_str()) {
+            if let (Some(lineage), Some(address)) = (
+                doc["mark"]["lineage"].as_str(),
+                doc["mark"]["address"].as_str(),
+            ) {
                 found.push(Discovered {
                     type_name: TYPE.into(),
                     id: path.display().to_string(),
@@ -108,14 +139,21 @@ pub fn discover(inst: &Instance, hints: &[Value]) -> Result<Vec<Discovered>, Pro
     Ok(found)
 }
 
-pub async fn apply(inst: &Instance, req: &ApplyRequest<'_>, ctx: &dyn ApplyContext) -> Result<Option<Value>, ProviderError> {
+pub async fn apply(
+    inst: &Instance,
+    req: &ApplyRequest<'_>,
+    ctx: &dyn ApplyContext,
+) -> Result<Option<Value>, ProviderError> {
     match req.kind {
         ChangeKind::Delete => {
             let path = file_of(inst, req.prior.unwrap_or(&Value::Null));
             match fs::remove_file(&path) {
                 Ok(()) => Ok(None),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(ProviderError::new(format!("cannot delete {}: {e}", path.display()))),
+                Err(e) => Err(ProviderError::new(format!(
+                    "cannot delete {}: {e}",
+                    path.display()
+                ))),
             }
         }
         ChangeKind::Create | ChangeKind::Update => {
@@ -128,23 +166,32 @@ pub async fn apply(inst: &Instance, req: &ApplyRequest<'_>, ctx: &dyn ApplyConte
             if let Some(dir) = path.parent() {
                 fs::create_dir_all(dir)?;
             }
-            let text = serde_json::to_vec_pretty(&doc).map_err(|e| ProviderError::new(e.to_string()))?;
+            let text =
+                serde_json::to_vec_pretty(&doc).map_err(|e| ProviderError::new(e.to_string()))?;
             if req.kind == ChangeKind::Create {
                 use std::io::Write;
                 let mut f = fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .open(&path)
-                    .map_err(|e| ProviderError::new(format!("cannot create {}: {e}", path.display())))?;
+                    .map_err(|e| {
+                        ProviderError::new(format!("cannot create {}: {e}", path.display()))
+                    })?;
                 f.write_all(&text)?;
-                let v = with(planned.clone(), "id", Value::String(path.display().to_string()));
+                let v = with(
+                    planned.clone(),
+                    "id",
+                    Value::String(path.display().to_string()),
+                );
                 ctx.created(&v)?;
                 let delay = planned.get("delay_ms").as_f64().unwrap_or(0.0);
                 if delay > 0.0 {
                     tokio::time::sleep(Duration::from_millis(delay as u64)).await;
                 }
                 if planned.get("fail_after_create").as_bool() == Some(true) {
-                    return Err(ProviderError::new("injected failure after create (fail_after_create = true)"));
+                    return Err(ProviderError::new(
+                        "injected failure after create (fail_after_create = true)",
+                    ));
                 }
                 Ok(Some(v))
             } else {

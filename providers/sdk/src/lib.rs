@@ -12,10 +12,10 @@ mod schema;
 mod value;
 
 pub use error::ProviderError;
-pub use plan::{differs, plan_from_schema, validate_config};
+pub use plan::{closest, differs, plan_from_schema, validate_config, ConfigProblem};
 pub use provider::{
-    ApplyContext, ApplyRequest, Capabilities, ChangeKind, ConfigureContext, Conflict, Discovered, Limits, PlanRequest,
-    PlanResponse, Progress, Provider, ProviderInstance,
+    ApplyContext, ApplyRequest, Capabilities, ChangeKind, ConfigureContext, Conflict, Discovered,
+    Limits, PlanRequest, PlanResponse, Progress, Provider, ProviderInstance,
 };
 pub use schema::{AttrSchema, AttrType, Presence, ProviderSchema, ResourceSchema};
 pub use value::{format_number, quote, quote_key, Value};

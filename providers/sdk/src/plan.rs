@@ -4,45 +4,111 @@
 use crate::{AttrSchema, PlanResponse, ResourceSchema, Value};
 use std::collections::BTreeMap;
 
+/// One problem with a configuration object, and the attribute it is about (if any).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub attribute: Option<String>,
+    pub message: String,
+}
+
 /// Checks a configuration object against the schema: unknown attributes, missing required
-/// ones, wrong types. Returns one message per problem.
-pub fn validate_config(schema: &ResourceSchema, config: &Value) -> Vec<String> {
+/// ones, wrong types.
+pub fn validate_config(schema: &ResourceSchema, config: &Value) -> Vec<ConfigProblem> {
     let mut problems = Vec::new();
+    let at = |k: &str, message: String| ConfigProblem {
+        attribute: Some(k.to_string()),
+        message,
+    };
     let Some(m) = config.as_map() else {
-        return vec!["configuration must be an object".into()];
+        return vec![ConfigProblem {
+            attribute: None,
+            message: "configuration must be an object".into(),
+        }];
     };
     for (k, v) in m {
         match schema.attr(k) {
-            None => problems.push(format!(
-                "unknown attribute \"{k}\" for {}; it has: {}",
-                schema.type_name,
-                settable_names(schema)
+            None => {
+                let hint = closest(
+                    k,
+                    schema
+                        .attributes
+                        .iter()
+                        .filter(|a| a.settable())
+                        .map(|a| a.name),
+                )
+                .map(|c| format!("did you mean \"{c}\"? "))
+                .unwrap_or_default();
+                problems.push(at(
+                    k,
+                    format!(
+                        "unknown attribute \"{k}\" for {}; {hint}it has: {}",
+                        schema.type_name,
+                        settable_names(schema)
+                    ),
+                ))
+            }
+            Some(a) if !a.settable() => problems.push(at(
+                k,
+                format!("\"{k}\" is computed by the provider and cannot be set"),
             )),
-            Some(a) if !a.settable() => problems.push(format!("\"{k}\" is computed by the provider and cannot be set")),
-            Some(a) if !a.ty.accepts(v) => problems.push(format!(
-                "\"{k}\" must be a {}, not a {}",
-                a.ty.name(),
-                v.type_name()
+            Some(a) if !a.ty.accepts(v) => problems.push(at(
+                k,
+                format!("\"{k}\" must be a {}, not a {}", a.ty.name(), v.type_name()),
             )),
             Some(_) => {}
         }
     }
     for a in &schema.attributes {
         if a.presence == crate::Presence::Required && m.get(a.name).is_none_or(Value::is_null) {
-            problems.push(format!("the attribute \"{}\" is required", a.name));
+            problems.push(ConfigProblem {
+                attribute: None,
+                message: format!("the attribute \"{}\" is required", a.name),
+            });
         }
     }
     problems
 }
 
+/// The candidate nearest to `word` by edit distance, if it is close enough to be a typo.
+pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, c)| *d <= (c.len() / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 fn settable_names(schema: &ResourceSchema) -> String {
-    let names: Vec<&str> = schema.attributes.iter().filter(|a| a.settable()).map(|a| a.name).collect();
+    let names: Vec<&str> = schema
+        .attributes
+        .iter()
+        .filter(|a| a.settable())
+        .map(|a| a.name)
+        .collect();
     names.join(", ")
 }
 
 /// Plans an object from its configuration: configured values win; defaults fill the gaps;
 /// computed attributes keep their prior value, or are unknown on create.
-pub fn plan_from_schema(schema: &ResourceSchema, prior: Option<&Value>, config: &Value) -> PlanResponse {
+pub fn plan_from_schema(
+    schema: &ResourceSchema,
+    prior: Option<&Value>,
+    config: &Value,
+) -> PlanResponse {
     let mut planned = BTreeMap::new();
     let mut requires_replace = Vec::new();
     for a in &schema.attributes {
@@ -56,7 +122,11 @@ pub fn plan_from_schema(schema: &ResourceSchema, prior: Option<&Value>, config: 
     }
     if !requires_replace.is_empty() {
         // A replacement is a new object: its computed attributes are not known yet.
-        for a in schema.attributes.iter().filter(|a| a.presence == crate::Presence::Computed) {
+        for a in schema
+            .attributes
+            .iter()
+            .filter(|a| a.presence == crate::Presence::Computed)
+        {
             planned.insert(a.name.to_string(), Value::Unknown);
         }
     }
@@ -114,7 +184,12 @@ mod tests {
 
     #[test]
     fn changed_forcing_attribute_requires_replace() {
-        let prior = Value::map([("id", "1".into()), ("name", "a".into()), ("size", 1i64.into()), ("uuid", "u".into())]);
+        let prior = Value::map([
+            ("id", "1".into()),
+            ("name", "a".into()),
+            ("size", 1i64.into()),
+            ("uuid", "u".into()),
+        ]);
         let r = plan_from_schema(&schema(), Some(&prior), &Value::map([("name", "b".into())]));
         assert_eq!(r.requires_replace, vec!["name".to_string()]);
         assert_eq!(r.planned.get("uuid"), &Value::Unknown);
@@ -124,14 +199,19 @@ mod tests {
 
     #[test]
     fn validation_names_the_problem() {
-        let p = validate_config(&schema(), &Value::map([("nmae", "a".into()), ("size", "big".into())]));
+        let p = validate_config(
+            &schema(),
+            &Value::map([("nmae", "a".into()), ("size", "big".into())]),
+        );
+        let messages: Vec<&str> = p.iter().map(|p| p.message.as_str()).collect();
         assert_eq!(
-            p,
+            messages,
             vec![
-                "unknown attribute \"nmae\" for t; it has: name, size".to_string(),
-                "\"size\" must be a number, not a string".to_string(),
-                "the attribute \"name\" is required".to_string(),
+                "unknown attribute \"nmae\" for t; did you mean \"name\"? it has: name, size",
+                "\"size\" must be a number, not a string",
+                "the attribute \"name\" is required",
             ]
         );
+        assert_eq!(p[0].attribute.as_deref(), Some("nmae"));
     }
 }

@@ -143,11 +143,19 @@ pub trait ProviderInstance: Send + Sync {
 
     /// Reads the real state of many objects of one type, ideally with one list call.
     /// Returns one entry per input, in order: `None` when the object is gone.
-    async fn read_many(&self, type_name: &str, objects: &[Value]) -> Result<Vec<Option<Value>>, ProviderError>;
+    async fn read_many(
+        &self,
+        type_name: &str,
+        objects: &[Value],
+    ) -> Result<Vec<Option<Value>>, ProviderError>;
 
     /// Lists objects in scope that carry an ownership mark. `hints` are the configured and
     /// recorded objects of this type, from which a provider may derive its scope.
-    async fn discover(&self, type_name: &str, hints: &[Value]) -> Result<Vec<Discovered>, ProviderError> {
+    async fn discover(
+        &self,
+        type_name: &str,
+        hints: &[Value],
+    ) -> Result<Vec<Discovered>, ProviderError> {
         let _ = (type_name, hints);
         Ok(Vec::new())
     }
@@ -155,7 +163,11 @@ pub trait ProviderInstance: Send + Sync {
     async fn plan(&self, req: PlanRequest<'_>) -> Result<PlanResponse, ProviderError>;
 
     /// Performs one change. Returns the new object (`None` after a delete).
-    async fn apply(&self, req: ApplyRequest<'_>, ctx: &dyn ApplyContext) -> Result<Option<Value>, ProviderError>;
+    async fn apply(
+        &self,
+        req: ApplyRequest<'_>,
+        ctx: &dyn ApplyContext,
+    ) -> Result<Option<Value>, ProviderError>;
 
     /// Reads an existing object by ID, to bring it under management.
     async fn import(&self, type_name: &str, id: &str) -> Result<Value, ProviderError>;

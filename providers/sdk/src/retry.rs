@@ -45,7 +45,10 @@ where
                 n += 1;
             }
             Err(e) if e.retryable => {
-                return Err(ProviderError::new(format!("{} (gave up after {attempts} attempts)", e.message)))
+                return Err(ProviderError::new(format!(
+                    "{} (gave up after {attempts} attempts)",
+                    e.message
+                )))
             }
             Err(e) => return Err(e),
         }
@@ -53,7 +56,12 @@ where
 }
 
 /// Polls `check` until it returns `Some`, or fails once `timeout` has passed.
-pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, interval: Duration, mut check: F) -> Result<T, ProviderError>
+pub async fn wait_until<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    interval: Duration,
+    mut check: F,
+) -> Result<T, ProviderError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>, ProviderError>>,
@@ -64,7 +72,10 @@ where
             return Ok(v);
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(ProviderError::new(format!("timed out after {}s waiting for {what}", timeout.as_secs())));
+            return Err(ProviderError::new(format!(
+                "timed out after {}s waiting for {what}",
+                timeout.as_secs()
+            )));
         }
         tokio::time::sleep(interval).await;
     }

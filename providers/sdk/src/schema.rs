@@ -110,7 +110,10 @@ impl AttrSchema {
         self.presence != Presence::Computed
     }
     pub fn is_computed(&self) -> bool {
-        matches!(self.presence, Presence::Computed | Presence::OptionalComputed)
+        matches!(
+            self.presence,
+            Presence::Computed | Presence::OptionalComputed
+        )
     }
 }
 
@@ -125,9 +128,16 @@ pub struct ResourceSchema {
 }
 
 impl ResourceSchema {
-    pub fn new(type_name: &'static str, description: &'static str, mut attributes: Vec<AttrSchema>) -> Self {
+    pub fn new(
+        type_name: &'static str,
+        description: &'static str,
+        mut attributes: Vec<AttrSchema>,
+    ) -> Self {
         if !attributes.iter().any(|a| a.name == "id") {
-            attributes.insert(0, AttrSchema::computed("id", AttrType::String).describe("the object's identity"));
+            attributes.insert(
+                0,
+                AttrSchema::computed("id", AttrType::String).describe("the object's identity"),
+            );
         }
         ResourceSchema {
             type_name,
@@ -144,7 +154,10 @@ impl ResourceSchema {
         self.attributes.iter().find(|a| a.name == name)
     }
     pub fn sensitive_attrs(&self) -> impl Iterator<Item = &str> {
-        self.attributes.iter().filter(|a| a.sensitive).map(|a| a.name)
+        self.attributes
+            .iter()
+            .filter(|a| a.sensitive)
+            .map(|a| a.name)
     }
 }
 

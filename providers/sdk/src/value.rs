@@ -127,7 +127,11 @@ impl Value {
                 if o.len() == 1 && o.get(UNKNOWN_MARKER) == Some(&J::Bool(true)) {
                     Value::Unknown
                 } else {
-                    Value::Map(o.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect())
+                    Value::Map(
+                        o.iter()
+                            .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                            .collect(),
+                    )
                 }
             }
         }
@@ -212,8 +216,11 @@ pub fn quote(s: &str) -> String {
 /// An object key: bare when it is an identifier, quoted otherwise.
 pub fn quote_key(k: &str) -> String {
     let ident = !k.is_empty()
-        && k.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
-        && k.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+        && k.chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
+        && k.chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
     if ident {
         k.to_string()
     } else {
@@ -266,14 +273,21 @@ mod tests {
 
     #[test]
     fn json_round_trip_keeps_unknown() {
-        let v = Value::map([("a", Value::Unknown), ("b", Value::List(vec![1i64.into(), "x".into()]))]);
+        let v = Value::map([
+            ("a", Value::Unknown),
+            ("b", Value::List(vec![1i64.into(), "x".into()])),
+        ]);
         assert_eq!(Value::from_json(&v.to_json()), v);
         assert!(v.has_unknown());
     }
 
     #[test]
     fn display_is_hcl_like() {
-        let v = Value::map([("name", "web".into()), ("n", 3i64.into()), ("my key", Value::Null)]);
+        let v = Value::map([
+            ("name", "web".into()),
+            ("n", 3i64.into()),
+            ("my key", Value::Null),
+        ]);
         assert_eq!(v.to_string(), r#"{ "my key" = null, n = 3, name = "web" }"#);
         assert_eq!(Value::from("a${b}").to_string(), r#""a$${b}""#);
     }

@@ -1,0 +1,148 @@
+//! Helpers for driving the real `ballast` binary in a temporary directory.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+pub struct Work {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// stdout then stderr, with paths, IDs and digests that vary between runs replaced.
+    pub fn text(&self, w: &Work) -> String {
+        w.scrub(&format!(
+            "{}{}",
+            self.stdout,
+            if self.stderr.is_empty() {
+                String::new()
+            } else {
+                format!("--- stderr\n{}", self.stderr)
+            }
+        ))
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ballast")
+}
+
+impl Default for Work {
+    fn default() -> Self {
+        Work::new()
+    }
+}
+
+impl Work {
+    pub fn new() -> Work {
+        Work {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, text: &str) {
+        let p = self.file(name);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        std::fs::write(p, text).expect("write");
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.file(name)).unwrap_or_else(|e| panic!("read {name}: {e}"))
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.args(args)
+            .current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .env_remove("CI")
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out: Output = self.command(args).output().expect("run ballast");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ballast")
+    }
+
+    /// Runs and asserts the exit code, printing everything on mismatch.
+    pub fn ok(&self, args: &[&str], code: i32) -> Run {
+        let r = self.run(args);
+        assert_eq!(
+            r.code, code,
+            "ballast {args:?} exited {}\nstdout:\n{}\nstderr:\n{}",
+            r.code, r.stdout, r.stderr
+        );
+        r
+    }
+
+    pub fn scrub(&self, text: &str) -> String {
+        let dir = self.path().display().to_string();
+        let mut s = text.replace(&dir, "[DIR]");
+        s = replace_matching(&s, is_uuid_at, 36, "[UUID]");
+        s = replace_hex64(&s);
+        s
+    }
+}
+
+fn is_uuid_at(b: &[u8]) -> bool {
+    b.len() >= 36
+        && b[..36].iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit() && !c.is_ascii_uppercase(),
+        })
+}
+
+fn replace_matching(s: &str, pred: fn(&[u8]) -> bool, len: usize, with: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        if pred(&b[i..]) {
+            out.push_str(with);
+            i += len;
+        } else {
+            let ch = s[i..].chars().next().unwrap_or(' ');
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
+fn replace_hex64(s: &str) -> String {
+    replace_matching(
+        s,
+        |b| b.len() >= 64 && b[..64].iter().all(|c| c.is_ascii_hexdigit()),
+        64,
+        "[SHA256]",
+    )
+}
