@@ -474,7 +474,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-fn summarize(ui: &Ui, report: &crate::engine::apply::ApplyReport, mode: Mode) -> i32 {
+fn summarize(ui: &Ui, report: &crate::engine::apply::ApplyReport, mode: Mode, json: bool) -> i32 {
+    // With -json, stdout carries JSON only.
+    let say = |line: &str| if json { ui.status(line) } else { ui.out(line) };
     for (addr, err) in &report.errors {
         ui.error(&format!("{addr}: {err}"));
     }
@@ -493,10 +495,10 @@ fn summarize(ui: &Ui, report: &crate::engine::apply::ApplyReport, mode: Mode) ->
             Mode::RefreshOnly => "Refresh complete!",
             Mode::Normal => "Apply complete!",
         };
-        ui.out(&format!("{} {counts}", ui.style.green(what)));
+        say(&format!("{} {counts}", ui.style.green(what)));
         0
     } else {
-        ui.out(&format!(
+        say(&format!(
             "{} {counts} {} error(s), {} not attempted.",
             ui.style.red("Apply failed."),
             report.errors.len(),
@@ -548,7 +550,7 @@ async fn apply_flow(
             },
         )
         .await?;
-    Ok(summarize(ui, &report, plan.mode))
+    Ok(summarize(ui, &report, plan.mode, args.json))
 }
 
 async fn apply_saved(dir: &Path, file: &Path, args: &PlanArgs, ui: &Arc<Ui>) -> Result<i32> {
@@ -589,7 +591,7 @@ async fn apply_saved(dir: &Path, file: &Path, args: &PlanArgs, ui: &Arc<Ui>) -> 
         bail!("the configuration or the real objects changed since the plan was saved, so it cannot be applied exactly; make a new plan");
     }
     let report = engine.apply(&saved.plan, "apply").await?;
-    Ok(summarize(ui, &report, saved.plan.mode))
+    Ok(summarize(ui, &report, saved.plan.mode, args.json))
 }
 
 async fn import(

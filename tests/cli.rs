@@ -70,6 +70,17 @@ fn create_then_noop_then_drift_then_repair() {
 }
 
 #[test]
+fn apply_json_prints_only_json_on_stdout() {
+    let w = Work::new();
+    w.write("main.hcl", MOTD);
+    let r = w.ok(&["apply", "-auto-approve", "-json"], 0);
+    let j: serde_json::Value =
+        serde_json::from_str(&r.stdout).expect("stdout is one JSON document");
+    assert_eq!(j["summary"]["add"], 2);
+    assert!(r.stderr.contains("Apply complete!"), "{}", r.stderr);
+}
+
+#[test]
 fn drift_json_is_machine_readable() {
     let w = Work::new();
     w.write("main.hcl", MOTD);
@@ -439,7 +450,7 @@ fn sensitive_values_are_redacted_everywhere() {
     let w = Work::new();
     w.write(
         "main.hcl",
-        "variable \"token\" {\n  sensitive = true\n}\n\nresource \"ballast_data\" \"cfg\" {\n  input = \"token=${var.token}\"\n}\n\noutput \"token\" {\n  value = var.token\n}\n",
+        "variable \"token\" {\n  sensitive = true\n}\n\nlocals {\n  header = \"Bearer ${var.token}\"\n}\n\nresource \"ballast_data\" \"cfg\" {\n  input = \"token=${var.token}\"\n}\n\nresource \"ballast_data\" \"copy\" {\n  input = ballast_data.cfg.output\n}\n\noutput \"token\" {\n  value = var.token\n}\n\noutput \"header\" {\n  value = local.header\n}\n",
     );
     let secret = "s3cr3t-value";
     let plan = w.ok(&["plan", "-var", &format!("token={secret}")], 0);
@@ -555,4 +566,20 @@ fn graph_prints_dot() {
     let w = Work::new();
     w.write("main.hcl", MOTD);
     assert_snapshot!("graph", w.ok(&["graph"], 0).text(&w));
+}
+
+#[test]
+fn long_waits_report_progress_as_plain_lines_without_a_terminal() {
+    let w = Work::new();
+    w.write("main.hcl", &slow_objects(1, 1000));
+    let r = w.ok(&["apply", "-auto-approve"], 0);
+    assert!(
+        r.stderr
+            .contains("test_object.slow[0]: waiting for the object to settle (500/1000)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r
+        .stderr
+        .contains("test_object.slow[0]: waiting for the object to settle (1000/1000)"));
 }

@@ -24,6 +24,8 @@ pub struct Scope<'a> {
     pub each: Option<(Value, Value)>,
     /// Sensitive attributes of resources, by `type.name`: reading one marks the result sensitive.
     pub sensitive_attrs: Option<&'a HashMap<String, BTreeSet<String>>>,
+    /// Locals whose value came from something sensitive.
+    pub sensitive_locals: Option<&'a BTreeSet<String>>,
     bindings: RefCell<Vec<(String, Value)>>,
     sensitive: Cell<bool>,
 }
@@ -47,6 +49,7 @@ impl<'a> Scope<'a> {
             count_index: None,
             each: None,
             sensitive_attrs: None,
+            sensitive_locals: None,
             bindings: RefCell::new(Vec::new()),
             sensitive: Cell::new(false),
         }
@@ -133,7 +136,16 @@ impl<'a> Scope<'a> {
                 Value::Map(out)
             }
             Expression::StringTemplate(t) => self.template(t, file)?,
-            Expression::HeredocTemplate(h) => self.template(&h.template, file)?,
+            Expression::HeredocTemplate(h) => match h.indent() {
+                // hcl-edit dedents the top-level lines of a <<- heredoc; do the same inside
+                // %{for} and %{if} bodies, as HCL does.
+                Some(n) if n > 0 => {
+                    let mut t = h.template.clone();
+                    dedent_nested(&mut t, n);
+                    self.template(&t, file)?
+                }
+                _ => self.template(&h.template, file)?,
+            },
             Expression::Parenthesis(p) => self.ev(p.inner(), file)?,
             Expression::Variable(v) => self.root(v.as_str(), None, expr, file)?,
             Expression::Traversal(t) => self.traversal(t, file)?,
@@ -206,21 +218,67 @@ impl<'a> Scope<'a> {
 
     fn template(&self, t: &Template, file: usize) -> R {
         let mut out = String::new();
+        match self.render(t, file, false, &mut out)? {
+            true => Ok(Value::String(out)),
+            false => Ok(Value::Unknown),
+        }
+    }
+
+    /// Renders a template into `out`; `strip_lead` trims the whitespace its first literal starts
+    /// with (a `~}` just before it). Returns false when the result is unknown.
+    fn render(
+        &self,
+        t: &Template,
+        file: usize,
+        strip_lead: bool,
+        out: &mut String,
+    ) -> Result<bool, Diag> {
+        let mut strip_next = strip_lead;
         for el in t.iter() {
             match el {
-                Element::Literal(s) => out.push_str(s.value()),
-                Element::Interpolation(i) => match self.ev(&i.expr, file)? {
-                    Value::Unknown => return Ok(Value::Unknown),
-                    v => out.push_str(&to_string(&v).map_err(|m| {
-                        self.err(format!("cannot interpolate: {m}"), &i.expr, file)
-                    })?),
-                },
+                Element::Literal(s) => {
+                    let text: &str = s.value();
+                    out.push_str(if strip_next { text.trim_start() } else { text });
+                    strip_next = false;
+                }
+                Element::Interpolation(i) => {
+                    if i.strip.strip_start() {
+                        trim_end(out);
+                    }
+                    match self.ev(&i.expr, file)? {
+                        Value::Unknown => return Ok(false),
+                        v => out.push_str(&to_string(&v).map_err(|m| {
+                            self.err(format!("cannot interpolate: {m}"), &i.expr, file)
+                        })?),
+                    }
+                    strip_next = i.strip.strip_end();
+                }
                 Element::Directive(d) => match d.as_ref() {
                     Directive::If(ifd) => {
-                        let branch = match self.ev(&ifd.if_expr.cond_expr, file)? {
-                            Value::Bool(true) => Some(&ifd.if_expr.template),
-                            Value::Bool(false) => ifd.else_expr.as_ref().map(|e| &e.template),
-                            Value::Unknown => return Ok(Value::Unknown),
+                        if ifd.if_expr.strip.strip_start() {
+                            trim_end(out);
+                        }
+                        let (branch, lead, trail) = match self.ev(&ifd.if_expr.cond_expr, file)? {
+                            Value::Bool(true) => {
+                                let trail = match &ifd.else_expr {
+                                    Some(e) => e.strip.strip_start(),
+                                    None => ifd.endif_expr.strip.strip_start(),
+                                };
+                                (
+                                    Some(&ifd.if_expr.template),
+                                    ifd.if_expr.strip.strip_end(),
+                                    trail,
+                                )
+                            }
+                            Value::Bool(false) => match &ifd.else_expr {
+                                Some(e) => (
+                                    Some(&e.template),
+                                    e.strip.strip_end(),
+                                    ifd.endif_expr.strip.strip_start(),
+                                ),
+                                None => (None, false, false),
+                            },
+                            Value::Unknown => return Ok(false),
                             other => {
                                 return Err(self.err(
                                     format!(
@@ -233,18 +291,24 @@ impl<'a> Scope<'a> {
                             }
                         };
                         if let Some(t) = branch {
-                            match self.template(t, file)? {
-                                Value::String(s) => out.push_str(&s),
-                                _ => return Ok(Value::Unknown),
+                            if !self.render(t, file, lead, out)? {
+                                return Ok(false);
+                            }
+                            if trail {
+                                trim_end(out);
                             }
                         }
+                        strip_next = ifd.endif_expr.strip.strip_end();
                     }
                     Directive::For(fd) => {
                         let f = &fd.for_expr;
+                        if f.strip.strip_start() {
+                            trim_end(out);
+                        }
                         let coll = self.ev(&f.collection_expr, file)?;
                         let items = match iterate(&coll) {
                             Ok(Some(items)) => items,
-                            Ok(None) => return Ok(Value::Unknown),
+                            Ok(None) => return Ok(false),
                             Err(m) => return Err(self.err(m, &f.collection_expr, file)),
                         };
                         for (k, v) in items {
@@ -254,18 +318,21 @@ impl<'a> Scope<'a> {
                                 k,
                                 v,
                             );
-                            let r = self.template(&f.template, file);
+                            let r = self.render(&f.template, file, f.strip.strip_end(), out);
                             self.unbind(n);
-                            match r? {
-                                Value::String(s) => out.push_str(&s),
-                                _ => return Ok(Value::Unknown),
+                            if !r? {
+                                return Ok(false);
+                            }
+                            if fd.endfor_expr.strip.strip_start() {
+                                trim_end(out);
                             }
                         }
+                        strip_next = fd.endfor_expr.strip.strip_end();
                     }
                 },
             }
         }
-        Ok(Value::String(out))
+        Ok(true)
     }
 
     fn bind(&self, key_var: Option<&str>, value_var: &str, k: Value, v: Value) -> usize {
@@ -380,6 +447,9 @@ impl<'a> Scope<'a> {
             }
             "local" => {
                 let n = next.ok_or_else(|| need("a name, as in local.NAME"))?;
+                if self.sensitive_locals.is_some_and(|s| s.contains(n)) {
+                    self.sensitive.set(true);
+                }
                 match self.locals.get(n) {
                     Some(v) => Ok(v.clone()),
                     None if self.cfg.locals.contains_key(n) => Ok(Value::Unknown),
@@ -546,6 +616,52 @@ impl<'a> Scope<'a> {
     }
 }
 
+fn trim_end(out: &mut String) {
+    let len = out.trim_end().len();
+    out.truncate(len);
+}
+
+/// Removes up to `n` leading spaces after each newline in the literals of directive bodies.
+fn dedent_nested(t: &mut Template, n: usize) {
+    fn lines(t: &mut Template, n: usize) {
+        for el in t.iter_mut() {
+            match el {
+                Element::Literal(s) => {
+                    let mut text = String::with_capacity(s.len());
+                    for (i, part) in s.value().split('\n').enumerate() {
+                        if i > 0 {
+                            text.push('\n');
+                            let spaces = part.len() - part.trim_start_matches(' ').len();
+                            text.push_str(&part[spaces.min(n)..]);
+                        } else {
+                            text.push_str(part);
+                        }
+                    }
+                    *s.value_mut() = text;
+                }
+                Element::Directive(d) => nested(d, n),
+                Element::Interpolation(_) => {}
+            }
+        }
+    }
+    fn nested(d: &mut Directive, n: usize) {
+        match d {
+            Directive::If(i) => {
+                lines(&mut i.if_expr.template, n);
+                if let Some(e) = &mut i.else_expr {
+                    lines(&mut e.template, n);
+                }
+            }
+            Directive::For(f) => lines(&mut f.for_expr.template, n),
+        }
+    }
+    for el in t.iter_mut() {
+        if let Element::Directive(d) = el {
+            nested(d, n);
+        }
+    }
+}
+
 /// One iteration of a for expression.
 enum Step {
     Skip,
@@ -666,4 +782,99 @@ fn binary(op: BinaryOperator, l: Value, r: Value) -> R2 {
             })
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Evaluates `src` with `var.n = 3`, `var.names = ["a", "b"]` and `var.later` unknown,
+    /// and compares the result's HCL rendering (or the error message) with `expect`.
+    fn check(src: &str, expect: &str) {
+        let cfg = Config::default();
+        let mut vars = BTreeMap::new();
+        vars.insert("n".to_string(), Value::Number(3.0));
+        vars.insert(
+            "names".to_string(),
+            Value::List(vec!["a".into(), "b".into()]),
+        );
+        vars.insert("later".to_string(), Value::Unknown);
+        let (sens, locals, res) = (BTreeSet::new(), HashMap::new(), HashMap::new());
+        let scope = Scope::new(&cfg, &vars, &sens, &locals, &res);
+        let expr = hcl_edit::parser::parse_expr(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+        let got = match scope.eval(&Expr { expr, file: 0 }) {
+            Ok(v) => v.to_string(),
+            Err(d) => format!("error: {}", d.message),
+        };
+        assert_eq!(got, expect, "for {src}");
+    }
+
+    #[test]
+    fn expressions() {
+        check("1 + var.n * 2", "7");
+        check("\"${var.n} items\"", "\"3 items\"");
+        check("var.n > 2 ? \"big\" : \"small\"", "\"big\"");
+        check("[for s in var.names : upper(s)]", "[\"A\", \"B\"]");
+        check("{for i, s in var.names : s => i}", "{ a = 0, b = 1 }");
+        check("[for s in var.names : s if s != \"a\"]", "[\"b\"]");
+        check(
+            "{for s in [\"x\", \"y\", \"x\"] : s => 1...}",
+            "{ x = [1, 1], y = [1] }",
+        );
+        check("[{a = 1}, {a = 2}][*].a", "[1, 2]");
+        check("var.names[1]", "\"b\"");
+        check("!true || false", "false");
+        check("-var.n", "-3");
+        check("\"5\" + 1", "6");
+        check("\"%{if var.n == 3}three%{else}other%{endif}\"", "\"three\"");
+        check("\"%{for s in var.names}<${s}>%{endfor}\"", "\"<a><b>\"");
+    }
+
+    #[test]
+    fn unknowns_propagate() {
+        check("var.later", "(known after apply)");
+        check("\"x-${var.later}\"", "(known after apply)");
+        check("var.later + 1", "(known after apply)");
+        check("upper(var.later)", "(known after apply)");
+        check("false && var.later", "false");
+        check("var.later ? 1 : 2", "(known after apply)");
+        check("[for s in var.later : s]", "(known after apply)");
+    }
+
+    #[test]
+    fn strip_markers_and_heredoc_dedent() {
+        check("\"a  ${~ \"b\" ~}  c\"", "\"abc\"");
+        check(
+            "\"%{ for s in var.names ~}\n  ${s}\n%{ endfor ~}\"",
+            "\"a\\nb\\n\"",
+        );
+        check(
+            "<<-EOT\n    head\n    %{ for s in var.names ~}\n    - ${s}\n    %{ endfor ~}\n  EOT",
+            "\"head\\n- a\\n- b\\n\"",
+        );
+        check("<<EOT\n  kept ${var.n}\nEOT", "\"  kept 3\\n\"");
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        check("var.nope", "error: no variable named \"nope\" is declared");
+        check(
+            "var.names[5]",
+            "error: index 5 is out of range for a list of 2 elements",
+        );
+        check("1 / 0", "error: division by zero");
+        check(
+            "nosuch(1)",
+            "error: nosuch(): there is no function named \"nosuch\"",
+        );
+        check(
+            "length(1)",
+            "error: length(): cannot take the length of a number",
+        );
+        check("{a = 1}.b", "error: this object has no attribute \"b\"");
+        check(
+            "count.index",
+            "error: count.index is only valid in a resource with count",
+        );
+    }
 }

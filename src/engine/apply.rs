@@ -4,7 +4,6 @@
 
 use super::plan::{resource_of, Action, Change, Mode, Plan};
 use super::{db, Configured, Engine, Events};
-use crate::config::eval::Scope;
 use crate::graph::Node;
 use crate::state::{ResourceState, Store};
 use anyhow::{anyhow, bail, Result};
@@ -201,7 +200,11 @@ impl Engine {
                                 .any(|d| changed_resources.contains(d));
                         if needs_eval {
                             if values_dirty || ctx.is_none() {
-                                ctx = Some(self.apply_context(&inst_values));
+                                ctx =
+                                    Some(self.apply_context(
+                                        &inst_values,
+                                        &mut super::Secrets::default(),
+                                    ));
                                 values_dirty = false;
                             }
                             let (locals, values) = ctx
@@ -397,6 +400,7 @@ impl Engine {
     fn apply_context(
         &self,
         inst_values: &BTreeMap<String, Value>,
+        secrets: &mut super::Secrets,
     ) -> (HashMap<String, Value>, HashMap<String, Value>) {
         let cfg = &self.ws.cfg;
         let mut values: HashMap<String, Value> = HashMap::new();
@@ -439,14 +443,13 @@ impl Engine {
         if let Ok(order) = self.ws.graph.order() {
             for id in order {
                 if let Node::Local(name) = &self.ws.graph.nodes[id] {
-                    let scope = Scope::new(
-                        cfg,
-                        &self.ws.vars.values,
-                        &self.ws.vars.sensitive,
-                        &locals,
-                        &values,
-                    );
+                    let scope = self.ws.scope(&locals, &values, Some(secrets));
                     let v = scope.eval(&cfg.locals[name]).unwrap_or(Value::Unknown);
+                    let sensitive = scope.take_sensitive();
+                    drop(scope);
+                    if sensitive {
+                        secrets.locals.insert(name.clone());
+                    }
                     locals.insert(name.clone(), v);
                 }
             }
@@ -467,13 +470,7 @@ impl Engine {
         let r = cfg
             .resource(&change.resource)
             .ok_or_else(|| anyhow!("{} is no longer in the configuration", change.resource))?;
-        let mut scope = Scope::new(
-            cfg,
-            &self.ws.vars.values,
-            &self.ws.vars.sensitive,
-            locals,
-            values,
-        );
+        let mut scope = self.ws.scope(locals, values, None);
         match instance_key(&change.address) {
             Some(Value::Number(n)) => scope.count_index = Some(n as usize),
             Some(k @ Value::String(_)) => {
@@ -519,9 +516,10 @@ impl Engine {
 
     fn save_outputs(&self, store: &Arc<Mutex<Store>>) -> Result<()> {
         let recorded = db(store).resources()?;
-        let mut secret: HashMap<String, std::collections::BTreeSet<String>> = HashMap::new();
+        let mut secret = super::Secrets::default();
         for r in &recorded {
             secret
+                .attrs
                 .entry(resource_of(&r.address))
                 .or_default()
                 .extend(r.sensitive.iter().cloned());
@@ -530,18 +528,11 @@ impl Engine {
             .into_iter()
             .map(|r| (r.address, r.attributes))
             .collect();
-        let (locals, values) = self.apply_context(&inst);
+        let (locals, values) = self.apply_context(&inst, &mut secret);
         let cfg = &self.ws.cfg;
         let mut outs = Vec::new();
         for (name, o) in &cfg.outputs {
-            let mut scope = Scope::new(
-                cfg,
-                &self.ws.vars.values,
-                &self.ws.vars.sensitive,
-                &locals,
-                &values,
-            );
-            scope.sensitive_attrs = Some(&secret);
+            let scope = self.ws.scope(&locals, &values, Some(&secret));
             let v = scope.eval(&o.value).unwrap_or(Value::Null);
             let sensitive = o.sensitive || scope.take_sensitive();
             if !v.has_unknown() {

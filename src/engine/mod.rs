@@ -57,6 +57,34 @@ impl Workspace {
     }
 }
 
+/// What is sensitive: attributes per resource (`type.name`), and locals.
+#[derive(Debug, Default)]
+pub struct Secrets {
+    pub attrs: HashMap<String, std::collections::BTreeSet<String>>,
+    pub locals: std::collections::BTreeSet<String>,
+}
+
+impl Workspace {
+    /// An evaluation scope over this workspace's variables and the given values.
+    pub fn scope<'a>(
+        &'a self,
+        locals: &'a HashMap<String, Value>,
+        values: &'a HashMap<String, Value>,
+        secrets: Option<&'a Secrets>,
+    ) -> config::eval::Scope<'a> {
+        let mut scope = config::eval::Scope::new(
+            &self.cfg,
+            &self.vars.values,
+            &self.vars.sensitive,
+            locals,
+            values,
+        );
+        scope.sensitive_attrs = secrets.map(|s| &s.attrs);
+        scope.sensitive_locals = secrets.map(|s| &s.locals);
+        scope
+    }
+}
+
 pub fn state_path(dir: &Path, setting: Option<&str>) -> PathBuf {
     dir.join(setting.unwrap_or(".ballast/state.db"))
 }
@@ -177,13 +205,7 @@ impl Engine {
             Some(b) => {
                 let locals = HashMap::new();
                 let resources = HashMap::new();
-                let scope = config::eval::Scope::new(
-                    &self.ws.cfg,
-                    &self.ws.vars.values,
-                    &self.ws.vars.sensitive,
-                    &locals,
-                    &resources,
-                );
+                let scope = self.ws.scope(&locals, &resources, None);
                 scope.eval_body(&b.body).map_err(Diags::from)?.0
             }
             None => Value::Map(Default::default()),

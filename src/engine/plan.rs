@@ -487,7 +487,7 @@ impl Engine {
             .map_err(|_| anyhow!("the dependency graph has a cycle"))?;
         let mut locals: HashMap<String, Value> = HashMap::new();
         let mut values: HashMap<String, Value> = HashMap::new();
-        let mut secret: HashMap<String, BTreeSet<String>> = HashMap::new();
+        let mut secret = super::Secrets::default();
         let mut diags = Vec::new();
         let prior_outputs: HashMap<String, Value> = match &self.store {
             Some(s) => db(s)
@@ -502,16 +502,12 @@ impl Engine {
             match node {
                 Node::Local(name) => {
                     let cfg = &self.ws.cfg;
-                    let mut scope = Scope::new(
-                        cfg,
-                        &self.ws.vars.values,
-                        &self.ws.vars.sensitive,
-                        &locals,
-                        &values,
-                    );
-                    scope.sensitive_attrs = Some(&secret);
+                    let scope = self.ws.scope(&locals, &values, Some(&secret));
                     match scope.eval(&cfg.locals[&name]) {
                         Ok(v) => {
+                            if scope.take_sensitive() {
+                                secret.locals.insert(name.clone());
+                            }
                             locals.insert(name, v);
                         }
                         Err(d) => diags.push(d),
@@ -520,14 +516,7 @@ impl Engine {
                 Node::Output(name) => {
                     let cfg = &self.ws.cfg;
                     let o = &cfg.outputs[&name];
-                    let mut scope = Scope::new(
-                        cfg,
-                        &self.ws.vars.values,
-                        &self.ws.vars.sensitive,
-                        &locals,
-                        &values,
-                    );
-                    scope.sensitive_attrs = Some(&secret);
+                    let scope = self.ws.scope(&locals, &values, Some(&secret));
                     match scope.eval(&o.value) {
                         Ok(v) => plan.outputs.push(OutputChange {
                             before: prior_outputs.get(&name).cloned(),
@@ -550,7 +539,7 @@ impl Engine {
                                 .filter(|c| c.resource == addr)
                                 .flat_map(|c| c.sensitive.iter().cloned())
                                 .collect();
-                            secret.insert(addr.clone(), marked);
+                            secret.attrs.insert(addr.clone(), marked);
                             values.insert(addr, v);
                         }
                         Err(e) => match e.downcast::<Diags>() {
@@ -580,7 +569,7 @@ impl Engine {
         state: &HashMap<&str, &ResourceState>,
         locals: &HashMap<String, Value>,
         values: &HashMap<String, Value>,
-        secret: &HashMap<String, BTreeSet<String>>,
+        secret: &super::Secrets,
         plan: &mut Plan,
     ) -> Result<Value> {
         let r = self
@@ -596,26 +585,13 @@ impl Engine {
         let schema = p.resource(&r.type_name)?.clone();
         let deps = self.resource_deps(addr);
         let cfg = &self.ws.cfg;
-        let base = Scope::new(
-            cfg,
-            &self.ws.vars.values,
-            &self.ws.vars.sensitive,
-            locals,
-            values,
-        );
+        let base = self.ws.scope(locals, values, Some(secret));
         let instances = self.expand(&r, &base).map_err(Diags::from)?;
         let mut list = Vec::new();
         let mut map = BTreeMap::new();
         let mut diags = Vec::new();
         for inst in instances {
-            let mut scope = Scope::new(
-                cfg,
-                &self.ws.vars.values,
-                &self.ws.vars.sensitive,
-                locals,
-                values,
-            );
-            scope.sensitive_attrs = Some(secret);
+            let mut scope = self.ws.scope(locals, values, Some(secret));
             scope.count_index = inst.count_index;
             scope.each = inst.each.clone();
             let (config, mut sensitive) = match scope.eval_body(&r.body) {

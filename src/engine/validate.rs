@@ -3,7 +3,6 @@
 //! of other resources unknown.
 
 use super::Engine;
-use crate::config::eval::Scope;
 use crate::diag::{Diag, Diags};
 use ballast_sdk::{validate_config, Value};
 use std::collections::HashMap;
@@ -39,13 +38,7 @@ pub fn validate(engine: &mut Engine) -> Result<(), Diags> {
             ));
             continue;
         };
-        let mut scope = Scope::new(
-            cfg,
-            &engine.ws.vars.values,
-            &engine.ws.vars.sensitive,
-            &locals,
-            &values,
-        );
+        let mut scope = engine.ws.scope(&locals, &values, None);
         if r.count.is_some() {
             scope.count_index = Some(0);
         }

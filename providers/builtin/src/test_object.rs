@@ -6,7 +6,7 @@
 use crate::{with, Instance};
 use ballast_sdk::{
     ApplyContext, ApplyRequest, AttrSchema, AttrType, ChangeKind, Conflict, Discovered,
-    PlanRequest, PlanResponse, ProviderError, ResourceSchema, Value,
+    PlanRequest, PlanResponse, Progress, ProviderError, ResourceSchema, Value,
 };
 use std::collections::BTreeSet;
 use std::fs;
@@ -184,9 +184,19 @@ pub async fn apply(
                     Value::String(path.display().to_string()),
                 );
                 ctx.created(&v)?;
-                let delay = planned.get("delay_ms").as_f64().unwrap_or(0.0);
-                if delay > 0.0 {
-                    tokio::time::sleep(Duration::from_millis(delay as u64)).await;
+                // Wait like a provider waiting on a server task, reporting progress as it goes.
+                let delay = planned.get("delay_ms").as_f64().unwrap_or(0.0).max(0.0) as u64;
+                let step = 500;
+                let mut waited = 0;
+                while waited < delay {
+                    let chunk = step.min(delay - waited);
+                    tokio::time::sleep(Duration::from_millis(chunk)).await;
+                    waited += chunk;
+                    ctx.progress(Progress {
+                        message: "waiting for the object to settle".into(),
+                        done: Some(waited),
+                        total: Some(delay),
+                    });
                 }
                 if planned.get("fail_after_create").as_bool() == Some(true) {
                     return Err(ProviderError::new(

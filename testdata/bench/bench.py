@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Benchmark of ballast apply (create all) and a no-op plan, with N ballast_data resources.
+
+Usage: python3 testdata/bench/bench.py [--runs 3] [--sizes 1000,10000] [--bin target/release/ballast]
+
+Each run starts from an empty directory. Reports the median wall time and the median peak
+RSS (of the ballast process, via wait4) per size and operation, and the 10k/1k ratios.
+Not a test: it asserts nothing; the figures go in the issue's closing note.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+CONFIG = """resource "ballast_data" "item" {{
+  count = {n}
+  input = "item-${{count.index}}"
+}}
+"""
+
+
+def measure(cmd, cwd):
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "NO_COLOR": "1"})
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        sys.exit(f"{' '.join(cmd)} exited {code} in {cwd}")
+    return wall, usage.ru_maxrss / 1024.0  # ru_maxrss is in KiB on Linux
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--sizes", default="1000,10000")
+    ap.add_argument("--bin", default="target/release/ballast")
+    args = ap.parse_args()
+    binary = os.path.abspath(args.bin)
+    results = {}
+    for n in [int(s) for s in args.sizes.split(",")]:
+        apply_t, apply_m, plan_t, plan_m = [], [], [], []
+        for _ in range(args.runs):
+            with tempfile.TemporaryDirectory(prefix=f"ballast-bench-{n}-") as d:
+                with open(os.path.join(d, "main.hcl"), "w") as f:
+                    f.write(CONFIG.format(n=n))
+                t, m = measure([binary, "apply", "-auto-approve"], d)
+                apply_t.append(t)
+                apply_m.append(m)
+                t, m = measure([binary, "plan", "-detailed-exitcode"], d)
+                plan_t.append(t)
+                plan_m.append(m)
+        results[n] = {
+            "apply_s": statistics.median(apply_t),
+            "apply_rss_mb": statistics.median(apply_m),
+            "plan_s": statistics.median(plan_t),
+            "plan_rss_mb": statistics.median(plan_m),
+        }
+        r = results[n]
+        print(f"N={n:>6}: apply {r['apply_s']:.3f} s, peak RSS {r['apply_rss_mb']:.1f} MB; "
+              f"no-op plan {r['plan_s']:.3f} s, peak RSS {r['plan_rss_mb']:.1f} MB "
+              f"(median of {args.runs})", flush=True)
+    sizes = sorted(results)
+    if len(sizes) >= 2:
+        lo, hi = sizes[0], sizes[-1]
+        scale = hi / lo
+        for op in ("apply_s", "plan_s"):
+            ratio = results[hi][op] / results[lo][op]
+            print(f"{op[:-2]}: {hi}/{lo} time ratio {ratio:.1f} for {scale:.0f}x the resources")
+
+
+if __name__ == "__main__":
+    main()
