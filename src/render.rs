@@ -448,6 +448,19 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
     let mut out = drift_text(plan, style);
     out.push_str(&conflicts_text(plan, style));
     out.push_str(&orphans_text(plan, style));
+    if plan.mode == crate::engine::plan::Mode::RefreshOnly {
+        let n = plan.drift.len();
+        let _ = writeln!(
+            out,
+            "{}",
+            if n == 0 {
+                "No changes: the state matches the real objects.".to_string()
+            } else {
+                format!("Refresh-only: {n} object(s) changed outside ballast; applying records them in the state, and changes nothing else.")
+            }
+        );
+        return out;
+    }
     let actionable: Vec<&Change> = plan.actionable().collect();
     if actionable.is_empty() {
         let outputs_change = plan

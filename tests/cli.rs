@@ -583,3 +583,25 @@ fn long_waits_report_progress_as_plain_lines_without_a_terminal() {
         .stderr
         .contains("test_object.slow[0]: waiting for the object to settle (1000/1000)"));
 }
+
+#[test]
+fn refresh_only_records_outside_changes_without_touching_anything() {
+    let w = Work::new();
+    w.write("main.hcl", MOTD);
+    w.ok(&["apply", "-auto-approve"], 0);
+    w.write("motd.txt", "hand edit\n");
+    let plan = w.ok(&["plan", "-refresh-only"], 0);
+    assert!(plan.stdout.ends_with("Refresh-only: 1 object(s) changed outside ballast; applying records them in the state, and changes nothing else.\n"), "{}", plan.stdout);
+    w.ok(&["refresh"], 0);
+    assert_eq!(
+        w.read("motd.txt"),
+        "hand edit\n",
+        "refresh changes no real object"
+    );
+    w.ok(&["drift"], 0);
+    // The configuration still says otherwise, so a normal plan now wants to change it back.
+    assert!(w
+        .ok(&["plan"], 0)
+        .stdout
+        .contains("# local_file.motd will be updated in-place"));
+}
