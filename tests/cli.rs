@@ -605,3 +605,58 @@ fn refresh_only_records_outside_changes_without_touching_anything() {
         .stdout
         .contains("# local_file.motd will be updated in-place"));
 }
+
+#[test]
+fn target_limits_the_plan_to_a_resource_and_its_dependencies() {
+    let w = Work::new();
+    w.write("main.hcl", MOTD);
+    w.write(
+        "other.hcl",
+        "resource \"ballast_data\" \"unrelated\" {\n  input = 1\n}\n",
+    );
+    let r = w.ok(&["apply", "-auto-approve", "-target=local_file.motd"], 0);
+    assert!(r.stdout.contains("Resources: 2 added"), "{}", r.stdout);
+    assert_eq!(
+        w.ok(&["state", "list"], 0).stdout,
+        "ballast_data.seed\nlocal_file.motd\n"
+    );
+    let bad = w.ok(&["plan", "-target=ballast_data.nope"], 1);
+    assert!(
+        bad.stderr
+            .contains("-target=ballast_data.nope matches no resource"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn provider_aliases_are_configured_and_recorded() {
+    let w = Work::new();
+    w.write(
+        "main.hcl",
+        "provider \"builtin\" {\n  alias = \"second\"\n}\n\nresource \"ballast_data\" \"a\" {\n  provider = builtin.second\n  input    = 1\n}\n",
+    );
+    w.ok(&["apply", "-auto-approve"], 0);
+    let shown = w.ok(&["show", "-json"], 0).stdout;
+    let j: serde_json::Value = serde_json::from_str(&shown).expect("json");
+    assert_eq!(j["resources"][0]["provider"], "builtin.second");
+    // The block goes, but the state still has an object made through it.
+    w.write(
+        "main.hcl",
+        "resource \"ballast_data\" \"a\" {\n  input = 1\n}\n",
+    );
+    let r = w.ok(&["plan"], 1);
+    assert!(r.stderr.contains("no provider block declares the alias builtin.second, but objects in the state were made through it"), "{}", r.stderr);
+    let fresh = Work::new();
+    fresh.write(
+        "main.hcl",
+        "resource \"ballast_data\" \"a\" {\n  provider = builtin.missing\n  input    = 1\n}\n",
+    );
+    let r = fresh.ok(&["plan"], 1);
+    assert!(
+        r.stderr
+            .contains("no provider block declares the alias builtin.missing"),
+        "{}",
+        r.stderr
+    );
+}

@@ -199,7 +199,16 @@ impl Engine {
             .ok_or_else(|| anyhow!("unknown provider \"{name}\""))?;
         let block = self.ws.cfg.providers.iter().find(|p| p.key() == key);
         if key.contains('.') && block.is_none() {
-            return Err(anyhow!("no provider block declares the alias {key}"));
+            let in_state = self
+                .state_resources()
+                .unwrap_or_default()
+                .iter()
+                .any(|r| r.provider == key);
+            return Err(if in_state {
+                anyhow!("no provider block declares the alias {key}, but objects in the state were made through it; keep the block until they are destroyed")
+            } else {
+                anyhow!("no provider block declares the alias {key}")
+            });
         }
         let config = match block {
             Some(b) => {
