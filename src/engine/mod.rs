@@ -22,7 +22,10 @@ use std::time::Duration;
 
 /// Every provider this binary knows.
 pub fn registry() -> Vec<Arc<dyn Provider>> {
-    vec![Arc::new(ballast_builtin::Builtin::default())]
+    vec![
+        Arc::new(ballast_builtin::Builtin::default()),
+        Arc::new(ballast_libvirt::Libvirt::default()),
+    ]
 }
 
 /// Where the engine reports what happens; the CLI renders it.

@@ -1,0 +1,238 @@
+//! The libvirt provider: storage pools, volumes and domains on any libvirt URI
+//! (`qemu:///system`, `qemu+ssh://root@host/system`, `test:///default`, ...).
+//!
+//! Every object ballast creates carries an ownership mark: domains in their `<metadata>`
+//! (namespace [`xml::OWNER_NS`]); pools and volumes in a small mark volume in their pool
+//! (see `storage.rs`). Refresh reads in bulk: one listing per connection, then one XML read
+//! per recorded object. libvirt calls block, so they run on tokio's blocking pool.
+
+mod domain;
+mod storage;
+mod xml;
+
+use async_trait::async_trait;
+use ballast_sdk::{
+    ApplyContext, ApplyRequest, AttrSchema, AttrType, Capabilities, ConfigureContext, Discovered,
+    Limits, PlanRequest, PlanResponse, Provider, ProviderError, ProviderInstance, ProviderSchema,
+    Value,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use virt::connect::Connect;
+
+pub struct Libvirt {
+    schema: ProviderSchema,
+}
+
+impl Default for Libvirt {
+    fn default() -> Self {
+        Libvirt {
+            schema: ProviderSchema {
+                name: "libvirt",
+                config: vec![AttrSchema::optional("uri", AttrType::String)
+                    .default("qemu:///system")
+                    .describe("the libvirt connection URI")],
+                resources: vec![
+                    storage::pool_schema(),
+                    storage::volume_schema(),
+                    domain::schema(),
+                ],
+            },
+        }
+    }
+}
+
+/// A libvirt error as a provider error; connection-level failures are retryable.
+pub(crate) fn lv(what: &str, e: virt::error::Error) -> ProviderError {
+    let msg = format!("{what}: {}", e.message());
+    use virt::enumutil::Enum::Known;
+    use virt::error::ErrorNumber as N;
+    match e.code() {
+        Known(N::SystemError) | Known(N::Rpc) => ProviderError::retryable(msg),
+        _ => ProviderError::new(msg),
+    }
+}
+
+pub(crate) fn is_missing(e: &virt::error::Error) -> bool {
+    use virt::enumutil::Enum::Known;
+    use virt::error::ErrorNumber as N;
+    matches!(
+        e.code(),
+        Known(N::NoDomain) | Known(N::NoStoragePool) | Known(N::NoStorageVolume)
+    )
+}
+
+/// One connection, shared by every call of a provider instance.
+pub struct Conn {
+    pub(crate) conn: Connect,
+    pub(crate) uri: String,
+    pub(crate) lineage: String,
+    /// libvirt calls that go to the daemon (for the refresh benchmark).
+    calls: AtomicU64,
+    /// Serialises writes to one pool's mark volume.
+    pub(crate) marks_lock: Mutex<()>,
+}
+
+impl Conn {
+    pub(crate) fn count(&self, n: u64) {
+        self.calls.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs blocking libvirt work on the blocking pool.
+pub(crate) async fn blocking<T, F>(conn: &Arc<Conn>, f: F) -> Result<T, ProviderError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Conn) -> Result<T, ProviderError> + Send + 'static,
+{
+    let c = conn.clone();
+    tokio::task::spawn_blocking(move || f(&c))
+        .await
+        .map_err(|e| ProviderError::new(format!("a libvirt call failed to run: {e}")))?
+}
+
+pub struct Instance {
+    pub conn: Arc<Conn>,
+    caps: Capabilities,
+}
+
+impl Instance {
+    /// Connects to `uri` directly (for tests and benchmarks).
+    pub fn connect(uri: &str, lineage: &str) -> Result<Instance, ProviderError> {
+        // libvirt's default handler prints every error to stderr; ours arrive as values.
+        virt::error::clear_error_callback();
+        let conn =
+            Connect::open(Some(uri)).map_err(|e| lv(&format!("cannot connect to {uri}"), e))?;
+        let version = |v: u32| format!("{}.{}.{}", v / 1_000_000, v / 1000 % 1000, v % 1000);
+        let lib = conn
+            .lib_version()
+            .map(version)
+            .unwrap_or_else(|_| "unknown".into());
+        let hyp = conn
+            .hyp_version()
+            .map(version)
+            .unwrap_or_else(|_| "unknown".into());
+        Ok(Instance {
+            caps: Capabilities {
+                server_version: Some(format!("libvirt {lib}, hypervisor {hyp}")),
+                features: Vec::new(),
+            },
+            conn: Arc::new(Conn {
+                conn,
+                uri: uri.to_string(),
+                lineage: lineage.to_string(),
+                calls: AtomicU64::new(3),
+                marks_lock: Mutex::new(()),
+            }),
+        })
+    }
+}
+
+#[async_trait]
+impl Provider for Libvirt {
+    fn schema(&self) -> &ProviderSchema {
+        &self.schema
+    }
+
+    async fn configure(
+        &self,
+        config: &Value,
+        ctx: &ConfigureContext,
+    ) -> Result<Arc<dyn ProviderInstance>, ProviderError> {
+        let uri = config
+            .get("uri")
+            .as_str()
+            .unwrap_or("qemu:///system")
+            .to_string();
+        let lineage = ctx.lineage.clone();
+        let inst = tokio::task::spawn_blocking(move || Instance::connect(&uri, &lineage))
+            .await
+            .map_err(|e| {
+                ProviderError::new(format!("connecting to libvirt failed to run: {e}"))
+            })??;
+        Ok(Arc::new(inst))
+    }
+}
+
+#[async_trait]
+impl ProviderInstance for Instance {
+    fn capabilities(&self) -> Capabilities {
+        self.caps.clone()
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_parallel: 8,
+            serial_types: Vec::new(),
+        }
+    }
+
+    async fn read_many(
+        &self,
+        type_name: &str,
+        objects: &[Value],
+    ) -> Result<Vec<Option<Value>>, ProviderError> {
+        let objects = objects.to_vec();
+        match type_name {
+            domain::TYPE => blocking(&self.conn, move |c| domain::read_many(c, &objects)).await,
+            storage::POOL => blocking(&self.conn, move |c| storage::read_pools(c, &objects)).await,
+            storage::VOLUME => {
+                blocking(&self.conn, move |c| storage::read_volumes(c, &objects)).await
+            }
+            other => Err(unknown_type(other)),
+        }
+    }
+
+    async fn discover(
+        &self,
+        type_name: &str,
+        _hints: &[Value],
+    ) -> Result<Vec<Discovered>, ProviderError> {
+        match type_name {
+            domain::TYPE => blocking(&self.conn, domain::discover).await,
+            storage::POOL | storage::VOLUME => {
+                let t = type_name.to_string();
+                blocking(&self.conn, move |c| storage::discover(c, &t)).await
+            }
+            other => Err(unknown_type(other)),
+        }
+    }
+
+    async fn plan(&self, req: PlanRequest<'_>) -> Result<PlanResponse, ProviderError> {
+        match req.type_name {
+            domain::TYPE => domain::plan(&self.conn, req).await,
+            storage::POOL | storage::VOLUME => storage::plan(&self.conn, req).await,
+            other => Err(unknown_type(other)),
+        }
+    }
+
+    async fn apply(
+        &self,
+        req: ApplyRequest<'_>,
+        ctx: &dyn ApplyContext,
+    ) -> Result<Option<Value>, ProviderError> {
+        match req.type_name {
+            domain::TYPE => domain::apply(&self.conn, req, ctx).await,
+            storage::POOL | storage::VOLUME => storage::apply(&self.conn, req, ctx).await,
+            other => Err(unknown_type(other)),
+        }
+    }
+
+    async fn import(&self, type_name: &str, id: &str) -> Result<Value, ProviderError> {
+        let id = id.to_string();
+        match type_name {
+            domain::TYPE => blocking(&self.conn, move |c| domain::import(c, &id)).await,
+            storage::POOL => blocking(&self.conn, move |c| storage::import_pool(c, &id)).await,
+            storage::VOLUME => blocking(&self.conn, move |c| storage::import_volume(c, &id)).await,
+            other => Err(unknown_type(other)),
+        }
+    }
+}
+
+fn unknown_type(t: &str) -> ProviderError {
+    ProviderError::new(format!("the libvirt provider has no resource type \"{t}\""))
+}

@@ -1,0 +1,706 @@
+//! `libvirt_pool` (directory pools) and `libvirt_volume`.
+//!
+//! Pools and volumes have no `<metadata>` element, so their ownership marks live in a small
+//! JSON volume in each pool, `.ballast-marks.json`, written and read through libvirt streams
+//! (so it works on remote hosts too): `{ "<volume name>" | "": {"lineage", "address"} }`,
+//! where "" is the pool's own mark. It is removed when the last mark goes.
+
+use crate::xml::{self, esc};
+use crate::{blocking, is_missing, lv, Conn};
+use ballast_sdk::{
+    plan_from_schema, ApplyContext, ApplyRequest, AttrSchema, AttrType, ChangeKind, Conflict,
+    Discovered, PlanRequest, PlanResponse, Progress, ProviderError, ResourceSchema, Value,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::sync::Arc;
+use virt::storage_pool::StoragePool;
+use virt::storage_vol::StorageVol;
+use virt::stream::Stream;
+
+pub const POOL: &str = "libvirt_pool";
+pub const VOLUME: &str = "libvirt_volume";
+pub const MARKS: &str = ".ballast-marks.json";
+
+pub fn pool_schema() -> ResourceSchema {
+    ResourceSchema::new(
+        POOL,
+        "a directory storage pool",
+        vec![
+            AttrSchema::required("name", AttrType::String).forces_replacement(),
+            AttrSchema::required("path", AttrType::String)
+                .forces_replacement()
+                .describe("the directory on the host"),
+            AttrSchema::optional("autostart", AttrType::Bool).default(true),
+            AttrSchema::computed("uuid", AttrType::String),
+        ],
+    )
+    .import_id("the pool's name or UUID")
+}
+
+pub fn volume_schema() -> ResourceSchema {
+    ResourceSchema::new(
+        VOLUME,
+        "a volume in a storage pool",
+        vec![
+            AttrSchema::required("pool", AttrType::String).forces_replacement(),
+            AttrSchema::required("name", AttrType::String).forces_replacement(),
+            AttrSchema::optional_computed("capacity", AttrType::Number).describe("MiB"),
+            AttrSchema::optional("format", AttrType::String)
+                .default("qcow2")
+                .forces_replacement(),
+            AttrSchema::optional("base_volume", AttrType::String)
+                .forces_replacement()
+                .describe("path of a backing volume (copy-on-write)"),
+            AttrSchema::optional("source", AttrType::String)
+                .forces_replacement()
+                .describe("a local image file whose content is uploaded into the new volume"),
+            AttrSchema::computed("path", AttrType::String),
+        ],
+    )
+    .import_id("the volume's path, or POOL/NAME")
+}
+
+type Marks = BTreeMap<String, (String, String)>;
+
+fn stream_err(what: &str) -> impl Fn(virt::error::Error) -> ProviderError + '_ {
+    move |e| lv(what, e)
+}
+
+fn read_marks(c: &Conn, pool: &StoragePool) -> Result<Marks, ProviderError> {
+    c.count(1);
+    let vol = match pool.lookup_storage_vol_by_name(MARKS) {
+        Ok(v) => v,
+        Err(e) if is_missing(&e) => return Ok(Marks::new()),
+        Err(e) => return Err(lv("reading ownership marks", e)),
+    };
+    c.count(2);
+    let stream = Stream::new(&c.conn, 0).map_err(stream_err("opening a stream"))?;
+    vol.download(&stream, 0, 0, 0)
+        .map_err(stream_err("downloading ownership marks"))?;
+    let mut bytes = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = stream
+            .recv(&mut buf)
+            .map_err(stream_err("downloading ownership marks"))?;
+        if n <= 0 {
+            break;
+        }
+        bytes.extend_from_slice(&buf[..n as usize]);
+        if bytes.len() > 16 * 1024 * 1024 {
+            return Err(ProviderError::new(
+                "the ownership mark volume is implausibly large",
+            ));
+        }
+    }
+    let _ = stream.finish();
+    let text = String::from_utf8_lossy(&bytes);
+    let json: serde_json::Value =
+        serde_json::from_str(text.trim_end_matches('\0')).unwrap_or_default();
+    let mut marks = Marks::new();
+    if let Some(o) = json.as_object() {
+        for (k, v) in o {
+            if let (Some(l), Some(a)) = (v["lineage"].as_str(), v["address"].as_str()) {
+                marks.insert(k.clone(), (l.to_string(), a.to_string()));
+            }
+        }
+    }
+    Ok(marks)
+}
+
+fn write_marks(c: &Conn, pool: &StoragePool, marks: &Marks) -> Result<(), ProviderError> {
+    c.count(1);
+    if let Ok(old) = pool.lookup_storage_vol_by_name(MARKS) {
+        c.count(1);
+        old.delete(0)
+            .map_err(|e| lv("replacing ownership marks", e))?;
+    }
+    if marks.is_empty() {
+        return Ok(());
+    }
+    let json: serde_json::Map<String, serde_json::Value> = marks
+        .iter()
+        .map(|(k, (l, a))| (k.clone(), serde_json::json!({"lineage": l, "address": a})))
+        .collect();
+    let bytes = serde_json::to_vec(&json).map_err(|e| ProviderError::new(e.to_string()))?;
+    upload_new(c, pool, MARKS, "raw", &bytes)
+}
+
+/// Creates a raw volume of exactly `bytes.len()` bytes and fills it through a stream.
+fn upload_new(
+    c: &Conn,
+    pool: &StoragePool,
+    name: &str,
+    format: &str,
+    bytes: &[u8],
+) -> Result<(), ProviderError> {
+    let xml = format!(
+        "<volume><name>{}</name><capacity unit='bytes'>{}</capacity><target><format type='{}'/></target></volume>",
+        esc(name),
+        bytes.len().max(1),
+        esc(format)
+    );
+    c.count(1);
+    let vol = StorageVol::create_xml(pool, &xml, 0)
+        .map_err(|e| lv(&format!("creating volume {name}"), e))?;
+    upload(c, &vol, name, bytes)
+}
+
+fn upload(c: &Conn, vol: &StorageVol, name: &str, bytes: &[u8]) -> Result<(), ProviderError> {
+    c.count(2);
+    let stream = Stream::new(&c.conn, 0).map_err(stream_err("opening a stream"))?;
+    vol.upload(&stream, 0, bytes.len() as u64, 0)
+        .map_err(|e| lv(&format!("uploading into {name}"), e))?;
+    let mut off = 0;
+    while off < bytes.len() {
+        let n = stream
+            .send(&bytes[off..])
+            .map_err(|e| lv(&format!("uploading into {name}"), e))?;
+        if n <= 0 {
+            return Err(ProviderError::new(format!(
+                "uploading into {name}: the stream stopped accepting data"
+            )));
+        }
+        off += n as usize;
+    }
+    stream
+        .finish()
+        .map_err(|e| lv(&format!("finishing the upload into {name}"), e))
+}
+
+fn set_mark(
+    c: &Conn,
+    pool: &StoragePool,
+    key: &str,
+    mark: Option<(&str, &str)>,
+) -> Result<(), ProviderError> {
+    let _guard = c.marks_lock.lock().unwrap_or_else(|e| e.into_inner());
+    let mut marks = read_marks(c, pool)?;
+    match mark {
+        Some((l, a)) => {
+            marks.insert(key.to_string(), (l.to_string(), a.to_string()));
+        }
+        None => {
+            if marks.remove(key).is_none() {
+                return Ok(());
+            }
+        }
+    }
+    write_marks(c, pool, &marks)
+}
+
+fn pool_by_name(c: &Conn, name: &str) -> Result<Option<StoragePool>, ProviderError> {
+    c.count(1);
+    match c.conn.lookup_storage_pool_by_name(name) {
+        Ok(p) => Ok(Some(p)),
+        Err(e) if is_missing(&e) => Ok(None),
+        Err(e) => Err(lv(&format!("looking up pool {name}"), e)),
+    }
+}
+
+fn need_pool(c: &Conn, name: &str) -> Result<StoragePool, ProviderError> {
+    pool_by_name(c, name)?
+        .ok_or_else(|| ProviderError::new(format!("no storage pool named {name} on {}", c.uri)))
+}
+
+fn pool_value(c: &Conn, p: &StoragePool, prior: Option<&Value>) -> Result<Value, ProviderError> {
+    c.count(2);
+    let desc = p.xml_desc(0).map_err(|e| lv("reading a pool", e))?;
+    let autostart = p.autostart().unwrap_or(false);
+    let doc = xml::parse(&desc)?;
+    let root = doc.root_element();
+    let uuid = xml::child_text(root, "uuid").unwrap_or_default();
+    let path = xml::child(root, "target")
+        .and_then(|t| xml::child_text(t, "path"))
+        .unwrap_or_default();
+    let _ = prior;
+    Ok(Value::map([
+        ("id", Value::from(uuid.clone())),
+        ("uuid", Value::from(uuid)),
+        (
+            "name",
+            Value::from(xml::child_text(root, "name").unwrap_or_default()),
+        ),
+        ("path", Value::from(path)),
+        ("autostart", Value::Bool(autostart)),
+    ]))
+}
+
+fn vol_value(
+    c: &Conn,
+    pool_name: &str,
+    v: &StorageVol,
+    prior: Option<&Value>,
+) -> Result<Value, ProviderError> {
+    c.count(1);
+    let desc = v.xml_desc(0).map_err(|e| lv("reading a volume", e))?;
+    let doc = xml::parse(&desc)?;
+    let root = doc.root_element();
+    let name = xml::child_text(root, "name").unwrap_or_default();
+    let target = xml::child(root, "target");
+    let path = target
+        .and_then(|t| xml::child_text(t, "path"))
+        .unwrap_or_default();
+    let format = target
+        .and_then(|t| xml::child(t, "format"))
+        .and_then(|f| f.attribute("type"))
+        .unwrap_or("raw")
+        .to_string();
+    let capacity = xml::child(root, "capacity")
+        .and_then(xml::size_mib)
+        .unwrap_or(0.0);
+    let backing = xml::child(root, "backingStore").and_then(|b| xml::child_text(b, "path"));
+    let keep = |k: &str| prior.map(|p| p.get(k).clone()).unwrap_or(Value::Null);
+    Ok(Value::map([
+        ("id", Value::from(path.clone())),
+        ("path", Value::from(path)),
+        ("pool", Value::from(pool_name)),
+        ("name", Value::from(name)),
+        ("capacity", Value::Number(capacity)),
+        ("format", Value::from(format)),
+        (
+            "base_volume",
+            backing.map(Value::String).unwrap_or(Value::Null),
+        ),
+        // What it was copied from is history, not something libvirt can tell.
+        ("source", keep("source")),
+    ]))
+}
+
+pub fn read_pools(c: &Conn, objects: &[Value]) -> Result<Vec<Option<Value>>, ProviderError> {
+    c.count(1);
+    let pools = c
+        .conn
+        .list_all_storage_pools(0)
+        .map_err(|e| lv(&format!("listing pools on {}", c.uri), e))?;
+    let by_uuid: HashMap<String, StoragePool> = pools
+        .into_iter()
+        .filter_map(|p| p.uuid_string().ok().map(|u| (u, p)))
+        .collect();
+    objects
+        .iter()
+        .map(
+            |o| match by_uuid.get(o.get("uuid").as_str().unwrap_or_default()) {
+                Some(p) => pool_value(c, p, Some(o)).map(Some),
+                None => Ok(None),
+            },
+        )
+        .collect()
+}
+
+/// One volume listing per pool, then one XML read per recorded volume.
+pub fn read_volumes(c: &Conn, objects: &[Value]) -> Result<Vec<Option<Value>>, ProviderError> {
+    let mut listed: HashMap<String, Option<HashMap<String, StorageVol>>> = HashMap::new();
+    let mut out = Vec::with_capacity(objects.len());
+    for o in objects {
+        let pool_name = o.get("pool").as_str().unwrap_or_default().to_string();
+        if !listed.contains_key(&pool_name) {
+            let vols = match pool_by_name(c, &pool_name)? {
+                Some(p) => {
+                    c.count(2);
+                    let _ = p.refresh(0);
+                    let vols = p
+                        .list_all_volumes(0)
+                        .map_err(|e| lv(&format!("listing volumes of {pool_name}"), e))?;
+                    Some(
+                        vols.into_iter()
+                            .filter_map(|v| v.name().ok().map(|n| (n, v)))
+                            .collect(),
+                    )
+                }
+                None => None,
+            };
+            listed.insert(pool_name.clone(), vols);
+        }
+        let found = listed
+            .get(&pool_name)
+            .and_then(|m| m.as_ref())
+            .and_then(|m| m.get(o.get("name").as_str().unwrap_or_default()));
+        out.push(match found {
+            Some(v) => Some(vol_value(c, &pool_name, v, Some(o))?),
+            None => None,
+        });
+    }
+    Ok(out)
+}
+
+pub fn discover(c: &Conn, type_name: &str) -> Result<Vec<Discovered>, ProviderError> {
+    c.count(1);
+    let pools = c
+        .conn
+        .list_all_storage_pools(0)
+        .map_err(|e| lv(&format!("listing pools on {}", c.uri), e))?;
+    let mut out = Vec::new();
+    for p in pools {
+        if !p.is_active().unwrap_or(false) {
+            continue;
+        }
+        let marks = read_marks(c, &p)?;
+        let pool_name = p.name().unwrap_or_default();
+        for (key, (lineage, address)) in marks {
+            match (type_name, key.is_empty()) {
+                (POOL, true) => out.push(Discovered {
+                    type_name: POOL.into(),
+                    id: pool_name.clone(),
+                    lineage,
+                    address,
+                }),
+                (VOLUME, false) => out.push(Discovered {
+                    type_name: VOLUME.into(),
+                    id: format!("{pool_name}/{key}"),
+                    lineage,
+                    address,
+                }),
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn import_pool(c: &Conn, id: &str) -> Result<Value, ProviderError> {
+    let p = match pool_by_name(c, id)? {
+        Some(p) => p,
+        None => {
+            c.count(1);
+            c.conn.lookup_storage_pool_by_uuid_string(id).map_err(|_| {
+                ProviderError::new(format!("no storage pool named {id} on {}", c.uri))
+            })?
+        }
+    };
+    pool_value(c, &p, None)
+}
+
+pub fn import_volume(c: &Conn, id: &str) -> Result<Value, ProviderError> {
+    let vol = if id.starts_with('/') {
+        c.count(1);
+        c.conn
+            .lookup_storage_vol_by_path(id)
+            .map_err(|_| ProviderError::new(format!("no volume at {id} on {}", c.uri)))?
+    } else {
+        let (pool, name) = id.split_once('/').ok_or_else(|| {
+            ProviderError::new(format!("a volume ID is a path or POOL/NAME, not \"{id}\""))
+        })?;
+        c.count(1);
+        need_pool(c, pool)?
+            .lookup_storage_vol_by_name(name)
+            .map_err(|_| ProviderError::new(format!("no volume {name} in pool {pool}")))?
+    };
+    c.count(1);
+    let pool = vol
+        .lookup_storage_pool()
+        .map_err(|e| lv("finding the volume's pool", e))?;
+    let pool_name = pool.name().unwrap_or_default();
+    vol_value(c, &pool_name, &vol, None)
+}
+
+fn set(v: &mut Value, key: &str, val: Value) {
+    if let Value::Map(m) = v {
+        m.insert(key.to_string(), val);
+    }
+}
+
+pub async fn plan(conn: &Arc<Conn>, req: PlanRequest<'_>) -> Result<PlanResponse, ProviderError> {
+    let schema = if req.type_name == POOL {
+        pool_schema()
+    } else {
+        volume_schema()
+    };
+    let mut resp = plan_from_schema(&schema, req.prior, req.config);
+    let creating = req.prior.is_none() || !resp.requires_replace.is_empty();
+    if req.type_name == VOLUME {
+        if resp.planned.get("capacity").is_null() && creating {
+            if resp.planned.get("source").is_null() && resp.planned.get("base_volume").is_null() {
+                return Err(ProviderError::new(format!(
+                    "{}: capacity is required unless source or base_volume is set",
+                    req.address
+                )));
+            }
+            set(&mut resp.planned, "capacity", Value::Unknown);
+        }
+        if let Some(src) = resp.planned.get("source").as_str() {
+            if !std::path::Path::new(src).is_file() {
+                return Err(ProviderError::new(format!(
+                    "{}: the source image {src} does not exist",
+                    req.address
+                )));
+            }
+        }
+    }
+    if !creating {
+        return Ok(resp);
+    }
+    set(&mut resp.planned, "id", Value::Unknown);
+    let (type_name, planned, address) = (
+        req.type_name.to_string(),
+        resp.planned.clone(),
+        req.address.to_string(),
+    );
+    let replacing = req
+        .prior
+        .and_then(|p| p.get("id").as_str())
+        .map(str::to_string);
+    resp.conflict = blocking(conn, move |c| {
+        storage_conflict(c, &type_name, &planned, &address, replacing.as_deref())
+    })
+    .await?;
+    Ok(resp)
+}
+
+fn storage_conflict(
+    c: &Conn,
+    type_name: &str,
+    planned: &Value,
+    address: &str,
+    replacing: Option<&str>,
+) -> Result<Option<Conflict>, ProviderError> {
+    let mark_note = |marks: &Marks, key: &str| match marks.get(key) {
+        Some((l, a)) if l == &c.lineage && a == address => {
+            " (it carries this state's mark for this address: a crashed run left it)".to_string()
+        }
+        Some((l, a)) => {
+            format!(" (it carries the ownership mark of {a} in another state, lineage {l})")
+        }
+        None => String::new(),
+    };
+    if type_name == POOL {
+        let name = planned.get("name").as_str().unwrap_or_default();
+        let Some(p) = pool_by_name(c, name)? else {
+            return Ok(None);
+        };
+        let uuid = p.uuid_string().unwrap_or_default();
+        if replacing == Some(uuid.as_str()) {
+            return Ok(None);
+        }
+        let marks = if p.is_active().unwrap_or(false) {
+            read_marks(c, &p)?
+        } else {
+            Marks::new()
+        };
+        return Ok(Some(Conflict {
+            message: format!(
+                "a storage pool named {name} already exists and is not managed by this state{}",
+                mark_note(&marks, "")
+            ),
+            import_id: name.to_string(),
+        }));
+    }
+    let pool_name = planned.get("pool").as_str().unwrap_or_default();
+    let name = planned.get("name").as_str().unwrap_or_default();
+    // A pool that does not exist yet may be created by this same plan.
+    let Some(p) = pool_by_name(c, pool_name)? else {
+        return Ok(None);
+    };
+    c.count(2);
+    let _ = p.refresh(0);
+    let Ok(v) = p.lookup_storage_vol_by_name(name) else {
+        return Ok(None);
+    };
+    let path = v.path().unwrap_or_default();
+    if replacing == Some(path.as_str()) {
+        return Ok(None);
+    }
+    let marks = read_marks(c, &p)?;
+    Ok(Some(Conflict {
+        message: format!(
+            "a volume named {name} already exists in pool {pool_name} ({path}) and is not managed by this state{}",
+            mark_note(&marks, name)
+        ),
+        import_id: path,
+    }))
+}
+
+pub async fn apply(
+    conn: &Arc<Conn>,
+    req: ApplyRequest<'_>,
+    ctx: &dyn ApplyContext,
+) -> Result<Option<Value>, ProviderError> {
+    let c = conn.clone();
+    let (planned, prior, address, kind, t) = (
+        req.planned.clone(),
+        req.prior.cloned(),
+        req.address.to_string(),
+        req.kind,
+        req.type_name,
+    );
+    tokio::task::block_in_place(move || match (t, kind) {
+        (POOL, ChangeKind::Create) => create_pool(&c, &planned, &address, ctx).map(Some),
+        (POOL, ChangeKind::Update) => update_pool(&c, &planned).map(Some),
+        (POOL, ChangeKind::Delete) => {
+            delete_pool(&c, prior.as_ref().unwrap_or(&Value::Null)).map(|_| None)
+        }
+        (_, ChangeKind::Create) => create_volume(&c, &planned, &address, ctx).map(Some),
+        (_, ChangeKind::Update) => Ok(Some(planned)),
+        (_, ChangeKind::Delete) => {
+            delete_volume(&c, prior.as_ref().unwrap_or(&Value::Null)).map(|_| None)
+        }
+    })
+}
+
+fn create_pool(
+    c: &Conn,
+    planned: &Value,
+    address: &str,
+    ctx: &dyn ApplyContext,
+) -> Result<Value, ProviderError> {
+    let name = planned.get("name").as_str().unwrap_or_default();
+    let path = planned.get("path").as_str().unwrap_or_default();
+    let xml = format!(
+        "<pool type='dir'><name>{}</name><target><path>{}</path></target></pool>",
+        esc(name),
+        esc(path)
+    );
+    c.count(1);
+    let p = c
+        .conn
+        .define_storage_pool_xml(&xml, 0)
+        .map_err(|e| lv(&format!("defining pool {name}"), e))?;
+    let uuid = p
+        .uuid_string()
+        .map_err(|e| lv("reading the new pool's uuid", e))?;
+    let mut known = planned.clone();
+    set(&mut known, "id", Value::from(uuid.clone()));
+    set(&mut known, "uuid", Value::from(uuid));
+    ctx.created(&known)?;
+    c.count(3);
+    p.build(0)
+        .map_err(|e| lv(&format!("creating the directory of pool {name}"), e))?;
+    p.create(0)
+        .map_err(|e| lv(&format!("starting pool {name}"), e))?;
+    p.set_autostart(planned.get("autostart").as_bool() != Some(false))
+        .map_err(|e| lv(&format!("setting autostart on pool {name}"), e))?;
+    set_mark(c, &p, "", Some((&c.lineage, address)))?;
+    pool_value(c, &p, Some(planned))
+}
+
+fn update_pool(c: &Conn, planned: &Value) -> Result<Value, ProviderError> {
+    let p = need_pool(c, planned.get("name").as_str().unwrap_or_default())?;
+    c.count(1);
+    p.set_autostart(planned.get("autostart").as_bool() != Some(false))
+        .map_err(|e| lv("setting autostart", e))?;
+    pool_value(c, &p, Some(planned))
+}
+
+fn delete_pool(c: &Conn, prior: &Value) -> Result<(), ProviderError> {
+    let name = prior.get("name").as_str().unwrap_or_default();
+    let Some(p) = pool_by_name(c, name)? else {
+        return Ok(());
+    };
+    if p.is_active().unwrap_or(false) {
+        set_mark(c, &p, "", None)?;
+        c.count(2);
+        let _ = p.refresh(0);
+        let left: Vec<String> = p.list_volumes().unwrap_or_default();
+        if !left.is_empty() {
+            return Err(ProviderError::new(format!(
+                "pool {name} still holds volumes ({}); delete or move them first",
+                left.join(", ")
+            )));
+        }
+        c.count(2);
+        p.destroy()
+            .map_err(|e| lv(&format!("stopping pool {name}"), e))?;
+        p.delete(0)
+            .map_err(|e| lv(&format!("removing the directory of pool {name}"), e))?;
+    }
+    c.count(1);
+    p.undefine()
+        .map_err(|e| lv(&format!("undefining pool {name}"), e))
+}
+
+fn create_volume(
+    c: &Conn,
+    planned: &Value,
+    address: &str,
+    ctx: &dyn ApplyContext,
+) -> Result<Value, ProviderError> {
+    let pool_name = planned.get("pool").as_str().unwrap_or_default();
+    let name = planned.get("name").as_str().unwrap_or_default();
+    let format = planned.get("format").as_str().unwrap_or("qcow2");
+    let p = need_pool(c, pool_name)?;
+    let source = planned.get("source").as_str();
+    let bytes = match source {
+        Some(src) => {
+            let mut f = std::fs::File::open(src).map_err(|e| {
+                ProviderError::new(format!("cannot read the source image {src}: {e}"))
+            })?;
+            let mut b = Vec::new();
+            f.read_to_end(&mut b).map_err(|e| {
+                ProviderError::new(format!("cannot read the source image {src}: {e}"))
+            })?;
+            Some(b)
+        }
+        None => None,
+    };
+    let capacity_mib = planned.get("capacity").as_f64();
+    let capacity_bytes = match (capacity_mib, &bytes) {
+        (Some(m), _) => (m * 1024.0 * 1024.0) as u64,
+        (None, Some(b)) => b.len() as u64,
+        (None, None) => 0,
+    };
+    let backing = match planned.get("base_volume").as_str() {
+        Some(b) => format!(
+            "<backingStore><path>{}</path><format type='qcow2'/></backingStore>",
+            esc(b)
+        ),
+        None => String::new(),
+    };
+    let xml = format!(
+        "<volume><name>{}</name><capacity unit='bytes'>{capacity_bytes}</capacity><target><format type='{}'/></target>{backing}</volume>",
+        esc(name),
+        esc(if bytes.is_some() { "raw" } else { format })
+    );
+    c.count(1);
+    let v = StorageVol::create_xml(&p, &xml, 0)
+        .map_err(|e| lv(&format!("creating volume {name} in {pool_name}"), e))?;
+    let path = v
+        .path()
+        .map_err(|e| lv("reading the new volume's path", e))?;
+    let mut known = planned.clone();
+    set(&mut known, "id", Value::from(path.clone()));
+    set(&mut known, "path", Value::from(path));
+    if known.get("capacity") == &Value::Unknown {
+        set(
+            &mut known,
+            "capacity",
+            Value::Number((capacity_bytes as f64 / 1048576.0).round()),
+        );
+    }
+    ctx.created(&known)?;
+    set_mark(c, &p, name, Some((&c.lineage, address)))?;
+    if let Some(b) = bytes {
+        ctx.progress(Progress {
+            message: format!("uploading {} MiB", b.len() / 1048576),
+            done: None,
+            total: None,
+        });
+        upload(c, &v, name, &b)?;
+    }
+    vol_value(c, pool_name, &v, Some(planned)).map(|mut out| {
+        // The planned format is what was asked for; an upload is raw by nature.
+        if source.is_some() {
+            set(&mut out, "format", planned.get("format").clone());
+        }
+        out
+    })
+}
+
+fn delete_volume(c: &Conn, prior: &Value) -> Result<(), ProviderError> {
+    let pool_name = prior.get("pool").as_str().unwrap_or_default();
+    let name = prior.get("name").as_str().unwrap_or_default();
+    let Some(p) = pool_by_name(c, pool_name)? else {
+        return Ok(());
+    };
+    c.count(1);
+    match p.lookup_storage_vol_by_name(name) {
+        Ok(v) => {
+            c.count(1);
+            v.delete(0)
+                .map_err(|e| lv(&format!("deleting volume {name}"), e))?;
+        }
+        Err(e) if is_missing(&e) => {}
+        Err(e) => return Err(lv(&format!("looking up volume {name}"), e)),
+    }
+    set_mark(c, &p, name, None)
+}
