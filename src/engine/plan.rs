@@ -640,6 +640,7 @@ impl Engine {
                 takeover: false,
             };
             let pe = |e: ballast_sdk::ProviderError| anyhow!("planning {}: {e}", inst.address);
+            let mut conflicted = false;
             match &prior {
                 Some(prior_v) => {
                     let resp = p.instance.plan(req(Some(prior_v))).await.map_err(pe)?;
@@ -693,7 +694,9 @@ impl Engine {
                                 message: conflict.message,
                                 import_id: conflict.import_id,
                             });
-                            continue;
+                            // No change, but dependents still see the planned object, so
+                            // their own conflicts are found in the same plan.
+                            conflicted = true;
                         }
                     }
                 }
@@ -706,7 +709,9 @@ impl Engine {
                 Some(_) => list.push(after),
                 None => list.push(after),
             }
-            plan.changes.push(change);
+            if !conflicted {
+                plan.changes.push(change);
+            }
         }
         if !diags.is_empty() {
             return Err(Diags(diags).into());

@@ -1,0 +1,344 @@
+//! The libvirt provider against a real libvirtd with QEMU (TCG), through the real binary.
+//! `.ci/libvirt-up` installs and starts the daemon. Every test uses its own name prefix and
+//! removes what it made, also when it fails.
+
+mod common;
+
+use common::Work;
+use insta::assert_snapshot;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const URI: &str = "qemu:///system";
+
+fn virsh(args: &[&str]) -> String {
+    let out = Command::new("virsh")
+        .arg("-c")
+        .arg(URI)
+        .args(args)
+        .output()
+        .expect("virsh is installed (run .ci/libvirt-up)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn virsh_ok(args: &[&str]) {
+    let out = Command::new("virsh")
+        .arg("-c")
+        .arg(URI)
+        .args(args)
+        .output()
+        .expect("virsh");
+    assert!(
+        out.status.success(),
+        "virsh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn domains_with(prefix: &str) -> Vec<String> {
+    let mut v: Vec<String> = virsh(&["list", "--all", "--name"])
+        .lines()
+        .map(str::trim)
+        .filter(|n| n.starts_with(prefix))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+fn running_with(prefix: &str) -> Vec<String> {
+    let mut v: Vec<String> = virsh(&["list", "--name"])
+        .lines()
+        .map(str::trim)
+        .filter(|n| n.starts_with(prefix))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+/// Removes every domain, volume and pool whose name starts with `prefix`.
+fn scrub_host(prefix: &str) {
+    for d in domains_with(prefix) {
+        let _ = virsh(&["destroy", &d]);
+        let _ = virsh(&["undefine", &d, "--nvram"]);
+        let _ = virsh(&["undefine", &d]);
+    }
+    for p in virsh(&["pool-list", "--all", "--name"])
+        .lines()
+        .map(str::trim)
+        .filter(|n| n.starts_with(prefix))
+    {
+        for v in virsh(&["vol-list", p])
+            .lines()
+            .skip(2)
+            .filter_map(|l| l.split_whitespace().next())
+        {
+            let _ = virsh(&["vol-delete", v, "--pool", p]);
+        }
+        let _ = virsh(&["pool-destroy", p]);
+        let _ = virsh(&["pool-delete", p]);
+        let _ = virsh(&["pool-undefine", p]);
+    }
+}
+
+struct Host {
+    prefix: String,
+}
+
+impl Host {
+    fn new(prefix: &str) -> Host {
+        assert!(
+            std::path::Path::new("/run/libvirt/libvirt-sock").exists(),
+            "these tests need a running libvirtd: run `bash .ci/libvirt-up` as root"
+        );
+        scrub_host(prefix);
+        Host {
+            prefix: prefix.to_string(),
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        scrub_host(&self.prefix);
+    }
+}
+
+fn kcli(w: &Work, cluster: &str) -> Vec<String> {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/kcli-cluster/main.hcl"
+    ))
+    .expect("example");
+    w.write("main.hcl", &example);
+    vec![
+        "-var".into(),
+        format!("cluster={cluster}"),
+        "-var".into(),
+        format!("pool_path=/var/lib/libvirt/images/{cluster}"),
+    ]
+}
+
+fn with<'a>(args: &[&'a str], vars: &'a [String]) -> Vec<&'a str> {
+    let mut v: Vec<&str> = args.to_vec();
+    v.extend(vars.iter().map(String::as_str));
+    v
+}
+
+#[test]
+fn kcli_cluster_lifecycle_with_power_and_memory_drift() {
+    let cluster = "bt-kcli";
+    let _host = Host::new(cluster);
+    let w = Work::new();
+    let vars = kcli(&w, cluster);
+
+    let applied = w.ok(&with(&["apply", "-auto-approve"], &vars), 0);
+    assert!(
+        applied
+            .stdout
+            .contains("Apply complete! Resources: 15 added"),
+        "{}",
+        applied.stdout
+    );
+    let all = [
+        "bt-kcli-bootstrap",
+        "bt-kcli-ctlplane-0",
+        "bt-kcli-ctlplane-1",
+        "bt-kcli-ctlplane-2",
+        "bt-kcli-worker-0",
+        "bt-kcli-worker-1",
+        "bt-kcli-worker-2",
+    ];
+    assert_eq!(running_with(cluster), all);
+    assert_eq!(
+        w.ok(&with(&["plan", "-detailed-exitcode"], &vars), 0)
+            .stdout
+            .trim(),
+        "No changes. The real state matches the configuration."
+    );
+
+    // A VM shut off behind ballast's back is drift, and apply starts it.
+    virsh_ok(&["destroy", "bt-kcli-worker-1"]);
+    let drift = w.ok(&with(&["drift"], &vars), 2);
+    assert_snapshot!("libvirt_power_drift", drift.text(&w));
+    w.ok(&with(&["apply", "-auto-approve"], &vars), 0);
+    assert_eq!(running_with(cluster), all);
+
+    // Memory changed outside (persistent definition): drift shows the diff.
+    virsh_ok(&["setmaxmem", "bt-kcli-ctlplane-2", "48M", "--config"]);
+    let drift = w.ok(&with(&["drift"], &vars), 2);
+    assert!(
+        drift
+            .stdout
+            .contains("# libvirt_domain.member[\"ctlplane-2\"] has changed outside ballast"),
+        "{}",
+        drift.stdout
+    );
+    assert!(
+        drift.stdout.contains("~ memory = 64 -> 48"),
+        "{}",
+        drift.stdout
+    );
+    let plan = w.ok(&with(&["plan"], &vars), 0);
+    assert!(plan.stdout.contains("needs a restart"), "{}", plan.stdout);
+    w.ok(&with(&["apply", "-auto-approve"], &vars), 0);
+    w.ok(&with(&["drift"], &vars), 0);
+
+    // Destroy leaves nothing behind.
+    w.ok(&with(&["destroy", "-auto-approve"], &vars), 0);
+    assert!(
+        domains_with(cluster).is_empty(),
+        "{:?}",
+        domains_with(cluster)
+    );
+    assert!(!virsh(&["pool-list", "--all", "--name"]).contains(cluster));
+    assert!(!std::path::Path::new("/var/lib/libvirt/images/bt-kcli").exists());
+}
+
+const ONE_VM: &str = r#"
+resource "libvirt_domain" "web" {
+  name             = "NAME"
+  memory           = 64
+  shutdown_timeout = 2
+  description      = "managed by ballast"
+
+  network_interface {
+    type = "user"
+  }
+}
+"#;
+
+#[test]
+fn a_leftover_vm_with_a_declared_name_is_a_conflict_then_import_adopts_it() {
+    let name = "bt-conflict-web";
+    let _host = Host::new("bt-conflict");
+    let w = Work::new();
+    w.write("main.hcl", &ONE_VM.replace("NAME", name));
+    w.write(
+        "leftover.xml",
+        &format!("<domain type='qemu'><name>{name}</name><memory unit='MiB'>80</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os></domain>"),
+    );
+    virsh_ok(&["define", &w.file("leftover.xml").display().to_string()]);
+    let uuid = virsh(&["domuuid", name]).trim().to_string();
+
+    let plan = w.ok(&["plan"], 1);
+    assert_snapshot!(
+        "libvirt_conflict",
+        plan.text(&w).replace(&uuid, "[LEFTOVER-UUID]")
+    );
+    let apply = w.ok(&["apply", "-auto-approve"], 1);
+    assert!(apply.stderr.contains("apply refused"), "{}", apply.stderr);
+    assert_eq!(
+        domains_with(name),
+        [name],
+        "nothing created, nothing skipped"
+    );
+    assert_eq!(
+        virsh(&["domuuid", name]).trim(),
+        uuid,
+        "the leftover is untouched"
+    );
+
+    w.ok(&["import", "libvirt_domain.web", name], 0);
+    let plan = w.ok(&["plan"], 0);
+    let line = |attr: &str| {
+        plan.stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("~ {attr} ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("memory").ends_with("= 80 -> 64"), "{}", plan.stdout);
+    assert!(
+        line("running").ends_with("= false -> true"),
+        "{}",
+        plan.stdout
+    );
+    w.ok(&["apply", "-auto-approve"], 0);
+    assert_eq!(running_with(name), [name]);
+    assert_eq!(
+        virsh(&["domuuid", name]).trim(),
+        uuid,
+        "adopted, not recreated"
+    );
+    w.ok(&["plan", "-detailed-exitcode"], 0);
+    w.ok(&["destroy", "-auto-approve"], 0);
+    assert!(domains_with(name).is_empty());
+}
+
+#[test]
+fn a_vm_with_this_states_mark_outside_state_and_config_is_an_orphan() {
+    let _host = Host::new("bt-orphan");
+    let w = Work::new();
+    let two = format!(
+        "{}{}",
+        ONE_VM.replace("NAME", "bt-orphan-a"),
+        ONE_VM
+            .replace("NAME", "bt-orphan-b")
+            .replace("\"web\"", "\"old\"")
+    );
+    w.write("main.hcl", &two);
+    w.ok(&["apply", "-auto-approve"], 0);
+    w.ok(&["state", "rm", "libvirt_domain.old"], 0);
+    w.write("main.hcl", &ONE_VM.replace("NAME", "bt-orphan-a"));
+    let uuid = virsh(&["domuuid", "bt-orphan-b"]).trim().to_string();
+    let drift = w.ok(&["drift"], 2);
+    assert!(
+        drift.stdout.contains(&format!(
+            "- libvirt_domain {uuid} (marked as libvirt_domain.old)"
+        )),
+        "{}",
+        drift.stdout
+    );
+    assert!(
+        drift.stdout.contains(&format!(
+            "adopt it: ballast import libvirt_domain.old {uuid}"
+        )),
+        "{}",
+        drift.stdout
+    );
+    assert!(w.ok(&["plan"], 0).stdout.contains("Orphans:"));
+}
+
+#[test]
+fn killed_mid_apply_the_next_run_finishes_with_no_duplicate_and_nothing_unrecorded() {
+    let cluster = "bt-kill";
+    let _host = Host::new(cluster);
+    let w = Work::new();
+    let vars = kcli(&w, cluster);
+    let mut child = w.spawn(&with(&["apply", "-auto-approve", "-parallelism=1"], &vars));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while domains_with(cluster).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let partial = domains_with(cluster).len();
+    assert!(
+        partial < 7,
+        "killed before the end ({partial} of 7 domains)"
+    );
+
+    w.ok(&with(&["apply", "-auto-approve"], &vars), 0);
+    assert_eq!(
+        domains_with(cluster).len(),
+        7,
+        "{:?}",
+        domains_with(cluster)
+    );
+    assert_eq!(running_with(cluster).len(), 7);
+    let state = w.ok(&["state", "list"], 0).stdout;
+    assert_eq!(
+        state
+            .lines()
+            .filter(|l| l.starts_with("libvirt_domain."))
+            .count(),
+        7,
+        "{state}"
+    );
+    assert_eq!(state.lines().count(), 15, "{state}");
+    w.ok(&with(&["plan", "-detailed-exitcode"], &vars), 0);
+    w.ok(&with(&["destroy", "-auto-approve"], &vars), 0);
+    assert!(domains_with(cluster).is_empty());
+}
