@@ -117,7 +117,12 @@ pub enum Command {
         vars: VarArgs,
         #[command(flatten)]
         lock: LockArgs,
-        /// The resource address in the configuration, e.g. local_file.motd.
+        /// Write a resource block for the object to FILE (in the configuration directory)
+        /// when the address is not declared yet.
+        #[arg(long = "generate-config-out", value_name = "FILE")]
+        generate_config_out: Option<PathBuf>,
+        /// The resource address, e.g. local_file.motd. When no resource block declares it,
+        /// the object is imported and a block to paste is printed.
         address: String,
         /// The object's ID, as the resource type defines it.
         id: String,
@@ -426,9 +431,21 @@ pub async fn run(cli: Cli, ui: Arc<Ui>) -> Result<i32> {
         Command::Import {
             vars,
             lock,
+            generate_config_out,
             address,
             id,
-        } => import(&dir, &vars, &lock, &address, &id, &ui).await,
+        } => {
+            import(
+                &dir,
+                &vars,
+                &lock,
+                &address,
+                &id,
+                generate_config_out.as_deref(),
+                &ui,
+            )
+            .await
+        }
         Command::State(sc) => state_command(&dir, sc, &ui),
         Command::Output { json, name } => output(&dir, json, name.as_deref(), &ui),
         Command::Show { json, plan_file } => show(&dir, json, plan_file.as_deref(), &ui),
@@ -600,17 +617,34 @@ async fn import(
     lock: &LockArgs,
     address: &str,
     id: &str,
+    generate_out: Option<&Path>,
     ui: &Arc<Ui>,
 ) -> Result<i32> {
     let ws = load(dir, vars, None)?;
     let resource = crate::engine::plan::resource_of(address);
-    let decl = ws.cfg.resource(&resource).cloned().ok_or_else(|| {
-        anyhow!(
-            "{resource} is not declared in the configuration; add a resource block for it first"
-        )
-    })?;
+    let decl = ws.cfg.resource(&resource).cloned();
+    let type_name = match &decl {
+        Some(d) => d.type_name.clone(),
+        None => crate::engine::plan::type_of(&resource).to_string(),
+    };
+    if decl.is_none() && !resource.contains('.') {
+        bail!("{address} is not a resource address such as libvirt_domain.web");
+    }
+    if let Some(out) = generate_out {
+        let path = dir.join(out);
+        if path.exists() {
+            bail!(
+                "{} already exists; -generate-config-out never overwrites a file",
+                path.display()
+            );
+        }
+        if decl.is_some() {
+            bail!("{resource} is already declared; -generate-config-out is for addresses that are not");
+        }
+    }
     let mut engine = Engine::open(ws, ui.clone(), "import", lock.lock_timeout)?;
-    let key = engine.provider_key_for(&decl.type_name, decl.provider.as_ref())?;
+    let key =
+        engine.provider_key_for(&type_name, decl.as_ref().and_then(|d| d.provider.as_ref()))?;
     let store = engine.store_or_create("import")?;
     if db(&store).resources()?.iter().any(|r| r.address == address) {
         bail!("{address} is already managed; to import another object there, first run: ballast state rm {address}");
@@ -618,17 +652,17 @@ async fn import(
     let p = engine.provider(&key).await?;
     let v = p
         .instance
-        .import(&decl.type_name, id)
+        .import(&type_name, id)
         .await
         .map_err(|e| anyhow!("importing {address} from {id}: {e}"))?;
-    let schema = p.resource(&decl.type_name)?;
+    let schema = p.resource(&type_name)?.clone();
     let r = ResourceState {
         address: address.to_string(),
-        type_name: decl.type_name.clone(),
+        type_name: type_name.clone(),
         provider: key,
         id: v.get("id").as_str().map(str::to_string),
         sensitive: schema.sensitive_attrs().map(str::to_string).collect(),
-        attributes: v,
+        attributes: v.clone(),
         dependencies: engine.resource_deps(&resource),
         tainted: false,
     };
@@ -638,9 +672,24 @@ async fn import(
         s.put_resource(&r)?;
     }
     ui.out(&format!(
-        "{} {address} now manages {id}. Run ballast plan to see how it differs from the configuration.",
+        "{} {address} now manages {id}.",
         ui.style.green("Import successful:")
     ));
+    if decl.is_none() {
+        let block = render::config_block(&schema, address, &v);
+        match generate_out {
+            Some(out) => {
+                let path = dir.join(out);
+                std::fs::write(&path, &block).with_context(|| format!("cannot write {}", path.display()))?;
+                ui.out(&format!("Wrote its configuration to {}. Run ballast plan to check it.", path.display()));
+            }
+            None => ui.out(&format!(
+                "It is not in the configuration yet: add this block (until you do, a plan proposes to destroy it):\n\n{block}"
+            )),
+        }
+    } else {
+        ui.out("Run ballast plan to see how it differs from the configuration.");
+    }
     Ok(0)
 }
 

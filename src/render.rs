@@ -600,6 +600,43 @@ pub fn redacted(v: &Value, sensitive: &[String]) -> serde_json::Value {
     redact(v, sensitive)
 }
 
+/// A `resource` block for an object, with the attributes a configuration can set (lists of
+/// objects become nested blocks), for adopting an imported object with one paste.
+pub fn config_block(schema: &ballast_sdk::ResourceSchema, address: &str, v: &Value) -> String {
+    let (t, n) = block_header(address, schema.type_name);
+    let mut block = hcl::Block::builder("resource").add_label(t).add_label(n);
+    for a in schema.attributes.iter().filter(|a| a.settable()) {
+        let x = v.get(a.name);
+        if x.is_null() || a.sensitive || *x == Value::List(Vec::new()) {
+            continue;
+        }
+        match x {
+            Value::List(items)
+                if !items.is_empty() && items.iter().all(|i| matches!(i, Value::Map(_))) =>
+            {
+                for item in items {
+                    let mut inner = hcl::Block::builder(a.name);
+                    if let Value::Map(m) = item {
+                        for (k, y) in m {
+                            if let Ok(e) = hcl::to_expression(y.to_json()) {
+                                inner = inner.add_attribute((k.as_str(), e));
+                            }
+                        }
+                    }
+                    block = block.add_block(inner.build());
+                }
+            }
+            other => {
+                if let Ok(e) = hcl::to_expression(other.to_json()) {
+                    block = block.add_attribute((a.name, e));
+                }
+            }
+        }
+    }
+    let body = hcl::Body::builder().add_block(block.build()).build();
+    crate::fmt::format_text(&hcl::to_string(&body).unwrap_or_default())
+}
+
 /// A state entry as an HCL block (written with hcl-rs), for `state show` and `show`.
 pub fn state_block(r: &crate::state::ResourceState) -> String {
     let (t, n) = block_header(&r.address, &r.type_name);

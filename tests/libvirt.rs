@@ -342,3 +342,123 @@ fn killed_mid_apply_the_next_run_finishes_with_no_duplicate_and_nothing_unrecord
     w.ok(&with(&["destroy", "-auto-approve"], &vars), 0);
     assert!(domains_with(cluster).is_empty());
 }
+
+#[test]
+fn adopting_an_existing_vm_takes_one_command_and_a_paste() {
+    let name = "bt-adopt-vm";
+    let _host = Host::new("bt-adopt");
+    let w = Work::new();
+    w.write("main.hcl", "provider \"libvirt\" {}\n");
+    w.write(
+        "vm.xml",
+        &format!("<domain type='qemu'><name>{name}</name><memory unit='MiB'>72</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os><devices><interface type='user'/></devices></domain>"),
+    );
+    virsh_ok(&["define", &w.file("vm.xml").display().to_string()]);
+    let r = w.ok(&["import", "libvirt_domain.adopted", name], 0);
+    let block: String = r
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("resource "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_snapshot!("libvirt_generated_config", block);
+    w.write("adopted.hcl", &block);
+    assert_eq!(
+        w.ok(&["plan", "-detailed-exitcode"], 0).stdout.trim(),
+        "No changes. The real state matches the configuration."
+    );
+}
+
+#[test]
+fn libvirt_errors_name_the_resource_and_the_cause() {
+    let _host = Host::new("bt-errors");
+    let w = Work::new();
+    w.write(
+        "main.hcl",
+        "provider \"libvirt\" {\n  uri = \"qemu+unix:///system?socket=/nonexistent/libvirt-sock\"\n}\n\nresource \"libvirt_domain\" \"x\" {\n  name = \"bt-errors-x\"\n}\n",
+    );
+    let r = w.ok(&["plan"], 1);
+    assert!(r.stderr.contains("configuring provider libvirt: cannot connect to qemu+unix:///system?socket=/nonexistent/libvirt-sock"), "{}", r.stderr);
+
+    w.write("main.hcl", "resource \"libvirt_volume\" \"v\" {\n  pool     = \"bt-errors-no-such-pool\"\n  name     = \"v.qcow2\"\n  capacity = 1\n}\n");
+    let r = w.ok(&["apply", "-auto-approve"], 1);
+    assert!(r.stderr.contains("error: libvirt_volume.v: no storage pool named bt-errors-no-such-pool on qemu:///system"), "{}", r.stderr);
+
+    w.write("main.hcl", "resource \"libvirt_domain\" \"x\" {\n  name        = \"bt-errors-x\"\n  domain_type = \"no-such-hypervisor\"\n}\n");
+    let r = w.ok(&["apply", "-auto-approve"], 1);
+    assert!(
+        r.stderr
+            .contains("error: libvirt_domain.x: defining domain bt-errors-x:"),
+        "{}",
+        r.stderr
+    );
+    assert!(domains_with("bt-errors").is_empty());
+
+    // More memory than the host has: QEMU's refusal, named, and the defined VM recorded.
+    w.write("main.hcl", "resource \"libvirt_domain\" \"x\" {\n  name   = \"bt-errors-x\"\n  memory = 100000000\n}\n");
+    let r = w.ok(&["apply", "-auto-approve"], 1);
+    assert!(
+        r.stderr
+            .contains("error: libvirt_domain.x: starting domain bt-errors-x:"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("Cannot allocate memory"), "{}", r.stderr);
+    assert!(r.stderr.contains("recorded as tainted"), "{}", r.stderr);
+    assert!(w
+        .ok(&["state", "show", "libvirt_domain.x"], 0)
+        .stdout
+        .contains("(tainted)"));
+}
+
+#[test]
+fn volumes_from_a_backing_volume_and_from_an_uploaded_image() {
+    let _host = Host::new("bt-vols");
+    let w = Work::new();
+    let image: Vec<u8> = (0..=255u8).cycle().take(3 * 1024 * 1024).collect();
+    std::fs::write(w.file("image.raw"), &image).expect("image");
+    w.write(
+        "main.hcl",
+        &format!(
+            r#"
+resource "libvirt_pool" "p" {{
+  name = "bt-vols-pool"
+  path = "/var/lib/libvirt/images/bt-vols-pool"
+}}
+
+resource "libvirt_volume" "base" {{
+  pool     = libvirt_pool.p.name
+  name     = "base.qcow2"
+  capacity = 32
+}}
+
+resource "libvirt_volume" "overlay" {{
+  pool        = libvirt_pool.p.name
+  name        = "overlay.qcow2"
+  capacity    = 32
+  base_volume = libvirt_volume.base.path
+}}
+
+resource "libvirt_volume" "copy" {{
+  pool   = libvirt_pool.p.name
+  name   = "copy.img"
+  format = "raw"
+  source = "{}"
+}}
+"#,
+            w.file("image.raw").display()
+        ),
+    );
+    w.ok(&["apply", "-auto-approve"], 0);
+    let overlay = virsh(&["vol-dumpxml", "overlay.qcow2", "--pool", "bt-vols-pool"]);
+    assert!(
+        overlay.contains("<backingStore>") && overlay.contains("/bt-vols-pool/base.qcow2"),
+        "{overlay}"
+    );
+    let copy = std::fs::read("/var/lib/libvirt/images/bt-vols-pool/copy.img")
+        .expect("the uploaded volume");
+    assert_eq!(copy, image, "the source image was uploaded byte for byte");
+    w.ok(&["plan", "-detailed-exitcode"], 0);
+    w.ok(&["destroy", "-auto-approve"], 0);
+    assert!(!virsh(&["pool-list", "--all", "--name"]).contains("bt-vols"));
+}

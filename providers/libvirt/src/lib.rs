@@ -64,7 +64,7 @@ pub(crate) fn is_missing(e: &virt::error::Error) -> bool {
 
 /// One connection, shared by every call of a provider instance.
 pub struct Conn {
-    pub(crate) conn: Connect,
+    pub conn: Connect,
     pub(crate) uri: String,
     pub(crate) lineage: String,
     /// libvirt calls that go to the daemon (for the refresh benchmark).
