@@ -267,12 +267,25 @@ fn a_leftover_vm_with_a_declared_name_is_a_conflict_then_import_adopts_it() {
     assert!(domains_with(name).is_empty());
 }
 
+const POOL_AND_VOLUME: &str = r#"
+resource "libvirt_pool" "p" {
+  name = "bt-orphan-pool"
+  path = "/var/lib/libvirt/images/bt-orphan-pool"
+}
+
+resource "libvirt_volume" "old" {
+  pool     = libvirt_pool.p.name
+  name     = "old.qcow2"
+  capacity = 8
+}
+"#;
+
 #[test]
-fn a_vm_with_this_states_mark_outside_state_and_config_is_an_orphan() {
+fn objects_with_this_states_mark_outside_state_and_config_are_orphans() {
     let _host = Host::new("bt-orphan");
     let w = Work::new();
     let two = format!(
-        "{}{}",
+        "{}{}{POOL_AND_VOLUME}",
         ONE_VM.replace("NAME", "bt-orphan-a"),
         ONE_VM
             .replace("NAME", "bt-orphan-b")
@@ -280,8 +293,20 @@ fn a_vm_with_this_states_mark_outside_state_and_config_is_an_orphan() {
     );
     w.write("main.hcl", &two);
     w.ok(&["apply", "-auto-approve"], 0);
-    w.ok(&["state", "rm", "libvirt_domain.old"], 0);
-    w.write("main.hcl", &ONE_VM.replace("NAME", "bt-orphan-a"));
+    w.ok(
+        &["state", "rm", "libvirt_domain.old", "libvirt_volume.old"],
+        0,
+    );
+    w.write(
+        "main.hcl",
+        &format!(
+            "{}{}",
+            ONE_VM.replace("NAME", "bt-orphan-a"),
+            &POOL_AND_VOLUME[..POOL_AND_VOLUME
+                .find("resource \"libvirt_volume\"")
+                .unwrap_or(0)]
+        ),
+    );
     let uuid = virsh(&["domuuid", "bt-orphan-b"]).trim().to_string();
     let drift = w.ok(&["drift"], 2);
     assert!(
@@ -295,6 +320,13 @@ fn a_vm_with_this_states_mark_outside_state_and_config_is_an_orphan() {
         drift.stdout.contains(&format!(
             "adopt it: ballast import libvirt_domain.old {uuid}"
         )),
+        "{}",
+        drift.stdout
+    );
+    assert!(
+        drift
+            .stdout
+            .contains("- libvirt_volume bt-orphan-pool/old.qcow2 (marked as libvirt_volume.old)"),
         "{}",
         drift.stdout
     );
@@ -461,4 +493,67 @@ resource "libvirt_volume" "copy" {{
     w.ok(&["plan", "-detailed-exitcode"], 0);
     w.ok(&["destroy", "-auto-approve"], 0);
     assert!(!virsh(&["pool-list", "--all", "--name"]).contains("bt-vols"));
+}
+
+#[test]
+fn a_lost_state_makes_every_leftover_a_conflict_and_each_type_imports() {
+    let cluster = "bt-lost";
+    let _host = Host::new(cluster);
+    let w = Work::new();
+    let vars = kcli(&w, cluster);
+    w.ok(&with(&["apply", "-auto-approve"], &vars), 0);
+    std::fs::rename(w.file(".ballast"), w.file("old-state")).expect("lose the state");
+
+    // The story of field note 1: nothing is skipped; all 15 objects are conflicts.
+    let plan = w.ok(&with(&["plan"], &vars), 1);
+    assert!(
+        plan.stdout
+            .contains("15 conflict(s): apply will refuse until they are resolved."),
+        "{}",
+        plan.stdout
+    );
+    for kind in [
+        "libvirt_pool.cluster",
+        "libvirt_volume.bootstrap",
+        "libvirt_domain.bootstrap",
+    ] {
+        assert!(
+            plan.stdout.contains(&format!("Conflict: {kind}:")),
+            "{kind}\n{}",
+            plan.stdout
+        );
+    }
+    assert!(plan
+        .stdout
+        .contains("it carries the ownership mark of libvirt_domain.bootstrap in another state"));
+    w.ok(&with(&["apply", "-auto-approve"], &vars), 1);
+    assert_eq!(domains_with(cluster).len(), 7, "nothing created twice");
+
+    // Each type imports: a pool by name, a volume by POOL/NAME and by path, a domain by UUID.
+    let uuid = virsh(&["domuuid", "bt-lost-bootstrap"]).trim().to_string();
+    let pool_path = format!("/var/lib/libvirt/images/{cluster}/bt-lost-worker-0.qcow2");
+    let imports: Vec<(&str, String)> = vec![
+        ("libvirt_pool.cluster", "bt-lost-pool".to_string()),
+        (
+            "libvirt_volume.bootstrap",
+            "bt-lost-pool/bt-lost-bootstrap.qcow2".to_string(),
+        ),
+        ("libvirt_volume.member[\"worker-0\"]", pool_path),
+        ("libvirt_domain.bootstrap", uuid),
+    ];
+    for (addr, id) in &imports {
+        w.ok(&with(&["import", addr, id], &vars), 0);
+    }
+    let plan = w.ok(&with(&["plan"], &vars), 1);
+    assert!(plan.stdout.contains("11 conflict(s)"), "{}", plan.stdout);
+    assert!(
+        !plan.stdout.contains("Conflict: libvirt_domain.bootstrap:"),
+        "{}",
+        plan.stdout
+    );
+    // Put the real state back, so the host can be cleaned through ballast too.
+    std::fs::remove_dir_all(w.file(".ballast")).expect("rm");
+    std::fs::rename(w.file("old-state"), w.file(".ballast")).expect("restore");
+    w.ok(&with(&["destroy", "-auto-approve"], &vars), 0);
+    assert!(domains_with(cluster).is_empty());
 }

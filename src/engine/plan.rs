@@ -355,6 +355,13 @@ impl Engine {
                     .push(a.clone());
             }
         }
+        // Every type of every provider in use, even one no longer in state or configuration:
+        // its orphans are exactly what this looks for.
+        for (key, p) in &self.providers {
+            for r in &p.schema.resources {
+                hints.entry((key.clone(), r.type_name.to_string())).or_default();
+            }
+        }
         let known: BTreeSet<&str> = state
             .iter()
             .map(|r| r.address.as_str())
