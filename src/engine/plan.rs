@@ -359,7 +359,9 @@ impl Engine {
         // its orphans are exactly what this looks for.
         for (key, p) in &self.providers {
             for r in &p.schema.resources {
-                hints.entry((key.clone(), r.type_name.to_string())).or_default();
+                hints
+                    .entry((key.clone(), r.type_name.to_string()))
+                    .or_default();
             }
         }
         let known: BTreeSet<&str> = state

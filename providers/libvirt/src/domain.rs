@@ -51,8 +51,8 @@ fn num(v: &Value, key: &str, default: f64) -> f64 {
     v.get(key).as_f64().unwrap_or(default)
 }
 
-/// Disks with their default format filled in, as the refreshed objects show them.
-fn normalize_disks(v: &Value) -> Value {
+/// Nested blocks as the refreshed objects show them: no null fields, defaults filled in.
+fn normalize_blocks(v: &Value, defaults: &[(&str, &str)]) -> Value {
     match v {
         Value::List(items) => Value::List(
             items
@@ -60,37 +60,15 @@ fn normalize_disks(v: &Value) -> Value {
                 .map(|d| {
                     let mut m = d.as_map().cloned().unwrap_or_default();
                     m.retain(|_, x| !x.is_null());
-                    m.entry("format".into())
-                        .or_insert_with(|| Value::from("qcow2"));
+                    for (k, def) in defaults {
+                        m.entry(k.to_string()).or_insert_with(|| Value::from(*def));
+                    }
                     Value::Map(m)
                 })
                 .collect(),
         ),
         Value::Null => Value::List(Vec::new()),
         other => other.clone(),
-    }
-}
-
-fn normalize_interfaces(v: &Value) -> Value {
-    match v {
-        Value::List(items) => Value::List(
-            items
-                .iter()
-                .map(|d| {
-                    let mut m = d.as_map().cloned().unwrap_or_default();
-                    m.retain(|_, x| !x.is_null());
-                    Value::Map(m)
-                })
-                .collect(),
-        ),
-        Value::Null => Value::List(Vec::new()),
-        other => other.clone(),
-    }
-}
-
-fn set(v: &mut Value, key: &str, val: Value) {
-    if let Value::Map(m) = v {
-        m.insert(key.to_string(), val);
     }
 }
 
@@ -123,20 +101,19 @@ fn update_kind(prior: &Value, planned: &Value) -> UpdateKind {
 
 pub async fn plan(conn: &Arc<Conn>, req: PlanRequest<'_>) -> Result<PlanResponse, ProviderError> {
     let mut resp = plan_from_schema(&schema(), req.prior, req.config);
-    let disks = normalize_disks(resp.planned.get("disk"));
-    let nics = normalize_interfaces(resp.planned.get("network_interface"));
-    set(&mut resp.planned, "disk", disks);
-    set(&mut resp.planned, "network_interface", nics);
+    let disks = normalize_blocks(resp.planned.get("disk"), &[("format", "qcow2")]);
+    let nics = normalize_blocks(resp.planned.get("network_interface"), &[]);
+    resp.planned.set("disk", disks);
+    resp.planned.set("network_interface", nics);
     let running = resp.planned.get("running").as_bool() == Some(true);
-    set(
-        &mut resp.planned,
+    resp.planned.set(
         "state",
         Value::from(if running { "running" } else { "shut off" }),
     );
     match req.prior {
         Some(prior) if resp.requires_replace.is_empty() => {
             if prior.get("network_interface") != resp.planned.get("network_interface") {
-                set(&mut resp.planned, "mac_addresses", Value::Unknown);
+                resp.planned.set("mac_addresses", Value::Unknown);
             }
             let k = update_kind(prior, &resp.planned);
             let timeout = num(&resp.planned, "shutdown_timeout", 60.0);
@@ -163,9 +140,9 @@ pub async fn plan(conn: &Arc<Conn>, req: PlanRequest<'_>) -> Result<PlanResponse
             }
         }
         _ => {
-            set(&mut resp.planned, "id", Value::Unknown);
-            set(&mut resp.planned, "uuid", Value::Unknown);
-            set(&mut resp.planned, "mac_addresses", Value::Unknown);
+            resp.planned.set("id", Value::Unknown);
+            resp.planned.set("uuid", Value::Unknown);
+            resp.planned.set("mac_addresses", Value::Unknown);
             if let Some(name) = resp.planned.get("name").as_str().map(str::to_string) {
                 let lineage = conn.lineage.clone();
                 let address = req.address.to_string();
@@ -207,15 +184,11 @@ fn conflict(
         .xml_desc(0)
         .map_err(|e| lv(&format!("reading domain {name}"), e))?;
     let mark = owner_mark(&desc)?;
-    let whose = match mark {
-        Some((l, a)) if l == lineage && a == address => {
-            " (it carries this state's mark for this address: a crashed run left it)".to_string()
-        }
-        Some((l, a)) => {
-            format!(" (it carries the ownership mark of {a} in another state, lineage {l})")
-        }
-        None => String::new(),
-    };
+    let whose = crate::mark_note(
+        mark.as_ref().map(|(l, a)| (l.as_str(), a.as_str())),
+        lineage,
+        address,
+    );
     Ok(Some(Conflict {
         message: format!("a domain named {name} already exists (uuid {uuid}) and is not managed by this state{whose}"),
         import_id: uuid,
@@ -623,11 +596,11 @@ fn create(
         .map_err(|e| lv("reading the new domain's uuid", e))?;
     // Recorded before anything else can fail.
     let mut known = planned.clone();
-    set(&mut known, "id", Value::from(uuid.clone()));
-    set(&mut known, "uuid", Value::from(uuid));
-    set(&mut known, "running", Value::Bool(false));
-    set(&mut known, "state", Value::from("shut off"));
-    set(&mut known, "mac_addresses", Value::List(Vec::new()));
+    known.set("id", Value::from(uuid.clone()));
+    known.set("uuid", Value::from(uuid));
+    known.set("running", Value::Bool(false));
+    known.set("state", Value::from("shut off"));
+    known.set("mac_addresses", Value::List(Vec::new()));
     ctx.created(&known)?;
     if planned.get("autostart").as_bool() == Some(true) {
         c.count(1);
@@ -734,7 +707,7 @@ mod tests {
         ]);
         let with = |k: &str, v: Value| {
             let mut p = prior.clone();
-            set(&mut p, k, v);
+            p.set(k, v);
             p
         };
         assert!(update_kind(&prior, &with("vcpu", 2i64.into())).restart);
@@ -743,7 +716,7 @@ mod tests {
         assert!(down.live_memory && !down.restart && down.redefine);
         let stopped = with("running", false.into());
         let mut bigger = stopped.clone();
-        set(&mut bigger, "vcpu", 4i64.into());
+        bigger.set("vcpu", 4i64.into());
         assert!(!update_kind(&stopped, &bigger).restart);
     }
 

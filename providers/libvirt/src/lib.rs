@@ -62,6 +62,19 @@ pub(crate) fn is_missing(e: &virt::error::Error) -> bool {
     )
 }
 
+/// What a conflict message says of an object's ownership mark, if it has one.
+pub(crate) fn mark_note(mark: Option<(&str, &str)>, lineage: &str, address: &str) -> String {
+    match mark {
+        Some((l, a)) if l == lineage && a == address => {
+            " (it carries this state's mark for this address: a crashed run left it)".to_string()
+        }
+        Some((l, a)) => {
+            format!(" (it carries the ownership mark of {a} in another state, lineage {l})")
+        }
+        None => String::new(),
+    }
+}
+
 /// One connection, shared by every call of a provider instance.
 pub struct Conn {
     pub conn: Connect,

@@ -395,12 +395,6 @@ pub fn import_volume(c: &Conn, id: &str) -> Result<Value, ProviderError> {
     vol_value(c, &pool_name, &vol, None)
 }
 
-fn set(v: &mut Value, key: &str, val: Value) {
-    if let Value::Map(m) = v {
-        m.insert(key.to_string(), val);
-    }
-}
-
 pub async fn plan(conn: &Arc<Conn>, req: PlanRequest<'_>) -> Result<PlanResponse, ProviderError> {
     let schema = if req.type_name == POOL {
         pool_schema()
@@ -417,7 +411,7 @@ pub async fn plan(conn: &Arc<Conn>, req: PlanRequest<'_>) -> Result<PlanResponse
                     req.address
                 )));
             }
-            set(&mut resp.planned, "capacity", Value::Unknown);
+            resp.planned.set("capacity", Value::Unknown);
         }
         if let Some(src) = resp.planned.get("source").as_str() {
             if !std::path::Path::new(src).is_file() {
@@ -431,7 +425,7 @@ pub async fn plan(conn: &Arc<Conn>, req: PlanRequest<'_>) -> Result<PlanResponse
     if !creating {
         return Ok(resp);
     }
-    set(&mut resp.planned, "id", Value::Unknown);
+    resp.planned.set("id", Value::Unknown);
     let (type_name, planned, address) = (
         req.type_name.to_string(),
         resp.planned.clone(),
@@ -455,14 +449,12 @@ fn storage_conflict(
     address: &str,
     replacing: Option<&str>,
 ) -> Result<Option<Conflict>, ProviderError> {
-    let mark_note = |marks: &Marks, key: &str| match marks.get(key) {
-        Some((l, a)) if l == &c.lineage && a == address => {
-            " (it carries this state's mark for this address: a crashed run left it)".to_string()
-        }
-        Some((l, a)) => {
-            format!(" (it carries the ownership mark of {a} in another state, lineage {l})")
-        }
-        None => String::new(),
+    let mark_note = |marks: &Marks, key: &str| {
+        crate::mark_note(
+            marks.get(key).map(|(l, a)| (l.as_str(), a.as_str())),
+            &c.lineage,
+            address,
+        )
     };
     if type_name == POOL {
         let name = planned.get("name").as_str().unwrap_or_default();
@@ -560,8 +552,8 @@ fn create_pool(
         .uuid_string()
         .map_err(|e| lv("reading the new pool's uuid", e))?;
     let mut known = planned.clone();
-    set(&mut known, "id", Value::from(uuid.clone()));
-    set(&mut known, "uuid", Value::from(uuid));
+    known.set("id", Value::from(uuid.clone()));
+    known.set("uuid", Value::from(uuid));
     ctx.created(&known)?;
     c.count(3);
     p.build(0)
@@ -658,11 +650,10 @@ fn create_volume(
         .path()
         .map_err(|e| lv("reading the new volume's path", e))?;
     let mut known = planned.clone();
-    set(&mut known, "id", Value::from(path.clone()));
-    set(&mut known, "path", Value::from(path));
+    known.set("id", Value::from(path.clone()));
+    known.set("path", Value::from(path));
     if known.get("capacity") == &Value::Unknown {
-        set(
-            &mut known,
+        known.set(
             "capacity",
             Value::Number((capacity_bytes as f64 / 1048576.0).round()),
         );
@@ -680,7 +671,7 @@ fn create_volume(
     vol_value(c, pool_name, &v, Some(planned)).map(|mut out| {
         // The planned format is what was asked for; an upload is raw by nature.
         if source.is_some() {
-            set(&mut out, "format", planned.get("format").clone());
+            out.set("format", planned.get("format").clone());
         }
         out
     })

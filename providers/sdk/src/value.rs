@@ -77,6 +77,13 @@ impl Value {
         }
     }
 
+    /// Sets one attribute of a map value (no effect on other values).
+    pub fn set(&mut self, key: &str, val: Value) {
+        if let Value::Map(m) = self {
+            m.insert(key.to_string(), val);
+        }
+    }
+
     /// Attribute lookup on a map value; `Null` when absent or not a map.
     pub fn get(&self, key: &str) -> &Value {
         static NULL: Value = Value::Null;
