@@ -161,6 +161,35 @@ impl<'a> Scope<'a> {
                     ))
                 }
             },
+            Expression::FuncCall(call) if matches!(call.name.name.as_str(), "try" | "can") => {
+                let name = call.name.name.as_str();
+                if name == "can" && call.args.len() != 1 {
+                    return Err(self.err("can() takes exactly one expression", expr, file));
+                }
+                let mut last = None;
+                for a in call.args.iter() {
+                    match self.ev(a, file) {
+                        Ok(v) => return Ok(if name == "can" { Value::Bool(true) } else { v }),
+                        Err(d) => last = Some(d),
+                    }
+                }
+                match (name, last) {
+                    ("can", _) => Value::Bool(false),
+                    (_, Some(d)) => {
+                        return Err(self.err(
+                            format!(
+                                "try(): no expression succeeded; the last failed with: {}",
+                                d.message
+                            ),
+                            expr,
+                            file,
+                        ))
+                    }
+                    (_, None) => {
+                        return Err(self.err("try() needs at least one expression", expr, file))
+                    }
+                }
+            }
             Expression::FuncCall(call) => {
                 let name = call.name.name.as_str();
                 let mut args = Vec::with_capacity(call.args.len());
@@ -333,6 +362,25 @@ impl<'a> Scope<'a> {
             }
         }
         Ok(true)
+    }
+
+    /// Renders a template text (templatefile) with only `vars` in scope, plus functions.
+    pub fn render_template_text(
+        &self,
+        text: &str,
+        vars: BTreeMap<String, Value>,
+    ) -> Result<Value, String> {
+        let t = hcl_edit::parser::parse_template(text)
+            .map_err(|e| format!("invalid template: {}", e.message()))?;
+        let (v, s, l, r) = (
+            BTreeMap::new(),
+            BTreeSet::new(),
+            HashMap::new(),
+            HashMap::new(),
+        );
+        let inner = Scope::new(self.cfg, &v, &s, &l, &r);
+        inner.bindings.borrow_mut().extend(vars);
+        inner.template(&t, usize::MAX).map_err(|d| d.message)
     }
 
     fn bind(&self, key_var: Option<&str>, value_var: &str, k: Value, v: Value) -> usize {

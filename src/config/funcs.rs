@@ -202,7 +202,427 @@ pub fn call(name: &str, args: Vec<Value>, scope: &Scope<'_>) -> R {
                 .map(Value::String)
                 .map_err(|e| format!("cannot read {p}: {e}"))
         }
+        "formatlist" => {
+            let spec = a.get(0)?.clone();
+            let rest = &args[1..];
+            let n = rest
+                .iter()
+                .filter_map(|v| {
+                    if let Value::List(l) = v {
+                        Some(l.len())
+                    } else {
+                        None
+                    }
+                })
+                .max();
+            let Some(n) = n else {
+                return Err("needs at least one list argument".into());
+            };
+            let mut out = Vec::with_capacity(n);
+            for i in 0..n {
+                let mut row = vec![spec.clone()];
+                for (j, v) in rest.iter().enumerate() {
+                    row.push(match v {
+                        Value::List(l) if l.len() == n => l[i].clone(),
+                        Value::List(l) => {
+                            return Err(format!(
+                                "argument {} has {} elements; all lists must have {n}",
+                                j + 2,
+                                l.len()
+                            ))
+                        }
+                        other => other.clone(),
+                    });
+                }
+                out.push(format(&Args { name, args: &row })?);
+            }
+            Ok(Value::List(out))
+        }
+        "trimprefix" => {
+            let (s, p) = (a.string(0)?, a.string(1)?);
+            Ok(Value::String(
+                s.strip_prefix(p.as_str()).unwrap_or(&s).to_string(),
+            ))
+        }
+        "trimsuffix" => {
+            let (s, p) = (a.string(0)?, a.string(1)?);
+            Ok(Value::String(
+                s.strip_suffix(p.as_str()).unwrap_or(&s).to_string(),
+            ))
+        }
+        "startswith" => Ok(Value::Bool(a.string(0)?.starts_with(&a.string(1)?))),
+        "endswith" => Ok(Value::Bool(a.string(0)?.ends_with(&a.string(1)?))),
+        "substr" => {
+            a.count(3)?;
+            let chars: Vec<char> = a.string(0)?.chars().collect();
+            let len = chars.len() as i64;
+            let mut off = a.number(1)? as i64;
+            let n = a.number(2)? as i64;
+            if off < 0 {
+                off += len;
+            }
+            if off < 0 || off > len {
+                return Err(format!(
+                    "offset {} is outside a string of {len} characters",
+                    a.number(1)?
+                ));
+            }
+            let end = if n < 0 { len } else { (off + n).min(len) };
+            Ok(Value::String(
+                chars[off as usize..end.max(off) as usize].iter().collect(),
+            ))
+        }
+        "regex" | "regexall" => {
+            a.count(2)?;
+            let pattern = a.string(0)?;
+            let text = a.string(1)?;
+            let re = regex::Regex::new(&pattern).map_err(|e| format!("invalid pattern: {e}"))?;
+            let capture = |c: regex::Captures<'_>| -> Value {
+                let named: Vec<&str> = re.capture_names().flatten().collect();
+                if !named.is_empty() {
+                    Value::Map(
+                        named
+                            .iter()
+                            .map(|n| {
+                                (
+                                    n.to_string(),
+                                    c.name(n)
+                                        .map(|m| Value::from(m.as_str()))
+                                        .unwrap_or(Value::Null),
+                                )
+                            })
+                            .collect(),
+                    )
+                } else if c.len() > 1 {
+                    Value::List(
+                        (1..c.len())
+                            .map(|i| {
+                                c.get(i)
+                                    .map(|m| Value::from(m.as_str()))
+                                    .unwrap_or(Value::Null)
+                            })
+                            .collect(),
+                    )
+                } else {
+                    Value::from(c.get(0).map(|m| m.as_str()).unwrap_or_default())
+                }
+            };
+            if name == "regex" {
+                re.captures(&text).map(capture).ok_or_else(|| {
+                    format!(
+                        "the pattern {} does not match {}",
+                        ballast_sdk::quote(&pattern),
+                        ballast_sdk::quote(&text)
+                    )
+                })
+            } else {
+                Ok(Value::List(re.captures_iter(&text).map(capture).collect()))
+            }
+        }
+        "distinct" => {
+            let mut out: Vec<Value> = Vec::new();
+            for v in a.list(0)? {
+                if !out.contains(&v) {
+                    out.push(v);
+                }
+            }
+            Ok(Value::List(out))
+        }
+        "flatten" => {
+            fn flat(v: Vec<Value>, out: &mut Vec<Value>) {
+                for x in v {
+                    match x {
+                        Value::List(inner) => flat(inner, out),
+                        other => out.push(other),
+                    }
+                }
+            }
+            let mut out = Vec::new();
+            flat(a.list(0)?, &mut out);
+            Ok(Value::List(out))
+        }
+        "zipmap" => {
+            a.count(2)?;
+            let (ks, vs) = (a.list(0)?, a.list(1)?);
+            if ks.len() != vs.len() {
+                return Err(format!("{} keys but {} values", ks.len(), vs.len()));
+            }
+            let mut m = BTreeMap::new();
+            for (k, v) in ks.iter().zip(vs) {
+                m.insert(to_string(k)?, v);
+            }
+            Ok(Value::Map(m))
+        }
+        "setunion" => {
+            let mut out: Vec<Value> = Vec::new();
+            for i in 0..args.len() {
+                for v in a.list(i)? {
+                    if !out.contains(&v) {
+                        out.push(v);
+                    }
+                }
+            }
+            Ok(Value::List(out))
+        }
+        "base64encode" => {
+            use base64::Engine;
+            Ok(Value::String(
+                base64::engine::general_purpose::STANDARD.encode(a.string(0)?),
+            ))
+        }
+        "base64decode" => {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(a.string(0)?.trim())
+                .map_err(|e| format!("invalid base64: {e}"))?;
+            String::from_utf8(bytes)
+                .map(Value::String)
+                .map_err(|_| "the decoded bytes are not UTF-8 text".into())
+        }
+        "urlencode" => {
+            const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+                .remove(b'-')
+                .remove(b'_')
+                .remove(b'.')
+                .remove(b'~');
+            Ok(Value::String(
+                percent_encoding::utf8_percent_encode(&a.string(0)?, KEEP).to_string(),
+            ))
+        }
+        "yamlencode" => {
+            a.count(1)?;
+            yaml::encode(&args[0]).map(Value::String)
+        }
+        "yamldecode" => yaml::decode(&a.string(0)?),
+        "sha256" | "sha512" | "md5" => {
+            use sha2::Digest;
+            let text = a.string(0)?;
+            let bytes: Vec<u8> = match name {
+                "sha256" => sha2::Sha256::digest(text.as_bytes()).to_vec(),
+                "sha512" => sha2::Sha512::digest(text.as_bytes()).to_vec(),
+                _ => md5::Md5::digest(text.as_bytes()).to_vec(),
+            };
+            Ok(Value::String(
+                bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            ))
+        }
+        "ceil" => Ok(Value::Number(a.number(0)?.ceil())),
+        "floor" => Ok(Value::Number(a.number(0)?.floor())),
+        "parseint" => {
+            a.count(2)?;
+            let base = a.number(1)? as u32;
+            if !(2..=62).contains(&base) {
+                return Err(format!("base {base} is not between 2 and 62"));
+            }
+            let s = a.string(0)?;
+            i64::from_str_radix(&s, base)
+                .map(|n| Value::Number(n as f64))
+                .map_err(|_| format!("\"{s}\" is not a number in base {base}"))
+        }
+        "fileexists" => Ok(Value::Bool(scope.cfg.dir.join(a.string(0)?).is_file())),
+        "templatefile" => {
+            a.count(2)?;
+            let p = a.string(0)?;
+            let text = std::fs::read_to_string(scope.cfg.dir.join(&p))
+                .map_err(|e| format!("cannot read {p}: {e}"))?;
+            let vars = a.map(1)?;
+            scope
+                .render_template_text(&text, vars)
+                .map_err(|m| format!("in {p}: {m}"))
+        }
+        "cidrhost" => {
+            a.count(2)?;
+            let net = cidr::parse(&a.string(0)?)?;
+            cidr::host(&net, a.number(1)? as i128).map(|ip| Value::String(ip.to_string()))
+        }
+        "cidrnetmask" => {
+            let net = cidr::parse(&a.string(0)?)?;
+            match net {
+                ipnet::IpNet::V4(n) => Ok(Value::String(n.netmask().to_string())),
+                ipnet::IpNet::V6(_) => Err("cidrnetmask only takes IPv4 networks".into()),
+            }
+        }
+        "cidrsubnet" => {
+            a.count(3)?;
+            let net = cidr::parse(&a.string(0)?)?;
+            cidr::subnet(&net, a.number(1)? as u8, a.number(2)? as u128)
+                .map(|n| Value::String(n.to_string()))
+        }
+        "cidrsubnets" => {
+            let net = cidr::parse(&a.string(0)?)?;
+            let mut out = Vec::new();
+            let mut next: u128 = 0;
+            let mut last_prefix = net.prefix_len();
+            for i in 1..args.len() {
+                let newbits = a.number(i)? as u8;
+                let prefix = net
+                    .prefix_len()
+                    .checked_add(newbits)
+                    .ok_or("too many new bits")?;
+                // Align to the new size: consecutive subnets, as Terraform allocates them.
+                if prefix < last_prefix {
+                    let shift = u32::from(last_prefix - prefix);
+                    next = next.div_ceil(1u128 << shift);
+                } else if prefix > last_prefix {
+                    next <<= u32::from(prefix - last_prefix);
+                }
+                let sn = cidr::subnet(&net, newbits, next)?;
+                out.push(Value::String(sn.to_string()));
+                next += 1;
+                last_prefix = prefix;
+            }
+            Ok(Value::List(out))
+        }
+        "cidrcontains" => {
+            a.count(2)?;
+            let net = cidr::parse(&a.string(0)?)?;
+            let what = a.string(1)?;
+            if let Ok(ip) = what.parse::<std::net::IpAddr>() {
+                return Ok(Value::Bool(net.contains(&ip)));
+            }
+            let inner = cidr::parse(&what)?;
+            Ok(Value::Bool(net.contains(&inner)))
+        }
         _ => Err(format!("there is no function named \"{name}\"")),
+    }
+}
+
+/// CIDR arithmetic for cidrhost, cidrsubnet and friends.
+mod cidr {
+    use ipnet::IpNet;
+    use std::net::IpAddr;
+
+    pub fn parse(s: &str) -> Result<IpNet, String> {
+        s.parse::<IpNet>()
+            .map_err(|_| format!("\"{s}\" is not a network in CIDR notation, such as 10.0.0.0/16"))
+    }
+
+    fn bits(net: &IpNet) -> u32 {
+        match net {
+            IpNet::V4(_) => 32,
+            IpNet::V6(_) => 128,
+        }
+    }
+
+    fn to_u128(ip: IpAddr) -> u128 {
+        match ip {
+            IpAddr::V4(a) => u32::from(a) as u128,
+            IpAddr::V6(a) => u128::from(a),
+        }
+    }
+
+    fn from_u128(net: &IpNet, n: u128) -> IpAddr {
+        match net {
+            IpNet::V4(_) => IpAddr::V4(std::net::Ipv4Addr::from(n as u32)),
+            IpNet::V6(_) => IpAddr::V6(std::net::Ipv6Addr::from(n)),
+        }
+    }
+
+    /// Host number `n` in `net`; negative counts from the end.
+    pub fn host(net: &IpNet, n: i128) -> Result<IpAddr, String> {
+        let host_bits = bits(net) - u32::from(net.prefix_len());
+        let size: i128 = if host_bits >= 127 {
+            i128::MAX
+        } else {
+            1i128 << host_bits
+        };
+        let idx = if n < 0 { size + n } else { n };
+        if idx < 0 || idx >= size {
+            return Err(format!(
+                "host number {n} does not fit in {net} ({size} addresses)"
+            ));
+        }
+        Ok(from_u128(net, to_u128(net.network()) + idx as u128))
+    }
+
+    pub fn subnet(net: &IpNet, newbits: u8, num: u128) -> Result<IpNet, String> {
+        let prefix = u32::from(net.prefix_len()) + u32::from(newbits);
+        if prefix > bits(net) {
+            return Err(format!(
+                "{newbits} new bits would make a /{prefix}, longer than the address"
+            ));
+        }
+        if newbits < 128 && num >= (1u128 << newbits) {
+            return Err(format!(
+                "subnet number {num} does not fit in {newbits} new bits"
+            ));
+        }
+        let shift = bits(net) - prefix;
+        let base = to_u128(net.network()) + if shift >= 128 { 0 } else { num << shift };
+        IpNet::new(from_u128(net, base), prefix as u8).map_err(|e| e.to_string())
+    }
+}
+
+/// yamlencode / yamldecode through yaml-rust2.
+mod yaml {
+    use ballast_sdk::Value;
+    use yaml_rust2::{Yaml, YamlEmitter, YamlLoader};
+
+    fn to_yaml(v: &Value) -> Result<Yaml, String> {
+        Ok(match v {
+            Value::Null => Yaml::Null,
+            Value::Bool(b) => Yaml::Boolean(*b),
+            Value::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => Yaml::Integer(*n as i64),
+            Value::Number(n) => Yaml::Real(n.to_string()),
+            Value::String(s) => Yaml::String(s.clone()),
+            Value::List(items) => Yaml::Array(items.iter().map(to_yaml).collect::<Result<_, _>>()?),
+            Value::Map(m) => Yaml::Hash(
+                m.iter()
+                    .map(|(k, x)| Ok((Yaml::String(k.clone()), to_yaml(x)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+            Value::Unknown => return Err("the value is not known yet".into()),
+        })
+    }
+
+    fn from_yaml(y: &Yaml) -> Result<Value, String> {
+        Ok(match y {
+            Yaml::Null => Value::Null,
+            Yaml::Boolean(b) => Value::Bool(*b),
+            Yaml::Integer(i) => Value::Number(*i as f64),
+            Yaml::Real(r) => Value::Number(r.parse().map_err(|_| format!("{r} is not a number"))?),
+            Yaml::String(s) => Value::String(s.clone()),
+            Yaml::Array(items) => {
+                Value::List(items.iter().map(from_yaml).collect::<Result<_, _>>()?)
+            }
+            Yaml::Hash(h) => Value::Map(
+                h.iter()
+                    .map(|(k, x)| {
+                        let key = match k {
+                            Yaml::String(s) => s.clone(),
+                            Yaml::Integer(i) => i.to_string(),
+                            Yaml::Boolean(b) => b.to_string(),
+                            other => return Err(format!("unsupported map key {other:?}")),
+                        };
+                        Ok((key, from_yaml(x)?))
+                    })
+                    .collect::<Result<_, String>>()?,
+            ),
+            Yaml::Alias(_) | Yaml::BadValue => {
+                return Err("unsupported YAML (aliases or bad values)".into())
+            }
+        })
+    }
+
+    pub fn encode(v: &Value) -> Result<String, String> {
+        let mut out = String::new();
+        YamlEmitter::new(&mut out)
+            .dump(&to_yaml(v)?)
+            .map_err(|e| e.to_string())?;
+        let body = out
+            .strip_prefix("---")
+            .unwrap_or(&out)
+            .trim_start_matches([' ', '\n']);
+        Ok(format!("{body}\n"))
+    }
+
+    pub fn decode(s: &str) -> Result<Value, String> {
+        let docs = YamlLoader::load_from_str(s).map_err(|e| format!("invalid YAML: {e}"))?;
+        match docs.as_slice() {
+            [] => Ok(Value::Null),
+            [one] => from_yaml(one),
+            _ => Err("the YAML holds more than one document".into()),
+        }
     }
 }
 
@@ -237,6 +657,36 @@ const KNOWN: &[&str] = &[
     "jsonencode",
     "jsondecode",
     "file",
+    "formatlist",
+    "trimprefix",
+    "trimsuffix",
+    "startswith",
+    "endswith",
+    "substr",
+    "regex",
+    "regexall",
+    "distinct",
+    "flatten",
+    "zipmap",
+    "setunion",
+    "base64encode",
+    "base64decode",
+    "urlencode",
+    "yamlencode",
+    "yamldecode",
+    "sha256",
+    "sha512",
+    "md5",
+    "ceil",
+    "floor",
+    "parseint",
+    "fileexists",
+    "templatefile",
+    "cidrhost",
+    "cidrnetmask",
+    "cidrsubnet",
+    "cidrsubnets",
+    "cidrcontains",
 ];
 
 struct Args<'a> {
@@ -285,16 +735,42 @@ impl Args<'_> {
     }
 }
 
-/// `format` with the verbs %s, %d, %v, %f, %q and %%.
+/// `format` with the verbs %s, %d, %v, %f, %q and %%, and the flags `-`, `0`, `+`, a width
+/// and a precision, as in Terraform.
 fn format(a: &Args<'_>) -> R {
     let spec = a.string(0)?;
     let mut out = String::new();
     let mut next = 1;
-    let mut chars = spec.chars();
+    let mut chars = spec.chars().peekable();
     while let Some(c) = chars.next() {
         if c != '%' {
             out.push(c);
             continue;
+        }
+        let (mut left, mut zero, mut plus) = (false, false, false);
+        while let Some(&f) = chars.peek() {
+            match f {
+                '-' => left = true,
+                '0' => zero = true,
+                '+' => plus = true,
+                _ => break,
+            }
+            chars.next();
+        }
+        let mut width = String::new();
+        while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            width.push(d);
+            chars.next();
+        }
+        let mut precision = None;
+        if chars.peek() == Some(&'.') {
+            chars.next();
+            let mut p = String::new();
+            while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                p.push(d);
+                chars.next();
+            }
+            precision = Some(p.parse::<usize>().unwrap_or(0));
         }
         let verb = chars.next().ok_or("the format ends with a lone %")?;
         if verb == '%' {
@@ -305,16 +781,260 @@ fn format(a: &Args<'_>) -> R {
             .get(next)
             .map_err(|_| format!("not enough arguments for the format \"{spec}\""))?;
         next += 1;
-        match verb {
-            's' | 'v' => out.push_str(&match v {
+        let text = match verb {
+            's' | 'v' => match v {
                 Value::List(_) | Value::Map(_) => v.to_string(),
                 _ => to_string(v)?,
-            }),
-            'd' => out.push_str(&format!("{}", to_number(v)?.trunc() as i64)),
-            'f' => out.push_str(&format!("{:.6}", to_number(v)?)),
-            'q' => out.push_str(&ballast_sdk::quote(&to_string(v)?)),
+            },
+            'd' => {
+                let n = to_number(v)?.trunc() as i64;
+                if plus && n >= 0 {
+                    format!("+{n}")
+                } else {
+                    n.to_string()
+                }
+            }
+            'f' => format!("{:.*}", precision.unwrap_or(6), to_number(v)?),
+            'q' => ballast_sdk::quote(&to_string(v)?),
             other => return Err(format!("unsupported verb %{other}")),
+        };
+        let text = match (verb, precision) {
+            ('s', Some(p)) => text.chars().take(p).collect(),
+            _ => text,
+        };
+        let width: usize = width.parse().unwrap_or(0);
+        let len = text.chars().count();
+        if len >= width {
+            out.push_str(&text);
+        } else if left {
+            out.push_str(&text);
+            out.push_str(&" ".repeat(width - len));
+        } else if zero && matches!(verb, 'd' | 'f') {
+            let (sign, digits) = match text.strip_prefix(['-', '+']) {
+                Some(rest) => (&text[..1], rest),
+                None => ("", text.as_str()),
+            };
+            out.push_str(sign);
+            out.push_str(&"0".repeat(width - len));
+            out.push_str(digits);
+        } else {
+            out.push_str(&" ".repeat(width - len));
+            out.push_str(&text);
         }
     }
     Ok(Value::String(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{eval::Scope, Config, Expr};
+    use ballast_sdk::Value;
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+    /// Every function, one table: the expression, and its result (HCL rendering) or error.
+    const CASES: &[(&str, &str)] = &[
+        // strings
+        ("format(\"%s-%03d\", \"a\", 7)", "\"a-007\""),
+        ("format(\"[%-4s][%4s][%.2f][%+d]\", \"ab\", \"cd\", 3.14159, 5)", "\"[ab  ][  cd][3.14][+5]\""),
+        ("format(\"%q %v %%\", \"x\", [1])", "\"\\\"x\\\" [1] %\""),
+        ("format(\"%s\")", "error: format(): not enough arguments for the format \"%s\""),
+        ("formatlist(\"%s=%s\", [\"a\", \"b\"], [1, 2])", "[\"a=1\", \"b=2\"]"),
+        ("formatlist(\"%s\", [1], [1, 2])", "error: formatlist(): argument 2 has 1 elements; all lists must have 2"),
+        ("join(\",\", [\"a\", \"b\"])", "\"a,b\""),
+        ("split(\",\", \"a,b\")", "[\"a\", \"b\"]"),
+        ("lower(\"AbC\")", "\"abc\""),
+        ("upper(\"abc\")", "\"ABC\""),
+        ("replace(\"a-b-c\", \"-\", \"+\")", "\"a+b+c\""),
+        ("trimspace(\"  x \\n\")", "\"x\""),
+        ("trimprefix(\"ocp-a\", \"ocp-\")", "\"a\""),
+        ("trimsuffix(\"a.qcow2\", \".qcow2\")", "\"a\""),
+        ("substr(\"hello\", 1, 3)", "\"ell\""),
+        ("substr(\"hello\", -3, -1)", "\"llo\""),
+        ("substr(\"hi\", 5, 1)", "error: substr(): offset 5 is outside a string of 2 characters"),
+        ("startswith(\"ocp418\", \"ocp\")", "true"),
+        ("endswith(\"ocp418\", \"17\")", "false"),
+        ("regex(\"(\\\\d+)\\\\.(\\\\d+)\", \"v4.18\")", "[\"4\", \"18\"]"),
+        ("regex(\"(?P<major>\\\\d+)\", \"v4\")", "{ major = \"4\" }"),
+        ("regex(\"x\", \"abc\")", "error: regex(): the pattern \"x\" does not match \"abc\""),
+        ("regex(\"(\", \"abc\")", "error: regex(): invalid pattern: regex parse error:\n    (\n    ^\nerror: unclosed group"),
+        ("regexall(\"\\\\d\", \"a1b2\")", "[\"1\", \"2\"]"),
+        // collections
+        ("length([1, 2])", "2"),
+        ("length(\"héllo\")", "5"),
+        ("length(1)", "error: length(): cannot take the length of a number"),
+        ("concat([1], [2, 3])", "[1, 2, 3]"),
+        ("concat([1], 2)", "error: concat(): argument 2 must be a list, not a number"),
+        ("merge({a = 1}, {b = 2}, {a = 3})", "{ a = 3, b = 2 }"),
+        ("lookup({a = 1}, \"a\")", "1"),
+        ("lookup({a = 1}, \"b\", 0)", "0"),
+        ("lookup({a = 1}, \"b\")", "error: lookup(): the map has no key \"b\" and no default was given"),
+        ("keys({b = 1, a = 2})", "[\"a\", \"b\"]"),
+        ("values({b = 1, a = 2})", "[2, 1]"),
+        ("contains([\"a\"], \"a\")", "true"),
+        ("distinct([1, 2, 1])", "[1, 2]"),
+        ("flatten([[1, [2]], 3])", "[1, 2, 3]"),
+        ("range(3)", "[0, 1, 2]"),
+        ("range(1, 7, 2)", "[1, 3, 5]"),
+        ("range(0, 1, 0)", "error: range(): step must not be zero"),
+        ("element([\"a\", \"b\"], 3)", "\"b\""),
+        ("element([], 0)", "error: element(): cannot take an element of an empty list"),
+        ("zipmap([\"a\", \"b\"], [1, 2])", "{ a = 1, b = 2 }"),
+        ("zipmap([\"a\"], [1, 2])", "error: zipmap(): 1 keys but 2 values"),
+        ("toset([\"b\", \"a\", \"b\"])", "[\"b\", \"a\"]"),
+        ("tolist([1])", "[1]"),
+        ("tomap({a = 1})", "{ a = 1 }"),
+        ("setunion([1, 2], [2, 3])", "[1, 2, 3]"),
+        // encoding
+        ("base64encode(\"ballast\")", "\"YmFsbGFzdA==\""),
+        ("base64decode(\"YmFsbGFzdA==\")", "\"ballast\""),
+        ("base64decode(\"!!\")", "error: base64decode(): invalid base64: Invalid symbol 33, offset 0."),
+        ("jsonencode({a = [1, true]})", "\"{\\\"a\\\":[1,true]}\""),
+        ("jsondecode(\"{\\\"a\\\": 1}\")", "{ a = 1 }"),
+        ("jsondecode(\"{\")", "error: jsondecode(): invalid JSON: EOF while parsing an object at line 1 column 1"),
+        ("yamlencode({name = \"x\", ports = [80]})", "\"name: x\\nports:\\n  - 80\\n\""),
+        ("yamldecode(\"a: 1\\nb: [x]\")", "{ a = 1, b = [\"x\"] }"),
+        ("yamldecode(\"a: [\")", "error: yamldecode(): invalid YAML: while parsing a node, did not find expected node content at byte 4 line 2 column 1"),
+        ("urlencode(\"a b&c/d\")", "\"a%20b%26c%2Fd\""),
+        // hashing
+        ("sha256(\"abc\")", "\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\""),
+        ("md5(\"abc\")", "\"900150983cd24fb0d6963f7d28e17f72\""),
+        ("substr(sha512(\"abc\"), 0, 16)", "\"ddaf35a193617aba\""),
+        // numbers
+        ("min(3, 1, 2)", "1"),
+        ("max(3, 1, 2)", "3"),
+        ("abs(-2.5)", "2.5"),
+        ("ceil(1.2)", "2"),
+        ("floor(1.8)", "1"),
+        ("parseint(\"ff\", 16)", "255"),
+        ("parseint(\"zz\", 10)", "error: parseint(): \"zz\" is not a number in base 10"),
+        // network
+        ("cidrhost(\"10.46.124.0/24\", 13)", "\"10.46.124.13\""),
+        ("cidrhost(\"10.0.0.0/30\", -1)", "\"10.0.0.3\""),
+        ("cidrhost(\"10.0.0.0/30\", 4)", "error: cidrhost(): host number 4 does not fit in 10.0.0.0/30 (4 addresses)"),
+        ("cidrnetmask(\"10.0.0.0/20\")", "\"255.255.240.0\""),
+        ("cidrsubnet(\"10.0.0.0/16\", 8, 2)", "\"10.0.2.0/24\""),
+        ("cidrsubnet(\"fd00::/48\", 16, 1)", "\"fd00:0:0:1::/64\""),
+        ("cidrsubnet(\"10.0.0.0/16\", 2, 4)", "error: cidrsubnet(): subnet number 4 does not fit in 2 new bits"),
+        ("cidrsubnets(\"10.1.0.0/16\", 4, 4, 8, 4)", "[\"10.1.0.0/20\", \"10.1.16.0/20\", \"10.1.32.0/24\", \"10.1.48.0/20\"]"),
+        ("cidrcontains(\"10.46.124.0/24\", \"10.46.124.13\")", "true"),
+        ("cidrcontains(\"10.46.0.0/24\", \"10.46.124.13\")", "false"),
+        ("cidrcontains(\"10.0.0.0/8\", \"10.1.0.0/16\")", "true"),
+        ("cidrcontains(\"10.0.0.0\", \"10.0.0.1\")", "error: cidrcontains(): \"10.0.0.0\" is not a network in CIDR notation, such as 10.0.0.0/16"),
+        // conversions
+        ("tostring(5)", "\"5\""),
+        ("tostring([1])", "error: tostring(): a list cannot be converted to a string"),
+        ("tonumber(\"4.5\")", "4.5"),
+        ("tonumber(\"x\")", "error: tonumber(): \"x\" is not a number"),
+        ("tobool(\"true\")", "true"),
+        ("tobool(1)", "error: tobool(): cannot convert a number to bool"),
+        // special forms and fallbacks
+        ("try(tonumber(\"x\"), 7)", "7"),
+        ("try({a = 1}.b, \"fallback\")", "\"fallback\""),
+        ("try(tonumber(\"x\"))", "error: try(): no expression succeeded; the last failed with: tonumber(): \"x\" is not a number"),
+        ("can(regex(\"^a\", \"abc\"))", "true"),
+        ("can(cidrhost(\"nope\", 1))", "false"),
+        ("coalesce(null, \"\", \"x\")", "\"x\""),
+        ("coalesce(null)", "error: coalesce(): all arguments are null or empty"),
+        ("nosuch(1)", "error: nosuch(): there is no function named \"nosuch\""),
+    ];
+
+    fn eval(src: &str, dir: &std::path::Path) -> String {
+        let cfg = Config {
+            dir: dir.to_path_buf(),
+            ..Config::default()
+        };
+        let (vars, sens, locals, res) = (
+            BTreeMap::new(),
+            BTreeSet::new(),
+            HashMap::new(),
+            HashMap::new(),
+        );
+        let scope = Scope::new(&cfg, &vars, &sens, &locals, &res);
+        let expr = hcl_edit::parser::parse_expr(src)
+            .unwrap_or_else(|e| panic!("{src} does not parse: {e}"));
+        match scope.eval(&Expr { expr, file: 0 }) {
+            Ok(v) => v.to_string(),
+            Err(d) => format!("error: {}", d.message),
+        }
+    }
+
+    #[test]
+    fn every_function() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut failures = Vec::new();
+        for (src, expect) in CASES {
+            let got = eval(src, dir.path());
+            if got != *expect {
+                failures.push(format!("{src}\n  expected: {expect}\n       got: {got}"));
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} of {} cases failed:\n{}",
+            failures.len(),
+            CASES.len(),
+            failures.join("\n")
+        );
+    }
+
+    #[test]
+    fn every_function_in_the_table_is_known_for_unknown_arguments() {
+        for (src, _) in CASES {
+            let name = src.split('(').next().unwrap_or_default();
+            if !matches!(name, "try" | "can" | "nosuch") {
+                assert!(super::KNOWN.contains(&name), "{name} is missing from KNOWN");
+            }
+        }
+    }
+
+    #[test]
+    fn file_functions_read_relative_to_the_configuration() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("motd.tftpl"),
+            "%{ for n in names ~}\nhello ${n}\n%{ endfor ~}",
+        )
+        .expect("write");
+        std::fs::write(dir.path().join("plain.txt"), "text").expect("write");
+        assert_eq!(eval("file(\"plain.txt\")", dir.path()), "\"text\"");
+        assert_eq!(eval("fileexists(\"plain.txt\")", dir.path()), "true");
+        assert_eq!(eval("fileexists(\"nope.txt\")", dir.path()), "false");
+        assert_eq!(
+            eval(
+                "templatefile(\"motd.tftpl\", {names = [\"a\", \"b\"]})",
+                dir.path()
+            ),
+            "\"hello a\\nhello b\\n\""
+        );
+        let missing = eval("file(\"nope.txt\")", dir.path());
+        assert!(
+            missing.starts_with("error: file(): cannot read nope.txt: No such file"),
+            "{missing}"
+        );
+        let unbound = eval("templatefile(\"motd.tftpl\", {})", dir.path());
+        assert_eq!(
+            unbound,
+            "error: templatefile(): in motd.tftpl: unknown name \"names\""
+        );
+    }
+
+    #[test]
+    fn unknown_arguments_give_unknown_results() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = Config {
+            dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let (vars, sens, locals, res) = (
+            BTreeMap::new(),
+            BTreeSet::new(),
+            HashMap::new(),
+            HashMap::new(),
+        );
+        let scope = Scope::new(&cfg, &vars, &sens, &locals, &res);
+        for f in ["upper", "cidrhost", "yamlencode", "sha256"] {
+            let r = super::call(f, vec![Value::Unknown, Value::Unknown], &scope);
+            assert_eq!(r, Ok(Value::Unknown), "{f}");
+        }
+    }
 }

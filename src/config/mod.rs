@@ -5,6 +5,7 @@
 
 pub mod eval;
 pub mod funcs;
+pub mod types;
 pub mod vars;
 
 use crate::diag::{Diag, Diags, Sources, SrcSpan};
@@ -71,7 +72,16 @@ pub struct Variable {
     pub default: Option<Expr>,
     pub description: Option<String>,
     pub sensitive: bool,
+    pub nullable: bool,
+    pub validations: Vec<Validation>,
     pub span: SrcSpan,
+}
+
+/// A `validation { condition = ..., error_message = ... }` block.
+#[derive(Clone, Debug)]
+pub struct Validation {
+    pub condition: Expr,
+    pub error_message: Expr,
 }
 
 #[derive(Clone, Debug)]
@@ -289,9 +299,33 @@ impl Config {
                     &b.body,
                     file,
                     &["type", "default", "description", "sensitive", "nullable"],
-                    &[],
+                    &["validation"],
                     diags,
                 );
+                let mut validations = Vec::new();
+                for v in b.body.get_blocks("validation") {
+                    self.check_known(&v.body, file, &["condition", "error_message"], &[], diags);
+                    match (
+                        v.body.get_attribute("condition"),
+                        v.body.get_attribute("error_message"),
+                    ) {
+                        (Some(c), Some(m)) => validations.push(Validation {
+                            condition: Expr {
+                                expr: c.value.clone(),
+                                file,
+                            },
+                            error_message: Expr {
+                                expr: m.value.clone(),
+                                file,
+                            },
+                        }),
+                        _ => diags.push(Diag::at(
+                            "a validation block needs both condition and error_message",
+                            &self.sources,
+                            &span_of(file, &v.ident),
+                        )),
+                    }
+                }
                 if self.variables.contains_key(&name) {
                     diags.push(Diag::at(
                         format!("variable \"{name}\" is declared twice"),
@@ -313,6 +347,8 @@ impl Config {
                         default: attr("default"),
                         description: string_attr(&b.body, "description"),
                         sensitive: bool_attr(&b.body, "sensitive"),
+                        nullable: !matches!(b.body.get_attribute("nullable").map(|a| &a.value), Some(Expression::Bool(b)) if !*b.value()),
+                        validations,
                         span,
                     },
                 );

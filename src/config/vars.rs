@@ -119,40 +119,90 @@ fn load_file(
     }
 }
 
-/// Converts a value to a primitive declared type; other types are checked by shape only.
-fn convert(cfg: &Config, name: &str, v: Value) -> Result<Value, Diag> {
+/// The declared type of a variable (`any` when none is declared).
+fn declared_type(cfg: &Config, name: &str) -> Result<super::types::Type, Diag> {
     let Some(ty) = cfg.variables.get(name).and_then(|v| v.ty.as_ref()) else {
-        return Ok(v);
+        return Ok(super::types::Type::Any);
     };
-    let want = match &ty.expr {
-        Expression::Variable(t) => t.as_str().to_string(),
-        Expression::FuncCall(f) => f.name.name.as_str().to_string(),
-        _ => "any".into(),
+    let constant_of = |e: &Expression| {
+        constant(
+            cfg,
+            &Expr {
+                expr: e.clone(),
+                file: ty.file,
+            },
+        )
+        .map_err(|d| d.message)
     };
-    let bad = |v: &Value| {
+    super::types::parse(&ty.expr, &constant_of).map_err(|m| {
         Diag::at(
-            format!(
-                "variable \"{name}\" must be a {want}, but the value given is a {}",
-                v.type_name()
-            ),
+            format!("variable \"{name}\": {m}"),
             &cfg.sources,
             &ty.span(),
         )
-    };
-    let converted = match (want.as_str(), &v) {
-        (_, Value::Null) | ("any", _) => Some(v.clone()),
-        ("string", Value::String(_) | Value::Number(_) | Value::Bool(_)) => {
-            super::eval::to_string(&v).ok().map(Value::String)
+    })
+}
+
+/// Converts a value to the variable's declared type, or names the path that is wrong.
+fn convert(cfg: &Config, name: &str, v: Value) -> Result<Value, Diag> {
+    let t = declared_type(cfg, name)?;
+    let decl = &cfg.variables[name];
+    if v.is_null() && !decl.nullable {
+        return Err(Diag::at(
+            format!("variable \"{name}\" must not be null"),
+            &cfg.sources,
+            &decl.span,
+        ));
+    }
+    super::types::convert(v, &t, "").map_err(|m| {
+        Diag::at(
+            format!(
+                "invalid value for variable \"{name}\" (type {}): {m}",
+                t.name()
+            ),
+            &cfg.sources,
+            &decl.span,
+        )
+    })
+}
+
+/// Runs every `validation` block; a false condition is an error with its message.
+fn validate(cfg: &Config, vars: &Vars) -> Vec<Diag> {
+    let (locals, res) = (HashMap::new(), HashMap::new());
+    let mut diags = Vec::new();
+    for decl in cfg.variables.values() {
+        if !vars.values.contains_key(&decl.name) {
+            continue;
         }
-        ("number", Value::Number(_)) | ("bool", Value::Bool(_)) => Some(v.clone()),
-        ("number", Value::String(s)) => s.trim().parse().ok().map(Value::Number),
-        ("bool", Value::String(s)) if s == "true" || s == "false" => Some(Value::Bool(s == "true")),
-        ("list" | "set" | "tuple", Value::List(_)) | ("map" | "object", Value::Map(_)) => {
-            Some(v.clone())
+        for v in &decl.validations {
+            let scope = Scope::new(cfg, &vars.values, &vars.sensitive, &locals, &res);
+            match scope.eval(&v.condition) {
+                Ok(Value::Bool(true)) | Ok(Value::Unknown) => {}
+                Ok(Value::Bool(false)) => {
+                    let msg = match scope.eval(&v.error_message) {
+                        Ok(Value::String(m)) => m,
+                        Ok(other) => other.to_string(),
+                        Err(d) => d.message,
+                    };
+                    diags.push(Diag::at(
+                        format!("invalid value for variable \"{}\": {msg}", decl.name),
+                        &cfg.sources,
+                        &v.condition.span(),
+                    ));
+                }
+                Ok(other) => diags.push(Diag::at(
+                    format!(
+                        "a validation condition must be true or false, not {}",
+                        other.type_name()
+                    ),
+                    &cfg.sources,
+                    &v.condition.span(),
+                )),
+                Err(d) => diags.push(d),
+            }
         }
-        _ => None,
-    };
-    converted.ok_or_else(|| bad(&v))
+    }
+    diags
 }
 
 /// Resolves every declared variable, or explains which have no value.
@@ -248,6 +298,9 @@ pub fn resolve(
         if decl.sensitive {
             out.sensitive.insert(decl.name.clone());
         }
+    }
+    if diags.is_empty() {
+        diags = validate(cfg, &out);
     }
     if diags.is_empty() {
         Ok(out)
