@@ -40,7 +40,10 @@ impl Type {
                 "object({{{}}})",
                 attrs
                     .iter()
-                    .map(|(k, t, _)| format!("{k} = {}", t.name()))
+                    .map(|(k, t, opt)| match opt {
+                        Some(_) => format!("{k} = optional({})", t.name()),
+                        None => format!("{k} = {}", t.name()),
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
