@@ -406,15 +406,17 @@ pub async fn run(cli: Cli, ui: Arc<Ui>) -> Result<i32> {
                 ui.out(&serde_json::to_string_pretty(&render::plan_json(&plan))?);
             } else {
                 let mut text = render::drift_text(&plan, ui.style);
+                text.push_str(&render::warnings_text(&plan, ui.style));
                 text.push_str(&render::conflicts_text(&plan, ui.style));
                 text.push_str(&render::orphans_text(&plan, ui.style));
                 let pending = plan.actionable().count();
                 if dirty {
                     text.push_str(&format!(
-                        "Drift: {} changed outside ballast, {} conflict(s), {} orphan(s).",
+                        "Drift: {} changed outside ballast, {} conflict(s), {} orphan(s), {} failed check(s).",
                         plan.drift.len(),
                         plan.conflicts.len(),
-                        plan.orphans.len()
+                        plan.orphans.len(),
+                        plan.warnings.len()
                     ));
                 } else {
                     text.push_str("No drift: the real state matches the state file.");

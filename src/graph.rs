@@ -244,6 +244,24 @@ impl Graph {
             for e in r.count.iter().chain(r.for_each.iter()) {
                 rs.extend(refs(e));
             }
+            for c in r
+                .lifecycle
+                .preconditions
+                .iter()
+                .chain(r.lifecycle.postconditions.iter())
+            {
+                rs.extend(refs(&c.condition));
+                rs.extend(refs(&c.error_message));
+            }
+            for (addr, span) in &r.lifecycle.replace_triggered_by {
+                let base = addr.split('[').next().unwrap_or(addr);
+                let mut parts = base.splitn(2, '.');
+                rs.push(Ref {
+                    root: parts.next().unwrap_or_default().to_string(),
+                    name: parts.next().map(str::to_string),
+                    span: span.clone(),
+                });
+            }
             for (d, span) in &r.depends_on {
                 let mut parts = d.splitn(2, '.');
                 rs.push(Ref {
@@ -256,7 +274,12 @@ impl Graph {
         }
         for (name, o) in &cfg.outputs {
             let from = g.index[&Node::Output(name.clone())];
-            check(from, refs(&o.value), &mut diags, &g);
+            let mut rs = refs(&o.value);
+            for c in &o.preconditions {
+                rs.extend(refs(&c.condition));
+                rs.extend(refs(&c.error_message));
+            }
+            check(from, rs, &mut diags, &g);
         }
         for (from, to) in edges {
             g.deps[from].insert(to);

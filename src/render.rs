@@ -444,8 +444,18 @@ fn quote_arg(s: &str) -> String {
     }
 }
 
+/// Failed `check` assertions.
+pub fn warnings_text(plan: &Plan, style: Style) -> String {
+    let mut out = String::new();
+    for w in &plan.warnings {
+        let _ = writeln!(out, "{} {w}\n", style.yellow("Warning:"));
+    }
+    out
+}
+
 pub fn plan_text(plan: &Plan, style: Style) -> String {
     let mut out = drift_text(plan, style);
+    out.push_str(&warnings_text(plan, style));
     out.push_str(&conflicts_text(plan, style));
     out.push_str(&orphans_text(plan, style));
     if plan.mode == crate::engine::plan::Mode::RefreshOnly {
@@ -586,12 +596,14 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
         "serial": plan.serial,
         "mode": plan.mode,
         "summary": {"add": add, "change": change, "destroy": destroy,
-                    "drift": plan.drift.len(), "conflicts": plan.conflicts.len(), "orphans": plan.orphans.len()},
+                    "drift": plan.drift.len(), "conflicts": plan.conflicts.len(), "orphans": plan.orphans.len(),
+                    "failed_checks": plan.warnings.len()},
         "changes": changes,
         "drift": drift,
         "conflicts": plan.conflicts,
         "orphans": plan.orphans,
         "outputs": outputs,
+        "warnings": plan.warnings,
     })
 }
 

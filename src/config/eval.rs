@@ -26,6 +26,8 @@ pub struct Scope<'a> {
     pub sensitive_attrs: Option<&'a HashMap<String, BTreeSet<String>>>,
     /// Locals whose value came from something sensitive.
     pub sensitive_locals: Option<&'a BTreeSet<String>>,
+    /// `self` in a postcondition: the object after apply (or as planned).
+    pub self_value: Option<Value>,
     bindings: RefCell<Vec<(String, Value)>>,
     sensitive: Cell<bool>,
 }
@@ -50,6 +52,7 @@ impl<'a> Scope<'a> {
             each: None,
             sensitive_attrs: None,
             sensitive_locals: None,
+            self_value: None,
             bindings: RefCell::new(Vec::new()),
             sensitive: Cell::new(false),
         }
@@ -364,6 +367,39 @@ impl<'a> Scope<'a> {
         Ok(true)
     }
 
+    /// Evaluates `condition`/`error_message` blocks; each false condition becomes a
+    /// diagnostic "`what`: message" at the condition. Unknown conditions are skipped.
+    pub fn failed_conditions(&self, conds: &[super::Validation], what: &str) -> Vec<Diag> {
+        let mut out = Vec::new();
+        for c in conds {
+            match self.eval(&c.condition) {
+                Ok(Value::Bool(true)) | Ok(Value::Unknown) => {}
+                Ok(Value::Bool(false)) => {
+                    let msg = match self.eval(&c.error_message) {
+                        Ok(Value::String(m)) => m,
+                        Ok(other) => other.to_string(),
+                        Err(d) => d.message,
+                    };
+                    out.push(Diag::at(
+                        format!("{what}: {msg}"),
+                        &self.cfg.sources,
+                        &c.condition.span(),
+                    ));
+                }
+                Ok(other) => out.push(Diag::at(
+                    format!(
+                        "a condition must be true or false, not {}",
+                        other.type_name()
+                    ),
+                    &self.cfg.sources,
+                    &c.condition.span(),
+                )),
+                Err(d) => out.push(d),
+            }
+        }
+        out
+    }
+
     /// Renders a template text (templatefile) with only `vars` in scope, plus functions.
     pub fn render_template_text(
         &self,
@@ -524,6 +560,10 @@ impl<'a> Scope<'a> {
                     Err(self.err("each is only valid in a resource with for_each", expr, file))
                 }
                 _ => Err(need("key or value")),
+            },
+            "self" => match &self.self_value {
+                Some(v) => Ok(v.clone()),
+                None => Err(self.err("self is only valid in a postcondition", expr, file)),
             },
             "path" => match next {
                 Some("module" | "root" | "cwd") => {

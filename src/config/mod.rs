@@ -88,6 +88,7 @@ pub struct Validation {
 pub struct Output {
     pub value: Expr,
     pub sensitive: bool,
+    pub preconditions: Vec<Validation>,
 }
 
 #[derive(Clone, Debug)]
@@ -120,8 +121,31 @@ pub struct Resource {
     pub count: Option<Expr>,
     pub for_each: Option<Expr>,
     pub depends_on: Vec<(String, SrcSpan)>,
+    pub lifecycle: Lifecycle,
     pub body: BodyExpr,
     pub span: SrcSpan,
+}
+
+/// A resource's `lifecycle` block.
+#[derive(Clone, Debug, Default)]
+pub struct Lifecycle {
+    pub prevent_destroy: bool,
+    pub create_before_destroy: bool,
+    /// `ignore_changes = all`.
+    pub ignore_all: bool,
+    /// Top-level attribute names in `ignore_changes`.
+    pub ignore_changes: Vec<String>,
+    /// Resource addresses (`type.name` or an instance) whose changes replace this resource.
+    pub replace_triggered_by: Vec<(String, SrcSpan)>,
+    pub preconditions: Vec<Validation>,
+    pub postconditions: Vec<Validation>,
+}
+
+/// A `check "name" { assert { ... } }` block: failures are warnings, and fail `drift`.
+#[derive(Clone, Debug)]
+pub struct Check {
+    pub name: String,
+    pub asserts: Vec<Validation>,
 }
 
 impl Resource {
@@ -146,6 +170,7 @@ pub struct Config {
     pub outputs: BTreeMap<String, Output>,
     pub providers: Vec<ProviderBlock>,
     pub resources: Vec<Resource>,
+    pub checks: Vec<Check>,
     pub settings: Settings,
 }
 
@@ -238,6 +263,37 @@ fn bool_attr(body: &Body, key: &str) -> bool {
     matches!(body.get_attribute(key).map(|a| &a.value), Some(Expression::Bool(b)) if *b.value())
 }
 
+/// The resource or instance a reference names: `ballast_data.a` or `ballast_data.a[0]`
+/// (attributes after it are ignored).
+pub fn reference_address(e: &Expression) -> Option<String> {
+    match e {
+        Expression::Traversal(t) => {
+            let Expression::Variable(root) = &t.expr else {
+                return None;
+            };
+            let mut ops = t.operators.iter().map(|o| o.value());
+            let Some(TraversalOperator::GetAttr(name)) = ops.next() else {
+                return None;
+            };
+            let mut addr = format!("{}.{}", root.as_str(), name.as_str());
+            match ops.next() {
+                Some(TraversalOperator::Index(Expression::Number(n))) => {
+                    addr.push_str(&format!("[{}]", n.as_f64().unwrap_or(0.0)))
+                }
+                Some(TraversalOperator::Index(Expression::String(s))) => {
+                    addr.push_str(&format!("[{}]", ballast_sdk::quote(s.value())))
+                }
+                Some(TraversalOperator::LegacyIndex(n)) => {
+                    addr.push_str(&format!("[{}]", n.value()))
+                }
+                _ => {}
+            }
+            Some(addr)
+        }
+        _ => None,
+    }
+}
+
 /// A traversal such as `builtin.other` or `ballast_data.a`, as its dotted parts.
 pub fn traversal_parts(e: &Expression) -> Option<Vec<String>> {
     match e {
@@ -302,30 +358,7 @@ impl Config {
                     &["validation"],
                     diags,
                 );
-                let mut validations = Vec::new();
-                for v in b.body.get_blocks("validation") {
-                    self.check_known(&v.body, file, &["condition", "error_message"], &[], diags);
-                    match (
-                        v.body.get_attribute("condition"),
-                        v.body.get_attribute("error_message"),
-                    ) {
-                        (Some(c), Some(m)) => validations.push(Validation {
-                            condition: Expr {
-                                expr: c.value.clone(),
-                                file,
-                            },
-                            error_message: Expr {
-                                expr: m.value.clone(),
-                                file,
-                            },
-                        }),
-                        _ => diags.push(Diag::at(
-                            "a validation block needs both condition and error_message",
-                            &self.sources,
-                            &span_of(file, &v.ident),
-                        )),
-                    }
-                }
+                let validations = self.conditions(&b.body, "validation", file, diags);
                 if self.variables.contains_key(&name) {
                     diags.push(Diag::at(
                         format!("variable \"{name}\" is declared twice"),
@@ -383,9 +416,10 @@ impl Config {
                     &b.body,
                     file,
                     &["value", "sensitive", "description"],
-                    &[],
+                    &["precondition"],
                     diags,
                 );
+                let preconditions = self.conditions(&b.body, "precondition", file, diags);
                 let Some(value) = b.body.get_attribute("value") else {
                     diags.push(Diag::at(
                         format!("output \"{}\" needs a value attribute", labels[0]),
@@ -402,8 +436,20 @@ impl Config {
                             file,
                         },
                         sensitive: bool_attr(&b.body, "sensitive"),
+                        preconditions,
                     },
                 );
+            }
+            "check" => {
+                if !want(1, "the check's name", diags) {
+                    return;
+                }
+                self.check_known(&b.body, file, &[], &["assert"], diags);
+                let asserts = self.conditions(&b.body, "assert", file, diags);
+                self.checks.push(Check {
+                    name: labels[0].to_string(),
+                    asserts,
+                });
             }
             "provider" => {
                 if !want(1, "the provider's name", diags) {
@@ -454,9 +500,133 @@ impl Config {
                     &self.sources,
                     &span,
                 )
-                .with_help("blocks are: ballast, provider, variable, locals, resource, output"),
+                .with_help(
+                    "blocks are: ballast, provider, variable, locals, resource, output, check",
+                ),
             ),
         }
+    }
+
+    /// `NAME { condition = ..., error_message = ... }` blocks of a body.
+    fn conditions(
+        &self,
+        body: &Body,
+        name: &str,
+        file: usize,
+        diags: &mut Vec<Diag>,
+    ) -> Vec<Validation> {
+        let mut out = Vec::new();
+        for v in body.get_blocks(name) {
+            self.check_known(&v.body, file, &["condition", "error_message"], &[], diags);
+            match (
+                v.body.get_attribute("condition"),
+                v.body.get_attribute("error_message"),
+            ) {
+                (Some(c), Some(m)) => out.push(Validation {
+                    condition: Expr {
+                        expr: c.value.clone(),
+                        file,
+                    },
+                    error_message: Expr {
+                        expr: m.value.clone(),
+                        file,
+                    },
+                }),
+                _ => diags.push(Diag::at(
+                    format!("a {name} block needs both condition and error_message"),
+                    &self.sources,
+                    &span_of(file, &v.ident),
+                )),
+            }
+        }
+        out
+    }
+
+    fn lifecycle(&self, b: &Block, file: usize, diags: &mut Vec<Diag>) -> Lifecycle {
+        let mut lc = Lifecycle::default();
+        let blocks: Vec<&Block> = b.body.get_blocks("lifecycle").collect();
+        if blocks.len() > 1 {
+            diags.push(Diag::at(
+                "a resource takes one lifecycle block",
+                &self.sources,
+                &span_of(file, &blocks[1].ident),
+            ));
+        }
+        let Some(l) = blocks.first() else { return lc };
+        self.check_known(
+            &l.body,
+            file,
+            &[
+                "prevent_destroy",
+                "create_before_destroy",
+                "ignore_changes",
+                "replace_triggered_by",
+            ],
+            &["precondition", "postcondition"],
+            diags,
+        );
+        let flag =
+            |key: &str, diags: &mut Vec<Diag>| match l.body.get_attribute(key).map(|a| &a.value) {
+                None => false,
+                Some(Expression::Bool(v)) => *v.value(),
+                Some(other) => {
+                    diags.push(Diag::at(
+                        format!("lifecycle {key} must be true or false (a literal)"),
+                        &self.sources,
+                        &span_of(file, other),
+                    ));
+                    false
+                }
+            };
+        lc.prevent_destroy = flag("prevent_destroy", diags);
+        lc.create_before_destroy = flag("create_before_destroy", diags);
+        if let Some(a) = l.body.get_attribute("ignore_changes") {
+            match &a.value {
+                Expression::Variable(v) if v.as_str() == "all" => lc.ignore_all = true,
+                Expression::Array(items) => {
+                    for item in items.iter() {
+                        match traversal_parts(item).as_deref() {
+                            Some([attr, ..]) => lc.ignore_changes.push(attr.clone()),
+                            _ => diags.push(Diag::at(
+                                "ignore_changes takes attribute names, as in [content, tags], or all",
+                                &self.sources,
+                                &span_of(file, item),
+                            )),
+                        }
+                    }
+                }
+                other => diags.push(Diag::at(
+                    "ignore_changes takes a list of attribute names, or all",
+                    &self.sources,
+                    &span_of(file, other),
+                )),
+            }
+        }
+        if let Some(a) = l.body.get_attribute("replace_triggered_by") {
+            match &a.value {
+                Expression::Array(items) => {
+                    for item in items.iter() {
+                        let s = span_of(file, item);
+                        match reference_address(item) {
+                            Some(addr) => lc.replace_triggered_by.push((addr, s)),
+                            None => diags.push(Diag::at(
+                                "replace_triggered_by takes resource references, as in [ballast_data.trigger]",
+                                &self.sources,
+                                &s,
+                            )),
+                        }
+                    }
+                }
+                other => diags.push(Diag::at(
+                    "replace_triggered_by takes a list of resource references",
+                    &self.sources,
+                    &span_of(file, other),
+                )),
+            }
+        }
+        lc.preconditions = self.conditions(&l.body, "precondition", file, diags);
+        lc.postconditions = self.conditions(&l.body, "postcondition", file, diags);
+        lc
     }
 
     fn check_known(
@@ -522,7 +692,9 @@ impl Config {
         span: SrcSpan,
         diags: &mut Vec<Diag>,
     ) {
+        let lifecycle = self.lifecycle(b, file, diags);
         let mut body = self.body_expr(&b.body, file);
+        body.blocks.retain(|(k, _)| k != "lifecycle");
         let mut meta = |key: &str| -> Option<Expr> {
             let i = body.attrs.iter().position(|(k, _)| k == key)?;
             Some(body.attrs.remove(i).1)
@@ -583,6 +755,7 @@ impl Config {
             count,
             for_each,
             depends_on,
+            lifecycle,
             body,
             span,
         };

@@ -174,33 +174,11 @@ fn validate(cfg: &Config, vars: &Vars) -> Vec<Diag> {
         if !vars.values.contains_key(&decl.name) {
             continue;
         }
-        for v in &decl.validations {
-            let scope = Scope::new(cfg, &vars.values, &vars.sensitive, &locals, &res);
-            match scope.eval(&v.condition) {
-                Ok(Value::Bool(true)) | Ok(Value::Unknown) => {}
-                Ok(Value::Bool(false)) => {
-                    let msg = match scope.eval(&v.error_message) {
-                        Ok(Value::String(m)) => m,
-                        Ok(other) => other.to_string(),
-                        Err(d) => d.message,
-                    };
-                    diags.push(Diag::at(
-                        format!("invalid value for variable \"{}\": {msg}", decl.name),
-                        &cfg.sources,
-                        &v.condition.span(),
-                    ));
-                }
-                Ok(other) => diags.push(Diag::at(
-                    format!(
-                        "a validation condition must be true or false, not {}",
-                        other.type_name()
-                    ),
-                    &cfg.sources,
-                    &v.condition.span(),
-                )),
-                Err(d) => diags.push(d),
-            }
-        }
+        let scope = Scope::new(cfg, &vars.values, &vars.sensitive, &locals, &res);
+        diags.extend(scope.failed_conditions(
+            &decl.validations,
+            &format!("invalid value for variable \"{}\"", decl.name),
+        ));
     }
     diags
 }

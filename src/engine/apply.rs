@@ -316,10 +316,12 @@ impl Engine {
                     let s = db(&store);
                     match (node.step, obj) {
                         (Step::Delete, _) => {
-                            if !change.takeover {
+                            let replaced_already =
+                                change.create_before_destroy && change.action == Action::Replace;
+                            if !change.takeover && !replaced_already {
                                 s.remove_resource(&change.address)?;
+                                inst_values.remove(&change.address);
                             }
-                            inst_values.remove(&change.address);
                             if change.action == Action::Delete {
                                 report.destroyed += 1;
                             }
@@ -343,6 +345,11 @@ impl Engine {
                                     report.destroyed += 1;
                                 }
                                 _ => report.added += 1,
+                            }
+                            if let Some(msg) = self.postcondition_failures(change, &v, &inst_values)
+                            {
+                                report.errors.push((change.address.clone(), msg));
+                                failed[i] = true;
                             }
                             let id = v.get("id").as_str().unwrap_or("").to_string();
                             self.events.info(&format!(
@@ -455,6 +462,43 @@ impl Engine {
             }
         }
         (locals, values)
+    }
+
+    /// Checks a resource's postconditions against the object apply produced.
+    fn postcondition_failures(
+        &self,
+        change: &Change,
+        obj: &Value,
+        inst_values: &BTreeMap<String, Value>,
+    ) -> Option<String> {
+        let r = self.ws.cfg.resource(&change.resource)?;
+        if r.lifecycle.postconditions.is_empty() {
+            return None;
+        }
+        let (locals, values) = self.apply_context(inst_values, &mut super::Secrets::default());
+        let mut scope = self.ws.scope(&locals, &values, None);
+        scope.self_value = Some(obj.clone());
+        match instance_key(&change.address) {
+            Some(Value::Number(n)) => scope.count_index = Some(n as usize),
+            Some(k @ Value::String(_)) => scope.each = Some((k, Value::Null)),
+            _ => {}
+        }
+        let failed = scope.failed_conditions(
+            &r.lifecycle.postconditions,
+            "postcondition failed after apply",
+        );
+        if failed.is_empty() {
+            None
+        } else {
+            Some(
+                failed
+                    .iter()
+                    .map(|d| d.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+                    + " (the object is kept in state)",
+            )
+        }
     }
 
     /// Evaluates an instance's configuration again with the values known now, and checks that
@@ -614,10 +658,23 @@ fn build_steps(changes: &[&Change]) -> Vec<StepNode> {
                     deps.extend(upsert_of.get(d.as_str()).into_iter().flatten().copied());
                 }
                 if let Some(&del) = own_delete.get(&nodes[i].change) {
-                    deps.push(del);
+                    if !c.create_before_destroy {
+                        deps.push(del);
+                    }
                 }
             }
             Step::Delete => {
+                // create_before_destroy: the replacement exists before the old one goes.
+                if c.create_before_destroy && c.action == Action::Replace {
+                    deps.extend(
+                        upsert_of
+                            .get(c.resource.as_str())
+                            .into_iter()
+                            .flatten()
+                            .filter(|&&j| nodes[j].change == nodes[i].change)
+                            .copied(),
+                    );
+                }
                 // Whatever depends on this resource is deleted first.
                 deps.extend(
                     deleters_of

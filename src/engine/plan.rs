@@ -51,6 +51,10 @@ pub struct Change {
     /// The prior object is an unmanaged one that `-replace` takes over (not in state).
     #[serde(default)]
     pub takeover: bool,
+    /// `lifecycle { create_before_destroy = true }`: a replacement creates the new object
+    /// before deleting the old one.
+    #[serde(default)]
+    pub create_before_destroy: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -96,6 +100,9 @@ pub struct Plan {
     pub conflicts: Vec<ConflictReport>,
     pub orphans: Vec<Orphan>,
     pub outputs: Vec<OutputChange>,
+    /// Failed `check` assertions: warnings in plan and apply; `drift` fails on them.
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// The refreshed objects, for a refresh-only apply.
     #[serde(skip)]
     pub refreshed: Vec<ResourceState>,
@@ -278,6 +285,22 @@ impl Engine {
             state.iter().map(|r| (r.address.as_str(), r)).collect();
 
         if opts.mode == Mode::Destroy {
+            let protected: Vec<&str> = state
+                .iter()
+                .filter(|r| {
+                    self.ws
+                        .cfg
+                        .resource(&resource_of(&r.address))
+                        .is_some_and(|d| d.lifecycle.prevent_destroy)
+                })
+                .map(|r| r.address.as_str())
+                .collect();
+            if !protected.is_empty() {
+                bail!(
+                    "lifecycle.prevent_destroy forbids destroying {}; remove that setting from the configuration first",
+                    protected.join(", ")
+                );
+            }
             for r in &state {
                 if let Some(Some(v)) = current.get(&r.address) {
                     plan.changes.push(delete_change(r, v.clone(), None));
@@ -526,6 +549,14 @@ impl Engine {
                     let cfg = &self.ws.cfg;
                     let o = &cfg.outputs[&name];
                     let scope = self.ws.scope(&locals, &values, Some(&secret));
+                    let failed = scope.failed_conditions(
+                        &o.preconditions,
+                        &format!("precondition of output {name}"),
+                    );
+                    if !failed.is_empty() {
+                        diags.extend(failed);
+                        continue;
+                    }
                     match scope.eval(&o.value) {
                         Ok(v) => plan.outputs.push(OutputChange {
                             before: prior_outputs.get(&name).cloned(),
@@ -560,6 +591,12 @@ impl Engine {
                         },
                     }
                 }
+            }
+        }
+        let scope = self.ws.scope(&locals, &values, Some(&secret));
+        for check in &self.ws.cfg.checks {
+            for d in scope.failed_conditions(&check.asserts, &format!("check \"{}\"", check.name)) {
+                plan.warnings.push(d.to_string());
             }
         }
         if diags.is_empty() {
@@ -603,13 +640,37 @@ impl Engine {
             let mut scope = self.ws.scope(locals, values, Some(secret));
             scope.count_index = inst.count_index;
             scope.each = inst.each.clone();
-            let (config, mut sensitive) = match scope.eval_body(&r.body) {
+            let failed = scope.failed_conditions(
+                &r.lifecycle.preconditions,
+                &format!("precondition of {}", inst.address),
+            );
+            if !failed.is_empty() {
+                diags.extend(failed);
+                continue;
+            }
+            let (mut config, mut sensitive) = match scope.eval_body(&r.body) {
                 Ok(x) => x,
                 Err(d) => {
                     diags.push(d);
                     continue;
                 }
             };
+            // lifecycle.ignore_changes: keep what the object has for these attributes.
+            if let Some(Some(prior)) = current.get(&inst.address) {
+                let ignored: Vec<String> = if r.lifecycle.ignore_all {
+                    config
+                        .as_map()
+                        .map(|m| m.keys().cloned().collect())
+                        .unwrap_or_default()
+                } else {
+                    r.lifecycle.ignore_changes.clone()
+                };
+                for attr in ignored {
+                    if schema.attr(&attr).is_some_and(|a| a.settable()) {
+                        config.set(&attr, prior.get(&attr).clone());
+                    }
+                }
+            }
             let problems = validate_config(&schema, &config);
             if !problems.is_empty() {
                 for p in problems {
@@ -631,7 +692,14 @@ impl Engine {
             let recorded = state.get(inst.address.as_str());
             let prior = current.get(&inst.address).cloned().flatten();
             let tainted = recorded.is_some_and(|s| s.tainted);
-            let forced = opts.replace.iter().any(|x| x == &inst.address || x == addr);
+            let triggered = r.lifecycle.replace_triggered_by.iter().find(|(t, _)| {
+                plan.changes.iter().any(|c| {
+                    (c.resource == *t || c.address == *t)
+                        && matches!(c.action, Action::Create | Action::Update | Action::Replace)
+                })
+            });
+            let forced =
+                opts.replace.iter().any(|x| x == &inst.address || x == addr) || triggered.is_some();
             let req = |prior| request(&r.type_name, prior, &config, &inst.address);
             let mut change = Change {
                 address: inst.address.clone(),
@@ -647,6 +715,7 @@ impl Engine {
                 dependencies: deps.clone(),
                 notes: Vec::new(),
                 takeover: false,
+                create_before_destroy: r.lifecycle.create_before_destroy,
             };
             let pe = |e: ballast_sdk::ProviderError| anyhow!("planning {}: {e}", inst.address);
             let mut conflicted = false;
@@ -661,6 +730,8 @@ impl Engine {
                         change.replace_because = resp.requires_replace;
                         change.reason = if tainted {
                             Some("it is tainted, so it must be replaced".into())
+                        } else if let Some((t, _)) = triggered {
+                            Some(format!("replace_triggered_by: {t} changes"))
                         } else if forced {
                             Some("replacement requested with -replace".into())
                         } else {
@@ -709,6 +780,35 @@ impl Engine {
                         }
                     }
                 }
+            }
+            if r.lifecycle.prevent_destroy && change.action == Action::Replace {
+                diags.push(Diag::at(
+                    format!(
+                        "{} has lifecycle.prevent_destroy, but this plan would replace it{}",
+                        inst.address,
+                        match &change.reason {
+                            Some(why) => format!(" ({why})"),
+                            None if !change.replace_because.is_empty() => format!(
+                                " ({} cannot change in place)",
+                                change.replace_because.join(", ")
+                            ),
+                            None => String::new(),
+                        }
+                    ),
+                    &cfg.sources,
+                    &r.span,
+                ));
+                continue;
+            }
+            if let Some(after) = change.after.as_ref().filter(|a| !a.has_unknown()) {
+                let mut post = self.ws.scope(locals, values, Some(secret));
+                post.count_index = inst.count_index;
+                post.each = inst.each.clone();
+                post.self_value = Some(after.clone());
+                diags.extend(post.failed_conditions(
+                    &r.lifecycle.postconditions,
+                    &format!("postcondition of {}", inst.address),
+                ));
             }
             let after = change.after.clone().unwrap_or(Value::Unknown);
             match &inst.key {
@@ -764,5 +864,6 @@ fn delete_change(r: &ResourceState, now: Value, reason: Option<String>) -> Chang
         dependencies: r.dependencies.clone(),
         notes: Vec::new(),
         takeover: false,
+        create_before_destroy: false,
     }
 }

@@ -67,23 +67,46 @@ fn stream_err(what: &str) -> impl Fn(virt::error::Error) -> ProviderError + '_ {
     move |e| lv(what, e)
 }
 
+/// Reads a pool's ownership marks. A mark volume that vanishes while it is read counts as
+/// none; a read that does not parse (another process is rewriting it) is tried again, at
+/// most 5 times.
 fn read_marks(c: &Conn, pool: &StoragePool) -> Result<Marks, ProviderError> {
+    for attempt in 0..5 {
+        match read_marks_once(c, pool)? {
+            Some(marks) => return Ok(marks),
+            None => std::thread::sleep(std::time::Duration::from_millis(50 << attempt)),
+        }
+    }
+    Err(ProviderError::retryable(format!(
+        "the ownership marks of pool {} stayed unreadable (another process keeps rewriting them)",
+        pool.name().unwrap_or_default()
+    )))
+}
+
+/// `None` when the content does not parse yet.
+fn read_marks_once(c: &Conn, pool: &StoragePool) -> Result<Option<Marks>, ProviderError> {
+    let gone = |e: &virt::error::Error| is_missing(e);
     c.count(1);
     let vol = match pool.lookup_storage_vol_by_name(MARKS) {
         Ok(v) => v,
-        Err(e) if is_missing(&e) => return Ok(Marks::new()),
+        Err(e) if gone(&e) => return Ok(Some(Marks::new())),
         Err(e) => return Err(lv("reading ownership marks", e)),
     };
     c.count(2);
     let stream = Stream::new(&c.conn, 0).map_err(stream_err("opening a stream"))?;
-    vol.download(&stream, 0, 0, 0)
-        .map_err(stream_err("downloading ownership marks"))?;
+    match vol.download(&stream, 0, 0, 0) {
+        Ok(()) => {}
+        Err(e) if gone(&e) => return Ok(Some(Marks::new())),
+        Err(e) => return Err(lv("downloading ownership marks", e)),
+    }
     let mut bytes = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = stream
-            .recv(&mut buf)
-            .map_err(stream_err("downloading ownership marks"))?;
+        let n = match stream.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e) if gone(&e) => return Ok(Some(Marks::new())),
+            Err(e) => return Err(lv("downloading ownership marks", e)),
+        };
         if n <= 0 {
             break;
         }
@@ -96,8 +119,13 @@ fn read_marks(c: &Conn, pool: &StoragePool) -> Result<Marks, ProviderError> {
     }
     let _ = stream.finish();
     let text = String::from_utf8_lossy(&bytes);
-    let json: serde_json::Value =
-        serde_json::from_str(text.trim_end_matches('\0')).unwrap_or_default();
+    let text = text.trim_end_matches(['\0', ' ', '\n']);
+    if text.is_empty() {
+        return Ok(Some(Marks::new()));
+    }
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(text) else {
+        return Ok(None);
+    };
     let mut marks = Marks::new();
     if let Some(o) = json.as_object() {
         for (k, v) in o {
@@ -106,25 +134,48 @@ fn read_marks(c: &Conn, pool: &StoragePool) -> Result<Marks, ProviderError> {
             }
         }
     }
-    Ok(marks)
+    Ok(Some(marks))
 }
 
+/// Rewrites a pool's marks in place (growing the volume when needed, padding with JSON
+/// whitespace), so that a concurrent reader never finds the volume missing.
 fn write_marks(c: &Conn, pool: &StoragePool, marks: &Marks) -> Result<(), ProviderError> {
     c.count(1);
-    if let Ok(old) = pool.lookup_storage_vol_by_name(MARKS) {
-        c.count(1);
-        old.delete(0)
-            .map_err(|e| lv("replacing ownership marks", e))?;
-    }
+    let existing = pool.lookup_storage_vol_by_name(MARKS).ok();
     if marks.is_empty() {
+        if let Some(old) = existing {
+            c.count(1);
+            old.delete(0)
+                .map_err(|e| lv("removing ownership marks", e))?;
+        }
         return Ok(());
     }
     let json: serde_json::Map<String, serde_json::Value> = marks
         .iter()
         .map(|(k, (l, a))| (k.clone(), serde_json::json!({"lineage": l, "address": a})))
         .collect();
-    let bytes = serde_json::to_vec(&json).map_err(|e| ProviderError::new(e.to_string()))?;
-    upload_new(c, pool, MARKS, "raw", &bytes)
+    let mut bytes = serde_json::to_vec(&json).map_err(|e| ProviderError::new(e.to_string()))?;
+    // Sized in 64 KiB steps (libvirt will not go below the file's allocated blocks), and
+    // padded with JSON whitespace so that readers see one document.
+    let step = 64 * 1024;
+    let size = bytes.len().div_ceil(step).max(1) * step;
+    bytes.resize(size, b' ');
+    let Some(vol) = existing else {
+        return upload_new(c, pool, MARKS, "raw", &bytes);
+    };
+    c.count(1);
+    let capacity = vol
+        .info()
+        .map_err(|e| lv("sizing ownership marks", e))?
+        .capacity as usize;
+    if size > capacity {
+        c.count(1);
+        vol.resize(size as u64, 0)
+            .map_err(|e| lv("growing ownership marks", e))?;
+    } else {
+        bytes.resize(capacity, b' ');
+    }
+    upload(c, &vol, MARKS, &bytes)
 }
 
 /// Creates a raw volume of exactly `bytes.len()` bytes and fills it through a stream.
@@ -336,7 +387,12 @@ pub fn discover(c: &Conn, type_name: &str) -> Result<Vec<Discovered>, ProviderEr
         if !p.is_active().unwrap_or(false) {
             continue;
         }
-        let marks = read_marks(c, &p)?;
+        let marks = match read_marks(c, &p) {
+            Ok(m) => m,
+            // The pool went away (or stopped) while we looked: it holds nothing to report.
+            Err(_) if !p.is_active().unwrap_or(false) => continue,
+            Err(e) => return Err(e),
+        };
         let pool_name = p.name().unwrap_or_default();
         for (key, (lineage, address)) in marks {
             match (type_name, key.is_empty()) {
