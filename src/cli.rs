@@ -400,8 +400,10 @@ pub async fn run(cli: Cli, ui: Arc<Ui>) -> Result<i32> {
             let mut engine = Engine::open(ws, ui.clone(), "drift", args.lock.lock_timeout)?;
             engine.parallelism = args.parallelism;
             let plan = engine.plan(&options(&args, Mode::Normal)).await?;
-            let dirty =
-                !plan.drift.is_empty() || !plan.conflicts.is_empty() || !plan.orphans.is_empty();
+            let dirty = !plan.drift.is_empty()
+                || !plan.conflicts.is_empty()
+                || !plan.orphans.is_empty()
+                || !plan.warnings.is_empty();
             if args.json {
                 ui.out(&serde_json::to_string_pretty(&render::plan_json(&plan))?);
             } else {

@@ -103,3 +103,163 @@ fn a_bad_type_expression_is_reported_where_it_is_written() {
     );
     assert_snapshot!("bad_type_expression", w.ok(&["validate"], 1).text(&w));
 }
+
+#[test]
+fn prevent_destroy_refuses_a_replacement_and_a_destroy() {
+    let w = Work::new();
+    let cfg = |path: &str| {
+        format!("resource \"local_file\" \"db\" {{\n  path    = \"{path}\"\n  content = \"data\"\n\n  lifecycle {{\n    prevent_destroy = true\n  }}\n}}\n")
+    };
+    w.write("main.hcl", &cfg("db.txt"));
+    w.ok(&["apply", "-auto-approve"], 0);
+    w.write("main.hcl", &cfg("moved.txt"));
+    assert_snapshot!("prevent_destroy_replace", w.ok(&["plan"], 1).text(&w));
+    w.write("main.hcl", &cfg("db.txt"));
+    let r = w.ok(&["destroy", "-auto-approve"], 1);
+    assert!(
+        r.stderr
+            .contains("lifecycle.prevent_destroy forbids destroying local_file.db"),
+        "{}",
+        r.stderr
+    );
+    assert!(w.file("db.txt").exists());
+}
+
+#[test]
+fn ignore_changes_keeps_what_changed_outside() {
+    let w = Work::new();
+    w.write(
+        "main.hcl",
+        "resource \"local_file\" \"f\" {\n  path    = \"f.txt\"\n  content = \"seed\\n\"\n\n  lifecycle {\n    ignore_changes = [content]\n  }\n}\n",
+    );
+    w.ok(&["apply", "-auto-approve"], 0);
+    w.write("f.txt", "edited by the application\n");
+    let plan = w.ok(&["plan", "-detailed-exitcode"], 0);
+    assert!(
+        plan.stdout.contains("has changed outside ballast"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("No changes."), "{}", plan.stdout);
+    w.ok(&["apply", "-auto-approve"], 0);
+    assert_eq!(w.read("f.txt"), "edited by the application\n");
+}
+
+#[test]
+fn create_before_destroy_and_replace_triggered_by() {
+    let w = Work::new();
+    let cfg = |version: &str| {
+        format!(
+            "resource \"ballast_data\" \"release\" {{\n  input = \"{version}\"\n}}\n\nresource \"ballast_data\" \"server\" {{\n  input = \"web\"\n\n  lifecycle {{\n    create_before_destroy = true\n    replace_triggered_by  = [ballast_data.release]\n  }}\n}}\n"
+        )
+    };
+    w.write("main.hcl", &cfg("v1"));
+    w.ok(&["apply", "-auto-approve"], 0);
+    w.write("main.hcl", &cfg("v2"));
+    let plan = w.ok(&["plan"], 0);
+    assert!(plan.stdout.contains("# ballast_data.server must be replaced\n  # (because replace_triggered_by: ballast_data.release changes)"), "{}", plan.stdout);
+    let r = w.ok(&["apply", "-auto-approve"], 0);
+    let created = r
+        .stderr
+        .find("ballast_data.server: Creation complete")
+        .expect("created");
+    let destroyed = r
+        .stderr
+        .find("ballast_data.server: Destroying...")
+        .expect("destroyed");
+    assert!(
+        created < destroyed,
+        "create_before_destroy creates first:\n{}",
+        r.stderr
+    );
+    assert_eq!(
+        w.ok(&["state", "list"], 0).stdout,
+        "ballast_data.release\nballast_data.server\n"
+    );
+    w.ok(&["plan", "-detailed-exitcode"], 0);
+}
+
+#[test]
+fn preconditions_postconditions_and_checks() {
+    let w = Work::new();
+    w.write(
+        "main.hcl",
+        r#"
+variable "replicas" {
+  type    = number
+  default = 0
+}
+
+resource "ballast_data" "pool" {
+  input = var.replicas
+
+  lifecycle {
+    precondition {
+      condition     = var.replicas > 0
+      error_message = "replicas must be at least 1, not ${var.replicas}"
+    }
+    postcondition {
+      condition     = self.output == var.replicas
+      error_message = "the pool did not take the replica count"
+    }
+  }
+}
+
+output "replicas" {
+  value = ballast_data.pool.output
+
+  precondition {
+    condition     = var.replicas < 10
+    error_message = "more than 9 replicas is not supported"
+  }
+}
+
+check "capacity" {
+  assert {
+    condition     = var.replicas >= 3
+    error_message = "fewer than 3 replicas: no high availability"
+  }
+}
+"#,
+    );
+    assert_snapshot!("precondition_failed", w.ok(&["plan"], 1).text(&w));
+    assert_snapshot!(
+        "output_precondition_failed",
+        w.ok(&["plan", "-var", "replicas=12"], 1).text(&w)
+    );
+    // A failed check is a warning in plan and apply...
+    let plan = w.ok(&["plan", "-var", "replicas=2"], 0);
+    assert_snapshot!("check_warning", plan.text(&w));
+    w.ok(&["apply", "-auto-approve", "-var", "replicas=2"], 0);
+    // ...and fails drift.
+    let drift = w.ok(&["drift", "-var", "replicas=2"], 2);
+    assert!(
+        drift.stdout.contains("0 orphan(s), 1 failed check(s)"),
+        "{}",
+        drift.stdout
+    );
+    w.ok(&["drift", "-var", "replicas=3"], 0);
+}
+
+#[test]
+fn a_postcondition_on_values_known_only_after_apply_fails_the_apply() {
+    let w = Work::new();
+    w.write(
+        "main.hcl",
+        "resource \"ballast_data\" \"a\" {\n  input = 1\n\n  lifecycle {\n    postcondition {\n      condition     = startswith(self.id, \"zzz\")\n      error_message = \"the id ${self.id} is not a zzz id\"\n    }\n  }\n}\n",
+    );
+    w.ok(&["plan"], 0);
+    let r = w.ok(&["apply", "-auto-approve"], 1);
+    assert!(
+        r.stderr
+            .contains("error: ballast_data.a: postcondition failed after apply: the id "),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("(the object is kept in state)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(w.ok(&["state", "list"], 0).stdout, "ballast_data.a\n");
+}

@@ -561,9 +561,14 @@ impl<'a> Scope<'a> {
                 }
                 _ => Err(need("key or value")),
             },
-            "self" => match &self.self_value {
-                Some(v) => Ok(v.clone()),
-                None => Err(self.err("self is only valid in a postcondition", expr, file)),
+            "self" => match (&self.self_value, next) {
+                (None, _) => Err(self.err("self is only valid in a postcondition", expr, file)),
+                (Some(v), None) => Ok(v.clone()),
+                (Some(Value::Unknown), Some(_)) => Ok(Value::Unknown),
+                (Some(v), Some(attr)) => match v.as_map().and_then(|m| m.get(attr)) {
+                    Some(x) => Ok(x.clone()),
+                    None => Err(self.err(format!("self has no attribute \"{attr}\""), expr, file)),
+                },
             },
             "path" => match next {
                 Some("module" | "root" | "cwd") => {
