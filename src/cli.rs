@@ -93,6 +93,9 @@ pub enum Command {
         /// Exit 2 when there are changes (0: none, 1: error).
         #[arg(long = "detailed-exitcode")]
         detailed_exitcode: bool,
+        /// Write resource blocks for `import` blocks whose target is not declared, then plan.
+        #[arg(long = "generate-config-out", value_name = "FILE")]
+        generate_config_out: Option<PathBuf>,
     },
     /// Make the real state match the configuration.
     Apply {
@@ -345,7 +348,33 @@ pub async fn run(cli: Cli, ui: Arc<Ui>) -> Result<i32> {
             args,
             out,
             detailed_exitcode,
+            generate_config_out,
         } => {
+            if let Some(file) = generate_config_out {
+                let path = dir.join(&file);
+                if path.exists() {
+                    bail!(
+                        "{} already exists; -generate-config-out never overwrites a file",
+                        path.display()
+                    );
+                }
+                let ws = load(&dir, &args.vars, None)?;
+                let mut engine = Engine::open(ws, ui.clone(), "plan", args.lock.lock_timeout)?;
+                let hcl = engine.generate_import_config().await?;
+                drop(engine);
+                if hcl.is_empty() {
+                    ui.status(
+                        "Every import block's target is declared already; nothing to generate.",
+                    );
+                } else {
+                    std::fs::write(&path, hcl)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    ui.status(&format!(
+                        "Wrote resource blocks for the imported objects to {}; review them.",
+                        path.display()
+                    ));
+                }
+            }
             let ws = load(&dir, &args.vars, None)?;
             let vars = ws.vars.values.clone();
             let mut engine = Engine::open(ws, ui.clone(), "plan", args.lock.lock_timeout)?;
@@ -506,8 +535,13 @@ fn summarize(ui: &Ui, report: &crate::engine::apply::ApplyReport, mode: Mode, js
             "{addr}: not applied, because something it depends on failed"
         ));
     }
+    let imported = if report.imported > 0 {
+        format!("{} imported, ", report.imported)
+    } else {
+        String::new()
+    };
     let counts = format!(
-        "Resources: {} added, {} changed, {} destroyed.",
+        "Resources: {imported}{} added, {} changed, {} destroyed.",
         report.added, report.changed, report.destroyed
     );
     if report.errors.is_empty() {

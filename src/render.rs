@@ -254,12 +254,23 @@ fn block_header(address: &str, type_name: &str) -> (String, String) {
 }
 
 fn resource_block(out: &mut String, c: &Change, style: Style) {
-    let (sign, what) = match c.action {
-        Action::Create => ("+", "will be created"),
-        Action::Update => ("~", "will be updated in-place"),
-        Action::Replace => ("-/+", "must be replaced"),
-        Action::Delete => ("-", "will be destroyed"),
-        Action::NoOp => return,
+    let (sign, what) = match (c.action, &c.import_id) {
+        (Action::NoOp, Some(id)) => {
+            let _ = writeln!(
+                out,
+                "  {}",
+                style.bold(&format!("# {} will be imported from {id}", c.address))
+            );
+            let _ = writeln!(out, "      (no changes: it matches the configuration)\n");
+            return;
+        }
+        (Action::Update, Some(_)) => ("~", "will be imported, then updated in-place"),
+        (Action::Replace, Some(_)) => ("-/+", "will be imported, then replaced"),
+        (Action::Create, _) => ("+", "will be created"),
+        (Action::Update, _) => ("~", "will be updated in-place"),
+        (Action::Replace, _) => ("-/+", "must be replaced"),
+        (Action::Delete, _) => ("-", "will be destroyed"),
+        (Action::NoOp, None) => return,
     };
     let _ = writeln!(out, "  {}", style.bold(&format!("# {} {what}", c.address)));
     if let Some(r) = &c.reason {
@@ -471,8 +482,24 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         );
         return out;
     }
+    for (from, to) in &plan.moves {
+        let _ = writeln!(
+            out,
+            "  {}\n",
+            style.bold(&format!("# {from} has moved to {to}"))
+        );
+    }
+    for addr in &plan.forgets {
+        let _ = writeln!(
+            out,
+            "  {}\n",
+            style.bold(&format!(
+                "# {addr} will no longer be managed by ballast (the object is not destroyed)"
+            ))
+        );
+    }
     let actionable: Vec<&Change> = plan.actionable().collect();
-    if actionable.is_empty() {
+    if actionable.is_empty() && plan.moves.is_empty() && plan.forgets.is_empty() {
         let outputs_change = plan
             .outputs
             .iter()
@@ -485,7 +512,7 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
             );
             return out;
         }
-    } else {
+    } else if !actionable.is_empty() {
         let _ = writeln!(out, "ballast will perform the following actions:\n");
         for c in &actionable {
             resource_block(&mut out, c, style);
@@ -516,9 +543,19 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         out.push('\n');
     }
     let (a, c, d) = plan.counts();
+    let imports = plan
+        .changes
+        .iter()
+        .filter(|c| c.import_id.is_some())
+        .count();
+    let imported = if imports > 0 {
+        format!("{imports} to import, ")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "{} {a} to add, {c} to change, {d} to destroy.",
+        "{} {imported}{a} to add, {c} to change, {d} to destroy.",
         style.bold("Plan:")
     );
     if !plan.conflicts.is_empty() {

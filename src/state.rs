@@ -454,10 +454,11 @@ impl Store {
         Ok(st.execute([address])? > 0)
     }
 
-    /// Renames a resource address (`state mv`).
+    /// Renames a resource address (`state mv`, `moved` blocks). Callers hold the lock; wrap
+    /// several renames in [`Store::atomically`] to make them land together.
     pub fn move_resource(&self, from: &str, to: &str) -> Result<()> {
-        let tx = self.conn.unchecked_transaction()?;
-        let exists: Option<String> = tx
+        let exists: Option<String> = self
+            .conn
             .query_row(
                 "SELECT address FROM resources WHERE address = ?1",
                 [to],
@@ -467,14 +468,13 @@ impl Store {
         if exists.is_some() {
             bail!("{to} is already in the state");
         }
-        let n = tx.execute(
+        let n = self.conn.execute(
             "UPDATE resources SET address = ?2 WHERE address = ?1",
             params![from, to],
         )?;
         if n == 0 {
             bail!("{from} is not in the state");
         }
-        tx.commit()?;
         Ok(())
     }
 

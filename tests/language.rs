@@ -263,3 +263,134 @@ fn a_postcondition_on_values_known_only_after_apply_fails_the_apply() {
     );
     assert_eq!(w.ok(&["state", "list"], 0).stdout, "ballast_data.a\n");
 }
+
+#[test]
+fn moved_renames_without_destroying_and_removed_forgets_without_destroying() {
+    let w = Work::new();
+    w.write(
+        "main.hcl",
+        "resource \"local_file\" \"old\" {\n  path    = \"keep.txt\"\n  content = \"x\"\n}\n",
+    );
+    w.ok(&["apply", "-auto-approve"], 0);
+    w.write(
+        "main.hcl",
+        "resource \"local_file\" \"renamed\" {\n  path    = \"keep.txt\"\n  content = \"x\"\n}\n\nmoved {\n  from = local_file.old\n  to   = local_file.renamed\n}\n",
+    );
+    assert_snapshot!("moved_plan", w.ok(&["plan"], 0).text(&w));
+    w.ok(&["apply", "-auto-approve"], 0);
+    assert_eq!(w.ok(&["state", "list"], 0).stdout, "local_file.renamed\n");
+    w.ok(&["plan", "-detailed-exitcode"], 0);
+
+    w.write("main.hcl", "removed {\n  from = local_file.renamed\n}\n");
+    let plan = w.ok(&["plan"], 0);
+    assert!(plan.stdout.contains("# local_file.renamed will no longer be managed by ballast (the object is not destroyed)"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("0 to destroy"), "{}", plan.stdout);
+    w.ok(&["apply", "-auto-approve"], 0);
+    assert_eq!(w.ok(&["state", "list"], 0).stdout, "");
+    assert_eq!(w.read("keep.txt"), "x", "forgotten, not destroyed");
+}
+
+#[test]
+fn import_blocks_adopt_at_apply_and_generate_config_writes_the_block() {
+    let w = Work::new();
+    w.write("existing.txt", "already here\n");
+    w.write(
+        "main.hcl",
+        "import {\n  to = local_file.adopted\n  id = \"existing.txt\"\n}\n",
+    );
+    let r = w.ok(&["plan"], 1);
+    assert!(
+        r.stderr
+            .contains("import: local_file.adopted has no resource block"),
+        "{}",
+        r.stderr
+    );
+    let r = w.ok(&["plan", "-generate-config-out=generated.hcl"], 0);
+    assert!(
+        r.stdout
+            .contains("# local_file.adopted will be imported from existing.txt"),
+        "{}",
+        r.stdout
+    );
+    assert_snapshot!(
+        "generated_config",
+        w.read("generated.hcl")
+            .replace(&w.path().display().to_string(), "[DIR]")
+    );
+    let r = w.ok(&["apply", "-auto-approve"], 0);
+    assert!(
+        r.stdout
+            .contains("Resources: 1 imported, 0 added, 0 changed, 0 destroyed."),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(w.ok(&["state", "list"], 0).stdout, "local_file.adopted\n");
+    w.ok(&["plan", "-detailed-exitcode"], 0);
+    assert_eq!(w.read("existing.txt"), "already here\n");
+
+    // With a declared block that differs, the import is followed by an update.
+    let w = Work::new();
+    w.write("existing.txt", "old\n");
+    w.write(
+        "main.hcl",
+        "import {\n  to = local_file.f\n  id = \"existing.txt\"\n}\n\nresource \"local_file\" \"f\" {\n  path    = \"existing.txt\"\n  content = \"new\\n\"\n}\n",
+    );
+    assert!(w
+        .ok(&["plan"], 0)
+        .stdout
+        .contains("# local_file.f will be imported, then updated in-place"));
+    w.ok(&["apply", "-auto-approve"], 0);
+    assert_eq!(w.read("existing.txt"), "new\n");
+}
+
+#[test]
+fn ignore_changes_takes_nested_attribute_paths() {
+    let w = Work::new();
+    let cfg = |env: &str, owner: &str| {
+        format!("resource \"ballast_data\" \"svc\" {{\n  input = {{ env = \"{env}\", owner = \"{owner}\" }}\n\n  lifecycle {{\n    ignore_changes = [input[\"owner\"]]\n  }}\n}}\n")
+    };
+    w.write("main.hcl", &cfg("dev", "alice"));
+    w.ok(&["apply", "-auto-approve"], 0);
+    w.write("main.hcl", &cfg("dev", "bob"));
+    w.ok(&["plan", "-detailed-exitcode"], 0);
+    w.write("main.hcl", &cfg("prod", "bob"));
+    let plan = w.ok(&["plan", "-detailed-exitcode"], 2);
+    assert!(
+        plan.stdout.contains("-   env   = \"dev\""),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("+   env   = \"prod\""),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        !plan.stdout.contains("bob"),
+        "owner stays as applied: {}",
+        plan.stdout
+    );
+}
+
+#[test]
+fn lifecycle_and_refactoring_errors() {
+    let w = Work::new();
+    w.write(
+        "main.hcl",
+        "resource \"ballast_data\" \"a\" {\n  input = 1\n\n  lifecycle {\n    postcondition {\n      condition     = self.output > 5\n      error_message = \"output must exceed 5, it is ${self.output}\"\n    }\n  }\n}\n",
+    );
+    assert_snapshot!("postcondition_at_plan", w.ok(&["plan"], 1).text(&w));
+
+    w.write("main.hcl", "resource \"ballast_data\" \"a\" {\n  input = 1\n}\n\nresource \"ballast_data\" \"b\" {\n  input = 2\n}\n");
+    w.ok(&["apply", "-auto-approve"], 0);
+    w.write(
+        "main.hcl",
+        "resource \"ballast_data\" \"b\" {\n  input = 2\n}\n\nmoved {\n  from = ballast_data.a\n  to   = ballast_data.b\n}\n",
+    );
+    assert_snapshot!("moved_onto_a_taken_address", w.ok(&["plan"], 1).text(&w));
+    w.write(
+        "main.hcl",
+        "resource \"ballast_data\" \"a\" {\n  input = 1\n}\n\nresource \"ballast_data\" \"b\" {\n  input = 2\n}\n\nremoved {\n  from = ballast_data.a\n}\n",
+    );
+    assert_snapshot!("removed_but_still_declared", w.ok(&["plan"], 1).text(&w));
+}

@@ -133,12 +133,66 @@ pub struct Lifecycle {
     pub create_before_destroy: bool,
     /// `ignore_changes = all`.
     pub ignore_all: bool,
-    /// Top-level attribute names in `ignore_changes`.
-    pub ignore_changes: Vec<String>,
+    /// Attribute paths in `ignore_changes`: `content`, `tags["env"]`, `disk[0].path`.
+    pub ignore_changes: Vec<Vec<ballast_sdk::PathKey>>,
     /// Resource addresses (`type.name` or an instance) whose changes replace this resource.
     pub replace_triggered_by: Vec<(String, SrcSpan)>,
     pub preconditions: Vec<Validation>,
     pub postconditions: Vec<Validation>,
+}
+
+/// `content`, `tags["env"]` or `disk[0].path` as steps.
+fn attribute_path(e: &Expression) -> Option<Vec<ballast_sdk::PathKey>> {
+    match e {
+        Expression::Variable(v) => Some(vec![ballast_sdk::PathKey::Key(v.as_str().to_string())]),
+        Expression::Traversal(t) => {
+            let mut steps = attribute_path(&t.expr)?;
+            for op in &t.operators {
+                steps.push(match op.value() {
+                    TraversalOperator::GetAttr(a) => {
+                        ballast_sdk::PathKey::Key(a.as_str().to_string())
+                    }
+                    TraversalOperator::Index(Expression::String(s)) => {
+                        ballast_sdk::PathKey::Key(s.value().clone())
+                    }
+                    TraversalOperator::Index(Expression::Number(n)) => {
+                        ballast_sdk::PathKey::Index(n.as_f64()? as usize)
+                    }
+                    TraversalOperator::LegacyIndex(n) => {
+                        ballast_sdk::PathKey::Index(*n.value() as usize)
+                    }
+                    _ => return None,
+                });
+            }
+            Some(steps)
+        }
+        _ => None,
+    }
+}
+
+/// `moved { from = A, to = B }`: a rename, without destroy and create.
+#[derive(Clone, Debug)]
+pub struct Moved {
+    pub from: String,
+    pub to: String,
+    pub span: SrcSpan,
+}
+
+/// `removed { from = A }`: stop managing A without destroying it
+/// (with `lifecycle { destroy = true }`, destroy it instead).
+#[derive(Clone, Debug)]
+pub struct Removed {
+    pub from: String,
+    pub destroy: bool,
+    pub span: SrcSpan,
+}
+
+/// `import { to = ADDRESS, id = "..." }`: adopt an existing object at plan/apply time.
+#[derive(Clone, Debug)]
+pub struct Import {
+    pub to: String,
+    pub id: Expr,
+    pub span: SrcSpan,
 }
 
 /// A `check "name" { assert { ... } }` block: failures are warnings, and fail `drift`.
@@ -171,6 +225,9 @@ pub struct Config {
     pub providers: Vec<ProviderBlock>,
     pub resources: Vec<Resource>,
     pub checks: Vec<Check>,
+    pub moved: Vec<Moved>,
+    pub removed: Vec<Removed>,
+    pub imports: Vec<Import>,
     pub settings: Settings,
 }
 
@@ -451,6 +508,12 @@ impl Config {
                     asserts,
                 });
             }
+            "moved" | "removed" | "import" => {
+                if !want(0, "none", diags) {
+                    return;
+                }
+                self.add_refactoring(b, file, span, diags);
+            }
             "provider" => {
                 if !want(1, "the provider's name", diags) {
                     return;
@@ -504,6 +567,68 @@ impl Config {
                     "blocks are: ballast, provider, variable, locals, resource, output, check",
                 ),
             ),
+        }
+    }
+
+    fn add_refactoring(&mut self, b: &Block, file: usize, span: SrcSpan, diags: &mut Vec<Diag>) {
+        let addr = |key: &str, diags: &mut Vec<Diag>| -> Option<String> {
+            match b.body.get_attribute(key) {
+                Some(a) => match reference_address(&a.value) {
+                    Some(x) => Some(x),
+                    None => {
+                        diags.push(Diag::at(
+                            format!("{key} must be a resource address such as ballast_data.a"),
+                            &self.sources,
+                            &span_of(file, &a.value),
+                        ));
+                        None
+                    }
+                },
+                None => {
+                    diags.push(Diag::at(
+                        format!("{} needs {key}", b.ident.as_str()),
+                        &self.sources,
+                        &span,
+                    ));
+                    None
+                }
+            }
+        };
+        match b.ident.as_str() {
+            "moved" => {
+                self.check_known(&b.body, file, &["from", "to"], &[], diags);
+                if let (Some(from), Some(to)) = (addr("from", diags), addr("to", diags)) {
+                    self.moved.push(Moved { from, to, span });
+                }
+            }
+            "removed" => {
+                self.check_known(&b.body, file, &["from"], &["lifecycle"], diags);
+                let destroy = b
+                    .body
+                    .get_blocks("lifecycle")
+                    .next()
+                    .and_then(|l| l.body.get_attribute("destroy"))
+                    .is_some_and(|a| matches!(&a.value, Expression::Bool(v) if *v.value()));
+                if let Some(from) = addr("from", diags) {
+                    self.removed.push(Removed {
+                        from,
+                        destroy,
+                        span,
+                    });
+                }
+            }
+            _ => {
+                self.check_known(&b.body, file, &["to", "id"], &[], diags);
+                let id = b.body.get_attribute("id").map(|a| Expr {
+                    expr: a.value.clone(),
+                    file,
+                });
+                match (addr("to", diags), id) {
+                    (Some(to), Some(id)) => self.imports.push(Import { to, id, span }),
+                    (_, None) => diags.push(Diag::at("import needs id", &self.sources, &span)),
+                    _ => {}
+                }
+            }
         }
     }
 
@@ -585,10 +710,10 @@ impl Config {
                 Expression::Variable(v) if v.as_str() == "all" => lc.ignore_all = true,
                 Expression::Array(items) => {
                     for item in items.iter() {
-                        match traversal_parts(item).as_deref() {
-                            Some([attr, ..]) => lc.ignore_changes.push(attr.clone()),
-                            _ => diags.push(Diag::at(
-                                "ignore_changes takes attribute names, as in [content, tags], or all",
+                        match attribute_path(item) {
+                            Some(path) => lc.ignore_changes.push(path),
+                            None => diags.push(Diag::at(
+                                "ignore_changes takes attribute paths, as in [content, tags[\"env\"]], or all",
                                 &self.sources,
                                 &span_of(file, item),
                             )),

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Default)]
 pub struct ApplyReport {
+    pub imported: usize,
     pub added: usize,
     pub changed: usize,
     pub destroyed: usize,
@@ -148,7 +149,39 @@ impl Engine {
             self.save_outputs(&store)?;
             return Ok(report);
         }
-        let changes: Vec<&Change> = plan.actionable().collect();
+        // Refactorings and imports first, together: renames, forgotten objects, adopted ones.
+        db(&store).atomically(|st| {
+            for (from, to) in &plan.moves {
+                st.move_resource(from, to)?;
+            }
+            for addr in &plan.forgets {
+                st.remove_resource(addr)?;
+            }
+            for c in plan.changes.iter().filter(|c| c.import_id.is_some()) {
+                let obj = c.before.clone().unwrap_or(Value::Null);
+                st.put_resource(&ResourceState {
+                    address: c.address.clone(),
+                    type_name: c.type_name.clone(),
+                    provider: c.provider.clone(),
+                    id: obj.get("id").as_str().map(str::to_string),
+                    attributes: obj,
+                    sensitive: c.sensitive.clone(),
+                    dependencies: c.dependencies.clone(),
+                    tainted: false,
+                })?;
+            }
+            Ok(())
+        })?;
+        report.imported = plan
+            .changes
+            .iter()
+            .filter(|c| c.import_id.is_some())
+            .count();
+        let changes: Vec<&Change> = plan
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::NoOp)
+            .collect();
         let nodes = build_steps(&changes);
         let changed_resources: HashSet<String> =
             changes.iter().map(|c| c.resource.clone()).collect();

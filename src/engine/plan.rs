@@ -55,6 +55,9 @@ pub struct Change {
     /// before deleting the old one.
     #[serde(default)]
     pub create_before_destroy: bool,
+    /// Set when an `import` block brings this object under management in this plan.
+    #[serde(default)]
+    pub import_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -103,6 +106,12 @@ pub struct Plan {
     /// Failed `check` assertions: warnings in plan and apply; `drift` fails on them.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// `moved` blocks at work: (from, to) instance addresses renamed in state.
+    #[serde(default)]
+    pub moves: Vec<(String, String)>,
+    /// `removed` blocks at work: addresses forgotten without destroying the objects.
+    #[serde(default)]
+    pub forgets: Vec<String>,
     /// The refreshed objects, for a refresh-only apply.
     #[serde(skip)]
     pub refreshed: Vec<ResourceState>,
@@ -110,11 +119,15 @@ pub struct Plan {
 
 impl Plan {
     pub fn actionable(&self) -> impl Iterator<Item = &Change> {
-        self.changes.iter().filter(|c| c.action != Action::NoOp)
+        self.changes
+            .iter()
+            .filter(|c| c.action != Action::NoOp || c.import_id.is_some())
     }
 
     pub fn has_changes(&self) -> bool {
         self.actionable().next().is_some()
+            || !self.moves.is_empty()
+            || !self.forgets.is_empty()
             || (self.mode == Mode::RefreshOnly && !self.drift.is_empty())
             || self
                 .outputs
@@ -223,6 +236,145 @@ impl Engine {
         Ok(out)
     }
 
+    /// Applies `moved` blocks to the in-memory state and collects what `removed` blocks
+    /// forget. Nothing is written: apply records both.
+    fn refactorings(
+        &self,
+        state: &mut [ResourceState],
+    ) -> Result<(Vec<(String, String)>, Vec<String>)> {
+        let cfg = &self.ws.cfg;
+        let under = |addr: &str, base: &str| {
+            addr == base || (addr.starts_with(base) && addr[base.len()..].starts_with('['))
+        };
+        let mut moves = Vec::new();
+        for m in &cfg.moved {
+            if cfg.resource(&resource_of(&m.from)).is_some()
+                && resource_of(&m.from) != resource_of(&m.to)
+            {
+                return Err(Diags::from(Diag::at(
+                    format!(
+                        "moved: {} is still declared; a moved block's from must no longer be",
+                        m.from
+                    ),
+                    &cfg.sources,
+                    &m.span,
+                ))
+                .into());
+            }
+            let taken: BTreeSet<String> = state.iter().map(|r| r.address.clone()).collect();
+            for r in state.iter_mut().filter(|r| under(&r.address, &m.from)) {
+                let to = format!("{}{}", m.to, &r.address[m.from.len()..]);
+                if taken.contains(&to) {
+                    return Err(Diags::from(Diag::at(
+                        format!(
+                            "moved: cannot move {} to {to}: {to} is already in the state",
+                            r.address
+                        ),
+                        &cfg.sources,
+                        &m.span,
+                    ))
+                    .into());
+                }
+                moves.push((r.address.clone(), to.clone()));
+                r.address = to;
+            }
+        }
+        let mut forgets = Vec::new();
+        for rm in cfg.removed.iter().filter(|rm| !rm.destroy) {
+            if cfg.resource(&resource_of(&rm.from)).is_some() {
+                return Err(Diags::from(Diag::at(
+                    format!(
+                        "removed: {} is still declared; delete its resource block too",
+                        rm.from
+                    ),
+                    &cfg.sources,
+                    &rm.span,
+                ))
+                .into());
+            }
+            forgets.extend(
+                state
+                    .iter()
+                    .filter(|r| under(&r.address, &rm.from))
+                    .map(|r| r.address.clone()),
+            );
+        }
+        Ok((moves, forgets))
+    }
+
+    /// Import blocks whose target has no resource block yet.
+    pub fn undeclared_imports(&self) -> Vec<&crate::config::Import> {
+        self.ws
+            .cfg
+            .imports
+            .iter()
+            .filter(|i| self.ws.cfg.resource(&resource_of(&i.to)).is_none())
+            .collect()
+    }
+
+    /// Reads the objects of undeclared import targets and writes resource blocks for them.
+    pub async fn generate_import_config(&mut self) -> Result<String> {
+        let mut out = String::new();
+        let targets: Vec<(String, crate::config::Expr)> = self
+            .undeclared_imports()
+            .into_iter()
+            .map(|i| (i.to.clone(), i.id.clone()))
+            .collect();
+        for (to, id_expr) in targets {
+            let type_name = type_of(&to).to_string();
+            let key = self.provider_key_for(&type_name, None)?;
+            let p = self.provider(&key).await?;
+            let (l, v) = (HashMap::new(), HashMap::new());
+            let id = match self
+                .ws
+                .scope(&l, &v, None)
+                .eval(&id_expr)
+                .map_err(Diags::from)?
+            {
+                Value::String(s) => s,
+                other => bail!(
+                    "import id for {to} must be a string, not {}",
+                    other.type_name()
+                ),
+            };
+            let obj = p
+                .instance
+                .import(&type_name, &id)
+                .await
+                .map_err(|e| anyhow!("importing {to} from {id}: {e}"))?;
+            out.push_str(&format!("# generated by ballast from {id}\n"));
+            out.push_str(&crate::render::config_block(
+                p.resource(&type_name)?,
+                &to,
+                &obj,
+            ));
+            out.push('\n');
+        }
+        Ok(out)
+    }
+
+    /// The ID an `import` block gives for an instance address, if any.
+    fn import_id_for(
+        &self,
+        address: &str,
+        locals: &HashMap<String, Value>,
+        values: &HashMap<String, Value>,
+    ) -> Result<Option<String>> {
+        let Some(imp) = self.ws.cfg.imports.iter().find(|i| i.to == address) else {
+            return Ok(None);
+        };
+        let scope = self.ws.scope(locals, values, None);
+        match scope.eval(&imp.id).map_err(Diags::from)? {
+            Value::String(s) => Ok(Some(s)),
+            other => Err(Diags::from(Diag::at(
+                format!("import id must be a string, not {}", other.type_name()),
+                &self.ws.cfg.sources,
+                &imp.id.span(),
+            ))
+            .into()),
+        }
+    }
+
     /// Resource addresses a resource depends on, through locals too.
     pub fn resource_deps(&self, resource: &str) -> Vec<String> {
         let g = &self.ws.graph;
@@ -248,7 +400,8 @@ impl Engine {
 
     pub async fn plan(&mut self, opts: &PlanOptions) -> Result<Plan> {
         self.reconcile().await?;
-        let state = self.state_resources()?;
+        let mut state = self.state_resources()?;
+        let (moves, forgets) = self.refactorings(&mut state)?;
         let current: HashMap<String, Option<Value>> = if opts.refresh {
             self.refresh(&state).await?
         } else {
@@ -261,6 +414,8 @@ impl Engine {
             lineage: self.lineage.clone(),
             serial: self.serial,
             mode: opts.mode,
+            moves,
+            forgets,
             ..Plan::default()
         };
         for r in &state {
@@ -307,6 +462,13 @@ impl Engine {
                 }
             }
         } else if opts.mode == Mode::Normal {
+            if let Some(i) = self.undeclared_imports().first() {
+                return Err(Diags::from(
+                    Diag::at(format!("import: {} has no resource block", i.to), &self.ws.cfg.sources, &i.span)
+                        .with_help("write one, or let ballast write it: ballast plan -generate-config-out=generated.hcl"),
+                )
+                .into());
+            }
             self.plan_config(opts, &current, &by_addr, &mut plan)
                 .await?;
             let declared: BTreeSet<&str> =
@@ -315,7 +477,9 @@ impl Engine {
                 plan.conflicts.iter().map(|c| c.address.as_str()).collect();
             let mut deletes = Vec::new();
             for r in &state {
-                if declared.contains(r.address.as_str()) || conflicted.contains(r.address.as_str())
+                if declared.contains(r.address.as_str())
+                    || conflicted.contains(r.address.as_str())
+                    || plan.forgets.contains(&r.address)
                 {
                     continue;
                 }
@@ -655,19 +819,21 @@ impl Engine {
                     continue;
                 }
             };
-            // lifecycle.ignore_changes: keep what the object has for these attributes.
+            // lifecycle.ignore_changes: keep what the object has at these paths.
             if let Some(Some(prior)) = current.get(&inst.address) {
-                let ignored: Vec<String> = if r.lifecycle.ignore_all {
-                    config
-                        .as_map()
-                        .map(|m| m.keys().cloned().collect())
-                        .unwrap_or_default()
+                let paths: Vec<Vec<ballast_sdk::PathKey>> = if r.lifecycle.ignore_all {
+                    schema
+                        .attributes
+                        .iter()
+                        .filter(|a| a.settable())
+                        .map(|a| vec![ballast_sdk::PathKey::Key(a.name.to_string())])
+                        .collect()
                 } else {
                     r.lifecycle.ignore_changes.clone()
                 };
-                for attr in ignored {
-                    if schema.attr(&attr).is_some_and(|a| a.settable()) {
-                        config.set(&attr, prior.get(&attr).clone());
+                for path in paths {
+                    if let Some(v) = prior.at_path(&path) {
+                        config.set_path(&path, v.clone());
                     }
                 }
             }
@@ -690,7 +856,19 @@ impl Engine {
                 );
             }
             let recorded = state.get(inst.address.as_str());
-            let prior = current.get(&inst.address).cloned().flatten();
+            let mut prior = current.get(&inst.address).cloned().flatten();
+            let mut import_id = None;
+            if recorded.is_none() {
+                if let Some(id) = self.import_id_for(&inst.address, locals, values)? {
+                    let obj = p
+                        .instance
+                        .import(&r.type_name, &id)
+                        .await
+                        .map_err(|e| anyhow!("importing {} from {id}: {e}", inst.address))?;
+                    prior = Some(obj);
+                    import_id = Some(id);
+                }
+            }
             let tainted = recorded.is_some_and(|s| s.tainted);
             let triggered = r.lifecycle.replace_triggered_by.iter().find(|(t, _)| {
                 plan.changes.iter().any(|c| {
@@ -716,6 +894,7 @@ impl Engine {
                 notes: Vec::new(),
                 takeover: false,
                 create_before_destroy: r.lifecycle.create_before_destroy,
+                import_id,
             };
             let pe = |e: ballast_sdk::ProviderError| anyhow!("planning {}: {e}", inst.address);
             let mut conflicted = false;
@@ -800,7 +979,8 @@ impl Engine {
                 ));
                 continue;
             }
-            if let Some(after) = change.after.as_ref().filter(|a| !a.has_unknown()) {
+            // Conditions on values not known yet are skipped here and checked after apply.
+            if let Some(after) = change.after.as_ref() {
                 let mut post = self.ws.scope(locals, values, Some(secret));
                 post.count_index = inst.count_index;
                 post.each = inst.each.clone();
@@ -865,5 +1045,6 @@ fn delete_change(r: &ResourceState, now: Value, reason: Option<String>) -> Chang
         notes: Vec::new(),
         takeover: false,
         create_before_destroy: false,
+        import_id: None,
     }
 }

@@ -18,4 +18,4 @@ pub use provider::{
     Limits, PlanRequest, PlanResponse, Progress, Provider, ProviderInstance,
 };
 pub use schema::{AttrSchema, AttrType, Presence, ProviderSchema, ResourceSchema};
-pub use value::{format_number, quote, quote_key, Value};
+pub use value::{format_number, quote, quote_key, PathKey, Value};

@@ -19,6 +19,13 @@ pub enum Value {
     Unknown,
 }
 
+/// One step of a path into a value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathKey {
+    Key(String),
+    Index(usize),
+}
+
 /// The marker that stands for `Unknown` in JSON (saved plans only; state never holds it).
 const UNKNOWN_MARKER: &str = "$ballast_unknown";
 
@@ -81,6 +88,48 @@ impl Value {
     pub fn set(&mut self, key: &str, val: Value) {
         if let Value::Map(m) = self {
             m.insert(key.to_string(), val);
+        }
+    }
+
+    /// The value at a path of keys and indexes, if there is one.
+    pub fn at_path(&self, path: &[PathKey]) -> Option<&Value> {
+        let mut v = self;
+        for step in path {
+            v = match (v, step) {
+                (Value::Map(m), PathKey::Key(k)) => m.get(k)?,
+                (Value::List(l), PathKey::Index(i)) => l.get(*i)?,
+                _ => return None,
+            };
+        }
+        Some(v)
+    }
+
+    /// Sets the value at a path; a path that does not exist in `self` changes nothing.
+    pub fn set_path(&mut self, path: &[PathKey], val: Value) {
+        let Some((last, parents)) = path.split_last() else {
+            *self = val;
+            return;
+        };
+        let mut v = self;
+        for step in parents {
+            v = match (v, step) {
+                (Value::Map(m), PathKey::Key(k)) => match m.get_mut(k) {
+                    Some(x) => x,
+                    None => return,
+                },
+                (Value::List(l), PathKey::Index(i)) => match l.get_mut(*i) {
+                    Some(x) => x,
+                    None => return,
+                },
+                _ => return,
+            };
+        }
+        match (v, last) {
+            (Value::Map(m), PathKey::Key(k)) => {
+                m.insert(k.clone(), val);
+            }
+            (Value::List(l), PathKey::Index(i)) if *i < l.len() => l[*i] = val,
+            _ => {}
         }
     }
 
