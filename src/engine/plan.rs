@@ -161,6 +161,9 @@ pub struct PlanOptions {
     pub replace: Vec<String>,
 }
 
+/// What `moved` (from, to) and `removed` (forgotten addresses) blocks do to the state.
+type Refactorings = (Vec<(String, String)>, Vec<String>);
+
 /// `type` of `type.name[key]`.
 pub fn type_of(address: &str) -> &str {
     address.split('.').next().unwrap_or(address)
@@ -238,10 +241,7 @@ impl Engine {
 
     /// Applies `moved` blocks to the in-memory state and collects what `removed` blocks
     /// forget. Nothing is written: apply records both.
-    fn refactorings(
-        &self,
-        state: &mut [ResourceState],
-    ) -> Result<(Vec<(String, String)>, Vec<String>)> {
+    fn refactorings(&self, state: &mut [ResourceState]) -> Result<Refactorings> {
         let cfg = &self.ws.cfg;
         let under = |addr: &str, base: &str| {
             addr == base || (addr.starts_with(base) && addr[base.len()..].starts_with('['))
