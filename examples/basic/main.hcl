@@ -20,7 +20,7 @@ resource "ballast_data" "service" {
 resource "local_file" "inventory" {
   path            = "out/inventory.txt"
   file_permission = "0640"
-  content         = <<-EOT
+  content = <<-EOT
     environment: ${var.environment}
     %{ for name, svc in ballast_data.service ~}
     - ${name}: ${svc.output}
