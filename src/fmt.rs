@@ -198,31 +198,7 @@ fn normalize_line(line: &str) -> String {
     for (i, (kind, text, spaced)) in toks.iter().enumerate() {
         if i > 0 {
             let (pk, prev, _) = &toks[i - 1];
-            let t = text.as_str();
-            let p = prev.as_str();
-            let space = if *kind == Tok::Rest && t.starts_with(['#', '/']) {
-                true
-            } else if matches!(t, "=" | "=>") || matches!(p, "=" | "=>") {
-                true
-            } else if matches!(t, "," | ")" | "]") || matches!(p, "(" | "[") || t == "..." {
-                false
-            } else if p == "," {
-                true
-            } else if t == ":" || p == ":" || t == "?" || p == "?" {
-                true
-            } else if t == "{" {
-                !matches!(p, "(" | "[")
-            } else if p == "{" {
-                t != "}"
-            } else if t == "}" {
-                true
-            } else if t == "(" && *pk == Tok::Word {
-                false
-            } else if t == "[" && (*pk == Tok::Word || matches!(p, "]" | ")")) {
-                false
-            } else {
-                *spaced
-            };
+            let space = space_between(*pk, prev, *kind, text, *spaced);
             if space {
                 out.push(' ');
             }
@@ -230,6 +206,36 @@ fn normalize_line(line: &str) -> String {
         out.push_str(text);
     }
     out
+}
+
+/// Whether one space goes between two tokens (`spaced`: the source had one).
+fn space_between(pk: Tok, p: &str, kind: Tok, t: &str, spaced: bool) -> bool {
+    // A trailing comment, and both sides of `=`, `=>`, `:`, `?`, and after a comma.
+    if (kind == Tok::Rest && t.starts_with(['#', '/'])) || matches!(t, "=" | "=>" | ":" | "?") {
+        return true;
+    }
+    if matches!(p, "=" | "=>" | ":" | "?" | ",") {
+        return !matches!(t, ")" | "]");
+    }
+    // Nothing inside (...) and [...], before a comma, or before `...`.
+    if matches!(t, "," | ")" | "]" | "...") || matches!(p, "(" | "[") {
+        return false;
+    }
+    // One-line objects: `{ a = 1 }`, and `{}` stays empty.
+    if t == "{" {
+        return !matches!(p, "(" | "[");
+    }
+    if p == "{" {
+        return t != "}";
+    }
+    if t == "}" {
+        return true;
+    }
+    // Calls and indexes hug their name: `max(1)`, `var.l[0]`.
+    if (t == "(" && pk == Tok::Word) || (t == "[" && (pk == Tok::Word || matches!(p, "]" | ")"))) {
+        return false;
+    }
+    spaced
 }
 
 /// Counts brackets outside strings and comments: (opened, closed before any open, closed in
