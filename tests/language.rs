@@ -393,4 +393,12 @@ fn lifecycle_and_refactoring_errors() {
         "resource \"ballast_data\" \"a\" {\n  input = 1\n}\n\nresource \"ballast_data\" \"b\" {\n  input = 2\n}\n\nremoved {\n  from = ballast_data.a\n}\n",
     );
     assert_snapshot!("removed_but_still_declared", w.ok(&["plan"], 1).text(&w));
+    // validate finds it too, without touching the state.
+    let v = w.ok(&["validate"], 1);
+    assert!(
+        v.stderr
+            .contains("removed: ballast_data.a is still declared"),
+        "{}",
+        v.stderr
+    );
 }

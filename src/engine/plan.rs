@@ -246,21 +246,12 @@ impl Engine {
         let under = |addr: &str, base: &str| {
             addr == base || (addr.starts_with(base) && addr[base.len()..].starts_with('['))
         };
+        let problems = refactoring_problems(cfg);
+        if !problems.is_empty() {
+            return Err(Diags(problems).into());
+        }
         let mut moves = Vec::new();
         for m in &cfg.moved {
-            if cfg.resource(&resource_of(&m.from)).is_some()
-                && resource_of(&m.from) != resource_of(&m.to)
-            {
-                return Err(Diags::from(Diag::at(
-                    format!(
-                        "moved: {} is still declared; a moved block's from must no longer be",
-                        m.from
-                    ),
-                    &cfg.sources,
-                    &m.span,
-                ))
-                .into());
-            }
             let taken: BTreeSet<String> = state.iter().map(|r| r.address.clone()).collect();
             for r in state.iter_mut().filter(|r| under(&r.address, &m.from)) {
                 let to = format!("{}{}", m.to, &r.address[m.from.len()..]);
@@ -281,17 +272,6 @@ impl Engine {
         }
         let mut forgets = Vec::new();
         for rm in cfg.removed.iter().filter(|rm| !rm.destroy) {
-            if cfg.resource(&resource_of(&rm.from)).is_some() {
-                return Err(Diags::from(Diag::at(
-                    format!(
-                        "removed: {} is still declared; delete its resource block too",
-                        rm.from
-                    ),
-                    &cfg.sources,
-                    &rm.span,
-                ))
-                .into());
-            }
             forgets.extend(
                 state
                     .iter()
@@ -1013,6 +993,38 @@ impl Engine {
             list.pop().unwrap_or(Value::Unknown)
         })
     }
+}
+
+/// Static problems of `moved` and `removed` blocks (no state needed): `validate` and `plan`.
+pub fn refactoring_problems(cfg: &crate::config::Config) -> Vec<Diag> {
+    let mut out = Vec::new();
+    for m in &cfg.moved {
+        if cfg.resource(&resource_of(&m.from)).is_some()
+            && resource_of(&m.from) != resource_of(&m.to)
+        {
+            out.push(Diag::at(
+                format!(
+                    "moved: {} is still declared; a moved block's from must no longer be",
+                    m.from
+                ),
+                &cfg.sources,
+                &m.span,
+            ));
+        }
+    }
+    for rm in &cfg.removed {
+        if cfg.resource(&resource_of(&rm.from)).is_some() {
+            out.push(Diag::at(
+                format!(
+                    "removed: {} is still declared; delete its resource block too",
+                    rm.from
+                ),
+                &cfg.sources,
+                &rm.span,
+            ));
+        }
+    }
+    out
 }
 
 fn request<'a>(

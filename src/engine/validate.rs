@@ -54,6 +54,13 @@ pub fn validate(engine: &mut Engine) -> Result<(), Diags> {
             Err(d) => diags.push(d),
         }
     }
+    diags.extend(super::plan::refactoring_problems(cfg));
+    for i in engine.undeclared_imports() {
+        diags.push(
+            Diag::at(format!("import: {} has no resource block", i.to), &cfg.sources, &i.span)
+                .with_help("write one, or let ballast write it: ballast plan -generate-config-out=generated.hcl"),
+        );
+    }
     if diags.is_empty() {
         Ok(())
     } else {
