@@ -595,6 +595,9 @@ impl<'a> Scope<'a> {
     }
 
     fn traversal(&self, t: &hcl_edit::expr::Traversal, file: usize) -> R {
+        if let Some(v) = self.resource_traversal(t, file)? {
+            return Ok(v);
+        }
         let mut ops = t.operators.iter().map(|o| o.value()).peekable();
         let mut v = match &t.expr {
             Expression::Variable(id) => {
@@ -616,6 +619,58 @@ impl<'a> Scope<'a> {
         self.mark_sensitive_read(t, &rest);
         v = self.apply_ops(v, &rest, t, file)?;
         Ok(v)
+    }
+
+    /// `type.name[...].attr...` walked by reference, cloning only what it ends on: reading
+    /// one instance of a counted resource must not copy all of them. `None` when `t` is not
+    /// a resource reference (the general path handles it).
+    fn resource_traversal(
+        &self,
+        t: &hcl_edit::expr::Traversal,
+        file: usize,
+    ) -> Result<Option<Value>, Diag> {
+        let Expression::Variable(root) = &t.expr else {
+            return Ok(None);
+        };
+        let name = root.as_str();
+        let ops: Vec<&TraversalOperator> = t.operators.iter().map(|o| o.value()).collect();
+        let Some(TraversalOperator::GetAttr(res)) = ops.first() else {
+            return Ok(None);
+        };
+        if matches!(name, "var" | "local" | "count" | "each" | "path" | "self")
+            || self.bindings.borrow().iter().any(|(n, _)| n == name)
+        {
+            return Ok(None);
+        }
+        let Some(base) = self.resources.get(&format!("{name}.{}", res.as_str())) else {
+            return Ok(None);
+        };
+        let rest = &ops[1..];
+        self.mark_sensitive_read(t, rest);
+        let mut cur = base;
+        let mut k = 0;
+        while k < rest.len() {
+            let next = match (rest[k], cur) {
+                (_, Value::Unknown) => return Ok(Some(Value::Unknown)),
+                (TraversalOperator::GetAttr(a), Value::Map(m)) => m.get(a.as_str()),
+                (TraversalOperator::Index(ie), Value::List(l)) => match self.ev(ie, file)? {
+                    Value::Number(n) if n >= 0.0 && n.fract() == 0.0 => l.get(n as usize),
+                    _ => None,
+                },
+                (TraversalOperator::Index(ie), Value::Map(m)) => match self.ev(ie, file)? {
+                    Value::String(s) => m.get(&s),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match next {
+                Some(v) => cur = v,
+                None => break,
+            }
+            k += 1;
+        }
+        // Whatever is left (splats, or an error to report) goes the general way.
+        self.apply_ops(cur.clone(), &rest[k..], t, file).map(Some)
     }
 
     /// Marks the evaluation sensitive when it reads a sensitive attribute of a resource

@@ -30,6 +30,9 @@ pub struct ApplyReport {
 enum Step {
     Delete,
     Upsert,
+    /// No action: done when its dependencies are. One per resource, so that the instances of
+    /// one resource wait for the instances of another through one step, not n × m edges.
+    Barrier,
 }
 
 struct StepNode {
@@ -220,11 +223,15 @@ impl Engine {
         loop {
             while let Some(i) = ready.pop() {
                 let node = &nodes[i];
+                if node.step == Step::Barrier {
+                    release(i, &dependents, &mut remaining, &failed, &mut ready);
+                    continue;
+                }
                 let change = changes[node.change];
                 let p = self.provider(&change.provider).await?;
                 // The object this step aims for.
                 let planned = match node.step {
-                    Step::Delete => Ok(Value::Null),
+                    Step::Delete | Step::Barrier => Ok(Value::Null),
                     Step::Upsert => {
                         let needs_eval = change.after.as_ref().is_none_or(Value::has_unknown)
                             && self
@@ -291,7 +298,7 @@ impl Engine {
                     created: Mutex::new(false),
                 };
                 let prior = match node.step {
-                    Step::Delete => change.before.clone(),
+                    Step::Delete | Step::Barrier => change.before.clone(),
                     Step::Upsert if change.action == Action::Update => change.before.clone(),
                     Step::Upsert => None,
                 };
@@ -348,7 +355,7 @@ impl Engine {
                 Ok(obj) => {
                     let s = db(&store);
                     match (node.step, obj) {
-                        (Step::Delete, _) => {
+                        (Step::Delete | Step::Barrier, _) => {
                             let replaced_already =
                                 change.create_before_destroy && change.action == Action::Replace;
                             if !change.takeover && !replaced_already {
@@ -424,12 +431,7 @@ impl Engine {
             if failed[i] {
                 skip_dependents(i, &dependents, &mut failed, &nodes, &changes, &mut report);
             } else {
-                for &d in &dependents[i] {
-                    remaining[d] -= 1;
-                    if remaining[d] == 0 && !failed[d] {
-                        ready.push(d);
-                    }
-                }
+                release(i, &dependents, &mut remaining, &failed, &mut ready);
             }
         }
         self.save_outputs(&store)?;
@@ -634,94 +636,102 @@ fn skip_dependents(
             continue;
         }
         failed[d] = true;
-        report
-            .skipped
-            .push(changes[nodes[d].change].address.clone());
+        if nodes[d].step != Step::Barrier {
+            report
+                .skipped
+                .push(changes[nodes[d].change].address.clone());
+        }
         stack.extend(dependents[d].iter().copied());
     }
 }
 
+/// A finished step: its dependents are one dependency closer to ready.
+fn release(
+    i: usize,
+    dependents: &[Vec<usize>],
+    remaining: &mut [usize],
+    failed: &[bool],
+    ready: &mut Vec<usize>,
+) {
+    for &d in &dependents[i] {
+        remaining[d] -= 1;
+        if remaining[d] == 0 && !failed[d] {
+            ready.push(d);
+        }
+    }
+}
+
 /// The steps of a plan and their order: upserts after the upserts of what they depend on,
-/// deletes after the deletes of what depends on them, a replacement's create after its delete.
+/// deletes after the deletes of what depends on them, a replacement's create after its
+/// delete (or before it, with create_before_destroy). Resource-to-resource order goes
+/// through one barrier step per resource, so the number of edges stays linear.
 fn build_steps(changes: &[&Change]) -> Vec<StepNode> {
     let mut nodes = Vec::new();
-    let mut upsert_of: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut delete_of: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut upserts_of: HashMap<&str, Vec<usize>> = HashMap::new();
     let mut own_delete: HashMap<usize, usize> = HashMap::new();
+    let mut own_upsert: HashMap<usize, usize> = HashMap::new();
+    let step = |nodes: &mut Vec<StepNode>, step: Step, change: usize, deps: Vec<usize>| {
+        nodes.push(StepNode { step, change, deps });
+        nodes.len() - 1
+    };
     for (ci, c) in changes.iter().enumerate() {
         if matches!(c.action, Action::Delete | Action::Replace) {
-            own_delete.insert(ci, nodes.len());
-            delete_of
-                .entry(c.resource.as_str())
-                .or_default()
-                .push(nodes.len());
-            nodes.push(StepNode {
-                step: Step::Delete,
-                change: ci,
-                deps: Vec::new(),
-            });
+            own_delete.insert(ci, step(&mut nodes, Step::Delete, ci, Vec::new()));
         }
         if matches!(c.action, Action::Create | Action::Update | Action::Replace) {
-            upsert_of
-                .entry(c.resource.as_str())
-                .or_default()
-                .push(nodes.len());
-            nodes.push(StepNode {
-                step: Step::Upsert,
-                change: ci,
-                deps: Vec::new(),
-            });
+            let n = step(&mut nodes, Step::Upsert, ci, Vec::new());
+            own_upsert.insert(ci, n);
+            upserts_of.entry(c.resource.as_str()).or_default().push(n);
         }
     }
-    // For each resource, the delete steps of resources that depend on it.
-    let mut deleters_of: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (j, n) in nodes.iter().enumerate() {
-        if n.step == Step::Delete {
-            for d in &changes[n.change].dependencies {
-                deleters_of.entry(d.as_str()).or_default().push(j);
-            }
+    // "Every upsert of R is done", for each resource R that something waits on.
+    let waited_on: HashSet<&str> = changes
+        .iter()
+        .flat_map(|c| c.dependencies.iter().map(String::as_str))
+        .collect();
+    let mut upserted: HashMap<&str, usize> = HashMap::new();
+    for (r, ups) in &upserts_of {
+        if waited_on.contains(r) {
+            upserted.insert(r, step(&mut nodes, Step::Barrier, usize::MAX, ups.clone()));
         }
     }
-    for i in 0..nodes.len() {
-        let c = changes[nodes[i].change];
-        let mut deps = Vec::new();
-        match nodes[i].step {
-            Step::Upsert => {
-                for d in &c.dependencies {
-                    deps.extend(upsert_of.get(d.as_str()).into_iter().flatten().copied());
-                }
-                if let Some(&del) = own_delete.get(&nodes[i].change) {
-                    if !c.create_before_destroy {
-                        deps.push(del);
-                    }
-                }
-            }
-            Step::Delete => {
-                // create_before_destroy: the replacement exists before the old one goes.
-                if c.create_before_destroy && c.action == Action::Replace {
-                    deps.extend(
-                        upsert_of
-                            .get(c.resource.as_str())
-                            .into_iter()
-                            .flatten()
-                            .filter(|&&j| nodes[j].change == nodes[i].change)
-                            .copied(),
-                    );
-                }
-                // Whatever depends on this resource is deleted first.
-                deps.extend(
-                    deleters_of
-                        .get(c.resource.as_str())
-                        .into_iter()
-                        .flatten()
-                        .filter(|&&j| j != i)
-                        .copied(),
-                );
-            }
+    // "Every delete of whatever depends on R is done", per resource R.
+    let mut dependents_deleted_of: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (&ci, &n) in &own_delete {
+        for d in &changes[ci].dependencies {
+            dependents_deleted_of.entry(d.as_str()).or_default().push(n);
         }
-        deps.sort_unstable();
-        deps.dedup();
-        nodes[i].deps = deps;
+    }
+    let mut dependents_deleted: HashMap<&str, usize> = HashMap::new();
+    for (r, dels) in dependents_deleted_of {
+        dependents_deleted.insert(r, step(&mut nodes, Step::Barrier, usize::MAX, dels));
+    }
+    for (ci, c) in changes.iter().enumerate() {
+        if let Some(&u) = own_upsert.get(&ci) {
+            let mut deps: Vec<usize> = c
+                .dependencies
+                .iter()
+                .filter_map(|d| upserted.get(d.as_str()).copied())
+                .collect();
+            if let Some(&del) = own_delete.get(&ci) {
+                if !c.create_before_destroy {
+                    deps.push(del);
+                }
+            }
+            nodes[u].deps = deps;
+        }
+        if let Some(&del) = own_delete.get(&ci) {
+            let mut deps = Vec::new();
+            if c.create_before_destroy && c.action == Action::Replace {
+                deps.extend(own_upsert.get(&ci).copied());
+            }
+            deps.extend(dependents_deleted.get(c.resource.as_str()).copied());
+            nodes[del].deps = deps;
+        }
+    }
+    for n in &mut nodes {
+        n.deps.sort_unstable();
+        n.deps.dedup();
     }
     nodes
 }
@@ -729,6 +739,75 @@ fn build_steps(changes: &[&Change]) -> Vec<StepNode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn change(address: &str, action: Action, deps: &[&str]) -> Change {
+        Change {
+            address: address.into(),
+            resource: resource_of(address),
+            type_name: "ballast_data".into(),
+            provider: "builtin".into(),
+            action,
+            before: None,
+            after: None,
+            replace_because: Vec::new(),
+            reason: None,
+            sensitive: Vec::new(),
+            dependencies: deps.iter().map(|d| d.to_string()).collect(),
+            notes: Vec::new(),
+            takeover: false,
+            create_before_destroy: false,
+            import_id: None,
+        }
+    }
+
+    #[test]
+    fn dependent_instances_wait_through_one_barrier_not_n_times_m_edges() {
+        let n = 200;
+        let mut all = Vec::new();
+        for i in 0..n {
+            all.push(change(&format!("ballast_data.a[{i}]"), Action::Create, &[]));
+        }
+        for i in 0..n {
+            all.push(change(
+                &format!("ballast_data.b[{i}]"),
+                Action::Create,
+                &["ballast_data.a"],
+            ));
+        }
+        let refs: Vec<&Change> = all.iter().collect();
+        let steps = build_steps(&refs);
+        let edges: usize = steps.iter().map(|s| s.deps.len()).sum();
+        // n upserts of a into one barrier, one edge from each b: linear, not n * n.
+        assert_eq!(edges, 2 * n);
+        let b0 = steps
+            .iter()
+            .find(|s| s.step == Step::Upsert && s.change == n)
+            .expect("b[0]");
+        assert_eq!(b0.deps.len(), 1);
+        assert_eq!(steps[b0.deps[0]].step, Step::Barrier);
+        assert_eq!(steps[b0.deps[0]].deps.len(), n);
+    }
+
+    #[test]
+    fn deletes_wait_for_the_deletes_of_their_dependents() {
+        let all = [
+            change("ballast_data.a", Action::Delete, &[]),
+            change("ballast_data.b[0]", Action::Delete, &["ballast_data.a"]),
+            change("ballast_data.b[1]", Action::Delete, &["ballast_data.a"]),
+        ];
+        let refs: Vec<&Change> = all.iter().collect();
+        let steps = build_steps(&refs);
+        let a = steps
+            .iter()
+            .find(|s| s.step == Step::Delete && s.change == 0)
+            .expect("a");
+        assert_eq!(a.deps.len(), 1);
+        let barrier = &steps[a.deps[0]];
+        assert_eq!(barrier.step, Step::Barrier);
+        let mut waited: Vec<usize> = barrier.deps.iter().map(|&d| steps[d].change).collect();
+        waited.sort_unstable();
+        assert_eq!(waited, vec![1, 2]);
+    }
 
     #[test]
     fn instance_keys_parse() {

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark of ballast apply (create all) and a no-op plan, with N ballast_data resources.
 
-Usage: python3 testdata/bench/bench.py [--runs 3] [--sizes 1000,10000] [--bin target/release/ballast]
+Usage: python3 testdata/bench/bench.py [--runs 3] [--sizes 1000,10000] [--scenario count|refs]
+       [--bin target/release/ballast]
 
 Each run starts from an empty directory. Reports the median wall time and the median peak
 RSS (of the ballast process, via wait4) per size and operation, and the 10k/1k ratios.
@@ -18,6 +19,19 @@ import time
 CONFIG = """resource "ballast_data" "item" {{
   count = {n}
   input = "item-${{count.index}}"
+}}
+"""
+
+# --scenario refs: half the resources each read one instance of the other half
+# (ballast_data.a[count.index].output), which must stay linear too.
+CONFIG_REFS = """resource "ballast_data" "a" {{
+  count = {half}
+  input = "a-${{count.index}}"
+}}
+
+resource "ballast_data" "b" {{
+  count = {half}
+  input = ballast_data.a[count.index].output
 }}
 """
 
@@ -39,6 +53,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--sizes", default="1000,10000")
     ap.add_argument("--bin", default="target/release/ballast")
+    ap.add_argument("--scenario", choices=["count", "refs"], default="count")
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
     results = {}
@@ -47,7 +62,10 @@ def main():
         for _ in range(args.runs):
             with tempfile.TemporaryDirectory(prefix=f"ballast-bench-{n}-") as d:
                 with open(os.path.join(d, "main.hcl"), "w") as f:
-                    f.write(CONFIG.format(n=n))
+                    if args.scenario == "refs":
+                        f.write(CONFIG_REFS.format(half=n // 2))
+                    else:
+                        f.write(CONFIG.format(n=n))
                 t, m = measure([binary, "apply", "-auto-approve"], d)
                 apply_t.append(t)
                 apply_m.append(m)

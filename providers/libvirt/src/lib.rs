@@ -53,6 +53,29 @@ pub(crate) fn lv(what: &str, e: virt::error::Error) -> ProviderError {
     }
 }
 
+/// libvirt's answers that mean "busy right now, try again": another process is refreshing
+/// or filling the same pool, or several domains start at once.
+pub(crate) fn is_transient(message: &str) -> bool {
+    message.contains("asynchronous jobs running") || message.contains("temporarily unavailable")
+}
+
+/// Runs a libvirt call again while it fails transiently: at most 6 attempts, backing off
+/// from 100 ms to 3.2 s.
+pub(crate) fn with_retry<T>(
+    mut call: impl FnMut() -> Result<T, virt::error::Error>,
+) -> Result<T, virt::error::Error> {
+    let mut attempt = 0;
+    loop {
+        match call() {
+            Err(e) if attempt < 5 && is_transient(e.message()) => {
+                std::thread::sleep(std::time::Duration::from_millis(100 << attempt));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 pub(crate) fn is_missing(e: &virt::error::Error) -> bool {
     use virt::enumutil::Enum::Known;
     use virt::error::ErrorNumber as N;

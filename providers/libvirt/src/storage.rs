@@ -97,6 +97,8 @@ fn read_marks_once(c: &Conn, pool: &StoragePool) -> Result<Option<Marks>, Provid
     match vol.download(&stream, 0, 0, 0) {
         Ok(()) => {}
         Err(e) if gone(&e) => return Ok(Some(Marks::new())),
+        // The pool is busy (another process refreshing it): read again shortly.
+        Err(e) if crate::is_transient(e.message()) => return Ok(None),
         Err(e) => return Err(lv("downloading ownership marks", e)),
     }
     let mut bytes = Vec::new();
@@ -193,7 +195,7 @@ fn upload_new(
         esc(format)
     );
     c.count(1);
-    let vol = StorageVol::create_xml(pool, &xml, 0)
+    let vol = crate::with_retry(|| StorageVol::create_xml(pool, &xml, 0))
         .map_err(|e| lv(&format!("creating volume {name}"), e))?;
     upload(c, &vol, name, bytes)
 }
@@ -700,7 +702,7 @@ fn create_volume(
         esc(if bytes.is_some() { "raw" } else { format })
     );
     c.count(1);
-    let v = StorageVol::create_xml(&p, &xml, 0)
+    let v = crate::with_retry(|| StorageVol::create_xml(&p, &xml, 0))
         .map_err(|e| lv(&format!("creating volume {name} in {pool_name}"), e))?;
     let path = v
         .path()
@@ -743,7 +745,7 @@ fn delete_volume(c: &Conn, prior: &Value) -> Result<(), ProviderError> {
     match p.lookup_storage_vol_by_name(name) {
         Ok(v) => {
             c.count(1);
-            v.delete(0)
+            crate::with_retry(|| v.delete(0))
                 .map_err(|e| lv(&format!("deleting volume {name}"), e))?;
         }
         Err(e) if is_missing(&e) => {}
