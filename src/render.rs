@@ -600,6 +600,7 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
                 "type": c.type_name,
                 "provider": c.provider,
                 "action": c.action,
+                "import_id": c.import_id,
                 "reason": c.reason,
                 "replace_because": c.replace_because,
                 "before": c.before.as_ref().map(|v| redact(v, &c.sensitive)),
@@ -641,6 +642,8 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
         "orphans": plan.orphans,
         "outputs": outputs,
         "warnings": plan.warnings,
+        "moves": plan.moves.iter().map(|(f, t)| json!({"from": f, "to": t})).collect::<Vec<_>>(),
+        "forgets": plan.forgets,
     })
 }
 
