@@ -35,8 +35,9 @@ fn virsh_ok(args: &[&str]) {
     );
 }
 
-fn domains_with(prefix: &str) -> Vec<String> {
-    let mut v: Vec<String> = virsh(&["list", "--all", "--name"])
+/// Sorted names from a `virsh ... --name` listing that start with `prefix`.
+fn names_with(listing: &[&str], prefix: &str) -> Vec<String> {
+    let mut v: Vec<String> = virsh(listing)
         .lines()
         .map(str::trim)
         .filter(|n| n.starts_with(prefix))
@@ -46,15 +47,12 @@ fn domains_with(prefix: &str) -> Vec<String> {
     v
 }
 
+fn domains_with(prefix: &str) -> Vec<String> {
+    names_with(&["list", "--all", "--name"], prefix)
+}
+
 fn running_with(prefix: &str) -> Vec<String> {
-    let mut v: Vec<String> = virsh(&["list", "--name"])
-        .lines()
-        .map(str::trim)
-        .filter(|n| n.starts_with(prefix))
-        .map(str::to_string)
-        .collect();
-    v.sort();
-    v
+    names_with(&["list", "--name"], prefix)
 }
 
 /// Removes every domain, volume and pool whose name starts with `prefix`.

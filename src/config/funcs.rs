@@ -938,7 +938,8 @@ mod tests {
         ("nosuch(1)", "error: nosuch(): there is no function named \"nosuch\""),
     ];
 
-    fn eval(src: &str, dir: &std::path::Path) -> String {
+    /// Runs `f` with a scope over an empty configuration in `dir`.
+    fn with_scope<T>(dir: &std::path::Path, f: impl FnOnce(&Scope<'_>) -> T) -> T {
         let cfg = Config {
             dir: dir.to_path_buf(),
             ..Config::default()
@@ -949,7 +950,14 @@ mod tests {
             HashMap::new(),
             HashMap::new(),
         );
-        let scope = Scope::new(&cfg, &vars, &sens, &locals, &res);
+        f(&Scope::new(&cfg, &vars, &sens, &locals, &res))
+    }
+
+    fn eval(src: &str, dir: &std::path::Path) -> String {
+        with_scope(dir, |scope| eval_in(scope, src))
+    }
+
+    fn eval_in(scope: &Scope<'_>, src: &str) -> String {
         let expr = hcl_edit::parser::parse_expr(src)
             .unwrap_or_else(|e| panic!("{src} does not parse: {e}"));
         match scope.eval(&Expr { expr, file: 0 }) {
@@ -1021,20 +1029,11 @@ mod tests {
     #[test]
     fn unknown_arguments_give_unknown_results() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = Config {
-            dir: dir.path().to_path_buf(),
-            ..Config::default()
-        };
-        let (vars, sens, locals, res) = (
-            BTreeMap::new(),
-            BTreeSet::new(),
-            HashMap::new(),
-            HashMap::new(),
-        );
-        let scope = Scope::new(&cfg, &vars, &sens, &locals, &res);
-        for f in ["upper", "cidrhost", "yamlencode", "sha256"] {
-            let r = super::call(f, vec![Value::Unknown, Value::Unknown], &scope);
-            assert_eq!(r, Ok(Value::Unknown), "{f}");
-        }
+        with_scope(dir.path(), |scope| {
+            for f in ["upper", "cidrhost", "yamlencode", "sha256"] {
+                let r = super::call(f, vec![Value::Unknown, Value::Unknown], scope);
+                assert_eq!(r, Ok(Value::Unknown), "{f}");
+            }
+        });
     }
 }
