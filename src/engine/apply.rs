@@ -41,6 +41,43 @@ struct StepNode {
     deps: Vec<usize>,
 }
 
+/// The values configuration is evaluated against during apply, kept current one instance
+/// at a time so that the walk stays linear in the number of instances.
+struct LiveValues {
+    /// Resource values by `type.name`.
+    values: HashMap<String, Value>,
+    locals: HashMap<String, Value>,
+    /// Resources to rebuild from the instance values before the next evaluation.
+    stale_resources: HashSet<String>,
+    locals_stale: bool,
+}
+
+impl LiveValues {
+    /// An instance's new value: its slot is updated in place when it has one.
+    fn set(&mut self, address: &str, v: &Value) {
+        let resource = resource_of(address);
+        self.locals_stale = true;
+        let slot = match (instance_key(address), self.values.get_mut(&resource)) {
+            (Some(Value::Number(n)), Some(Value::List(l))) => l.get_mut(n as usize),
+            (Some(Value::String(k)), Some(Value::Map(m))) => m.get_mut(&k),
+            (None, Some(single)) => Some(single),
+            _ => None,
+        };
+        match slot {
+            Some(s) => *s = v.clone(),
+            None => {
+                self.stale_resources.insert(resource);
+            }
+        }
+    }
+
+    /// An instance that is gone: its resource is rebuilt before the next evaluation.
+    fn forget(&mut self, address: &str) {
+        self.locals_stale = true;
+        self.stale_resources.insert(resource_of(address));
+    }
+}
+
 /// The journal callback handed to providers.
 struct Journal {
     store: Arc<Mutex<Store>>,
@@ -217,8 +254,10 @@ impl Engine {
         let mut seqs: HashMap<usize, i64> = HashMap::new();
         let mut ticker = tokio::time::interval(Duration::from_secs(10));
         ticker.tick().await;
-        let mut values_dirty = true;
-        let mut ctx: Option<(HashMap<String, Value>, HashMap<String, Value>)> = None;
+        let mut live = self.live_values(&inst_values);
+        // Whether a resource's configuration must be evaluated again during the walk: it
+        // depends on something this apply changes. Once per resource, not per instance.
+        let mut reevaluate: HashMap<String, bool> = HashMap::new();
 
         loop {
             while let Some(i) = ready.pop() {
@@ -233,25 +272,17 @@ impl Engine {
                 let planned = match node.step {
                     Step::Delete | Step::Barrier => Ok(Value::Null),
                     Step::Upsert => {
-                        let needs_eval = change.after.as_ref().is_none_or(Value::has_unknown)
-                            && self
-                                .resource_deps(&change.resource)
-                                .iter()
-                                .any(|d| changed_resources.contains(d));
-                        if needs_eval {
-                            if values_dirty || ctx.is_none() {
-                                ctx =
-                                    Some(self.apply_context(
-                                        &inst_values,
-                                        &mut super::Secrets::default(),
-                                    ));
-                                values_dirty = false;
-                            }
-                            let (locals, values) = ctx
-                                .as_ref()
-                                .map(|(l, v)| (l, v))
-                                .ok_or_else(|| anyhow!("no context"))?;
-                            self.final_plan(change, &p, locals, values).await
+                        let deps_change = *reevaluate
+                            .entry(change.resource.clone())
+                            .or_insert_with(|| {
+                                self.resource_deps(&change.resource)
+                                    .iter()
+                                    .any(|d| changed_resources.contains(d))
+                            });
+                        if deps_change && change.after.as_ref().is_none_or(Value::has_unknown) {
+                            self.bring_up_to_date(&mut live, &inst_values);
+                            self.final_plan(change, &p, &live.locals, &live.values)
+                                .await
                         } else {
                             Ok(change.after.clone().unwrap_or(Value::Null))
                         }
@@ -361,6 +392,7 @@ impl Engine {
                             if !change.takeover && !replaced_already {
                                 s.remove_resource(&change.address)?;
                                 inst_values.remove(&change.address);
+                                live.forget(&change.address);
                             }
                             if change.action == Action::Delete {
                                 report.destroyed += 1;
@@ -378,6 +410,7 @@ impl Engine {
                                 tainted: false,
                             })?;
                             inst_values.insert(change.address.clone(), v.clone());
+                            live.set(&change.address, &v);
                             match change.action {
                                 Action::Update => report.changed += 1,
                                 Action::Replace => {
@@ -386,7 +419,8 @@ impl Engine {
                                 }
                                 _ => report.added += 1,
                             }
-                            if let Some(msg) = self.postcondition_failures(change, &v, &inst_values)
+                            if let Some(msg) =
+                                self.postcondition_failures(change, &v, &mut live, &inst_values)
                             {
                                 report.errors.push((change.address.clone(), msg));
                                 failed[i] = true;
@@ -416,7 +450,6 @@ impl Engine {
                             elapsed.as_secs()
                         ));
                     }
-                    values_dirty = true;
                 }
                 Err(e) => {
                     db(&store).outcome(seq, "failed", Some(&e.message))?;
@@ -438,54 +471,93 @@ impl Engine {
         Ok(report)
     }
 
-    /// Locals and resource values from the instance values known now.
-    fn apply_context(
+    /// A resource's value as expressions see it: a list (count), a map (for_each) or one
+    /// object, from its instances' values.
+    fn aggregate(
         &self,
-        inst_values: &BTreeMap<String, Value>,
-        secrets: &mut super::Secrets,
-    ) -> (HashMap<String, Value>, HashMap<String, Value>) {
-        let cfg = &self.ws.cfg;
-        let mut values: HashMap<String, Value> = HashMap::new();
-        let mut grouped: BTreeMap<String, Vec<(Option<Value>, Value)>> = BTreeMap::new();
+        r: &crate::config::Resource,
+        mut items: Vec<(Option<Value>, Value)>,
+    ) -> Value {
+        if r.count.is_some() {
+            let n = |k: &Option<Value>| k.as_ref().and_then(Value::as_f64).unwrap_or(0.0);
+            items.sort_by(|a, b| n(&a.0).total_cmp(&n(&b.0)));
+            Value::List(items.into_iter().map(|(_, v)| v).collect())
+        } else if r.for_each.is_some() {
+            Value::Map(
+                items
+                    .into_iter()
+                    .filter_map(|(k, v)| {
+                        k.and_then(|k| k.as_str().map(str::to_string))
+                            .map(|k| (k, v))
+                    })
+                    .collect(),
+            )
+        } else {
+            items
+                .into_iter()
+                .next()
+                .map(|(_, v)| v)
+                .unwrap_or(Value::Unknown)
+        }
+    }
+
+    /// Every resource's value, from all instance values (once per apply).
+    fn live_values(&self, inst_values: &BTreeMap<String, Value>) -> LiveValues {
+        let mut grouped: HashMap<String, Vec<(Option<Value>, Value)>> = HashMap::new();
         for (addr, v) in inst_values {
             grouped
                 .entry(resource_of(addr))
                 .or_default()
                 .push((instance_key(addr), v.clone()));
         }
-        for r in &cfg.resources {
-            let items = grouped.remove(&r.addr()).unwrap_or_default();
-            let v = if r.count.is_some() {
-                let mut items = items;
-                items.sort_by(|a, b| {
-                    let n = |k: &Option<Value>| k.as_ref().and_then(Value::as_f64).unwrap_or(0.0);
-                    n(&a.0).total_cmp(&n(&b.0))
-                });
-                Value::List(items.into_iter().map(|(_, v)| v).collect())
-            } else if r.for_each.is_some() {
-                Value::Map(
-                    items
-                        .into_iter()
-                        .filter_map(|(k, v)| {
-                            k.and_then(|k| k.as_str().map(str::to_string))
-                                .map(|k| (k, v))
-                        })
-                        .collect(),
+        let values = self
+            .ws
+            .cfg
+            .resources
+            .iter()
+            .map(|r| {
+                (
+                    r.addr(),
+                    self.aggregate(r, grouped.remove(&r.addr()).unwrap_or_default()),
                 )
-            } else {
-                items
-                    .into_iter()
-                    .next()
-                    .map(|(_, v)| v)
-                    .unwrap_or(Value::Unknown)
-            };
-            values.insert(r.addr(), v);
+            })
+            .collect();
+        LiveValues {
+            values,
+            locals: HashMap::new(),
+            stale_resources: HashSet::new(),
+            locals_stale: true,
         }
+    }
+
+    /// Rebuilds the resources marked stale and evaluates the locals again if anything
+    /// changed since they were last evaluated.
+    fn bring_up_to_date(&self, live: &mut LiveValues, inst_values: &BTreeMap<String, Value>) {
+        for addr in std::mem::take(&mut live.stale_resources) {
+            let Some(r) = self.ws.cfg.resource(&addr) else {
+                continue;
+            };
+            let items = instances_of(inst_values, &addr);
+            live.values.insert(addr, self.aggregate(r, items));
+        }
+        if live.locals_stale {
+            live.locals = self.evaluate_locals(&live.values, &mut super::Secrets::default());
+            live.locals_stale = false;
+        }
+    }
+
+    /// Every local, in dependency order, over the given resource values.
+    fn evaluate_locals(
+        &self,
+        values: &HashMap<String, Value>,
+        secrets: &mut super::Secrets,
+    ) -> HashMap<String, Value> {
+        let cfg = &self.ws.cfg;
         let mut locals = HashMap::new();
         if let Ok(order) = self.ws.graph.order() {
             for id in order {
                 if let Node::Local(name) = &self.ws.graph.nodes[id] {
-                    let scope = self.ws.scope(&locals, &values, Some(secrets));
+                    let scope = self.ws.scope(&locals, values, Some(secrets));
                     let v = scope.eval(&cfg.locals[name]).unwrap_or(Value::Unknown);
                     let sensitive = scope.take_sensitive();
                     drop(scope);
@@ -496,7 +568,7 @@ impl Engine {
                 }
             }
         }
-        (locals, values)
+        locals
     }
 
     /// Checks a resource's postconditions against the object apply produced.
@@ -504,14 +576,15 @@ impl Engine {
         &self,
         change: &Change,
         obj: &Value,
+        live: &mut LiveValues,
         inst_values: &BTreeMap<String, Value>,
     ) -> Option<String> {
         let r = self.ws.cfg.resource(&change.resource)?;
         if r.lifecycle.postconditions.is_empty() {
             return None;
         }
-        let (locals, values) = self.apply_context(inst_values, &mut super::Secrets::default());
-        let mut scope = self.ws.scope(&locals, &values, None);
+        self.bring_up_to_date(live, inst_values);
+        let mut scope = self.ws.scope(&live.locals, &live.values, None);
         scope.self_value = Some(obj.clone());
         match instance_key(&change.address) {
             Some(Value::Number(n)) => scope.count_index = Some(n as usize),
@@ -607,7 +680,8 @@ impl Engine {
             .into_iter()
             .map(|r| (r.address, r.attributes))
             .collect();
-        let (locals, values) = self.apply_context(&inst, &mut secret);
+        let values = self.live_values(&inst).values;
+        let locals = self.evaluate_locals(&values, &mut secret);
         let cfg = &self.ws.cfg;
         let mut outs = Vec::new();
         for (name, o) in &cfg.outputs {
@@ -643,6 +717,18 @@ fn skip_dependents(
         }
         stack.extend(dependents[d].iter().copied());
     }
+}
+
+/// The (instance key, value) pairs of one resource's instances. Everything starting with
+/// the address is contiguous in the sorted map, but other resources may share the prefix
+/// (`a-b` sorts between `a` and `a[0]`), so they are filtered out, not stopped at.
+fn instances_of(inst_values: &BTreeMap<String, Value>, addr: &str) -> Vec<(Option<Value>, Value)> {
+    inst_values
+        .range(addr.to_string()..)
+        .take_while(|(a, _)| a.starts_with(addr))
+        .filter(|(a, _)| resource_of(a) == addr)
+        .map(|(a, v)| (instance_key(a), v.clone()))
+        .collect()
 }
 
 /// A finished step: its dependents are one dependency closer to ready.
@@ -807,6 +893,27 @@ mod tests {
         let mut waited: Vec<usize> = barrier.deps.iter().map(|&d| steps[d].change).collect();
         waited.sort_unstable();
         assert_eq!(waited, vec![1, 2]);
+    }
+
+    #[test]
+    fn a_stale_resource_is_rebuilt_from_all_its_instances_even_past_a_sibling_sharing_its_prefix() {
+        let inst: BTreeMap<String, Value> =
+            ["d.a", "d.a-b", "d.a-b[0]", "d.a[0]", "d.a[1]", "d.ab"]
+                .iter()
+                .map(|a| (a.to_string(), Value::from(*a)))
+                .collect();
+        let got: Vec<Value> = instances_of(&inst, "d.a")
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                Value::from("d.a"),
+                Value::from("d.a[0]"),
+                Value::from("d.a[1]")
+            ]
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark of ballast apply (create all) and a no-op plan, with N ballast_data resources.
 
-Usage: python3 testdata/bench/bench.py [--runs 3] [--sizes 1000,10000] [--scenario count|refs]
+Usage: python3 testdata/bench/bench.py [--runs 3] [--sizes 1000,10000] [--scenario count|refs|postconditions]
        [--bin target/release/ballast]
 
 Each run starts from an empty directory. Reports the median wall time and the median peak
@@ -19,6 +19,21 @@ import time
 CONFIG = """resource "ballast_data" "item" {{
   count = {n}
   input = "item-${{count.index}}"
+}}
+"""
+
+# --scenario postconditions: every instance checks a postcondition after apply, which must
+# not rebuild the whole evaluation context per instance.
+CONFIG_POST = """resource "ballast_data" "item" {{
+  count = {n}
+  input = "item-${{count.index}}"
+
+  lifecycle {{
+    postcondition {{
+      condition     = self.output == "item-${{count.index}}"
+      error_message = "the item did not take its input"
+    }}
+  }}
 }}
 """
 
@@ -53,7 +68,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--sizes", default="1000,10000")
     ap.add_argument("--bin", default="target/release/ballast")
-    ap.add_argument("--scenario", choices=["count", "refs"], default="count")
+    ap.add_argument("--scenario", choices=["count", "refs", "postconditions"], default="count")
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
     results = {}
@@ -62,7 +77,9 @@ def main():
         for _ in range(args.runs):
             with tempfile.TemporaryDirectory(prefix=f"ballast-bench-{n}-") as d:
                 with open(os.path.join(d, "main.hcl"), "w") as f:
-                    if args.scenario == "refs":
+                    if args.scenario == "postconditions":
+                        f.write(CONFIG_POST.format(n=n))
+                    elif args.scenario == "refs":
                         f.write(CONFIG_REFS.format(half=n // 2))
                     else:
                         f.write(CONFIG.format(n=n))
