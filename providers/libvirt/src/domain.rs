@@ -2,7 +2,7 @@
 //! shut off is drift. vCPU and memory changes say whether they apply live or need a restart.
 
 use crate::xml::{self, esc, OWNER_NS};
-use crate::{blocking, is_missing, lv, Conn};
+use crate::{is_missing, lv, Conn};
 use ballast_sdk::{
     plan_from_schema, ApplyContext, ApplyRequest, AttrSchema, AttrType, ChangeKind, Conflict,
     Discovered, PlanRequest, PlanResponse, Progress, ProviderError, ResourceSchema, Value,
@@ -143,18 +143,8 @@ pub async fn plan(conn: &Arc<Conn>, req: PlanRequest<'_>) -> Result<PlanResponse
             resp.planned.set("id", Value::Unknown);
             resp.planned.set("uuid", Value::Unknown);
             resp.planned.set("mac_addresses", Value::Unknown);
-            if let Some(name) = resp.planned.get("name").as_str().map(str::to_string) {
-                let lineage = conn.lineage.clone();
-                let address = req.address.to_string();
-                let prior_uuid = req
-                    .prior
-                    .and_then(|p| p.get("uuid").as_str())
-                    .map(str::to_string);
-                resp.conflict = blocking(conn, move |c| {
-                    conflict(c, &name, &lineage, &address, prior_uuid.as_deref())
-                })
-                .await?;
-            }
+            resp.conflict =
+                crate::find_conflict(conn, conflict, &resp.planned, req.address, req.prior).await?;
         }
     }
     Ok(resp)
@@ -163,11 +153,13 @@ pub async fn plan(conn: &Arc<Conn>, req: PlanRequest<'_>) -> Result<PlanResponse
 /// A domain with the declared name that this resource does not own is a conflict.
 fn conflict(
     c: &Conn,
-    name: &str,
-    lineage: &str,
+    planned: &Value,
     address: &str,
     replacing: Option<&str>,
 ) -> Result<Option<Conflict>, ProviderError> {
+    let Some(name) = planned.get("name").as_str() else {
+        return Ok(None);
+    };
     c.count(1);
     let dom = match c.conn.lookup_domain_by_name(name) {
         Ok(d) => d,
@@ -186,7 +178,7 @@ fn conflict(
     let mark = owner_mark(&desc)?;
     let whose = crate::mark_note(
         mark.as_ref().map(|(l, a)| (l.as_str(), a.as_str())),
-        lineage,
+        &c.lineage,
         address,
     );
     Ok(Some(Conflict {

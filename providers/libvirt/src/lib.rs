@@ -12,9 +12,9 @@ mod xml;
 
 use async_trait::async_trait;
 use ballast_sdk::{
-    ApplyContext, ApplyRequest, AttrSchema, AttrType, Capabilities, ConfigureContext, Discovered,
-    Limits, PlanRequest, PlanResponse, Provider, ProviderError, ProviderInstance, ProviderSchema,
-    Value,
+    ApplyContext, ApplyRequest, AttrSchema, AttrType, Capabilities, ConfigureContext, Conflict,
+    Discovered, Limits, PlanRequest, PlanResponse, Provider, ProviderError, ProviderInstance,
+    ProviderSchema, Value,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -83,6 +83,27 @@ pub(crate) fn is_missing(e: &virt::error::Error) -> bool {
         e.code(),
         Known(N::NoDomain) | Known(N::NoStoragePool) | Known(N::NoStorageVolume)
     )
+}
+
+/// A check for an unmanaged object in the way of a create: (connection, planned object,
+/// resource address, the ID of the object being replaced, if any).
+pub(crate) type ConflictCheck =
+    fn(&Conn, &Value, &str, Option<&str>) -> Result<Option<Conflict>, ProviderError>;
+
+/// Runs a conflict check on the blocking pool.
+pub(crate) async fn find_conflict(
+    conn: &Arc<Conn>,
+    check: ConflictCheck,
+    planned: &Value,
+    address: &str,
+    prior: Option<&Value>,
+) -> Result<Option<Conflict>, ProviderError> {
+    let (planned, address) = (planned.clone(), address.to_string());
+    let replacing = prior.and_then(|p| p.get("id").as_str()).map(str::to_string);
+    blocking(conn, move |c| {
+        check(c, &planned, &address, replacing.as_deref())
+    })
+    .await
 }
 
 /// What a conflict message says of an object's ownership mark, if it has one.

@@ -6,7 +6,7 @@
 //! where "" is the pool's own mark. It is removed when the last mark goes.
 
 use crate::xml::{self, esc};
-use crate::{blocking, is_missing, lv, Conn};
+use crate::{is_missing, lv, Conn};
 use ballast_sdk::{
     plan_from_schema, ApplyContext, ApplyRequest, AttrSchema, AttrType, ChangeKind, Conflict,
     Discovered, PlanRequest, PlanResponse, Progress, ProviderError, ResourceSchema, Value,
@@ -484,58 +484,61 @@ pub async fn plan(conn: &Arc<Conn>, req: PlanRequest<'_>) -> Result<PlanResponse
         return Ok(resp);
     }
     resp.planned.set("id", Value::Unknown);
-    let (type_name, planned, address) = (
-        req.type_name.to_string(),
-        resp.planned.clone(),
-        req.address.to_string(),
-    );
-    let replacing = req
-        .prior
-        .and_then(|p| p.get("id").as_str())
-        .map(str::to_string);
-    resp.conflict = blocking(conn, move |c| {
-        storage_conflict(c, &type_name, &planned, &address, replacing.as_deref())
-    })
-    .await?;
+    let check: crate::ConflictCheck = if req.type_name == POOL {
+        pool_conflict
+    } else {
+        volume_conflict
+    };
+    resp.conflict =
+        crate::find_conflict(conn, check, &resp.planned, req.address, req.prior).await?;
     Ok(resp)
 }
 
-fn storage_conflict(
+/// What a storage conflict message says of the mark `key` in a pool's marks.
+fn whose(c: &Conn, marks: &Marks, key: &str, address: &str) -> String {
+    crate::mark_note(
+        marks.get(key).map(|(l, a)| (l.as_str(), a.as_str())),
+        &c.lineage,
+        address,
+    )
+}
+
+/// A pool with the declared name that this resource does not own is a conflict.
+fn pool_conflict(
     c: &Conn,
-    type_name: &str,
     planned: &Value,
     address: &str,
     replacing: Option<&str>,
 ) -> Result<Option<Conflict>, ProviderError> {
-    let mark_note = |marks: &Marks, key: &str| {
-        crate::mark_note(
-            marks.get(key).map(|(l, a)| (l.as_str(), a.as_str())),
-            &c.lineage,
-            address,
-        )
+    let name = planned.get("name").as_str().unwrap_or_default();
+    let Some(p) = pool_by_name(c, name)? else {
+        return Ok(None);
     };
-    if type_name == POOL {
-        let name = planned.get("name").as_str().unwrap_or_default();
-        let Some(p) = pool_by_name(c, name)? else {
-            return Ok(None);
-        };
-        let uuid = p.uuid_string().unwrap_or_default();
-        if replacing == Some(uuid.as_str()) {
-            return Ok(None);
-        }
-        let marks = if p.is_active().unwrap_or(false) {
-            read_marks(c, &p)?
-        } else {
-            Marks::new()
-        };
-        return Ok(Some(Conflict {
-            message: format!(
-                "a storage pool named {name} already exists and is not managed by this state{}",
-                mark_note(&marks, "")
-            ),
-            import_id: name.to_string(),
-        }));
+    let uuid = p.uuid_string().unwrap_or_default();
+    if replacing == Some(uuid.as_str()) {
+        return Ok(None);
     }
+    let marks = if p.is_active().unwrap_or(false) {
+        read_marks(c, &p)?
+    } else {
+        Marks::new()
+    };
+    Ok(Some(Conflict {
+        message: format!(
+            "a storage pool named {name} already exists and is not managed by this state{}",
+            whose(c, &marks, "", address)
+        ),
+        import_id: name.to_string(),
+    }))
+}
+
+/// A volume with the declared name in its pool that this resource does not own is a conflict.
+fn volume_conflict(
+    c: &Conn,
+    planned: &Value,
+    address: &str,
+    replacing: Option<&str>,
+) -> Result<Option<Conflict>, ProviderError> {
     let pool_name = planned.get("pool").as_str().unwrap_or_default();
     let name = planned.get("name").as_str().unwrap_or_default();
     // A pool that does not exist yet may be created by this same plan.
@@ -555,7 +558,7 @@ fn storage_conflict(
     Ok(Some(Conflict {
         message: format!(
             "a volume named {name} already exists in pool {pool_name} ({path}) and is not managed by this state{}",
-            mark_note(&marks, name)
+            whose(c, &marks, name, address)
         ),
         import_id: path,
     }))
