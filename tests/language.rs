@@ -335,10 +335,11 @@ fn import_blocks_adopt_at_apply_and_generate_config_writes_the_block() {
         "main.hcl",
         "import {\n  to = local_file.f\n  id = \"existing.txt\"\n}\n\nresource \"local_file\" \"f\" {\n  path    = \"existing.txt\"\n  content = \"new\\n\"\n}\n",
     );
-    assert!(w
-        .ok(&["plan"], 0)
+    let plan = w.ok(&["plan"], 0);
+    assert!(plan
         .stdout
         .contains("# local_file.f will be imported, then updated in-place"));
+    assert_snapshot!("import_then_update_plan", plan.text(&w));
     w.ok(&["apply", "-auto-approve"], 0);
     assert_eq!(w.read("existing.txt"), "new\n");
 }

@@ -180,6 +180,7 @@ fn kcli_cluster_lifecycle_with_power_and_memory_drift() {
     );
     let plan = w.ok(&with(&["plan"], &vars), 0);
     assert!(plan.stdout.contains("needs a restart"), "{}", plan.stdout);
+    assert_snapshot!("libvirt_restart_plan", plan.text(&w));
     w.ok(&with(&["apply", "-auto-approve"], &vars), 0);
     w.ok(&with(&["drift"], &vars), 0);
 

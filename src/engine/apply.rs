@@ -270,6 +270,7 @@ impl Engine {
                 let p = self.provider(&change.provider).await?;
                 // The object this step aims for.
                 let planned = match node.step {
+                    // Barriers are released above and never get here.
                     Step::Delete | Step::Barrier => Ok(Value::Null),
                     Step::Upsert => {
                         let deps_change = *reevaluate
@@ -329,7 +330,8 @@ impl Engine {
                     created: Mutex::new(false),
                 };
                 let prior = match node.step {
-                    Step::Delete | Step::Barrier => change.before.clone(),
+                    Step::Barrier => None,
+                    Step::Delete => change.before.clone(),
                     Step::Upsert if change.action == Action::Update => change.before.clone(),
                     Step::Upsert => None,
                 };
@@ -386,7 +388,9 @@ impl Engine {
                 Ok(obj) => {
                     let s = db(&store);
                     match (node.step, obj) {
-                        (Step::Delete | Step::Barrier, _) => {
+                        // Barriers are never spawned, so no outcome comes back for them.
+                        (Step::Barrier, _) => {}
+                        (Step::Delete, _) => {
                             let replaced_already =
                                 change.create_before_destroy && change.action == Action::Replace;
                             if !change.takeover && !replaced_already {
