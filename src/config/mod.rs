@@ -12,7 +12,7 @@ use crate::diag::{Diag, Diags, Sources, SrcSpan};
 use hcl_edit::expr::{Expression, TraversalOperator};
 use hcl_edit::structure::{Block, Body, Structure};
 use hcl_edit::Span;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// An unevaluated expression and the file it came from.
@@ -224,6 +224,8 @@ pub struct Config {
     pub outputs: BTreeMap<String, Output>,
     pub providers: Vec<ProviderBlock>,
     pub resources: Vec<Resource>,
+    /// Index of `resources` by address (`type.name`).
+    resource_index: HashMap<String, usize>,
     pub checks: Vec<Check>,
     pub moved: Vec<Moved>,
     pub removed: Vec<Removed>,
@@ -371,7 +373,7 @@ pub fn traversal_parts(e: &Expression) -> Option<Vec<String>> {
 
 impl Config {
     pub fn resource(&self, addr: &str) -> Option<&Resource> {
-        self.resources.iter().find(|r| r.addr() == addr)
+        self.resource_index.get(addr).map(|&i| &self.resources[i])
     }
 
     fn add_body(&mut self, body: &Body, file: usize, diags: &mut Vec<Diag>) {
@@ -884,13 +886,16 @@ impl Config {
             body,
             span,
         };
-        if self.resource(&r.addr()).is_some() {
+        let addr = r.addr();
+        if self.resource_index.contains_key(&addr) {
             diags.push(Diag::at(
-                format!("resource {} is declared twice", r.addr()),
+                format!("resource {addr} is declared twice"),
                 &self.sources,
                 &r.span,
             ));
+            return;
         }
+        self.resource_index.insert(addr, self.resources.len());
         self.resources.push(r);
     }
 }

@@ -712,15 +712,15 @@ impl Engine {
                     }
                 }
                 Node::Resource(addr) => {
+                    // The changes this resource adds start here.
+                    let first_change = plan.changes.len();
                     match self
                         .plan_resource(&addr, opts, current, state, &locals, &values, &secret, plan)
                         .await
                     {
                         Ok(v) => {
-                            let marked: BTreeSet<String> = plan
-                                .changes
+                            let marked: BTreeSet<String> = plan.changes[first_change..]
                                 .iter()
-                                .filter(|c| c.resource == addr)
                                 .flat_map(|c| c.sensitive.iter().cloned())
                                 .collect();
                             secret.attrs.insert(addr.clone(), marked);
@@ -777,6 +777,13 @@ impl Engine {
         let cfg = &self.ws.cfg;
         let base = self.ws.scope(locals, values, Some(secret));
         let instances = self.expand(&r, &base).map_err(Diags::from)?;
+        // replace_triggered_by: decided once per resource, from the changes planned so far.
+        let triggered = r.lifecycle.replace_triggered_by.iter().find(|(t, _)| {
+            plan.changes.iter().any(|c| {
+                (c.resource == *t || c.address == *t)
+                    && matches!(c.action, Action::Create | Action::Update | Action::Replace)
+            })
+        });
         let mut list = Vec::new();
         let mut map = BTreeMap::new();
         let mut diags = Vec::new();
@@ -850,12 +857,6 @@ impl Engine {
                 }
             }
             let tainted = recorded.is_some_and(|s| s.tainted);
-            let triggered = r.lifecycle.replace_triggered_by.iter().find(|(t, _)| {
-                plan.changes.iter().any(|c| {
-                    (c.resource == *t || c.address == *t)
-                        && matches!(c.action, Action::Create | Action::Update | Action::Replace)
-                })
-            });
             let forced =
                 opts.replace.iter().any(|x| x == &inst.address || x == addr) || triggered.is_some();
             let req = |prior| request(&r.type_name, prior, &config, &inst.address);

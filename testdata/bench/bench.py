@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark of ballast apply (create all) and a no-op plan, with N ballast_data resources.
 
-Usage: python3 testdata/bench/bench.py [--runs 3] [--sizes 1000,10000] [--scenario count|refs|postconditions]
+Usage: python3 testdata/bench/bench.py [--runs 3] [--sizes 1000,10000] [--scenario count|refs|postconditions|blocks]
        [--bin target/release/ballast]
 
 Each run starts from an empty directory. Reports the median wall time and the median peak
@@ -19,6 +19,12 @@ import time
 CONFIG = """resource "ballast_data" "item" {{
   count = {n}
   input = "item-${{count.index}}"
+}}
+"""
+
+# --scenario blocks: N resource blocks of their own (every per-resource lookup must be O(1)).
+BLOCK = """resource "ballast_data" "r{i}" {{
+  input = {i}
 }}
 """
 
@@ -68,7 +74,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--sizes", default="1000,10000")
     ap.add_argument("--bin", default="target/release/ballast")
-    ap.add_argument("--scenario", choices=["count", "refs", "postconditions"], default="count")
+    ap.add_argument("--scenario", choices=["count", "refs", "postconditions", "blocks"], default="count")
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
     results = {}
@@ -77,7 +83,10 @@ def main():
         for _ in range(args.runs):
             with tempfile.TemporaryDirectory(prefix=f"ballast-bench-{n}-") as d:
                 with open(os.path.join(d, "main.hcl"), "w") as f:
-                    if args.scenario == "postconditions":
+                    if args.scenario == "blocks":
+                        # N separate resource blocks rather than one with count.
+                        f.write("".join(BLOCK.format(i=i) for i in range(n)))
+                    elif args.scenario == "postconditions":
                         f.write(CONFIG_POST.format(n=n))
                     elif args.scenario == "refs":
                         f.write(CONFIG_REFS.format(half=n // 2))
