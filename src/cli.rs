@@ -1,17 +1,20 @@
 //! The command line: parsing (clap), and each command's flow. The engine does the work;
 //! this module does all the I/O.
 
-use crate::config::vars::VarInputs;
-use crate::diag::Diags;
-use crate::engine::plan::{Mode, Plan, PlanOptions};
-use crate::engine::{db, Engine, Workspace};
-use crate::render;
-use crate::state::{format_time, ResourceState, Store};
 use crate::ui::Ui;
 use anyhow::{anyhow, bail, Context, Result};
+use ballast_core::apply::ApplyReport;
+use ballast_core::model::{Mode, Plan, PlanOptions};
+use ballast_core::saved_plan::{self, SavedPlan};
+use ballast_core::state::State;
+use ballast_core::store::{LockRequest, StateStore, Unlock, Unlocked, Write};
+use ballast_core::{Engine, Workspace};
+use ballast_lang::diag::Diags;
+use ballast_lang::vars::VarInputs;
+use ballast_render::{hcl as render_hcl, json as render_json, text as render};
 use ballast_sdk::Value;
+use ballast_state_sqlite::SqliteStore;
 use clap::{Args, Parser, Subcommand};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -168,8 +171,12 @@ pub enum Command {
         json: bool,
         plan_file: Option<PathBuf>,
     },
-    /// Remove a stale lock.
-    ForceUnlock,
+    /// Remove the lock of a run that is gone. A live holder's lock is kept unless you name it.
+    ForceUnlock {
+        /// Break the lock even though its holder still runs: PID@HOST, as the lock names it.
+        #[arg(long = "holder", value_name = "PID@HOST")]
+        holder: Option<String>,
+    },
     /// Print the version.
     Version,
 }
@@ -184,6 +191,18 @@ pub enum StateCommand {
     Rm { address: Vec<String> },
     /// Rename a resource in the state.
     Mv { from: String, to: String },
+}
+
+impl Cli {
+    /// Whether this command streams its events as JSON lines (`apply|destroy|refresh -json`).
+    pub fn streams_events(&self) -> bool {
+        match &self.command {
+            Command::Apply { args, .. }
+            | Command::Destroy { args, .. }
+            | Command::Refresh { args } => args.json,
+            _ => false,
+        }
+    }
 }
 
 /// Terraform spells long flags with one dash (-chdir=DIR); clap wants two. Rewrite them.
@@ -227,20 +246,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-/// A saved plan file.
-#[derive(Serialize, Deserialize)]
-struct SavedPlan {
-    format: String,
-    version: u32,
-    vars: BTreeMap<String, Value>,
-    refresh: bool,
-    targets: Vec<String>,
-    replace: Vec<String>,
-    plan: Plan,
-}
-
-const PLAN_FORMAT: &str = "ballast-plan";
-
 fn dir_of(cli: &Cli) -> Result<PathBuf> {
     let d = match &cli.chdir {
         Some(d) => d.clone(),
@@ -257,8 +262,51 @@ fn load(dir: &Path, vars: &VarArgs, preset: Option<BTreeMap<String, Value>>) -> 
         cli: vars.var.clone(),
         files: vars.var_file.clone(),
         preset,
+        env: std::env::vars()
+            .filter(|(k, _)| k.starts_with("BALLAST_VAR_"))
+            .collect(),
     };
     Workspace::load(dir, &inputs).map_err(anyhow::Error::from)
+}
+
+/// Where a configuration's state lives.
+fn state_path(dir: &Path, setting: Option<&str>) -> PathBuf {
+    dir.join(setting.unwrap_or(".ballast/state.db"))
+}
+
+fn who(operation: &str) -> LockRequest {
+    LockRequest {
+        user: std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into()),
+        host: ballast_state_sqlite::hostname(),
+        pid: std::process::id(),
+        operation: operation.to_string(),
+    }
+}
+
+/// Opens the engine for a command: the workspace's state (locked), every compiled-in
+/// provider, and the terminal as the event sink.
+fn engine(
+    ws: Workspace,
+    ui: &Arc<Ui>,
+    operation: &str,
+    args: Option<&PlanArgs>,
+    lock_timeout: Duration,
+) -> Result<Engine> {
+    let path = state_path(&ws.cfg.dir, ws.cfg.settings.state_path.as_deref());
+    let store: Arc<dyn StateStore> = Arc::new(SqliteStore::open(&path)?);
+    Engine::open(
+        ws,
+        ballast_core::Options {
+            providers: crate::registry::providers(),
+            store,
+            events: ui.clone(),
+            who: who(operation),
+            lock_timeout,
+            parallelism: args.map(|a| a.parallelism).unwrap_or(10),
+        },
+    )
 }
 
 fn options(args: &PlanArgs, mode: Mode) -> PlanOptions {
@@ -297,47 +345,49 @@ pub async fn run(cli: Cli, ui: Arc<Ui>) -> Result<i32> {
     let dir = dir_of(&cli)?;
     match cli.command {
         Command::Version => {
-            ui.out(&format!("ballast {}", env!("CARGO_PKG_VERSION")));
+            let providers: Vec<String> = crate::registry::compiled()
+                .into_iter()
+                .map(|(name, built)| {
+                    if built {
+                        name.to_string()
+                    } else {
+                        format!("{name} (not compiled in)")
+                    }
+                })
+                .collect();
+            ui.out(&format!(
+                "ballast {}\nproviders: {}",
+                env!("CARGO_PKG_VERSION"),
+                providers.join(", ")
+            ));
             Ok(0)
         }
         Command::Validate { vars } => {
             let ws = load(&dir, &vars, None)?;
-            let mut engine =
-                Engine::open(ws, ui.clone(), "validate", Duration::ZERO).or_else(|_| {
-                    // Validation never needs the state; a locked or broken one does not stop it.
-                    let ws = load(&dir, &vars, None)?;
-                    Ok::<_, anyhow::Error>(Engine {
-                        ws,
-                        store: None,
-                        lineage: String::new(),
-                        serial: 0,
-                        providers: Default::default(),
-                        events: ui.clone(),
-                        parallelism: 1,
-                    })
-                })?;
-            crate::engine::validate::validate(&mut engine).map_err(anyhow::Error::from)?;
+            // Validation never needs the state: it is neither locked nor read.
+            let path = state_path(&ws.cfg.dir, ws.cfg.settings.state_path.as_deref());
+            let store: Arc<dyn StateStore> = Arc::new(SqliteStore::at(&path));
+            let engine = Engine::detached(
+                ws,
+                ballast_core::Options {
+                    providers: crate::registry::providers(),
+                    store,
+                    events: ui.clone(),
+                    who: who("validate"),
+                    lock_timeout: Duration::ZERO,
+                    parallelism: 1,
+                },
+            );
+            ballast_core::validate::validate(&engine).map_err(anyhow::Error::from)?;
             ui.out(&ui.style.green("The configuration is valid."));
             Ok(0)
         }
-        Command::Fmt { check } => crate::fmt::run(&dir, check, &ui),
+        Command::Fmt { check } => crate::fmt_cmd::run(&dir, check, &ui),
         Command::Graph => {
             let ws = load(&dir, &VarArgs::default(), None).or_else(|e| {
                 match e.downcast_ref::<Diags>() {
                     // Missing variable values do not matter for the graph.
-                    Some(_) => {
-                        let cfg = crate::config::load(&dir)?;
-                        let graph = crate::graph::Graph::build(&cfg)?;
-                        Ok(Workspace {
-                            state_path: crate::engine::state_path(
-                                &dir,
-                                cfg.settings.state_path.as_deref(),
-                            ),
-                            cfg,
-                            vars: Default::default(),
-                            graph,
-                        })
-                    }
+                    Some(_) => Workspace::unresolved(&dir).map_err(anyhow::Error::from),
                     None => Err(e),
                 }
             })?;
@@ -359,14 +409,20 @@ pub async fn run(cli: Cli, ui: Arc<Ui>) -> Result<i32> {
                     );
                 }
                 let ws = load(&dir, &args.vars, None)?;
-                let mut engine = Engine::open(ws, ui.clone(), "plan", args.lock.lock_timeout)?;
-                let hcl = engine.generate_import_config().await?;
+                let mut engine = engine(ws, &ui, "plan", Some(&args), args.lock.lock_timeout)?;
+                let objects = engine.undeclared_import_objects().await?;
                 drop(engine);
-                if hcl.is_empty() {
+                if objects.is_empty() {
                     ui.status(
                         "Every import block's target is declared already; nothing to generate.",
                     );
                 } else {
+                    let mut hcl = String::new();
+                    for o in &objects {
+                        hcl.push_str(&format!("# generated by ballast from {}\n", o.id));
+                        hcl.push_str(&render_hcl::config_block(&o.schema, &o.address, &o.object));
+                        hcl.push('\n');
+                    }
                     std::fs::write(&path, hcl)
                         .with_context(|| format!("cannot write {}", path.display()))?;
                     ui.status(&format!(
@@ -376,23 +432,19 @@ pub async fn run(cli: Cli, ui: Arc<Ui>) -> Result<i32> {
                 }
             }
             let ws = load(&dir, &args.vars, None)?;
-            let vars = ws.vars.values.clone();
-            let mut engine = Engine::open(ws, ui.clone(), "plan", args.lock.lock_timeout)?;
-            engine.parallelism = args.parallelism;
+            let variables = ws.vars.values.clone();
+            let mut engine = engine(ws, &ui, "plan", Some(&args), args.lock.lock_timeout)?;
             let opts = options(&args, Mode::Normal);
             let plan = engine.plan(&opts).await?;
             print_plan(&ui, &plan, args.json);
             if let Some(path) = out {
                 let saved = SavedPlan {
-                    format: PLAN_FORMAT.into(),
-                    version: 1,
-                    vars,
-                    refresh: opts.refresh,
-                    targets: opts.targets.clone(),
-                    replace: opts.replace.clone(),
                     plan: plan.clone(),
+                    variables,
+                    options: opts.clone(),
+                    written_by: env!("CARGO_PKG_VERSION").into(),
                 };
-                write_private(&path, &serde_json::to_vec_pretty(&saved)?)?;
+                write_private(&path, &saved_plan::encode(&saved)?)?;
                 ui.status(&format!(
                     "Saved the plan to {}. Apply exactly it with: ballast apply {}",
                     path.display(),
@@ -426,15 +478,16 @@ pub async fn run(cli: Cli, ui: Arc<Ui>) -> Result<i32> {
         }
         Command::Drift { args } => {
             let ws = load(&dir, &args.vars, None)?;
-            let mut engine = Engine::open(ws, ui.clone(), "drift", args.lock.lock_timeout)?;
-            engine.parallelism = args.parallelism;
+            let mut engine = engine(ws, &ui, "drift", Some(&args), args.lock.lock_timeout)?;
             let plan = engine.plan(&options(&args, Mode::Normal)).await?;
             let dirty = !plan.drift.is_empty()
                 || !plan.conflicts.is_empty()
                 || !plan.orphans.is_empty()
                 || !plan.warnings.is_empty();
             if args.json {
-                ui.out(&serde_json::to_string_pretty(&render::plan_json(&plan))?);
+                ui.out(&serde_json::to_string_pretty(&render_json::plan_json(
+                    &plan,
+                ))?);
             } else {
                 let mut text = render::drift_text(&plan, ui.style);
                 text.push_str(&render::warnings_text(&plan, ui.style));
@@ -482,29 +535,44 @@ pub async fn run(cli: Cli, ui: Arc<Ui>) -> Result<i32> {
         Command::State(sc) => state_command(&dir, sc, &ui),
         Command::Output { json, name } => output(&dir, json, name.as_deref(), &ui),
         Command::Show { json, plan_file } => show(&dir, json, plan_file.as_deref(), &ui),
-        Command::ForceUnlock => {
-            let path = state_path_only(&dir)?;
-            let store = Store::open(&path)?
-                .ok_or_else(|| anyhow!("there is no state at {}", path.display()))?;
-            match store.force_unlock()? {
-                Some(i) => ui.out(&format!(
-                    "Removed the lock held by {} on {} (pid {}) since {}, running {}.",
-                    i.holder,
-                    i.host,
-                    i.pid,
-                    format_time(i.time),
-                    i.operation
+        Command::ForceUnlock { holder } => {
+            let how = match holder {
+                None => Unlock::StaleOnly,
+                Some(h) => {
+                    let (pid, host) = h
+                        .split_once('@')
+                        .and_then(|(p, host)| Some((p.parse().ok()?, host.to_string())))
+                        .ok_or_else(|| {
+                            anyhow!("-holder takes PID@HOST, as the lock message names it")
+                        })?;
+                    Unlock::Holder { pid, host }
+                }
+            };
+            let store = open_store(&dir)?;
+            match store.force_unlock(&how)? {
+                Unlocked::Stale(i) => ui.out(&format!(
+                    "Removed the stale lock of {}: that process is gone.",
+                    ballast_state_sqlite::describe(&i)
                 )),
-                None => ui.out("The state was not locked."),
+                Unlocked::Broken(i) => ui.out(&format!(
+                    "Broke the lock held by {}, as asked.",
+                    ballast_state_sqlite::describe(&i)
+                )),
+                Unlocked::NotLocked => ui.out("The state was not locked."),
             }
             Ok(0)
         }
     }
 }
 
+/// Prints a plan: text, or one JSON document (`plan -json`, `drift -json`), or, when the
+/// terminal is in event-stream mode (`apply -json`), one `{"type": "plan"}` line.
 fn print_plan(ui: &Ui, plan: &Plan, json: bool) {
-    if json {
-        ui.out(&serde_json::to_string_pretty(&render::plan_json(plan)).unwrap_or_default());
+    let doc = render_json::plan_json(plan);
+    if ui.streams_json() {
+        ui.out(&serde_json::json!({"type": "plan", "plan": doc}).to_string());
+    } else if json {
+        ui.out(&serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
         ui.out(&render::plan_text(plan, ui.style));
     }
@@ -524,9 +592,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-fn summarize(ui: &Ui, report: &crate::engine::apply::ApplyReport, mode: Mode, json: bool) -> i32 {
-    // With -json, stdout carries JSON only.
-    let say = |line: &str| if json { ui.status(line) } else { ui.out(line) };
+fn summarize(ui: &Ui, report: &ApplyReport, mode: Mode) -> i32 {
     for (addr, err) in &report.errors {
         ui.error(&format!("{addr}: {err}"));
     }
@@ -544,23 +610,39 @@ fn summarize(ui: &Ui, report: &crate::engine::apply::ApplyReport, mode: Mode, js
         "Resources: {imported}{} added, {} changed, {} destroyed.",
         report.added, report.changed, report.destroyed
     );
-    if report.errors.is_empty() {
+    let line = if report.errors.is_empty() {
         let what = match mode {
             Mode::Destroy => "Destroy complete!",
             Mode::RefreshOnly => "Refresh complete!",
             Mode::Normal => "Apply complete!",
         };
-        say(&format!("{} {counts}", ui.style.green(what)));
-        0
+        format!("{} {counts}", ui.style.green(what))
     } else {
-        say(&format!(
+        format!(
             "{} {counts} {} error(s), {} not attempted.",
             ui.style.red("Apply failed."),
             report.errors.len(),
             report.skipped.len()
-        ));
-        1
+        )
+    };
+    if ui.streams_json() {
+        // stdout carries JSON only; the sentence goes to stderr.
+        ui.out(
+            &serde_json::json!({
+                "type": "change_summary",
+                "operation": mode.as_str(),
+                "import": report.imported, "add": report.added,
+                "change": report.changed, "remove": report.destroyed,
+                "errors": report.errors.iter().map(|(a, e)| serde_json::json!({"address": a, "error": e})).collect::<Vec<_>>(),
+                "not_attempted": report.skipped,
+            })
+            .to_string(),
+        );
+        ui.status(&line);
+    } else {
+        ui.out(&line);
     }
+    i32::from(!report.errors.is_empty())
 }
 
 async fn apply_flow(
@@ -571,8 +653,12 @@ async fn apply_flow(
     ui: &Arc<Ui>,
 ) -> Result<i32> {
     let ws = load(dir, &args.vars, None)?;
-    let mut engine = Engine::open(ws, ui.clone(), "apply", args.lock.lock_timeout)?;
-    engine.parallelism = args.parallelism;
+    let operation = match mode {
+        Mode::Destroy => "destroy",
+        Mode::RefreshOnly => "refresh",
+        Mode::Normal => "apply",
+    };
+    let mut engine = engine(ws, ui, operation, Some(args), args.lock.lock_timeout)?;
     let plan = engine.plan(&options(args, mode)).await?;
     print_plan(ui, &plan, args.json);
     if !plan.conflicts.is_empty() {
@@ -595,58 +681,40 @@ async fn apply_flow(
             return Ok(1);
         }
     }
-    let report = engine
-        .apply(
-            &plan,
-            if mode == Mode::Destroy {
-                "destroy"
-            } else {
-                "apply"
-            },
-        )
-        .await?;
-    Ok(summarize(ui, &report, plan.mode, args.json))
+    let report = engine.apply(&plan).await?;
+    Ok(summarize(ui, &report, plan.mode))
 }
 
 async fn apply_saved(dir: &Path, file: &Path, args: &PlanArgs, ui: &Arc<Ui>) -> Result<i32> {
     let bytes = std::fs::read(file)
         .with_context(|| format!("cannot read the plan file {}", file.display()))?;
-    let saved: SavedPlan = serde_json::from_slice(&bytes)
-        .ok()
-        .filter(|s: &SavedPlan| s.format == PLAN_FORMAT)
-        .ok_or_else(|| anyhow!("{} is not a ballast plan file", file.display()))?;
-    let ws = load(dir, &VarArgs::default(), Some(saved.vars.clone()))?;
-    let mut engine = Engine::open(ws, ui.clone(), "apply", args.lock.lock_timeout)?;
-    engine.parallelism = args.parallelism;
-    if engine.store.is_some()
-        && (engine.lineage != saved.plan.lineage || engine.serial != saved.plan.serial)
-    {
-        bail!(
-            "the saved plan is stale: it was made for state serial {} (lineage {}), but the state is now at serial {} (lineage {}); make a new plan",
-            saved.plan.serial,
-            saved.plan.lineage,
-            engine.serial,
-            engine.lineage
-        );
-    }
-    if engine.store.is_none() {
+    let saved = saved_plan::decode(&bytes, &file.display().to_string())?;
+    let ws = load(dir, &VarArgs::default(), Some(saved.variables.clone()))?;
+    let mut engine = engine(ws, ui, "apply", Some(args), args.lock.lock_timeout)?;
+    if engine.state.exists() {
+        if engine.state.lineage() != saved.plan.lineage
+            || engine.state.serial() != saved.plan.serial
+        {
+            bail!(
+                "the saved plan is stale: it was made for state serial {} (lineage {}), but the state is now at serial {} (lineage {}); make a new plan",
+                saved.plan.serial,
+                saved.plan.lineage,
+                engine.state.serial(),
+                engine.state.lineage()
+            );
+        }
+    } else {
         if saved.plan.serial != 0 {
             bail!("the saved plan is stale: it was made for an existing state, and there is none now; make a new plan");
         }
-        engine.lineage = saved.plan.lineage.clone();
+        engine.state.set_new_lineage(&saved.plan.lineage)?;
     }
-    let opts = PlanOptions {
-        mode: saved.plan.mode,
-        refresh: saved.refresh,
-        targets: saved.targets.clone(),
-        replace: saved.replace.clone(),
-    };
-    let now = engine.plan(&opts).await?;
-    if now.changes != saved.plan.changes || now.conflicts != saved.plan.conflicts {
-        bail!("the configuration or the real objects changed since the plan was saved, so it cannot be applied exactly; make a new plan");
-    }
-    let report = engine.apply(&saved.plan, "apply").await?;
-    Ok(summarize(ui, &report, saved.plan.mode, args.json))
+    let fresh = engine.plan(&saved.options).await?;
+    saved_plan::check_still_valid(&saved.plan, &fresh)?;
+    // The fresh plan proposes exactly the saved changes, and carries the refreshed objects
+    // a refresh-only apply records.
+    let report = engine.apply(&fresh).await?;
+    Ok(summarize(ui, &report, saved.plan.mode))
 }
 
 async fn import(
@@ -659,15 +727,10 @@ async fn import(
     ui: &Arc<Ui>,
 ) -> Result<i32> {
     let ws = load(dir, vars, None)?;
-    let resource = crate::engine::plan::resource_of(address);
-    let decl = ws.cfg.resource(&resource).cloned();
-    let type_name = match &decl {
-        Some(d) => d.type_name.clone(),
-        None => crate::engine::plan::type_of(&resource).to_string(),
-    };
-    if decl.is_none() && !resource.contains('.') {
-        bail!("{address} is not a resource address such as libvirt_domain.web");
-    }
+    let declared = ws
+        .cfg
+        .resource(&ballast_core::address::resource_of(address))
+        .is_some();
     if let Some(out) = generate_out {
         let path = dir.join(out);
         if path.exists() {
@@ -676,80 +739,60 @@ async fn import(
                 path.display()
             );
         }
-        if decl.is_some() {
-            bail!("{resource} is already declared; -generate-config-out is for addresses that are not");
+        if declared {
+            bail!(
+                "{address} is already declared; -generate-config-out is for addresses that are not"
+            );
         }
     }
-    let mut engine = Engine::open(ws, ui.clone(), "import", lock.lock_timeout)?;
-    let key =
-        engine.provider_key_for(&type_name, decl.as_ref().and_then(|d| d.provider.as_ref()))?;
-    let store = engine.store_or_create("import")?;
-    if db(&store).resources()?.iter().any(|r| r.address == address) {
-        bail!("{address} is already managed; to import another object there, first run: ballast state rm {address}");
-    }
-    let p = engine.provider(&key).await?;
-    let v = p
-        .instance
-        .import(&type_name, id)
-        .await
-        .map_err(|e| anyhow!("importing {address} from {id}: {e}"))?;
-    let schema = p.resource(&type_name)?.clone();
-    let r = ResourceState {
-        address: address.to_string(),
-        type_name: type_name.clone(),
-        provider: key,
-        id: v.get("id").as_str().map(str::to_string),
-        sensitive: schema.sensitive_attrs().map(str::to_string).collect(),
-        attributes: v.clone(),
-        dependencies: engine.resource_deps(&resource),
-        tainted: false,
-    };
-    {
-        let s = db(&store);
-        s.bump_serial("import")?;
-        s.put_resource(&r)?;
-    }
+    let mut engine = engine(ws, ui, "import", None, lock.lock_timeout)?;
+    let imported = engine.import(address, id).await?;
     ui.out(&format!(
         "{} {address} now manages {id}.",
         ui.style.green("Import successful:")
     ));
-    if decl.is_none() {
-        let block = render::config_block(&schema, address, &v);
-        match generate_out {
-            Some(out) => {
-                let path = dir.join(out);
-                std::fs::write(&path, &block).with_context(|| format!("cannot write {}", path.display()))?;
-                ui.out(&format!("Wrote its configuration to {}. Run ballast plan to check it.", path.display()));
-            }
-            None => ui.out(&format!(
-                "It is not in the configuration yet: add this block (until you do, a plan proposes to destroy it):\n\n{block}"
-            )),
-        }
-    } else {
+    if imported.declared {
         ui.out("Run ballast plan to see how it differs from the configuration.");
+        return Ok(0);
+    }
+    let block = render_hcl::config_block(&imported.schema, address, &imported.object);
+    match generate_out {
+        Some(out) => {
+            let path = dir.join(out);
+            std::fs::write(&path, &block)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            ui.out(&format!(
+                "Wrote its configuration to {}. Run ballast plan to check it.",
+                path.display()
+            ));
+        }
+        None => ui.out(&format!(
+            "It is not in the configuration yet: add this block (until you do, a plan proposes to destroy it):\n\n{block}"
+        )),
     }
     Ok(0)
 }
 
-fn state_path_only(dir: &Path) -> Result<PathBuf> {
-    let setting = crate::config::load(dir)
+/// The state store of a directory, located without evaluating its configuration.
+fn open_store(dir: &Path) -> Result<SqliteStore> {
+    let setting = ballast_lang::config::load(dir)
         .ok()
         .and_then(|c| c.settings.state_path);
-    Ok(crate::engine::state_path(dir, setting.as_deref()))
-}
-
-fn open_state(dir: &Path) -> Result<Store> {
-    let path = state_path_only(dir)?;
-    Store::open(&path)?.ok_or_else(|| {
-        anyhow!(
+    let path = state_path(dir, setting.as_deref());
+    let store = SqliteStore::open(&path)?;
+    if store.head()?.is_none() {
+        bail!(
             "there is no state at {}; run ballast apply first",
             path.display()
-        )
-    })
+        );
+    }
+    Ok(store)
 }
 
 fn state_command(dir: &Path, sc: StateCommand, ui: &Ui) -> Result<i32> {
-    let mut store = open_state(dir)?;
+    let store: Arc<dyn StateStore> = Arc::new(open_store(dir)?);
+    let edit =
+        |operation: &str| State::open(store.clone(), who(operation), Duration::ZERO, String::new());
     match sc {
         StateCommand::List => {
             let text: Vec<String> = store.resources()?.into_iter().map(|r| r.address).collect();
@@ -763,24 +806,29 @@ fn state_command(dir: &Path, sc: StateCommand, ui: &Ui) -> Result<i32> {
                 .into_iter()
                 .find(|r| r.address == address)
                 .ok_or_else(|| anyhow!("{address} is not in the state"))?;
-            ui.out(&render::state_block(&r));
+            ui.out(&render_hcl::state_block(&r));
         }
         StateCommand::Rm { address } => {
-            store.lock("state rm", Duration::ZERO)?;
-            store.bump_serial("state rm")?;
+            let state = edit("state rm")?;
+            let recorded: std::collections::BTreeSet<String> =
+                state.resources()?.into_iter().map(|r| r.address).collect();
+            // All or nothing: a missing address changes nothing, not even the serial.
+            if let Some(a) = address.iter().find(|a| !recorded.contains(*a)) {
+                bail!("{a} is not in the state; nothing was removed");
+            }
+            state.commit(address.iter().cloned().map(Write::RemoveResource).collect())?;
             for a in &address {
-                if !store.remove_resource(a)? {
-                    bail!("{a} is not in the state");
-                }
                 ui.out(&format!(
                     "Removed {a} from the state (the object itself is untouched)."
                 ));
             }
         }
         StateCommand::Mv { from, to } => {
-            store.lock("state mv", Duration::ZERO)?;
-            store.bump_serial("state mv")?;
-            store.move_resource(&from, &to)?;
+            let state = edit("state mv")?;
+            state.commit(vec![Write::MoveResource {
+                from: from.clone(),
+                to: to.clone(),
+            }])?;
             ui.out(&format!("Moved {from} to {to}."));
         }
     }
@@ -788,19 +836,18 @@ fn state_command(dir: &Path, sc: StateCommand, ui: &Ui) -> Result<i32> {
 }
 
 fn output(dir: &Path, json: bool, name: Option<&str>, ui: &Ui) -> Result<i32> {
-    let store = open_state(dir)?;
-    let outs = store.outputs()?;
+    let outs = open_store(dir)?.outputs()?;
     match name {
         Some(n) => {
-            let (_, v, _) = outs
+            let o = outs
                 .iter()
-                .find(|(k, _, _)| k == n)
+                .find(|o| o.name == n)
                 .ok_or_else(|| anyhow!("no output named \"{n}\" in the state"))?;
             // Asking for one output by name shows it, as Terraform does.
             if json {
-                ui.out(&serde_json::to_string(&v.to_json())?);
+                ui.out(&serde_json::to_string(&o.value.to_json())?);
             } else {
-                ui.out(&match v {
+                ui.out(&match &o.value {
                     Value::String(s) => s.clone(),
                     other => render::pretty(other, 0),
                 });
@@ -809,10 +856,10 @@ fn output(dir: &Path, json: bool, name: Option<&str>, ui: &Ui) -> Result<i32> {
         None if json => {
             let m: serde_json::Map<String, serde_json::Value> = outs
                 .iter()
-                .map(|(k, v, s)| {
+                .map(|o| {
                     (
-                        k.clone(),
-                        serde_json::json!({"sensitive": s, "value": v.to_json()}),
+                        o.name.clone(),
+                        serde_json::json!({"sensitive": o.sensitive, "value": o.value.to_json()}),
                     )
                 })
                 .collect();
@@ -821,13 +868,14 @@ fn output(dir: &Path, json: bool, name: Option<&str>, ui: &Ui) -> Result<i32> {
         None => {
             let lines: Vec<String> = outs
                 .iter()
-                .map(|(k, v, s)| {
+                .map(|o| {
                     format!(
-                        "{k} = {}",
-                        if *s {
+                        "{} = {}",
+                        o.name,
+                        if o.sensitive {
                             "(sensitive value)".into()
                         } else {
-                            render::pretty(v, 0)
+                            render::pretty(&o.value, 0)
                         }
                     )
                 })
@@ -843,14 +891,12 @@ fn output(dir: &Path, json: bool, name: Option<&str>, ui: &Ui) -> Result<i32> {
 fn show(dir: &Path, json: bool, plan_file: Option<&Path>, ui: &Ui) -> Result<i32> {
     if let Some(f) = plan_file {
         let bytes = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
-        let saved: SavedPlan = serde_json::from_slice(&bytes)
-            .ok()
-            .filter(|s: &SavedPlan| s.format == PLAN_FORMAT)
-            .ok_or_else(|| anyhow!("{} is not a ballast plan file", f.display()))?;
+        let saved = saved_plan::decode(&bytes, &f.display().to_string())?;
         print_plan(ui, &saved.plan, json);
         return Ok(0);
     }
-    let store = open_state(dir)?;
+    let store = open_store(dir)?;
+    let head = store.head()?.ok_or_else(|| anyhow!("there is no state"))?;
     let resources = store.resources()?;
     if json {
         let list: Vec<_> = resources
@@ -858,18 +904,18 @@ fn show(dir: &Path, json: bool, plan_file: Option<&Path>, ui: &Ui) -> Result<i32
             .map(|r| {
                 serde_json::json!({"address": r.address, "type": r.type_name, "provider": r.provider,
                 "id": r.id, "tainted": r.tainted, "dependencies": r.dependencies,
-                "attributes": render::redacted(&r.attributes, &r.sensitive)})
+                "attributes": render_json::redacted(&r.attributes, &r.sensitive)})
             })
             .collect();
         ui.out(&serde_json::to_string_pretty(&serde_json::json!({
-            "lineage": store.lineage()?, "serial": store.serial()?, "resources": list
+            "lineage": head.lineage, "serial": head.serial, "resources": list
         }))?);
     } else {
-        let blocks: Vec<String> = resources.iter().map(render::state_block).collect();
+        let blocks: Vec<String> = resources.iter().map(render_hcl::state_block).collect();
         ui.out(&format!(
             "# lineage {}, serial {}\n\n{}",
-            store.lineage()?,
-            store.serial()?,
+            head.lineage,
+            head.serial,
             blocks.join("\n")
         ));
     }

@@ -1,13 +1,8 @@
 //! ballast: a declarative state reconciler in the spirit of Terraform.
 
 mod cli;
-mod config;
-mod diag;
-mod engine;
-mod fmt;
-mod graph;
-mod render;
-mod state;
+mod fmt_cmd;
+mod registry;
 mod ui;
 
 use clap::Parser;
@@ -23,7 +18,7 @@ fn main() {
             std::process::exit(code);
         }
     };
-    let ui = Arc::new(ui::Ui::new(cli.no_color));
+    let ui = Arc::new(ui::Ui::new(cli.no_color, cli.streams_events()));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -37,7 +32,7 @@ fn main() {
     let code = runtime
         .block_on(cli::run(cli, ui.clone()))
         .unwrap_or_else(|e| {
-            match e.downcast_ref::<diag::Diags>() {
+            match e.downcast_ref::<ballast_lang::diag::Diags>() {
                 Some(d) => ui.error(&d.to_string()),
                 None => ui.error(&format!("{e:#}")),
             }

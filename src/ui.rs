@@ -1,33 +1,99 @@
 //! All terminal output goes through here: primary output (plans, listings, JSON) to stdout,
-//! progress and errors to stderr. Colour only on a terminal, never with -no-color or NO_COLOR.
+//! progress and errors to stderr. Colour only on a terminal, never with -no-color or
+//! NO_COLOR. It renders the engine's typed events three ways: a live line per resource on a
+//! terminal, plain lines (progress at most every 10 s per resource) otherwise, and one JSON
+//! object per line on stdout with `-json`.
 
-use crate::engine::Events;
-use crate::render::Style;
-use ballast_sdk::Progress;
+use ballast_core::events::{Event, EventSink, Operation, Reconciled, Severity, WaitReason};
+use ballast_render::Style;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde_json::json;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Without a terminal, a resource's progress is printed at most this often.
+const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 pub struct Ui {
     pub style: Style,
     tty: bool,
+    json: bool,
     multi: MultiProgress,
-    bars: Mutex<HashMap<String, ProgressBar>>,
+    live: Mutex<Live>,
+}
+
+#[derive(Default)]
+struct Live {
+    bars: HashMap<String, ProgressBar>,
+    /// Without a terminal: when each resource's progress was last printed, and its latest
+    /// message.
+    printed: HashMap<String, Instant>,
+    last_message: HashMap<String, String>,
+}
+
+fn verbs(op: &Operation) -> (String, String, &'static str) {
+    match op {
+        Operation::Create => ("Creating...".into(), "Creation complete".into(), "creating"),
+        Operation::Update => (
+            "Modifying...".into(),
+            "Modifications complete".into(),
+            "modifying",
+        ),
+        Operation::Delete => (
+            "Destroying...".into(),
+            "Destruction complete".into(),
+            "destroying",
+        ),
+        Operation::Repair(name) => (
+            format!("Repairing ({name})..."),
+            format!("Repair ({name}) complete"),
+            "repairing",
+        ),
+        Operation::Read => ("Reading...".into(), "Read complete".into(), "reading"),
+    }
+}
+
+fn op_name(op: &Operation) -> String {
+    match op {
+        Operation::Create => "create".into(),
+        Operation::Update => "update".into(),
+        Operation::Delete => "delete".into(),
+        Operation::Repair(n) => format!("repair:{n}"),
+        Operation::Read => "read".into(),
+    }
+}
+
+fn counts(done: Option<u64>, total: Option<u64>) -> String {
+    match (done, total) {
+        (Some(d), Some(t)) => format!(" ({d}/{t})"),
+        (Some(d), None) => format!(" ({d})"),
+        _ => String::new(),
+    }
 }
 
 impl Ui {
-    pub fn new(no_color: bool) -> Ui {
+    pub fn new(no_color: bool, json: bool) -> Ui {
         let tty = std::io::stderr().is_terminal();
         let color =
             !no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
         Ui {
             style: Style { color },
             tty,
+            json,
             multi: MultiProgress::new(),
-            bars: Mutex::new(HashMap::new()),
+            live: Mutex::new(Live::default()),
         }
+    }
+
+    /// Whether events stream as JSON lines on stdout (`apply -json`).
+    pub fn streams_json(&self) -> bool {
+        self.json
+    }
+
+    fn live(&self) -> MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Primary output.
@@ -40,9 +106,9 @@ impl Ui {
         let _ = o.flush();
     }
 
-    /// Status lines, to stderr (suppressed in JSON mode only for noise, never for errors).
+    /// Status lines, to stderr (above the live lines on a terminal).
     pub fn status(&self, line: &str) {
-        if self.tty && !self.bars.lock().map(|b| b.is_empty()).unwrap_or(true) {
+        if self.tty && !self.live().bars.is_empty() {
             let _ = self.multi.println(line);
         } else {
             let mut e = std::io::stderr().lock();
@@ -64,46 +130,212 @@ impl Ui {
     }
 
     fn finish_bar(&self, address: &str) {
-        if let Ok(mut bars) = self.bars.lock() {
-            if let Some(b) = bars.remove(address) {
-                b.finish_and_clear();
-            }
+        if let Some(b) = self.live().bars.remove(address) {
+            b.finish_and_clear();
         }
+    }
+
+    fn bar(&self, address: &str) -> ProgressBar {
+        self.live()
+            .bars
+            .entry(address.to_string())
+            .or_insert_with(|| {
+                let b = self.multi.add(ProgressBar::new_spinner());
+                b.set_style(
+                    ProgressStyle::with_template("{spinner} {prefix}: {msg} [{elapsed}]")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                b.set_prefix(address.to_string());
+                b.enable_steady_tick(Duration::from_millis(120));
+                b
+            })
+            .clone()
+    }
+
+    fn json_line(&self, v: serde_json::Value) {
+        self.out(&v.to_string());
+    }
+
+    fn emit_json(&self, e: &Event) {
+        let line = match e {
+            Event::Started { address, operation } => {
+                json!({"type": "apply_start", "address": address, "action": op_name(operation)})
+            }
+            Event::Progress {
+                address,
+                operation,
+                message,
+                done,
+                total,
+            } => json!({"type": "apply_progress", "address": address, "action": op_name(operation),
+                        "message": message, "done": done, "total": total}),
+            Event::StillRunning {
+                address,
+                operation,
+                elapsed,
+                last_message,
+            } => json!({"type": "apply_progress", "address": address, "action": op_name(operation),
+                        "elapsed_seconds": elapsed.as_secs(), "message": last_message}),
+            Event::Waiting {
+                address,
+                reason: WaitReason::LockKey { key, holder },
+            } => {
+                json!({"type": "apply_waiting", "address": address, "lock_key": key, "holder": holder})
+            }
+            Event::Completed {
+                address,
+                operation,
+                elapsed,
+                id,
+            } => json!({"type": "apply_complete", "address": address, "action": op_name(operation),
+                        "elapsed_seconds": elapsed.as_secs(), "id": id}),
+            Event::Failed {
+                address,
+                operation,
+                error,
+            } => {
+                json!({"type": "apply_errored", "address": address, "action": op_name(operation), "error": error})
+            }
+            Event::Cascaded { address, removed } => {
+                json!({"type": "apply_cascade", "address": address, "removed": removed})
+            }
+            Event::Reconciled { address, how } => {
+                json!({"type": "reconciled", "address": address, "message": reconciled_text(how)})
+            }
+            Event::Interrupted { in_flight } => {
+                json!({"type": "interrupted", "in_flight": in_flight})
+            }
+            Event::Diagnostic { severity, message } => json!({"type": "diagnostic",
+                "severity": if *severity == Severity::Error { "error" } else { "warning" }, "message": message}),
+        };
+        self.json_line(line);
     }
 }
 
-impl Events for Ui {
-    fn info(&self, line: &str) {
-        if let Some((addr, rest)) = line.split_once(": ") {
-            if rest.contains("complete") {
-                self.finish_bar(addr);
+fn reconciled_text(how: &Reconciled) -> String {
+    match how {
+        Reconciled::Refreshed { action, tainted } => format!(
+            "reconciled an interrupted {action}{}",
+            if *tainted {
+                " (tainted: it will be replaced)"
+            } else {
+                ""
             }
+        ),
+        Reconciled::Gone { action } => {
+            format!("an interrupted {action} left no object; removed from state")
         }
-        self.status(line);
+        Reconciled::Adopted { id, tainted } => format!(
+            "adopted the object {id} an interrupted create left behind{}",
+            if *tainted {
+                " (tainted: it will be replaced)"
+            } else {
+                ""
+            }
+        ),
+        Reconciled::Resumed { id } => {
+            format!("resumed the wait an interrupted run left for {id}, and finished it")
+        }
+        Reconciled::NothingLeft => "an interrupted create left nothing behind".into(),
     }
+}
 
-    fn progress(&self, address: &str, p: &Progress) {
-        let counts = match (p.done, p.total) {
-            (Some(d), Some(t)) => format!(" ({d}/{t})"),
-            _ => String::new(),
-        };
-        if !self.tty {
-            self.status(&format!("{address}: {}{counts}", p.message));
+impl EventSink for Ui {
+    fn emit(&self, e: Event) {
+        if self.json {
+            self.emit_json(&e);
             return;
         }
-        let Ok(mut bars) = self.bars.lock() else {
-            return;
-        };
-        let bar = bars.entry(address.to_string()).or_insert_with(|| {
-            let b = self.multi.add(ProgressBar::new_spinner());
-            b.set_style(
-                ProgressStyle::with_template("{spinner} {prefix}: {msg} [{elapsed}]")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            b.set_prefix(address.to_string());
-            b.enable_steady_tick(Duration::from_millis(120));
-            b
-        });
-        bar.set_message(format!("{}{counts}", p.message));
+        match e {
+            Event::Started { address, operation } => {
+                let (start, _, _) = verbs(&operation);
+                self.status(&format!("{address}: {start}"));
+            }
+            Event::Progress {
+                address,
+                message,
+                done,
+                total,
+                ..
+            } => {
+                let text = format!("{message}{}", counts(done, total));
+                if self.tty {
+                    self.bar(&address).set_message(text);
+                    return;
+                }
+                let due = {
+                    let mut live = self.live();
+                    live.last_message.insert(address.clone(), text.clone());
+                    let due = live
+                        .printed
+                        .get(&address)
+                        .is_none_or(|t| t.elapsed() >= PLAIN_PROGRESS_EVERY);
+                    if due {
+                        live.printed.insert(address.clone(), Instant::now());
+                    }
+                    due
+                };
+                if due {
+                    self.status(&format!("{address}: {text}"));
+                }
+            }
+            Event::StillRunning {
+                address,
+                operation,
+                elapsed,
+                last_message,
+            } => {
+                let (_, _, ing) = verbs(&operation);
+                let message = last_message.or_else(|| self.live().last_message.remove(&address));
+                let extra = message.map(|m| format!(": {m}")).unwrap_or_default();
+                self.live().printed.insert(address.clone(), Instant::now());
+                let line = format!(
+                    "{address}: Still {ing}... [{}s elapsed]{extra}",
+                    elapsed.as_secs()
+                );
+                if self.tty {
+                    let _ = self.multi.println(line);
+                } else {
+                    self.status(&line);
+                }
+            }
+            Event::Waiting {
+                address,
+                reason: WaitReason::LockKey { key, holder },
+            } => self.status(&format!(
+                "{address}: waiting: {holder} holds \"{key}\" (changes with this key run one at a time)"
+            )),
+            Event::Completed {
+                address,
+                operation,
+                elapsed,
+                id,
+            } => {
+                self.finish_bar(&address);
+                self.live().printed.remove(&address);
+                let (_, done, _) = verbs(&operation);
+                let id = id.map(|i| format!(" [id={i}]")).unwrap_or_default();
+                self.status(&format!(
+                    "{address}: {done} after {}s{id}",
+                    elapsed.as_secs()
+                ));
+            }
+            // Errors are listed once, in the summary; here the live line only ends.
+            Event::Failed { address, .. } => self.finish_bar(&address),
+            Event::Cascaded { address, removed } => self.status(&format!(
+                "{address}: its deletion also removed {}",
+                removed.join(", ")
+            )),
+            Event::Reconciled { address, how } => {
+                self.status(&format!("{address}: {}", reconciled_text(&how)))
+            }
+            Event::Interrupted { in_flight } => self.status(&format!(
+                "Interrupt received: no new changes will start; waiting for {in_flight} in flight to finish or reach a safe point. Press Ctrl-C again to stop waiting (what was created is recorded)."
+            )),
+            Event::Diagnostic { severity, message } => match severity {
+                Severity::Error => self.error(&message),
+                Severity::Warning => self.status(&format!("warning: {message}")),
+            },
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! `.ci/libvirt-up` installs and starts the daemon. Every test uses its own name prefix and
 //! removes what it made, also when it fails.
 
+#![cfg(feature = "libvirt")]
 mod common;
 
 use common::Work;

@@ -3,8 +3,10 @@
 //! Unknown values ("known after apply") propagate through every operation. Reading a sensitive
 //! variable marks the evaluation as sensitive, so the engine can redact what it produced.
 
-use super::{funcs, BodyExpr, Config, Expr};
+use crate::config::{BodyExpr, Config, Expr, Validation};
+use crate::convert::{to_bool, to_number, to_string};
 use crate::diag::{Diag, SrcSpan};
+use crate::funcs;
 use ballast_sdk::{format_number, Value};
 use hcl_edit::expr::{BinaryOperator, Expression, ObjectKey, TraversalOperator, UnaryOperator};
 use hcl_edit::template::{Directive, Element, Template};
@@ -212,7 +214,7 @@ impl<'a> Scope<'a> {
                         }
                     }
                 }
-                funcs::call(name, args, self)
+                funcs::call(name, args, self as &dyn funcs::Context)
                     .map_err(|m| self.err(format!("{name}(): {m}"), expr, file))?
             }
             Expression::UnaryOp(op) => {
@@ -369,7 +371,7 @@ impl<'a> Scope<'a> {
 
     /// Evaluates `condition`/`error_message` blocks; each false condition becomes a
     /// diagnostic "`what`: message" at the condition. Unknown conditions are skipped.
-    pub fn failed_conditions(&self, conds: &[super::Validation], what: &str) -> Vec<Diag> {
+    pub fn failed_conditions(&self, conds: &[Validation], what: &str) -> Vec<Diag> {
         let mut out = Vec::new();
         for c in conds {
             match self.eval(&c.condition) {
@@ -398,25 +400,6 @@ impl<'a> Scope<'a> {
             }
         }
         out
-    }
-
-    /// Renders a template text (templatefile) with only `vars` in scope, plus functions.
-    pub fn render_template_text(
-        &self,
-        text: &str,
-        vars: BTreeMap<String, Value>,
-    ) -> Result<Value, String> {
-        let t = hcl_edit::parser::parse_template(text)
-            .map_err(|e| format!("invalid template: {}", e.message()))?;
-        let (v, s, l, r) = (
-            BTreeMap::new(),
-            BTreeSet::new(),
-            HashMap::new(),
-            HashMap::new(),
-        );
-        let inner = Scope::new(self.cfg, &v, &s, &l, &r);
-        inner.bindings.borrow_mut().extend(vars);
-        inner.template(&t, usize::MAX).map_err(|d| d.message)
     }
 
     fn bind(&self, key_var: Option<&str>, value_var: &str, k: Value, v: Value) -> usize {
@@ -764,6 +747,26 @@ impl<'a> Scope<'a> {
     }
 }
 
+impl funcs::Context for Scope<'_> {
+    fn dir(&self) -> &std::path::Path {
+        &self.cfg.dir
+    }
+
+    fn render_template(&self, text: &str, vars: BTreeMap<String, Value>) -> Result<Value, String> {
+        let t = hcl_edit::parser::parse_template(text)
+            .map_err(|e| format!("invalid template: {}", e.message()))?;
+        let (v, s, l, r) = (
+            BTreeMap::new(),
+            BTreeSet::new(),
+            HashMap::new(),
+            HashMap::new(),
+        );
+        let inner = Scope::new(self.cfg, &v, &s, &l, &r);
+        inner.bindings.borrow_mut().extend(vars);
+        inner.template(&t, usize::MAX).map_err(|d| d.message)
+    }
+}
+
 fn trim_end(out: &mut String) {
     let len = out.trim_end().len();
     out.truncate(len);
@@ -862,40 +865,6 @@ fn index(v: &Value, idx: &Value) -> R2 {
 }
 
 type R2 = Result<Value, String>;
-
-/// Converts a value to a string the way HCL does for interpolation.
-pub fn to_string(v: &Value) -> Result<String, String> {
-    match v {
-        Value::String(s) => Ok(s.clone()),
-        Value::Number(n) => Ok(format_number(*n)),
-        Value::Bool(b) => Ok(b.to_string()),
-        Value::Null => Err("the value is null".into()),
-        other => Err(format!(
-            "a {} cannot be converted to a string",
-            other.type_name()
-        )),
-    }
-}
-
-pub fn to_number(v: &Value) -> Result<f64, String> {
-    match v {
-        Value::Number(n) => Ok(*n),
-        Value::String(s) => s
-            .trim()
-            .parse::<f64>()
-            .map_err(|_| format!("\"{s}\" is not a number")),
-        other => Err(format!("a number is required, not a {}", other.type_name())),
-    }
-}
-
-fn to_bool(v: &Value) -> Result<bool, String> {
-    match v {
-        Value::Bool(b) => Ok(*b),
-        Value::String(s) if s == "true" => Ok(true),
-        Value::String(s) if s == "false" => Ok(false),
-        other => Err(format!("a bool is required, not a {}", other.type_name())),
-    }
-}
 
 fn binary(op: BinaryOperator, l: Value, r: Value) -> R2 {
     use BinaryOperator::*;

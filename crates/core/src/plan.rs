@@ -1,189 +1,24 @@
 //! Planning: refresh the recorded objects, evaluate the configuration in dependency order,
 //! ask each provider for the planned object, and collect drift, conflicts and orphans.
 
-use super::{db, Engine};
-use crate::config::eval::Scope;
-use crate::diag::{Diag, Diags};
-use crate::graph::Node;
-use crate::state::ResourceState;
+use crate::address::{instance_address, resource_of};
+use crate::engine::Engine;
+use crate::model::{
+    Action, Change, ConflictReport, Drift, Mode, Orphan, OutputChange, Plan, PlanOptions,
+    ResourceState,
+};
+use crate::workspace::Secrets;
 use anyhow::{anyhow, bail, Result};
-use ballast_sdk::{quote, validate_config, Discovered, PlanRequest, Value};
-use serde::{Deserialize, Serialize};
+use ballast_lang::config::{Config, Import, Resource};
+use ballast_lang::diag::{Diag, Diags};
+use ballast_lang::eval::Scope;
+use ballast_lang::graph::Node;
+use ballast_sdk::{validate_config, Discovered, PlanRequest, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    NoOp,
-    Create,
-    Update,
-    Replace,
-    Delete,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    #[default]
-    Normal,
-    Destroy,
-    RefreshOnly,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Change {
-    pub address: String,
-    /// `type.name`, without the instance key.
-    pub resource: String,
-    pub type_name: String,
-    pub provider: String,
-    pub action: Action,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
-    /// Attributes whose change forces the replacement.
-    pub replace_because: Vec<String>,
-    /// Why, when the action is not evident from the values (tainted, -replace, ...).
-    pub reason: Option<String>,
-    pub sensitive: Vec<String>,
-    pub dependencies: Vec<String>,
-    pub notes: Vec<String>,
-    /// The prior object is an unmanaged one that `-replace` takes over (not in state).
-    #[serde(default)]
-    pub takeover: bool,
-    /// `lifecycle { create_before_destroy = true }`: a replacement creates the new object
-    /// before deleting the old one.
-    #[serde(default)]
-    pub create_before_destroy: bool,
-    /// Set when an `import` block brings this object under management in this plan.
-    #[serde(default)]
-    pub import_id: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Drift {
-    pub address: String,
-    pub type_name: String,
-    pub before: Value,
-    /// `None`: the object was deleted outside ballast.
-    pub after: Option<Value>,
-    pub sensitive: Vec<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ConflictReport {
-    pub address: String,
-    pub message: String,
-    pub import_id: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Orphan {
-    pub type_name: String,
-    pub id: String,
-    /// The address in the object's ownership mark.
-    pub address: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct OutputChange {
-    pub name: String,
-    pub before: Option<Value>,
-    pub after: Value,
-    pub sensitive: bool,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Plan {
-    pub lineage: String,
-    pub serial: i64,
-    pub mode: Mode,
-    pub changes: Vec<Change>,
-    pub drift: Vec<Drift>,
-    pub conflicts: Vec<ConflictReport>,
-    pub orphans: Vec<Orphan>,
-    pub outputs: Vec<OutputChange>,
-    /// Failed `check` assertions: warnings in plan and apply; `drift` fails on them.
-    #[serde(default)]
-    pub warnings: Vec<String>,
-    /// `moved` blocks at work: (from, to) instance addresses renamed in state.
-    #[serde(default)]
-    pub moves: Vec<(String, String)>,
-    /// `removed` blocks at work: addresses forgotten without destroying the objects.
-    #[serde(default)]
-    pub forgets: Vec<String>,
-    /// The refreshed objects, for a refresh-only apply.
-    #[serde(skip)]
-    pub refreshed: Vec<ResourceState>,
-}
-
-impl Plan {
-    pub fn actionable(&self) -> impl Iterator<Item = &Change> {
-        self.changes
-            .iter()
-            .filter(|c| c.action != Action::NoOp || c.import_id.is_some())
-    }
-
-    pub fn has_changes(&self) -> bool {
-        self.actionable().next().is_some()
-            || !self.moves.is_empty()
-            || !self.forgets.is_empty()
-            || (self.mode == Mode::RefreshOnly && !self.drift.is_empty())
-            || self
-                .outputs
-                .iter()
-                .any(|o| o.before.as_ref() != Some(&o.after))
-    }
-
-    pub fn counts(&self) -> (usize, usize, usize) {
-        let (mut add, mut change, mut destroy) = (0, 0, 0);
-        for c in self.actionable() {
-            match c.action {
-                Action::Create => add += 1,
-                Action::Update => change += 1,
-                Action::Replace => {
-                    add += 1;
-                    destroy += 1;
-                }
-                Action::Delete => destroy += 1,
-                Action::NoOp => {}
-            }
-        }
-        (add, change, destroy)
-    }
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct PlanOptions {
-    pub mode: Mode,
-    pub refresh: bool,
-    pub targets: Vec<String>,
-    pub replace: Vec<String>,
-}
-
 /// What `moved` (from, to) and `removed` (forgotten addresses) blocks do to the state.
 type Refactorings = (Vec<(String, String)>, Vec<String>);
-
-/// `type` of `type.name[key]`.
-pub fn type_of(address: &str) -> &str {
-    address.split('.').next().unwrap_or(address)
-}
-
-/// `type.name` of `type.name[key]`.
-pub fn resource_of(address: &str) -> String {
-    match address.find('[') {
-        Some(i) => address[..i].to_string(),
-        None => address.to_string(),
-    }
-}
-
-fn instance_address(resource: &str, key: &Value) -> String {
-    match key {
-        Value::Number(n) => format!("{resource}[{}]", ballast_sdk::format_number(*n)),
-        Value::String(s) => format!("{resource}[{}]", quote(s)),
-        _ => resource.to_string(),
-    }
-}
 
 /// One instance of a resource block: its address and its `count.index` / `each`.
 struct Instance {
@@ -283,54 +118,13 @@ impl Engine {
     }
 
     /// Import blocks whose target has no resource block yet.
-    pub fn undeclared_imports(&self) -> Vec<&crate::config::Import> {
+    pub fn undeclared_imports(&self) -> Vec<&Import> {
         self.ws
             .cfg
             .imports
             .iter()
             .filter(|i| self.ws.cfg.resource(&resource_of(&i.to)).is_none())
             .collect()
-    }
-
-    /// Reads the objects of undeclared import targets and writes resource blocks for them.
-    pub async fn generate_import_config(&mut self) -> Result<String> {
-        let mut out = String::new();
-        let targets: Vec<(String, crate::config::Expr)> = self
-            .undeclared_imports()
-            .into_iter()
-            .map(|i| (i.to.clone(), i.id.clone()))
-            .collect();
-        for (to, id_expr) in targets {
-            let type_name = type_of(&to).to_string();
-            let key = self.provider_key_for(&type_name, None)?;
-            let p = self.provider(&key).await?;
-            let (l, v) = (HashMap::new(), HashMap::new());
-            let id = match self
-                .ws
-                .scope(&l, &v, None)
-                .eval(&id_expr)
-                .map_err(Diags::from)?
-            {
-                Value::String(s) => s,
-                other => bail!(
-                    "import id for {to} must be a string, not {}",
-                    other.type_name()
-                ),
-            };
-            let obj = p
-                .instance
-                .import(&type_name, &id)
-                .await
-                .map_err(|e| anyhow!("importing {to} from {id}: {e}"))?;
-            out.push_str(&format!("# generated by ballast from {id}\n"));
-            out.push_str(&crate::render::config_block(
-                p.resource(&type_name)?,
-                &to,
-                &obj,
-            ));
-            out.push('\n');
-        }
-        Ok(out)
     }
 
     /// The ID an `import` block gives for an instance address, if any.
@@ -380,7 +174,7 @@ impl Engine {
 
     pub async fn plan(&mut self, opts: &PlanOptions) -> Result<Plan> {
         self.reconcile().await?;
-        let mut state = self.state_resources()?;
+        let mut state = self.state.resources()?;
         let (moves, forgets) = self.refactorings(&mut state)?;
         let current: HashMap<String, Option<Value>> = if opts.refresh {
             self.refresh(&state).await?
@@ -391,8 +185,8 @@ impl Engine {
                 .collect()
         };
         let mut plan = Plan {
-            lineage: self.lineage.clone(),
-            serial: self.serial,
+            lineage: self.state.lineage(),
+            serial: self.state.serial(),
             mode: opts.mode,
             moves,
             forgets,
@@ -524,13 +318,14 @@ impl Engine {
         }
         // Every type of every provider in use, even one no longer in state or configuration:
         // its orphans are exactly what this looks for.
-        for (key, p) in &self.providers {
+        for (key, p) in &self.configured {
             for r in &p.schema.resources {
                 hints
                     .entry((key.clone(), r.type_name.to_string()))
                     .or_default();
             }
         }
+        let lineage = self.state.lineage();
         let known: BTreeSet<&str> = state
             .iter()
             .map(|r| r.address.as_str())
@@ -545,7 +340,7 @@ impl Engine {
                 .await
                 .map_err(|e| anyhow!("looking for orphans of {type_name}: {e}"))?;
             for d in found {
-                if d.lineage == self.lineage && !known.contains(d.address.as_str()) {
+                if d.lineage == lineage && !known.contains(d.address.as_str()) {
                     out.push(Orphan {
                         type_name: d.type_name,
                         id: d.id,
@@ -558,11 +353,7 @@ impl Engine {
         Ok(out)
     }
 
-    fn expand(
-        &self,
-        r: &crate::config::Resource,
-        scope: &Scope<'_>,
-    ) -> Result<Vec<Instance>, Diag> {
+    fn expand(&self, r: &Resource, scope: &Scope<'_>) -> Result<Vec<Instance>, Diag> {
         let addr = r.addr();
         let cfg = &self.ws.cfg;
         if let Some(c) = &r.count {
@@ -663,16 +454,14 @@ impl Engine {
             .map_err(|_| anyhow!("the dependency graph has a cycle"))?;
         let mut locals: HashMap<String, Value> = HashMap::new();
         let mut values: HashMap<String, Value> = HashMap::new();
-        let mut secret = super::Secrets::default();
+        let mut secret = Secrets::default();
         let mut diags = Vec::new();
-        let prior_outputs: HashMap<String, Value> = match &self.store {
-            Some(s) => db(s)
-                .outputs()?
-                .into_iter()
-                .map(|(n, v, _)| (n, v))
-                .collect(),
-            None => HashMap::new(),
-        };
+        let prior_outputs: HashMap<String, Value> = self
+            .state
+            .outputs()?
+            .into_iter()
+            .map(|o| (o.name, o.value))
+            .collect();
         for id in order {
             let node = self.ws.graph.nodes[id].clone();
             match node {
@@ -759,7 +548,7 @@ impl Engine {
         state: &HashMap<&str, &ResourceState>,
         locals: &HashMap<String, Value>,
         values: &HashMap<String, Value>,
-        secret: &super::Secrets,
+        secret: &Secrets,
         plan: &mut Plan,
     ) -> Result<Value> {
         let r = self
@@ -827,7 +616,12 @@ impl Engine {
             let problems = validate_config(&schema, &config);
             if !problems.is_empty() {
                 for p in problems {
-                    diags.push(crate::config::problem_diag(cfg, &r, &inst.address, &p));
+                    diags.push(ballast_lang::config::problem_diag(
+                        cfg,
+                        &r,
+                        &inst.address,
+                        &p,
+                    ));
                 }
                 continue;
             }
@@ -997,7 +791,7 @@ impl Engine {
 }
 
 /// Static problems of `moved` and `removed` blocks (no state needed): `validate` and `plan`.
-pub fn refactoring_problems(cfg: &crate::config::Config) -> Vec<Diag> {
+pub fn refactoring_problems(cfg: &Config) -> Vec<Diag> {
     let mut out = Vec::new();
     for m in &cfg.moved {
         if cfg.resource(&resource_of(&m.from)).is_some()

@@ -1,9 +1,8 @@
 //! Renders plans, drift and reports for people (text) and machines (JSON).
 //! It only formats: every decision was made by the engine.
 
-use crate::engine::plan::{Action, Change, Drift, Plan};
+use ballast_core::model::{Action, Change, Drift, Mode, Plan};
 use ballast_sdk::{quote, quote_key, Value};
-use serde_json::json;
 use similar::{ChangeTag, TextDiff};
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -53,7 +52,7 @@ impl Style {
     }
 }
 
-const SENSITIVE: &str = "(sensitive value)";
+pub(crate) const SENSITIVE: &str = "(sensitive value)";
 
 /// A value rendered for display, with redaction.
 fn show(v: &Value, sensitive: bool) -> String {
@@ -244,7 +243,7 @@ fn keys(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
     out
 }
 
-fn block_header(address: &str, type_name: &str) -> (String, String) {
+pub(crate) fn block_header(address: &str, type_name: &str) -> (String, String) {
     let rest = address
         .strip_prefix(type_name)
         .unwrap_or(address)
@@ -469,7 +468,7 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
     out.push_str(&warnings_text(plan, style));
     out.push_str(&conflicts_text(plan, style));
     out.push_str(&orphans_text(plan, style));
-    if plan.mode == crate::engine::plan::Mode::RefreshOnly {
+    if plan.mode == Mode::RefreshOnly {
         let n = plan.drift.len();
         let _ = writeln!(
             out,
@@ -569,150 +568,6 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         );
     }
     out
-}
-
-fn redact(v: &Value, sensitive: &[String]) -> serde_json::Value {
-    match v {
-        Value::Map(m) => serde_json::Value::Object(
-            m.iter()
-                .map(|(k, x)| {
-                    let j = if sensitive.contains(k) && !x.is_null() {
-                        json!("(sensitive value)")
-                    } else {
-                        x.to_json()
-                    };
-                    (k.clone(), j)
-                })
-                .collect(),
-        ),
-        other => other.to_json(),
-    }
-}
-
-/// The machine-readable plan (documented in README.md). Unknown values appear as
-/// `{"$ballast_unknown": true}`; sensitive values as "(sensitive value)".
-pub fn plan_json(plan: &Plan) -> serde_json::Value {
-    let changes: Vec<_> = plan
-        .actionable()
-        .map(|c| {
-            json!({
-                "address": c.address,
-                "type": c.type_name,
-                "provider": c.provider,
-                "action": c.action,
-                "import_id": c.import_id,
-                "reason": c.reason,
-                "replace_because": c.replace_because,
-                "before": c.before.as_ref().map(|v| redact(v, &c.sensitive)),
-                "after": c.after.as_ref().map(|v| redact(v, &c.sensitive)),
-                "notes": c.notes,
-            })
-        })
-        .collect();
-    let drift: Vec<_> = plan
-        .drift
-        .iter()
-        .map(|d| {
-            json!({
-                "address": d.address,
-                "type": d.type_name,
-                "deleted": d.after.is_none(),
-                "before": redact(&d.before, &d.sensitive),
-                "after": d.after.as_ref().map(|v| redact(v, &d.sensitive)),
-            })
-        })
-        .collect();
-    let outputs: Vec<_> = plan
-        .outputs
-        .iter()
-        .map(|o| json!({"name": o.name, "sensitive": o.sensitive, "after": if o.sensitive { json!("(sensitive value)") } else { o.after.to_json() }}))
-        .collect();
-    let (add, change, destroy) = plan.counts();
-    json!({
-        "format_version": "1",
-        "lineage": plan.lineage,
-        "serial": plan.serial,
-        "mode": plan.mode,
-        "summary": {"add": add, "change": change, "destroy": destroy,
-                    "drift": plan.drift.len(), "conflicts": plan.conflicts.len(), "orphans": plan.orphans.len(),
-                    "failed_checks": plan.warnings.len()},
-        "changes": changes,
-        "drift": drift,
-        "conflicts": plan.conflicts,
-        "orphans": plan.orphans,
-        "outputs": outputs,
-        "warnings": plan.warnings,
-        "moves": plan.moves.iter().map(|(f, t)| json!({"from": f, "to": t})).collect::<Vec<_>>(),
-        "forgets": plan.forgets,
-    })
-}
-
-/// A resource's recorded attributes with sensitive ones replaced, as JSON.
-pub fn redacted(v: &Value, sensitive: &[String]) -> serde_json::Value {
-    redact(v, sensitive)
-}
-
-/// A `resource` block for an object, with the attributes a configuration can set (lists of
-/// objects become nested blocks), for adopting an imported object with one paste.
-pub fn config_block(schema: &ballast_sdk::ResourceSchema, address: &str, v: &Value) -> String {
-    let (t, n) = block_header(address, schema.type_name);
-    let mut block = hcl::Block::builder("resource").add_label(t).add_label(n);
-    for a in schema.attributes.iter().filter(|a| a.settable()) {
-        let x = v.get(a.name);
-        if x.is_null() || a.sensitive || *x == Value::List(Vec::new()) {
-            continue;
-        }
-        match x {
-            Value::List(items)
-                if !items.is_empty() && items.iter().all(|i| matches!(i, Value::Map(_))) =>
-            {
-                for item in items {
-                    let mut inner = hcl::Block::builder(a.name);
-                    if let Value::Map(m) = item {
-                        for (k, y) in m {
-                            if let Ok(e) = hcl::to_expression(y.to_json()) {
-                                inner = inner.add_attribute((k.as_str(), e));
-                            }
-                        }
-                    }
-                    block = block.add_block(inner.build());
-                }
-            }
-            other => {
-                if let Ok(e) = hcl::to_expression(other.to_json()) {
-                    block = block.add_attribute((a.name, e));
-                }
-            }
-        }
-    }
-    let body = hcl::Body::builder().add_block(block.build()).build();
-    crate::fmt::format_text(&hcl::to_string(&body).unwrap_or_default())
-}
-
-/// A state entry as an HCL block (written with hcl-rs), for `state show` and `show`.
-pub fn state_block(r: &crate::state::ResourceState) -> String {
-    let (t, n) = block_header(&r.address, &r.type_name);
-    let mut block = hcl::Block::builder("resource").add_label(t).add_label(n);
-    if let Value::Map(m) = &r.attributes {
-        for (k, v) in m {
-            if v.is_null() {
-                continue;
-            }
-            let shown = if r.sensitive.contains(k) {
-                Value::from(SENSITIVE)
-            } else {
-                v.clone()
-            };
-            match hcl::to_expression(shown.to_json()) {
-                Ok(e) => block = block.add_attribute((k.as_str(), e)),
-                Err(_) => block = block.add_attribute((k.as_str(), shown.to_string())),
-            }
-        }
-    }
-    let body = hcl::Body::builder().add_block(block.build()).build();
-    let text = crate::fmt::format_text(&hcl::to_string(&body).unwrap_or_default());
-    let mark = if r.tainted { " (tainted)" } else { "" };
-    format!("# {}{mark}:\n{text}", r.address)
 }
 
 #[cfg(test)]

@@ -2,12 +2,13 @@
 //! cycles (done while loading), then each resource body against its schema, with the values
 //! of other resources unknown.
 
-use super::Engine;
-use crate::diag::{Diag, Diags};
+use crate::engine::Engine;
+use ballast_lang::config::problem_diag;
+use ballast_lang::diag::{Diag, Diags};
 use ballast_sdk::{validate_config, Value};
 use std::collections::HashMap;
 
-pub fn validate(engine: &mut Engine) -> Result<(), Diags> {
+pub fn validate(engine: &Engine) -> Result<(), Diags> {
     let cfg = &engine.ws.cfg;
     let mut diags = Vec::new();
     let locals: HashMap<String, Value> = HashMap::new();
@@ -21,9 +22,7 @@ pub fn validate(engine: &mut Engine) -> Result<(), Diags> {
             }
         };
         let name = key.split('.').next().unwrap_or(&key);
-        let plugin = super::registry()
-            .into_iter()
-            .find(|p| p.schema().name == name);
+        let plugin = engine.providers.by_name(name).ok();
         let Some(schema) = plugin
             .as_ref()
             .and_then(|p| p.schema().resource(&r.type_name).cloned())
@@ -48,13 +47,13 @@ pub fn validate(engine: &mut Engine) -> Result<(), Diags> {
         match scope.eval_body(&r.body) {
             Ok((v, _)) => {
                 for p in validate_config(&schema, &v) {
-                    diags.push(crate::config::problem_diag(cfg, r, &r.addr(), &p));
+                    diags.push(problem_diag(cfg, r, &r.addr(), &p));
                 }
             }
             Err(d) => diags.push(d),
         }
     }
-    diags.extend(super::plan::refactoring_problems(cfg));
+    diags.extend(crate::plan::refactoring_problems(cfg));
     for i in engine.undeclared_imports() {
         diags.push(
             Diag::at(format!("import: {} has no resource block", i.to), &cfg.sources, &i.span)

@@ -2,10 +2,15 @@
 //! dependency order, deletes in reverse. Every mutating call is journaled (intent before,
 //! outcome after); a new object is committed to state the moment the provider reports it.
 
-use super::plan::{resource_of, Action, Change, Mode, Plan};
-use super::{db, Configured, Engine, Events};
-use crate::graph::Node;
-use crate::state::{ResourceState, Store};
+use crate::address::{instance_key, resource_of};
+use crate::engine::{Configured, Engine};
+use crate::events::{Event, EventSink, Operation};
+use crate::live::LiveValues;
+use crate::model::{Action, Change, Mode, Plan, ResourceState};
+use crate::schedule::{build_steps, release, Step, StepNode};
+use crate::state::State;
+use crate::store::{Intent, IntentId, Outcome as JournalOutcome, OutputValue, Write};
+use crate::workspace::Secrets;
 use anyhow::{anyhow, bail, Result};
 use ballast_sdk::{
     ApplyContext, ApplyRequest, ChangeKind, PlanRequest, Progress, ProviderError, Value,
@@ -26,64 +31,13 @@ pub struct ApplyReport {
     pub skipped: Vec<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Step {
-    Delete,
-    Upsert,
-    /// No action: done when its dependencies are. One per resource, so that the instances of
-    /// one resource wait for the instances of another through one step, not n × m edges.
-    Barrier,
-}
-
-struct StepNode {
-    step: Step,
-    change: usize,
-    deps: Vec<usize>,
-}
-
-/// The values configuration is evaluated against during apply, kept current one instance
-/// at a time so that the walk stays linear in the number of instances.
-struct LiveValues {
-    /// Resource values by `type.name`.
-    values: HashMap<String, Value>,
-    locals: HashMap<String, Value>,
-    /// Resources to rebuild from the instance values before the next evaluation.
-    stale_resources: HashSet<String>,
-    locals_stale: bool,
-}
-
-impl LiveValues {
-    /// An instance's new value: its slot is updated in place when it has one.
-    fn set(&mut self, address: &str, v: &Value) {
-        let resource = resource_of(address);
-        self.locals_stale = true;
-        let slot = match (instance_key(address), self.values.get_mut(&resource)) {
-            (Some(Value::Number(n)), Some(Value::List(l))) => l.get_mut(n as usize),
-            (Some(Value::String(k)), Some(Value::Map(m))) => m.get_mut(&k),
-            (None, Some(single)) => Some(single),
-            _ => None,
-        };
-        match slot {
-            Some(s) => *s = v.clone(),
-            None => {
-                self.stale_resources.insert(resource);
-            }
-        }
-    }
-
-    /// An instance that is gone: its resource is rebuilt before the next evaluation.
-    fn forget(&mut self, address: &str) {
-        self.locals_stale = true;
-        self.stale_resources.insert(resource_of(address));
-    }
-}
-
 /// The journal callback handed to providers.
 struct Journal {
-    store: Arc<Mutex<Store>>,
-    seq: i64,
+    state: Arc<State>,
+    intent: IntentId,
     template: ResourceState,
-    events: Arc<dyn Events>,
+    operation: Operation,
+    events: Arc<dyn EventSink>,
     created: Mutex<bool>,
 }
 
@@ -101,12 +55,14 @@ impl ApplyContext for Journal {
         r.attributes = object.clone();
         // Tainted until the apply call returns successfully.
         r.tainted = true;
-        let store = db(&self.store);
-        store
-            .atomically(|s| {
-                s.put_resource(&r)?;
-                s.intent_object(self.seq, &id)
-            })
+        self.state
+            .commit(vec![
+                Write::PutResource(r),
+                Write::IntentObject {
+                    id: self.intent.clone(),
+                    object_id: id.clone(),
+                },
+            ])
             .map_err(|e| {
                 ProviderError::new(format!("cannot record the new object {id} in state: {e:#}"))
             })?;
@@ -115,17 +71,23 @@ impl ApplyContext for Journal {
     }
 
     fn progress(&self, p: Progress) {
-        self.events.progress(&self.template.address, &p);
+        self.events.emit(Event::Progress {
+            address: self.template.address.clone(),
+            operation: self.operation.clone(),
+            message: p.message,
+            done: p.done,
+            total: p.total,
+        });
     }
 }
 
 type Outcome = (usize, Result<Option<Value>, ProviderError>, Duration, bool);
 
-fn verb(step: Step, action: Action) -> (&'static str, &'static str) {
+fn operation(step: Step, action: Action) -> Operation {
     match (step, action) {
-        (Step::Delete, _) => ("Destroying...", "Destruction complete"),
-        (Step::Upsert, Action::Update) => ("Modifying...", "Modifications complete"),
-        _ => ("Creating...", "Creation complete"),
+        (Step::Delete, _) => Operation::Delete,
+        (Step::Upsert, Action::Update) => Operation::Update,
+        _ => Operation::Create,
     }
 }
 
@@ -145,73 +107,58 @@ fn consistent(planned: &Value, fin: &Value) -> bool {
     }
 }
 
-/// `["key"]` or `[3]` at the end of an instance address.
-fn instance_key(address: &str) -> Option<Value> {
-    let start = address.find('[')?;
-    let inner = address.get(start + 1..address.len() - 1)?;
-    if let Some(s) = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
-        Some(Value::String(s.replace("\\\"", "\"").replace("\\\\", "\\")))
-    } else {
-        inner.parse::<f64>().ok().map(Value::Number)
-    }
-}
-
 impl Engine {
     /// Performs a plan's actions. Errors in one branch do not stop independent branches.
-    pub async fn apply(&mut self, plan: &Plan, command: &str) -> Result<ApplyReport> {
+    pub async fn apply(&mut self, plan: &Plan) -> Result<ApplyReport> {
         if !plan.conflicts.is_empty() {
             bail!(
                 "the plan has {} conflict(s); nothing was applied. Import or replace the objects first",
                 plan.conflicts.len()
             );
         }
-        let store = self.store_or_create("apply")?;
-        {
-            let s = db(&store);
-            if s.lineage()? != plan.lineage || s.serial()? != plan.serial {
-                bail!("the state changed since this plan was made; make a new plan");
-            }
+        if self.state.lineage() != plan.lineage || self.state.serial() != plan.serial {
+            bail!("the state changed since this plan was made; make a new plan");
         }
-        self.serial = db(&store).bump_serial(command)?;
+        let state = self.state.clone();
         let mut report = ApplyReport::default();
         if plan.mode == Mode::RefreshOnly {
             let keep: HashSet<&str> = plan.refreshed.iter().map(|r| r.address.as_str()).collect();
-            let s = db(&store);
-            for d in &plan.drift {
-                if !keep.contains(d.address.as_str()) {
-                    s.remove_resource(&d.address)?;
-                }
-            }
-            for r in &plan.refreshed {
-                s.put_resource(r)?;
-            }
-            drop(s);
-            self.save_outputs(&store)?;
+            let mut writes: Vec<Write> = plan
+                .drift
+                .iter()
+                .filter(|d| !keep.contains(d.address.as_str()))
+                .map(|d| Write::RemoveResource(d.address.clone()))
+                .collect();
+            writes.extend(plan.refreshed.iter().cloned().map(Write::PutResource));
+            state.commit(writes)?;
+            self.save_outputs()?;
             return Ok(report);
         }
         // Refactorings and imports first, together: renames, forgotten objects, adopted ones.
-        db(&store).atomically(|st| {
-            for (from, to) in &plan.moves {
-                st.move_resource(from, to)?;
-            }
-            for addr in &plan.forgets {
-                st.remove_resource(addr)?;
-            }
-            for c in plan.changes.iter().filter(|c| c.import_id.is_some()) {
-                let obj = c.before.clone().unwrap_or(Value::Null);
-                st.put_resource(&ResourceState {
-                    address: c.address.clone(),
-                    type_name: c.type_name.clone(),
-                    provider: c.provider.clone(),
-                    id: obj.get("id").as_str().map(str::to_string),
-                    attributes: obj,
-                    sensitive: c.sensitive.clone(),
-                    dependencies: c.dependencies.clone(),
-                    tainted: false,
-                })?;
-            }
-            Ok(())
-        })?;
+        let mut writes: Vec<Write> = plan
+            .moves
+            .iter()
+            .map(|(from, to)| Write::MoveResource {
+                from: from.clone(),
+                to: to.clone(),
+            })
+            .collect();
+        writes.extend(plan.forgets.iter().cloned().map(Write::RemoveResource));
+        for c in plan.changes.iter().filter(|c| c.import_id.is_some()) {
+            let obj = c.before.clone().unwrap_or(Value::Null);
+            writes.push(Write::PutResource(ResourceState {
+                address: c.address.clone(),
+                type_name: c.type_name.clone(),
+                provider: c.provider.clone(),
+                id: obj.get("id").as_str().map(str::to_string),
+                attributes: obj,
+                sensitive: c.sensitive.clone(),
+                dependencies: c.dependencies.clone(),
+                tainted: false,
+                private: Vec::new(),
+            }));
+        }
+        state.commit(writes)?;
         report.imported = plan
             .changes
             .iter()
@@ -227,7 +174,7 @@ impl Engine {
             changes.iter().map(|c| c.resource.clone()).collect();
 
         // Values of every instance, for evaluating configuration during the walk.
-        let mut inst_values: BTreeMap<String, Value> = db(&store)
+        let mut inst_values: BTreeMap<String, Value> = state
             .resources()?
             .into_iter()
             .map(|r| (r.address, r.attributes))
@@ -251,7 +198,8 @@ impl Engine {
         let run = uuid::Uuid::new_v4().to_string();
         let mut tasks: tokio::task::JoinSet<Outcome> = tokio::task::JoinSet::new();
         let mut in_flight: HashMap<usize, Instant> = HashMap::new();
-        let mut seqs: HashMap<usize, i64> = HashMap::new();
+        let mut intents: HashMap<usize, IntentId> = HashMap::new();
+        let mut step_no: u64 = 0;
         let mut ticker = tokio::time::interval(Duration::from_secs(10));
         ticker.tick().await;
         let mut live = self.live_values(&inst_values);
@@ -305,17 +253,32 @@ impl Engine {
                     (Step::Upsert, Action::Update) => (ChangeKind::Update, "update"),
                     _ => (ChangeKind::Create, "create"),
                 };
-                let seq = db(&store).intent(&run, &change.address, action_word, &planned)?;
-                seqs.insert(i, seq);
-                self.events.info(&format!(
-                    "{}: {}",
-                    change.address,
-                    verb(node.step, change.action).0
-                ));
+                step_no += 1;
+                let id = IntentId {
+                    run: run.clone(),
+                    step: step_no,
+                };
+                state.commit(vec![Write::OpenIntent(Intent {
+                    id: id.clone(),
+                    address: change.address.clone(),
+                    type_name: change.type_name.clone(),
+                    provider: change.provider.clone(),
+                    action: action_word.to_string(),
+                    planned: planned.clone(),
+                    target: None,
+                    object_id: None,
+                })])?;
+                intents.insert(i, id.clone());
+                let op = operation(node.step, change.action);
+                self.emit(Event::Started {
+                    address: change.address.clone(),
+                    operation: op.clone(),
+                });
                 in_flight.insert(i, Instant::now());
                 let journal = Journal {
-                    store: store.clone(),
-                    seq,
+                    state: state.clone(),
+                    intent: id,
+                    operation: op,
                     template: ResourceState {
                         address: change.address.clone(),
                         type_name: change.type_name.clone(),
@@ -325,6 +288,7 @@ impl Engine {
                         sensitive: change.sensitive.clone(),
                         dependencies: change.dependencies.clone(),
                         tainted: true,
+                        private: Vec::new(),
                     },
                     events: self.events.clone(),
                     created: Mutex::new(false),
@@ -368,10 +332,15 @@ impl Engine {
                 j = tasks.join_next() => j,
                 _ = ticker.tick() => {
                     for (&i, started) in &in_flight {
-                        let secs = started.elapsed().as_secs();
-                        if secs >= 10 {
-                            let word = if nodes[i].step == Step::Delete { "destroying" } else { "creating" };
-                            self.events.info(&format!("{}: Still {word}... [{secs}s elapsed]", changes[nodes[i].change].address));
+                        let elapsed = started.elapsed();
+                        if elapsed >= Duration::from_secs(10) {
+                            let c = changes[nodes[i].change];
+                            self.emit(Event::StillRunning {
+                                address: c.address.clone(),
+                                operation: operation(nodes[i].step, c.action),
+                                elapsed,
+                                last_message: None,
+                            });
                         }
                     }
                     continue;
@@ -383,10 +352,16 @@ impl Engine {
             in_flight.remove(&i);
             let node = &nodes[i];
             let change = changes[node.change];
-            let seq = seqs.get(&i).copied().unwrap_or_default();
+            let Some(intent) = intents.remove(&i) else {
+                bail!(
+                    "apply lost track of the journal entry of {}",
+                    change.address
+                );
+            };
+            let op = operation(node.step, change.action);
             match result {
                 Ok(obj) => {
-                    let s = db(&store);
+                    let mut writes = Vec::new();
                     match (node.step, obj) {
                         // Barriers are never spawned, so no outcome comes back for them.
                         (Step::Barrier, _) => {}
@@ -394,7 +369,7 @@ impl Engine {
                             let replaced_already =
                                 change.create_before_destroy && change.action == Action::Replace;
                             if !change.takeover && !replaced_already {
-                                s.remove_resource(&change.address)?;
+                                writes.push(Write::RemoveResource(change.address.clone()));
                                 inst_values.remove(&change.address);
                                 live.forget(&change.address);
                             }
@@ -403,7 +378,7 @@ impl Engine {
                             }
                         }
                         (Step::Upsert, Some(v)) => {
-                            s.put_resource(&ResourceState {
+                            writes.push(Write::PutResource(ResourceState {
                                 address: change.address.clone(),
                                 type_name: change.type_name.clone(),
                                 provider: change.provider.clone(),
@@ -412,7 +387,8 @@ impl Engine {
                                 sensitive: change.sensitive.clone(),
                                 dependencies: change.dependencies.clone(),
                                 tainted: false,
-                            })?;
+                                private: Vec::new(),
+                            }));
                             inst_values.insert(change.address.clone(), v.clone());
                             live.set(&change.address, &v);
                             match change.action {
@@ -429,13 +405,12 @@ impl Engine {
                                 report.errors.push((change.address.clone(), msg));
                                 failed[i] = true;
                             }
-                            let id = v.get("id").as_str().unwrap_or("").to_string();
-                            self.events.info(&format!(
-                                "{}: {} after {}s [id={id}]",
-                                change.address,
-                                verb(node.step, change.action).1,
-                                elapsed.as_secs()
-                            ));
+                            self.emit(Event::Completed {
+                                address: change.address.clone(),
+                                operation: op.clone(),
+                                elapsed,
+                                id: v.get("id").as_str().map(str::to_string),
+                            });
                         }
                         (Step::Upsert, None) => {
                             report.errors.push((
@@ -445,18 +420,29 @@ impl Engine {
                             failed[i] = true;
                         }
                     }
-                    s.outcome(seq, if failed[i] { "failed" } else { "done" }, None)?;
+                    writes.push(Write::CloseIntent {
+                        id: intent,
+                        outcome: if failed[i] {
+                            JournalOutcome::Failed("postcondition failed".into())
+                        } else {
+                            JournalOutcome::Done
+                        },
+                    });
+                    state.commit(writes)?;
                     if node.step == Step::Delete {
-                        self.events.info(&format!(
-                            "{}: {} after {}s",
-                            change.address,
-                            verb(node.step, change.action).1,
-                            elapsed.as_secs()
-                        ));
+                        self.emit(Event::Completed {
+                            address: change.address.clone(),
+                            operation: op,
+                            elapsed,
+                            id: None,
+                        });
                     }
                 }
                 Err(e) => {
-                    db(&store).outcome(seq, "failed", Some(&e.message))?;
+                    state.commit(vec![Write::CloseIntent {
+                        id: intent,
+                        outcome: JournalOutcome::Failed(e.message.clone()),
+                    }])?;
                     let mut msg = e.message.clone();
                     if created {
                         msg.push_str("; the object was created and is recorded as tainted: the next apply replaces it");
@@ -471,108 +457,8 @@ impl Engine {
                 release(i, &dependents, &mut remaining, &failed, &mut ready);
             }
         }
-        self.save_outputs(&store)?;
+        self.save_outputs()?;
         Ok(report)
-    }
-
-    /// A resource's value as expressions see it: a list (count), a map (for_each) or one
-    /// object, from its instances' values.
-    fn aggregate(
-        &self,
-        r: &crate::config::Resource,
-        mut items: Vec<(Option<Value>, Value)>,
-    ) -> Value {
-        if r.count.is_some() {
-            let n = |k: &Option<Value>| k.as_ref().and_then(Value::as_f64).unwrap_or(0.0);
-            items.sort_by(|a, b| n(&a.0).total_cmp(&n(&b.0)));
-            Value::List(items.into_iter().map(|(_, v)| v).collect())
-        } else if r.for_each.is_some() {
-            Value::Map(
-                items
-                    .into_iter()
-                    .filter_map(|(k, v)| {
-                        k.and_then(|k| k.as_str().map(str::to_string))
-                            .map(|k| (k, v))
-                    })
-                    .collect(),
-            )
-        } else {
-            items
-                .into_iter()
-                .next()
-                .map(|(_, v)| v)
-                .unwrap_or(Value::Unknown)
-        }
-    }
-
-    /// Every resource's value, from all instance values (once per apply).
-    fn live_values(&self, inst_values: &BTreeMap<String, Value>) -> LiveValues {
-        let mut grouped: HashMap<String, Vec<(Option<Value>, Value)>> = HashMap::new();
-        for (addr, v) in inst_values {
-            grouped
-                .entry(resource_of(addr))
-                .or_default()
-                .push((instance_key(addr), v.clone()));
-        }
-        let values = self
-            .ws
-            .cfg
-            .resources
-            .iter()
-            .map(|r| {
-                (
-                    r.addr(),
-                    self.aggregate(r, grouped.remove(&r.addr()).unwrap_or_default()),
-                )
-            })
-            .collect();
-        LiveValues {
-            values,
-            locals: HashMap::new(),
-            stale_resources: HashSet::new(),
-            locals_stale: true,
-        }
-    }
-
-    /// Rebuilds the resources marked stale and evaluates the locals again if anything
-    /// changed since they were last evaluated.
-    fn bring_up_to_date(&self, live: &mut LiveValues, inst_values: &BTreeMap<String, Value>) {
-        for addr in std::mem::take(&mut live.stale_resources) {
-            let Some(r) = self.ws.cfg.resource(&addr) else {
-                continue;
-            };
-            let items = instances_of(inst_values, &addr);
-            live.values.insert(addr, self.aggregate(r, items));
-        }
-        if live.locals_stale {
-            live.locals = self.evaluate_locals(&live.values, &mut super::Secrets::default());
-            live.locals_stale = false;
-        }
-    }
-
-    /// Every local, in dependency order, over the given resource values.
-    fn evaluate_locals(
-        &self,
-        values: &HashMap<String, Value>,
-        secrets: &mut super::Secrets,
-    ) -> HashMap<String, Value> {
-        let cfg = &self.ws.cfg;
-        let mut locals = HashMap::new();
-        if let Ok(order) = self.ws.graph.order() {
-            for id in order {
-                if let Node::Local(name) = &self.ws.graph.nodes[id] {
-                    let scope = self.ws.scope(&locals, values, Some(secrets));
-                    let v = scope.eval(&cfg.locals[name]).unwrap_or(Value::Unknown);
-                    let sensitive = scope.take_sensitive();
-                    drop(scope);
-                    if sensitive {
-                        secrets.locals.insert(name.clone());
-                    }
-                    locals.insert(name.clone(), v);
-                }
-            }
-        }
-        locals
     }
 
     /// Checks a resource's postconditions against the object apply produced.
@@ -670,9 +556,10 @@ impl Engine {
         Ok(resp.planned)
     }
 
-    fn save_outputs(&self, store: &Arc<Mutex<Store>>) -> Result<()> {
-        let recorded = db(store).resources()?;
-        let mut secret = super::Secrets::default();
+    /// Records the output values, when they differ from what the state holds.
+    fn save_outputs(&self) -> Result<()> {
+        let recorded = self.state.resources()?;
+        let mut secret = Secrets::default();
         for r in &recorded {
             secret
                 .attrs
@@ -693,10 +580,17 @@ impl Engine {
             let v = scope.eval(&o.value).unwrap_or(Value::Null);
             let sensitive = o.sensitive || scope.take_sensitive();
             if !v.has_unknown() {
-                outs.push((name.clone(), v, sensitive));
+                outs.push(OutputValue {
+                    name: name.clone(),
+                    value: v,
+                    sensitive,
+                });
             }
         }
-        db(store).set_outputs(&outs)
+        if self.state.outputs()? == outs {
+            return Ok(());
+        }
+        self.state.commit(vec![Write::SetOutputs(outs)])
     }
 }
 
@@ -723,212 +617,9 @@ fn skip_dependents(
     }
 }
 
-/// The (instance key, value) pairs of one resource's instances. Everything starting with
-/// the address is contiguous in the sorted map, but other resources may share the prefix
-/// (`a-b` sorts between `a` and `a[0]`), so they are filtered out, not stopped at.
-fn instances_of(inst_values: &BTreeMap<String, Value>, addr: &str) -> Vec<(Option<Value>, Value)> {
-    inst_values
-        .range(addr.to_string()..)
-        .take_while(|(a, _)| a.starts_with(addr))
-        .filter(|(a, _)| resource_of(a) == addr)
-        .map(|(a, v)| (instance_key(a), v.clone()))
-        .collect()
-}
-
-/// A finished step: its dependents are one dependency closer to ready.
-fn release(
-    i: usize,
-    dependents: &[Vec<usize>],
-    remaining: &mut [usize],
-    failed: &[bool],
-    ready: &mut Vec<usize>,
-) {
-    for &d in &dependents[i] {
-        remaining[d] -= 1;
-        if remaining[d] == 0 && !failed[d] {
-            ready.push(d);
-        }
-    }
-}
-
-/// The steps of a plan and their order: upserts after the upserts of what they depend on,
-/// deletes after the deletes of what depends on them, a replacement's create after its
-/// delete (or before it, with create_before_destroy). Resource-to-resource order goes
-/// through one barrier step per resource, so the number of edges stays linear.
-fn build_steps(changes: &[&Change]) -> Vec<StepNode> {
-    let mut nodes = Vec::new();
-    let mut upserts_of: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut own_delete: HashMap<usize, usize> = HashMap::new();
-    let mut own_upsert: HashMap<usize, usize> = HashMap::new();
-    let step = |nodes: &mut Vec<StepNode>, step: Step, change: usize, deps: Vec<usize>| {
-        nodes.push(StepNode { step, change, deps });
-        nodes.len() - 1
-    };
-    for (ci, c) in changes.iter().enumerate() {
-        if matches!(c.action, Action::Delete | Action::Replace) {
-            own_delete.insert(ci, step(&mut nodes, Step::Delete, ci, Vec::new()));
-        }
-        if matches!(c.action, Action::Create | Action::Update | Action::Replace) {
-            let n = step(&mut nodes, Step::Upsert, ci, Vec::new());
-            own_upsert.insert(ci, n);
-            upserts_of.entry(c.resource.as_str()).or_default().push(n);
-        }
-    }
-    // "Every upsert of R is done", for each resource R that something waits on.
-    let waited_on: HashSet<&str> = changes
-        .iter()
-        .flat_map(|c| c.dependencies.iter().map(String::as_str))
-        .collect();
-    let mut upserted: HashMap<&str, usize> = HashMap::new();
-    for (r, ups) in &upserts_of {
-        if waited_on.contains(r) {
-            upserted.insert(r, step(&mut nodes, Step::Barrier, usize::MAX, ups.clone()));
-        }
-    }
-    // "Every delete of whatever depends on R is done", per resource R.
-    let mut dependents_deleted_of: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (&ci, &n) in &own_delete {
-        for d in &changes[ci].dependencies {
-            dependents_deleted_of.entry(d.as_str()).or_default().push(n);
-        }
-    }
-    let mut dependents_deleted: HashMap<&str, usize> = HashMap::new();
-    for (r, dels) in dependents_deleted_of {
-        dependents_deleted.insert(r, step(&mut nodes, Step::Barrier, usize::MAX, dels));
-    }
-    for (ci, c) in changes.iter().enumerate() {
-        if let Some(&u) = own_upsert.get(&ci) {
-            let mut deps: Vec<usize> = c
-                .dependencies
-                .iter()
-                .filter_map(|d| upserted.get(d.as_str()).copied())
-                .collect();
-            if let Some(&del) = own_delete.get(&ci) {
-                if !c.create_before_destroy {
-                    deps.push(del);
-                }
-            }
-            nodes[u].deps = deps;
-        }
-        if let Some(&del) = own_delete.get(&ci) {
-            let mut deps = Vec::new();
-            if c.create_before_destroy && c.action == Action::Replace {
-                deps.extend(own_upsert.get(&ci).copied());
-            }
-            deps.extend(dependents_deleted.get(c.resource.as_str()).copied());
-            nodes[del].deps = deps;
-        }
-    }
-    for n in &mut nodes {
-        n.deps.sort_unstable();
-        n.deps.dedup();
-    }
-    nodes
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn change(address: &str, action: Action, deps: &[&str]) -> Change {
-        Change {
-            address: address.into(),
-            resource: resource_of(address),
-            type_name: "ballast_data".into(),
-            provider: "builtin".into(),
-            action,
-            before: None,
-            after: None,
-            replace_because: Vec::new(),
-            reason: None,
-            sensitive: Vec::new(),
-            dependencies: deps.iter().map(|d| d.to_string()).collect(),
-            notes: Vec::new(),
-            takeover: false,
-            create_before_destroy: false,
-            import_id: None,
-        }
-    }
-
-    #[test]
-    fn dependent_instances_wait_through_one_barrier_not_n_times_m_edges() {
-        let n = 200;
-        let mut all = Vec::new();
-        for i in 0..n {
-            all.push(change(&format!("ballast_data.a[{i}]"), Action::Create, &[]));
-        }
-        for i in 0..n {
-            all.push(change(
-                &format!("ballast_data.b[{i}]"),
-                Action::Create,
-                &["ballast_data.a"],
-            ));
-        }
-        let refs: Vec<&Change> = all.iter().collect();
-        let steps = build_steps(&refs);
-        let edges: usize = steps.iter().map(|s| s.deps.len()).sum();
-        // n upserts of a into one barrier, one edge from each b: linear, not n * n.
-        assert_eq!(edges, 2 * n);
-        let b0 = steps
-            .iter()
-            .find(|s| s.step == Step::Upsert && s.change == n)
-            .expect("b[0]");
-        assert_eq!(b0.deps.len(), 1);
-        assert_eq!(steps[b0.deps[0]].step, Step::Barrier);
-        assert_eq!(steps[b0.deps[0]].deps.len(), n);
-    }
-
-    #[test]
-    fn deletes_wait_for_the_deletes_of_their_dependents() {
-        let all = [
-            change("ballast_data.a", Action::Delete, &[]),
-            change("ballast_data.b[0]", Action::Delete, &["ballast_data.a"]),
-            change("ballast_data.b[1]", Action::Delete, &["ballast_data.a"]),
-        ];
-        let refs: Vec<&Change> = all.iter().collect();
-        let steps = build_steps(&refs);
-        let a = steps
-            .iter()
-            .find(|s| s.step == Step::Delete && s.change == 0)
-            .expect("a");
-        assert_eq!(a.deps.len(), 1);
-        let barrier = &steps[a.deps[0]];
-        assert_eq!(barrier.step, Step::Barrier);
-        let mut waited: Vec<usize> = barrier.deps.iter().map(|&d| steps[d].change).collect();
-        waited.sort_unstable();
-        assert_eq!(waited, vec![1, 2]);
-    }
-
-    #[test]
-    fn a_stale_resource_is_rebuilt_from_all_its_instances_even_past_a_sibling_sharing_its_prefix() {
-        let inst: BTreeMap<String, Value> =
-            ["d.a", "d.a-b", "d.a-b[0]", "d.a[0]", "d.a[1]", "d.ab"]
-                .iter()
-                .map(|a| (a.to_string(), Value::from(*a)))
-                .collect();
-        let got: Vec<Value> = instances_of(&inst, "d.a")
-            .into_iter()
-            .map(|(_, v)| v)
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                Value::from("d.a"),
-                Value::from("d.a[0]"),
-                Value::from("d.a[1]")
-            ]
-        );
-    }
-
-    #[test]
-    fn instance_keys_parse() {
-        assert_eq!(instance_key("a.b[3]"), Some(Value::Number(3.0)));
-        assert_eq!(
-            instance_key("a.b[\"x y\"]"),
-            Some(Value::String("x y".into()))
-        );
-        assert_eq!(instance_key("a.b"), None);
-    }
 
     #[test]
     fn unknowns_in_the_plan_accept_any_final_value() {

@@ -1,11 +1,7 @@
-//! `fmt`: the canonical layout. Files are parsed first (a file that does not parse is
-//! reported and left alone); then indentation is set from the nesting (two spaces per level),
-//! trailing blanks go, and the `=` of consecutive one-line attributes are aligned.
-//! Comments and everything inside strings and heredocs are kept as they are.
-
-use crate::ui::Ui;
-use anyhow::{Context, Result};
-use std::path::Path;
+//! The canonical layout of configuration files. Indentation is set from the nesting (two
+//! spaces per level), trailing blanks go, and the `=` of consecutive one-line attributes are
+//! aligned. Comments and everything inside strings and heredocs are kept as they are.
+//! [`format_text`] is pure; the `fmt` command (in the binary) decides what to write.
 
 /// One output line: indentation level, text, kept verbatim (heredoc body), and whether it
 /// opens brackets that close on a later line.
@@ -351,62 +347,6 @@ fn align(lines: &mut [Line]) {
 }
 
 /// Formats every `.hcl` file of `dir`; with `check`, changes nothing and exits 3 if any would change.
-pub fn run(dir: &Path, check: bool, ui: &Ui) -> Result<i32> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("hcl"))
-        .collect();
-    files.sort();
-    let mut changed = Vec::new();
-    let mut failed = false;
-    for path in files {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if let Err(e) = hcl_edit::parser::parse_body(&text) {
-            ui.error(&crate::config::parse_error(&name, &e).to_string());
-            failed = true;
-            continue;
-        }
-        let formatted = format_text(&text);
-        if formatted != text {
-            let same = match (
-                hcl_edit::parser::parse_body(&text),
-                hcl_edit::parser::parse_body(&formatted),
-            ) {
-                (Ok(a), Ok(b)) => a == b,
-                _ => false,
-            };
-            if !same {
-                ui.error(&format!(
-                    "{name}: could not be formatted safely; left as it is"
-                ));
-                failed = true;
-                continue;
-            }
-            if !check {
-                std::fs::write(&path, &formatted)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-            }
-            changed.push(name);
-        }
-    }
-    if !changed.is_empty() {
-        ui.out(&changed.join("\n"));
-    }
-    Ok(if failed {
-        1
-    } else if check && !changed.is_empty() {
-        3
-    } else {
-        0
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::format_text;
@@ -417,7 +357,7 @@ mod tests {
 
     #[test]
     fn the_examples_are_already_canonical() {
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
         for dir in std::fs::read_dir(root).expect("examples") {
             let dir = dir.expect("entry").path();
             for f in std::fs::read_dir(&dir).into_iter().flatten().flatten() {

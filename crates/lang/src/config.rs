@@ -1,12 +1,7 @@
 //! The configuration: every `*.hcl` file of one directory, parsed into blocks.
 //!
-//! Parsing keeps expressions unevaluated (with their spans); [`eval`] evaluates them and
-//! [`crate::graph`] orders them.
-
-pub mod eval;
-pub mod funcs;
-pub mod types;
-pub mod vars;
+//! Parsing keeps expressions unevaluated (with their spans); [`crate::eval`] evaluates them
+//! and [`crate::graph`] orders them.
 
 use crate::diag::{Diag, Diags, Sources, SrcSpan};
 use hcl_edit::expr::{Expression, TraversalOperator};
@@ -372,6 +367,14 @@ pub fn traversal_parts(e: &Expression) -> Option<Vec<String>> {
 }
 
 impl Config {
+    /// A configuration with no blocks, rooted at `dir` (for evaluating free expressions).
+    pub fn empty(dir: &Path) -> Config {
+        Config {
+            dir: dir.to_path_buf(),
+            ..Config::default()
+        }
+    }
+
     pub fn resource(&self, addr: &str) -> Option<&Resource> {
         self.resource_index.get(addr).map(|&i| &self.resources[i])
     }

@@ -3,7 +3,7 @@
 //! Values are converted the way Terraform converts them, or rejected with the path inside
 //! the value that is wrong.
 
-use super::eval::{to_number, to_string};
+use crate::convert::{to_number, to_string};
 use ballast_sdk::Value;
 use hcl_edit::expr::{Expression, ObjectKey};
 use std::collections::BTreeMap;
@@ -258,10 +258,10 @@ mod tests {
     fn ty(src: &str) -> Type {
         let e = hcl_edit::parser::parse_expr(src).expect("type parses");
         parse(&e, &|d| {
-            let cfg = super::super::Config::default();
+            let cfg = crate::config::Config::default();
             let (v, s, l, r) = Default::default();
-            super::super::eval::Scope::new(&cfg, &v, &s, &l, &r)
-                .eval(&super::super::Expr {
+            crate::eval::Scope::new(&cfg, &v, &s, &l, &r)
+                .eval(&crate::config::Expr {
                     expr: d.clone(),
                     file: 0,
                 })
@@ -272,10 +272,10 @@ mod tests {
 
     fn check(t: &str, v: &str, expect: &str) {
         let e = hcl_edit::parser::parse_expr(v).expect("value parses");
-        let cfg = super::super::Config::default();
+        let cfg = crate::config::Config::default();
         let (vars, s, l, r) = Default::default();
-        let val = super::super::eval::Scope::new(&cfg, &vars, &s, &l, &r)
-            .eval(&super::super::Expr { expr: e, file: 0 })
+        let val = crate::eval::Scope::new(&cfg, &vars, &s, &l, &r)
+            .eval(&crate::config::Expr { expr: e, file: 0 })
             .expect("value evaluates");
         let got = match convert(val, &ty(t), "") {
             Ok(v) => v.to_string(),

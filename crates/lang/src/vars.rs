@@ -1,8 +1,9 @@
 //! Values for input variables: defaults, `BALLAST_VAR_name`, `ballast.vars.hcl`, `-var-file`
 //! and `-var`, later sources winning in that order.
 
-use super::{eval::Scope, parse_error, Config, Expr};
+use crate::config::{parse_error, Config, Expr};
 use crate::diag::{Diag, Diags};
+use crate::eval::Scope;
 use ballast_sdk::Value;
 use hcl_edit::expr::Expression;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -16,6 +17,8 @@ pub struct VarInputs {
     pub files: Vec<PathBuf>,
     /// Values fixed in advance (from a saved plan): nothing else is read.
     pub preset: Option<BTreeMap<String, Value>>,
+    /// `BALLAST_VAR_name` variables of the environment, read by the caller.
+    pub env: Vec<(String, String)>,
 }
 
 /// The resolved variables and the names of the sensitive ones.
@@ -120,9 +123,9 @@ fn load_file(
 }
 
 /// The declared type of a variable (`any` when none is declared).
-fn declared_type(cfg: &Config, name: &str) -> Result<super::types::Type, Diag> {
+fn declared_type(cfg: &Config, name: &str) -> Result<crate::types::Type, Diag> {
     let Some(ty) = cfg.variables.get(name).and_then(|v| v.ty.as_ref()) else {
-        return Ok(super::types::Type::Any);
+        return Ok(crate::types::Type::Any);
     };
     let constant_of = |e: &Expression| {
         constant(
@@ -134,7 +137,7 @@ fn declared_type(cfg: &Config, name: &str) -> Result<super::types::Type, Diag> {
         )
         .map_err(|d| d.message)
     };
-    super::types::parse(&ty.expr, &constant_of).map_err(|m| {
+    crate::types::parse(&ty.expr, &constant_of).map_err(|m| {
         Diag::at(
             format!("variable \"{name}\": {m}"),
             &cfg.sources,
@@ -154,7 +157,7 @@ fn convert(cfg: &Config, name: &str, v: Value) -> Result<Value, Diag> {
             &decl.span,
         ));
     }
-    super::types::convert(v, &t, "").map_err(|m| {
+    crate::types::convert(v, &t, "").map_err(|m| {
         Diag::at(
             format!(
                 "invalid value for variable \"{name}\" (type {}): {m}",
@@ -184,17 +187,13 @@ fn validate(cfg: &Config, vars: &Vars) -> Vec<Diag> {
 }
 
 /// Resolves every declared variable, or explains which have no value.
-pub fn resolve(
-    cfg: &mut Config,
-    inputs: &VarInputs,
-    env: &[(String, String)],
-) -> Result<Vars, Diags> {
+pub fn resolve(cfg: &mut Config, inputs: &VarInputs) -> Result<Vars, Diags> {
     let mut set: BTreeMap<String, Value> = inputs.preset.clone().unwrap_or_default();
     let mut diags = Vec::new();
     let env = if inputs.preset.is_some() {
         &[][..]
     } else {
-        env
+        &inputs.env[..]
     };
     for (k, raw) in env {
         if let Some(name) = k.strip_prefix("BALLAST_VAR_") {

@@ -1,0 +1,234 @@
+//! The engine: a workspace, its state and its configured providers. Planning, apply,
+//! import, reconciliation and validation are `impl Engine` blocks in their own modules.
+//!
+//! The engine is given everything it uses: the providers (it names none), the state store,
+//! and the event sink. It never prints and never reads the environment.
+
+use crate::events::{Event, EventSink};
+use crate::state::State;
+use crate::store::{LockRequest, StateStore};
+use crate::workspace::Workspace;
+use anyhow::{anyhow, Result};
+use ballast_lang::diag::Diags;
+use ballast_sdk::{ConfigureContext, Provider, ProviderInstance, ProviderSchema, ResourceSchema};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A provider this build knows of but does not contain, so that a configuration using it
+/// gets a clear error instead of "no provider offers...".
+#[derive(Clone, Debug)]
+pub struct Missing {
+    pub name: String,
+    /// Resource types of this provider start with one of these, for example "libvirt_".
+    pub type_prefixes: Vec<String>,
+    /// What to do about it, for example "rebuild with --features libvirt".
+    pub remedy: String,
+}
+
+/// The providers a run may use.
+#[derive(Clone, Default)]
+pub struct Providers {
+    available: Vec<Arc<dyn Provider>>,
+    missing: Vec<Missing>,
+}
+
+impl Providers {
+    pub fn new(available: Vec<Arc<dyn Provider>>, missing: Vec<Missing>) -> Providers {
+        Providers { available, missing }
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.available.iter().map(|p| p.schema().name).collect()
+    }
+
+    fn missing_error(&self, m: &Missing, what: &str) -> anyhow::Error {
+        anyhow!(
+            "{what} belongs to the {} provider, which this ballast was built without; {}",
+            m.name,
+            m.remedy
+        )
+    }
+
+    /// The provider called `name`.
+    pub fn by_name(&self, name: &str) -> Result<&Arc<dyn Provider>> {
+        if let Some(p) = self.available.iter().find(|p| p.schema().name == name) {
+            return Ok(p);
+        }
+        match self.missing.iter().find(|m| m.name == name) {
+            Some(m) => Err(self.missing_error(m, &format!("provider \"{name}\""))),
+            None => Err(anyhow!(
+                "unknown provider \"{name}\"; this ballast has: {}",
+                self.names().join(", ")
+            )),
+        }
+    }
+
+    /// The provider that offers a resource type.
+    pub fn for_type(&self, type_name: &str) -> Result<&Arc<dyn Provider>> {
+        if let Some(p) = self
+            .available
+            .iter()
+            .find(|p| p.schema().resource(type_name).is_some())
+        {
+            return Ok(p);
+        }
+        match self
+            .missing
+            .iter()
+            .find(|m| m.type_prefixes.iter().any(|p| type_name.starts_with(p)))
+        {
+            Some(m) => Err(self.missing_error(m, &format!("the resource type \"{type_name}\""))),
+            None => Err(anyhow!(
+                "no provider offers the resource type \"{type_name}\""
+            )),
+        }
+    }
+}
+
+/// A configured provider instance and what the engine needs of it.
+pub struct Configured {
+    pub key: String,
+    pub schema: ProviderSchema,
+    pub instance: Arc<dyn ProviderInstance>,
+    pub limit: Arc<tokio::sync::Semaphore>,
+    /// One permit per resource type that must run one at a time.
+    pub serial: HashMap<String, Arc<tokio::sync::Semaphore>>,
+}
+
+impl Configured {
+    pub fn resource(&self, type_name: &str) -> Result<&ResourceSchema> {
+        self.schema
+            .resource(type_name)
+            .ok_or_else(|| anyhow!("provider {} has no resource type {type_name}", self.key))
+    }
+}
+
+/// How to open an engine.
+pub struct Options {
+    pub providers: Providers,
+    pub store: Arc<dyn StateStore>,
+    pub events: Arc<dyn EventSink>,
+    /// Who is running, for the lock record; `operation` is the command.
+    pub who: LockRequest,
+    pub lock_timeout: Duration,
+    /// Most provider calls in flight at once.
+    pub parallelism: usize,
+}
+
+/// A run: the workspace, the state and the configured providers.
+pub struct Engine {
+    pub ws: Workspace,
+    pub state: Arc<State>,
+    pub providers: Providers,
+    pub configured: HashMap<String, Arc<Configured>>,
+    pub events: Arc<dyn EventSink>,
+    pub parallelism: usize,
+}
+
+impl Engine {
+    /// Opens the state (taking its lock, waiting up to the lock timeout).
+    pub fn open(ws: Workspace, o: Options) -> Result<Engine> {
+        let state = Arc::new(State::open(
+            o.store,
+            o.who,
+            o.lock_timeout,
+            uuid::Uuid::new_v4().to_string(),
+        )?);
+        Ok(Engine {
+            ws,
+            state,
+            providers: o.providers,
+            configured: HashMap::new(),
+            events: o.events,
+            parallelism: o.parallelism.max(1),
+        })
+    }
+
+    /// An engine that never touches the state (for `validate`).
+    pub fn detached(ws: Workspace, o: Options) -> Engine {
+        Engine {
+            ws,
+            state: Arc::new(State::detached(o.store, o.who)),
+            providers: o.providers,
+            configured: HashMap::new(),
+            events: o.events,
+            parallelism: o.parallelism.max(1),
+        }
+    }
+
+    pub fn emit(&self, e: Event) {
+        self.events.emit(e);
+    }
+
+    /// Which provider (key) serves a resource type, honouring `provider = name.alias`.
+    pub fn provider_key_for(
+        &self,
+        type_name: &str,
+        explicit: Option<&(String, Option<String>)>,
+    ) -> Result<String> {
+        if let Some((name, alias)) = explicit {
+            return Ok(ballast_lang::config::provider_key(name, alias.as_deref()));
+        }
+        Ok(self
+            .providers
+            .for_type(type_name)?
+            .schema()
+            .name
+            .to_string())
+    }
+
+    /// Configures a provider instance (once) from its `provider` block, if any.
+    pub async fn provider(&mut self, key: &str) -> Result<Arc<Configured>> {
+        if let Some(p) = self.configured.get(key) {
+            return Ok(p.clone());
+        }
+        let name = key.split('.').next().unwrap_or(key);
+        let plugin = self.providers.by_name(name)?.clone();
+        let block = self.ws.cfg.providers.iter().find(|p| p.key() == key);
+        if key.contains('.') && block.is_none() {
+            let in_state = self
+                .state
+                .resources()
+                .unwrap_or_default()
+                .iter()
+                .any(|r| r.provider == key);
+            return Err(if in_state {
+                anyhow!("no provider block declares the alias {key}, but objects in the state were made through it; keep the block until they are destroyed")
+            } else {
+                anyhow!("no provider block declares the alias {key}")
+            });
+        }
+        let config = match block {
+            Some(b) => {
+                let locals = HashMap::new();
+                let resources = HashMap::new();
+                let scope = self.ws.scope(&locals, &resources, None);
+                scope.eval_body(&b.body).map_err(Diags::from)?.0
+            }
+            None => ballast_sdk::Value::Map(Default::default()),
+        };
+        let ctx = ConfigureContext {
+            lineage: self.state.lineage(),
+            working_dir: self.ws.cfg.dir.clone(),
+        };
+        let instance = plugin
+            .configure(&config, &ctx)
+            .await
+            .map_err(|e| anyhow!("configuring provider {key}: {e}"))?;
+        let limits = instance.limits();
+        let configured = Arc::new(Configured {
+            key: key.to_string(),
+            schema: plugin.schema().clone(),
+            serial: limits
+                .serial_types
+                .iter()
+                .map(|t| (t.to_string(), Arc::new(tokio::sync::Semaphore::new(1))))
+                .collect(),
+            limit: Arc::new(tokio::sync::Semaphore::new(limits.max_parallel.max(1))),
+            instance,
+        });
+        self.configured.insert(key.to_string(), configured.clone());
+        Ok(configured)
+    }
+}

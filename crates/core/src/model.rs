@@ -1,0 +1,201 @@
+//! The plan model: what the engine decided, for renderers to show and apply to perform.
+//! Nothing here does I/O.
+
+use ballast_sdk::Value;
+
+/// One managed object as the state records it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResourceState {
+    pub address: String,
+    pub type_name: String,
+    pub provider: String,
+    pub id: Option<String>,
+    pub attributes: Value,
+    pub sensitive: Vec<String>,
+    pub dependencies: Vec<String>,
+    pub tainted: bool,
+    /// Opaque provider data kept with the object (a pending task, say), never shown.
+    pub private: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Action {
+    NoOp,
+    Create,
+    Update,
+    Replace,
+    Delete,
+}
+
+impl Action {
+    /// The name machine-readable outputs use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::NoOp => "no_op",
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        [
+            Action::NoOp,
+            Action::Create,
+            Action::Update,
+            Action::Replace,
+            Action::Delete,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Normal,
+    Destroy,
+    RefreshOnly,
+}
+
+impl Mode {
+    /// The name machine-readable outputs use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Normal => "normal",
+            Mode::Destroy => "destroy",
+            Mode::RefreshOnly => "refresh_only",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Mode> {
+        [Mode::Normal, Mode::Destroy, Mode::RefreshOnly]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    pub address: String,
+    /// `type.name`, without the instance key.
+    pub resource: String,
+    pub type_name: String,
+    pub provider: String,
+    pub action: Action,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    /// Attributes whose change forces the replacement.
+    pub replace_because: Vec<String>,
+    /// Why, when the action is not evident from the values (tainted, -replace, ...).
+    pub reason: Option<String>,
+    pub sensitive: Vec<String>,
+    pub dependencies: Vec<String>,
+    pub notes: Vec<String>,
+    /// The prior object is an unmanaged one that `-replace` takes over (not in state).
+    pub takeover: bool,
+    /// `lifecycle { create_before_destroy = true }`: a replacement creates the new object
+    /// before deleting the old one.
+    pub create_before_destroy: bool,
+    /// Set when an `import` block brings this object under management in this plan.
+    pub import_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Drift {
+    pub address: String,
+    pub type_name: String,
+    pub before: Value,
+    /// `None`: the object was deleted outside ballast.
+    pub after: Option<Value>,
+    pub sensitive: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConflictReport {
+    pub address: String,
+    pub message: String,
+    pub import_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Orphan {
+    pub type_name: String,
+    pub id: String,
+    /// The address in the object's ownership mark.
+    pub address: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputChange {
+    pub name: String,
+    pub before: Option<Value>,
+    pub after: Value,
+    pub sensitive: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub lineage: String,
+    pub serial: i64,
+    pub mode: Mode,
+    pub changes: Vec<Change>,
+    pub drift: Vec<Drift>,
+    pub conflicts: Vec<ConflictReport>,
+    pub orphans: Vec<Orphan>,
+    pub outputs: Vec<OutputChange>,
+    /// Failed `check` assertions: warnings in plan and apply; `drift` fails on them.
+    pub warnings: Vec<String>,
+    /// `moved` blocks at work: (from, to) instance addresses renamed in state.
+    pub moves: Vec<(String, String)>,
+    /// `removed` blocks at work: addresses forgotten without destroying the objects.
+    pub forgets: Vec<String>,
+    /// The refreshed objects, for a refresh-only apply.
+    pub refreshed: Vec<ResourceState>,
+}
+
+impl Plan {
+    pub fn actionable(&self) -> impl Iterator<Item = &Change> {
+        self.changes
+            .iter()
+            .filter(|c| c.action != Action::NoOp || c.import_id.is_some())
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.actionable().next().is_some()
+            || !self.moves.is_empty()
+            || !self.forgets.is_empty()
+            || (self.mode == Mode::RefreshOnly && !self.drift.is_empty())
+            || self
+                .outputs
+                .iter()
+                .any(|o| o.before.as_ref() != Some(&o.after))
+    }
+
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let (mut add, mut change, mut destroy) = (0, 0, 0);
+        for c in self.actionable() {
+            match c.action {
+                Action::Create => add += 1,
+                Action::Update => change += 1,
+                Action::Replace => {
+                    add += 1;
+                    destroy += 1;
+                }
+                Action::Delete => destroy += 1,
+                Action::NoOp => {}
+            }
+        }
+        (add, change, destroy)
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PlanOptions {
+    pub mode: Mode,
+    pub refresh: bool,
+    pub targets: Vec<String>,
+    pub replace: Vec<String>,
+}

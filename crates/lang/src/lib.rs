@@ -1,0 +1,19 @@
+//! The ballast configuration language.
+//!
+//! Loads the `*.hcl` files of a directory ([`config`]), evaluates expressions with unknown
+//! values and sensitivity marks ([`eval`], [`funcs`], [`convert`]), converts and validates
+//! variables ([`types`], [`vars`]), orders everything by its references ([`graph`]), and
+//! reports problems at `file:line:column` ([`diag`]). [`format`] is the canonical layout.
+//!
+//! It does no I/O beyond reading the configuration directory (and the files that `file()`
+//! and `templatefile()` name), and never reads the process environment: callers pass it in.
+
+pub mod config;
+pub mod convert;
+pub mod diag;
+pub mod eval;
+pub mod format;
+pub mod funcs;
+pub mod graph;
+pub mod types;
+pub mod vars;

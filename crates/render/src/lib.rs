@@ -1,0 +1,11 @@
+//! Renderers. They only format: every decision was made by the engine.
+//!
+//! - [`text`]: plans, drift, conflicts and orphans for people, with unified diffs;
+//! - [`json`]: the machine-readable plan and state;
+//! - [`hcl`]: resource blocks to paste after an import, and state entries.
+
+pub mod hcl;
+pub mod json;
+pub mod text;
+
+pub use text::Style;

@@ -1,0 +1,43 @@
+//! The providers compiled into this binary. Each is a cargo feature (all on by default); one
+//! left out is still known by name, so a configuration that uses it gets an error naming
+//! the feature to build with.
+
+use ballast_core::{Missing, Providers};
+use ballast_sdk::Provider;
+use std::sync::Arc;
+
+/// (name = cargo feature, the prefixes of its resource types, whether it is compiled in).
+const KNOWN: &[(&str, &[&str], bool)] = &[
+    (
+        "builtin",
+        &["ballast_", "local_", "test_"],
+        cfg!(feature = "builtin"),
+    ),
+    ("libvirt", &["libvirt_"], cfg!(feature = "libvirt")),
+];
+
+pub fn providers() -> Providers {
+    let available: Vec<Arc<dyn Provider>> = vec![
+        #[cfg(feature = "builtin")]
+        Arc::new(ballast_builtin::Builtin::default()),
+        #[cfg(feature = "libvirt")]
+        Arc::new(ballast_libvirt::Libvirt::default()),
+    ];
+    let missing = KNOWN
+        .iter()
+        .filter(|(_, _, compiled)| !compiled)
+        .map(|(name, prefixes, _)| Missing {
+            name: name.to_string(),
+            type_prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
+            remedy: format!(
+                "rebuild it with the cargo feature \"{name}\" (cargo build --features {name})"
+            ),
+        })
+        .collect();
+    Providers::new(available, missing)
+}
+
+/// Every provider this binary knows of, and whether it is compiled in (for `version`).
+pub fn compiled() -> Vec<(&'static str, bool)> {
+    KNOWN.iter().map(|(n, _, c)| (*n, *c)).collect()
+}
