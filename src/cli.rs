@@ -4,6 +4,7 @@
 use crate::ui::Ui;
 use anyhow::{anyhow, bail, Context, Result};
 use ballast_core::apply::ApplyReport;
+use ballast_core::engine::Interrupt;
 use ballast_core::model::{Mode, Plan, PlanOptions};
 use ballast_core::saved_plan::{self, SavedPlan};
 use ballast_core::state::State;
@@ -285,8 +286,11 @@ fn who(operation: &str) -> LockRequest {
     }
 }
 
+/// The process's interrupt (Ctrl-C, SIGTERM), set once by [`run`].
+static INTERRUPT: std::sync::OnceLock<Interrupt> = std::sync::OnceLock::new();
+
 /// Opens the engine for a command: the workspace's state (locked), every compiled-in
-/// provider, and the terminal as the event sink.
+/// provider, the terminal as the event sink, and the process's interrupt.
 fn engine(
     ws: Workspace,
     ui: &Arc<Ui>,
@@ -296,7 +300,7 @@ fn engine(
 ) -> Result<Engine> {
     let path = state_path(&ws.cfg.dir, ws.cfg.settings.state_path.as_deref());
     let store: Arc<dyn StateStore> = Arc::new(SqliteStore::open(&path)?);
-    Engine::open(
+    let mut e = Engine::open(
         ws,
         ballast_core::Options {
             providers: crate::registry::providers(),
@@ -306,7 +310,11 @@ fn engine(
             lock_timeout,
             parallelism: args.map(|a| a.parallelism).unwrap_or(10),
         },
-    )
+    )?;
+    if let Some(i) = INTERRUPT.get() {
+        e.interrupt = i.clone();
+    }
+    Ok(e)
 }
 
 fn options(args: &PlanArgs, mode: Mode) -> PlanOptions {
@@ -340,8 +348,10 @@ fn confirm(ui: &Ui, what: &str) -> Result<bool> {
     Ok(answer.trim() == "yes")
 }
 
-/// Runs a command; returns the process exit code.
-pub async fn run(cli: Cli, ui: Arc<Ui>) -> Result<i32> {
+/// Runs a command; returns the process exit code. `interrupt` is what the process's signal
+/// handler triggers; every engine the command opens listens to it.
+pub async fn run(cli: Cli, ui: Arc<Ui>, interrupt: Interrupt) -> Result<i32> {
+    let _ = INTERRUPT.set(interrupt);
     let dir = dir_of(&cli)?;
     match cli.command {
         Command::Version => {
@@ -606,11 +616,28 @@ fn summarize(ui: &Ui, report: &ApplyReport, mode: Mode) -> i32 {
     } else {
         String::new()
     };
+    for addr in &report.abandoned {
+        ui.status(&format!(
+            "{addr}: was still in flight when ballast stopped waiting; what it created is recorded, and the next run settles it"
+        ));
+    }
+    let repaired = if report.repaired > 0 {
+        format!(", {} repaired", report.repaired)
+    } else {
+        String::new()
+    };
     let counts = format!(
-        "Resources: {imported}{} added, {} changed, {} destroyed.",
+        "Resources: {imported}{} added, {} changed, {} destroyed{repaired}.",
         report.added, report.changed, report.destroyed
     );
-    let line = if report.errors.is_empty() {
+    let line = if report.interrupted {
+        format!(
+            "{} {counts} {} not started, {} error(s). Run apply again to finish.",
+            ui.style.red("Apply interrupted."),
+            report.not_started.len(),
+            report.errors.len()
+        )
+    } else if report.errors.is_empty() {
         let what = match mode {
             Mode::Destroy => "Destroy complete!",
             Mode::RefreshOnly => "Refresh complete!",
@@ -632,7 +659,9 @@ fn summarize(ui: &Ui, report: &ApplyReport, mode: Mode) -> i32 {
                 "type": "change_summary",
                 "operation": mode.as_str(),
                 "import": report.imported, "add": report.added,
-                "change": report.changed, "remove": report.destroyed,
+                "change": report.changed, "remove": report.destroyed, "repair": report.repaired,
+                "interrupted": report.interrupted, "not_started": report.not_started,
+                "abandoned": report.abandoned,
                 "errors": report.errors.iter().map(|(a, e)| serde_json::json!({"address": a, "error": e})).collect::<Vec<_>>(),
                 "not_attempted": report.skipped,
             })
@@ -642,7 +671,7 @@ fn summarize(ui: &Ui, report: &ApplyReport, mode: Mode) -> i32 {
     } else {
         ui.out(&line);
     }
-    i32::from(!report.errors.is_empty())
+    i32::from(!report.succeeded())
 }
 
 async fn apply_flow(

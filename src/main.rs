@@ -29,8 +29,26 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let interrupt = ballast_core::engine::Interrupt::default();
+    // Ctrl-C (and SIGTERM): the first stops new changes, the second stops waiting.
+    let signals = interrupt.clone();
+    runtime.spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = int.recv() => signals.signal(),
+                _ = term.recv() => signals.signal(),
+            }
+        }
+    });
     let code = runtime
-        .block_on(cli::run(cli, ui.clone()))
+        .block_on(cli::run(cli, ui.clone(), interrupt))
         .unwrap_or_else(|e| {
             match e.downcast_ref::<ballast_lang::diag::Diags>() {
                 Some(d) => ui.error(&d.to_string()),

@@ -6,14 +6,22 @@ use ballast_core::{Missing, Providers};
 use ballast_sdk::Provider;
 use std::sync::Arc;
 
-/// (name = cargo feature, the prefixes of its resource types, whether it is compiled in).
-const KNOWN: &[(&str, &[&str], bool)] = &[
+/// (provider, its cargo feature, the prefixes of its resource types, whether it is
+/// compiled in).
+const KNOWN: &[(&str, &str, &[&str], bool)] = &[
     (
         "builtin",
-        &["ballast_", "local_", "test_"],
+        "builtin",
+        &["ballast_", "local_"],
         cfg!(feature = "builtin"),
     ),
-    ("libvirt", &["libvirt_"], cfg!(feature = "libvirt")),
+    (
+        "libvirt",
+        "libvirt",
+        &["libvirt_"],
+        cfg!(feature = "libvirt"),
+    ),
+    ("test", "testing", &["test_"], cfg!(feature = "testing")),
 ];
 
 pub fn providers() -> Providers {
@@ -22,15 +30,17 @@ pub fn providers() -> Providers {
         Arc::new(ballast_builtin::Builtin::default()),
         #[cfg(feature = "libvirt")]
         Arc::new(ballast_libvirt::Libvirt::default()),
+        #[cfg(feature = "testing")]
+        Arc::new(ballast_testing::Testing::default()),
     ];
     let missing = KNOWN
         .iter()
-        .filter(|(_, _, compiled)| !compiled)
-        .map(|(name, prefixes, _)| Missing {
+        .filter(|(_, _, _, compiled)| !compiled)
+        .map(|(name, feature, prefixes, _)| Missing {
             name: name.to_string(),
             type_prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
             remedy: format!(
-                "rebuild it with the cargo feature \"{name}\" (cargo build --features {name})"
+                "rebuild it with the cargo feature \"{feature}\" (cargo build --features {feature})"
             ),
         })
         .collect();
@@ -39,5 +49,5 @@ pub fn providers() -> Providers {
 
 /// Every provider this binary knows of, and whether it is compiled in (for `version`).
 pub fn compiled() -> Vec<(&'static str, bool)> {
-    KNOWN.iter().map(|(n, _, c)| (*n, *c)).collect()
+    KNOWN.iter().map(|(n, _, _, c)| (*n, *c)).collect()
 }

@@ -2,9 +2,15 @@
 
 use ballast_sdk::{quote, Value};
 
-/// `type` of `type.name[key]`.
+/// `type` of `type.name[key]` (and of `data.type.name[key]`).
 pub fn type_of(address: &str) -> &str {
-    address.split('.').next().unwrap_or(address)
+    let rest = address.strip_prefix("data.").unwrap_or(address);
+    rest.split('.').next().unwrap_or(rest)
+}
+
+/// Whether an address names a data block (`data.type.name`).
+pub fn is_data(address: &str) -> bool {
+    address.starts_with("data.")
 }
 
 /// `type.name` of `type.name[key]`.
@@ -37,6 +43,13 @@ pub fn instance_key(address: &str) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn types_of_resources_and_data_blocks() {
+        assert_eq!(type_of("local_file.a[0]"), "local_file");
+        assert_eq!(type_of("data.local_file.a"), "local_file");
+        assert!(is_data("data.local_file.a") && !is_data("local_file.a"));
+    }
 
     #[test]
     fn instance_keys_parse() {

@@ -1,23 +1,35 @@
 //! Apply: walk the planned changes as a graph, concurrently. Creates and updates run in
 //! dependency order, deletes in reverse. Every mutating call is journaled (intent before,
-//! outcome after); a new object is committed to state the moment the provider reports it.
+//! naming the object a create will make; outcome after); a new object is committed to
+//! state the moment the provider reports it.
+//!
+//! The walk honours `-parallelism`, each provider's own limit, and lock keys (changes that
+//! share a key run one at a time; a change that waits for one is reported as waiting).
+//! Every call carries a deadline from `timeouts` and a cancellation token: after the first
+//! interrupt no new change starts and in-flight ones finish or stop at a safe point; after
+//! the second the walk stops waiting (their journal entries stay open, and the next run
+//! settles them).
 
 use crate::address::{instance_key, resource_of};
 use crate::engine::{Configured, Engine};
-use crate::events::{Event, EventSink, Operation};
+use crate::events::{Event, Operation, WaitReason};
+use crate::journal::Journal;
 use crate::live::LiveValues;
 use crate::model::{Action, Change, Mode, Plan, ResourceState};
 use crate::schedule::{build_steps, release, Step, StepNode};
-use crate::state::State;
 use crate::store::{Intent, IntentId, Outcome as JournalOutcome, OutputValue, Write};
 use crate::workspace::Secrets;
 use anyhow::{anyhow, bail, Result};
 use ballast_sdk::{
-    ApplyContext, ApplyRequest, ChangeKind, PlanRequest, Progress, ProviderError, Value,
+    conform, Applied, ApplyRequest, CancellationToken, ChangeKind, DataSource, PlanRequest,
+    ProviderError, ResourceType, Value,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// How long past its own deadline a provider call may run before the engine stops waiting.
+const GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default)]
 pub struct ApplyReport {
@@ -25,69 +37,102 @@ pub struct ApplyReport {
     pub added: usize,
     pub changed: usize,
     pub destroyed: usize,
+    pub repaired: usize,
     /// (address, error)
     pub errors: Vec<(String, String)>,
     /// Not attempted because something they depend on failed.
     pub skipped: Vec<String>,
+    /// Not started because the run was interrupted.
+    pub not_started: Vec<String>,
+    /// In flight when the second interrupt came: the next run settles them.
+    pub abandoned: Vec<String>,
+    pub interrupted: bool,
 }
 
-/// The journal callback handed to providers.
-struct Journal {
-    state: Arc<State>,
-    intent: IntentId,
-    template: ResourceState,
+impl ApplyReport {
+    pub fn succeeded(&self) -> bool {
+        self.errors.is_empty() && !self.interrupted
+    }
+}
+
+/// What a step's provider call is.
+enum Call {
+    Resource(Arc<dyn ResourceType>),
+    Read(Arc<dyn DataSource>),
+}
+
+/// Everything a step's provider call needs, owned, so that it can move into a task.
+struct Prepared {
+    call: Call,
+    kind: ChangeKind,
     operation: Operation,
-    events: Arc<dyn EventSink>,
-    created: Mutex<bool>,
+    prior: Option<Value>,
+    planned: Value,
+    private: Vec<u8>,
+    timeout: Duration,
+    keys: Vec<String>,
+    limit: Arc<tokio::sync::Semaphore>,
 }
 
-impl ApplyContext for Journal {
-    fn created(&self, object: &Value) -> Result<(), ProviderError> {
-        let id = object
-            .get("id")
-            .as_str()
-            .ok_or_else(|| {
-                ProviderError::new("the provider reported a created object without an id")
-            })?
-            .to_string();
-        let mut r = self.template.clone();
-        r.id = Some(id.clone());
-        r.attributes = object.clone();
-        // Tainted until the apply call returns successfully.
-        r.tainted = true;
-        self.state
-            .commit(vec![
-                Write::PutResource(r),
-                Write::IntentObject {
-                    id: self.intent.clone(),
-                    object_id: id.clone(),
-                },
-            ])
-            .map_err(|e| {
-                ProviderError::new(format!("cannot record the new object {id} in state: {e:#}"))
-            })?;
-        *self.created.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        Ok(())
-    }
-
-    fn progress(&self, p: Progress) {
-        self.events.emit(Event::Progress {
-            address: self.template.address.clone(),
-            operation: self.operation.clone(),
-            message: p.message,
-            done: p.done,
-            total: p.total,
-        });
-    }
+/// A step in flight.
+struct Flight {
+    started: Instant,
+    keys: Vec<String>,
+    intent: Option<IntentId>,
 }
 
-type Outcome = (usize, Result<Option<Value>, ProviderError>, Duration, bool);
+/// What comes back from a provider call.
+struct Done {
+    step: usize,
+    result: Result<Applied, ProviderError>,
+    elapsed: Duration,
+    created: bool,
+    saved_private: Option<Vec<u8>>,
+}
 
-fn operation(step: Step, action: Action) -> Operation {
-    match (step, action) {
+fn operation(step: Step, change: &Change) -> Operation {
+    match (step, change.action) {
         (Step::Delete, _) => Operation::Delete,
-        (Step::Upsert, Action::Update) => Operation::Update,
+        (_, Action::Update) => Operation::Update,
+        (_, Action::Repair) => Operation::Repair(
+            change
+                .repair
+                .as_ref()
+                .map(|r| r.action.clone())
+                .unwrap_or_default(),
+        ),
+        (_, Action::Read) => Operation::Read,
         _ => Operation::Create,
+    }
+}
+
+fn kind_of(op: &Operation) -> ChangeKind {
+    match op {
+        Operation::Delete => ChangeKind::Delete,
+        Operation::Update => ChangeKind::Update,
+        Operation::Repair(name) => ChangeKind::Repair(name.clone()),
+        Operation::Create | Operation::Read => ChangeKind::Create,
+    }
+}
+
+fn journal_action(op: &Operation) -> String {
+    match op {
+        Operation::Create | Operation::Read => "create".into(),
+        Operation::Update => "update".into(),
+        Operation::Delete => "delete".into(),
+        Operation::Repair(name) => format!("repair:{name}"),
+    }
+}
+
+/// "20m", "90s", "1h5m".
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, _) => format!("{h}h{m}m"),
     }
 }
 
@@ -164,20 +209,57 @@ impl Engine {
             .iter()
             .filter(|c| c.import_id.is_some())
             .count();
+        self.walk(plan, &mut report).await?;
+        if report.abandoned.is_empty() {
+            self.save_outputs()?;
+        }
+        Ok(report)
+    }
+
+    /// Whether deleting an object of `parent` removes objects of `child` with it.
+    fn cascade_rules(&self) -> HashSet<(String, String)> {
+        let mut rules = HashSet::new();
+        for p in self.configured.values() {
+            for r in &p.schema.resources {
+                for c in &r.cascades {
+                    rules.insert((r.type_name.to_string(), c.to_string()));
+                }
+            }
+        }
+        rules
+    }
+
+    async fn walk(&mut self, plan: &Plan, report: &mut ApplyReport) -> Result<()> {
+        let state = self.state.clone();
         let changes: Vec<&Change> = plan
             .changes
             .iter()
             .filter(|c| c.action != Action::NoOp)
             .collect();
-        let nodes = build_steps(&changes);
+        for c in &changes {
+            self.provider(&c.provider).await?;
+        }
+        let rules = self.cascade_rules();
+        let nodes = build_steps(&changes, |p, c| {
+            rules.contains(&(p.to_string(), c.to_string()))
+        });
         let changed_resources: HashSet<String> =
             changes.iter().map(|c| c.resource.clone()).collect();
-
-        // Values of every instance, for evaluating configuration during the walk.
-        let mut inst_values: BTreeMap<String, Value> = state
+        let recorded: HashMap<String, ResourceState> = state
             .resources()?
             .into_iter()
-            .map(|r| (r.address, r.attributes))
+            .map(|r| (r.address.clone(), r))
+            .collect();
+        // Objects by (type, id), to find what a cascading delete removed.
+        let by_id: HashMap<(String, String), String> = recorded
+            .values()
+            .filter_map(|r| Some(((r.type_name.clone(), r.id.clone()?), r.address.clone())))
+            .collect();
+
+        // Values of every instance, for evaluating configuration during the walk.
+        let mut inst_values: BTreeMap<String, Value> = recorded
+            .values()
+            .map(|r| (r.address.clone(), r.attributes.clone()))
             .collect();
         for c in &plan.changes {
             if let Some(a) = &c.after {
@@ -196,18 +278,54 @@ impl Engine {
         let mut failed = vec![false; nodes.len()];
         let global = Arc::new(tokio::sync::Semaphore::new(self.parallelism.max(1)));
         let run = uuid::Uuid::new_v4().to_string();
-        let mut tasks: tokio::task::JoinSet<Outcome> = tokio::task::JoinSet::new();
-        let mut in_flight: HashMap<usize, Instant> = HashMap::new();
-        let mut intents: HashMap<usize, IntentId> = HashMap::new();
         let mut step_no: u64 = 0;
+        let mut tasks: tokio::task::JoinSet<Done> = tokio::task::JoinSet::new();
+        let mut in_flight: HashMap<usize, Flight> = HashMap::new();
+        // Lock keys held, and by which step.
+        let mut held: HashMap<String, usize> = HashMap::new();
+        let mut blocked: Vec<(usize, Prepared)> = Vec::new();
+        let mut gone: HashSet<String> = HashSet::new();
         let mut ticker = tokio::time::interval(Duration::from_secs(10));
         ticker.tick().await;
         let mut live = self.live_values(&inst_values);
         // Whether a resource's configuration must be evaluated again during the walk: it
         // depends on something this apply changes. Once per resource, not per instance.
         let mut reevaluate: HashMap<String, bool> = HashMap::new();
+        let interrupt = self.interrupt.clone();
 
         loop {
+            if interrupt.stop.is_cancelled() && !report.interrupted {
+                report.interrupted = true;
+                self.emit(Event::Interrupted {
+                    in_flight: in_flight.len(),
+                });
+            }
+            // Steps whose lock keys came free start first, in the order they waited.
+            let mut still = Vec::new();
+            for (i, prep) in std::mem::take(&mut blocked) {
+                if report.interrupted {
+                    report
+                        .not_started
+                        .push(changes[nodes[i].change].address.clone());
+                } else if prep.keys.iter().any(|k| held.contains_key(k)) {
+                    still.push((i, prep));
+                } else {
+                    self.start(
+                        i,
+                        prep,
+                        &nodes,
+                        &changes,
+                        &run,
+                        &mut step_no,
+                        &global,
+                        &mut held,
+                        &mut in_flight,
+                        &mut tasks,
+                        &recorded,
+                    )?;
+                }
+            }
+            blocked = still;
             while let Some(i) = ready.pop() {
                 let node = &nodes[i];
                 if node.step == Step::Barrier {
@@ -215,129 +333,85 @@ impl Engine {
                     continue;
                 }
                 let change = changes[node.change];
-                let p = self.provider(&change.provider).await?;
-                // The object this step aims for.
-                let planned = match node.step {
-                    // Barriers are released above and never get here.
-                    Step::Delete | Step::Barrier => Ok(Value::Null),
-                    Step::Upsert => {
-                        let deps_change = *reevaluate
-                            .entry(change.resource.clone())
-                            .or_insert_with(|| {
-                                self.resource_deps(&change.resource)
-                                    .iter()
-                                    .any(|d| changed_resources.contains(d))
-                            });
-                        if deps_change && change.after.as_ref().is_none_or(Value::has_unknown) {
-                            self.bring_up_to_date(&mut live, &inst_values);
-                            self.final_plan(change, &p, &live.locals, &live.values)
-                                .await
-                        } else {
-                            Ok(change.after.clone().unwrap_or(Value::Null))
-                        }
-                    }
-                };
-                let planned = match planned {
-                    Ok(v) => v,
+                if report.interrupted {
+                    report.not_started.push(change.address.clone());
+                    continue;
+                }
+                if node.step == Step::Delete && gone.contains(&change.address) {
+                    // Its parent's delete removed it already.
+                    report.destroyed += usize::from(change.action == Action::Delete);
+                    release(i, &dependents, &mut remaining, &failed, &mut ready);
+                    continue;
+                }
+                let prep = match self
+                    .prepare(
+                        node.step,
+                        change,
+                        &changed_resources,
+                        &mut reevaluate,
+                        &mut live,
+                        &inst_values,
+                        &recorded,
+                    )
+                    .await
+                {
+                    Ok(p) => p,
                     Err(e) => {
                         report
                             .errors
                             .push((change.address.clone(), format!("{e:#}")));
                         failed[i] = true;
-                        skip_dependents(i, &dependents, &mut failed, &nodes, &changes, &mut report);
+                        skip_dependents(i, &dependents, &mut failed, &nodes, &changes, report);
                         continue;
                     }
                 };
-                let (kind, action_word) = match (node.step, change.action) {
-                    (Step::Delete, _) => (ChangeKind::Delete, "delete"),
-                    (Step::Upsert, Action::Update) => (ChangeKind::Update, "update"),
-                    _ => (ChangeKind::Create, "create"),
-                };
-                step_no += 1;
-                let id = IntentId {
-                    run: run.clone(),
-                    step: step_no,
-                };
-                state.commit(vec![Write::OpenIntent(Intent {
-                    id: id.clone(),
-                    address: change.address.clone(),
-                    type_name: change.type_name.clone(),
-                    provider: change.provider.clone(),
-                    action: action_word.to_string(),
-                    planned: planned.clone(),
-                    target: None,
-                    object_id: None,
-                })])?;
-                intents.insert(i, id.clone());
-                let op = operation(node.step, change.action);
-                self.emit(Event::Started {
-                    address: change.address.clone(),
-                    operation: op.clone(),
-                });
-                in_flight.insert(i, Instant::now());
-                let journal = Journal {
-                    state: state.clone(),
-                    intent: id,
-                    operation: op,
-                    template: ResourceState {
+                if let Some(key) = prep.keys.iter().find(|k| held.contains_key(*k)) {
+                    let holder = changes[nodes[held[key]].change].address.clone();
+                    self.emit(Event::Waiting {
                         address: change.address.clone(),
-                        type_name: change.type_name.clone(),
-                        provider: change.provider.clone(),
-                        id: None,
-                        attributes: Value::Null,
-                        sensitive: change.sensitive.clone(),
-                        dependencies: change.dependencies.clone(),
-                        tainted: true,
-                        private: Vec::new(),
-                    },
-                    events: self.events.clone(),
-                    created: Mutex::new(false),
-                };
-                let prior = match node.step {
-                    Step::Barrier => None,
-                    Step::Delete => change.before.clone(),
-                    Step::Upsert if change.action == Action::Update => change.before.clone(),
-                    Step::Upsert => None,
-                };
-                let (global, type_name, address) = (
-                    global.clone(),
-                    change.type_name.clone(),
-                    change.address.clone(),
-                );
-                let serial = p.serial.get(&type_name).cloned();
-                tasks.spawn(async move {
-                    let _g = global.acquire_owned().await;
-                    let _p = p.limit.clone().acquire_owned().await;
-                    let _s = match serial {
-                        Some(s) => Some(s.acquire_owned().await),
-                        None => None,
-                    };
-                    let started = Instant::now();
-                    let req = ApplyRequest {
-                        type_name: &type_name,
-                        kind,
-                        prior: prior.as_ref(),
-                        planned: &planned,
-                        address: &address,
-                    };
-                    let r = p.instance.apply(req, &journal).await;
-                    let created = *journal.created.lock().unwrap_or_else(|e| e.into_inner());
-                    (i, r, started.elapsed(), created)
-                });
+                        reason: WaitReason::LockKey {
+                            key: key.clone(),
+                            holder,
+                        },
+                    });
+                    blocked.push((i, prep));
+                    continue;
+                }
+                self.start(
+                    i,
+                    prep,
+                    &nodes,
+                    &changes,
+                    &run,
+                    &mut step_no,
+                    &global,
+                    &mut held,
+                    &mut in_flight,
+                    &mut tasks,
+                    &recorded,
+                )?;
             }
             if tasks.is_empty() {
-                break;
+                if blocked.is_empty() || report.interrupted {
+                    report.not_started.extend(
+                        blocked
+                            .drain(..)
+                            .map(|(i, _)| changes[nodes[i].change].address.clone()),
+                    );
+                    break;
+                }
+                continue;
             }
             let joined = tokio::select! {
                 j = tasks.join_next() => j,
                 _ = ticker.tick() => {
-                    for (&i, started) in &in_flight {
-                        let elapsed = started.elapsed();
+                    for (&i, f) in &in_flight {
+                        let elapsed = f.started.elapsed();
                         if elapsed >= Duration::from_secs(10) {
                             let c = changes[nodes[i].change];
                             self.emit(Event::StillRunning {
                                 address: c.address.clone(),
-                                operation: operation(nodes[i].step, c.action),
+                                operation: operation(nodes[i].step, c),
                                 elapsed,
                                 last_message: None,
                             });
@@ -345,25 +419,37 @@ impl Engine {
                     }
                     continue;
                 }
+                _ = interrupt.abandon.cancelled() => {
+                    // Stop waiting: their journal entries stay open for the next run.
+                    tasks.abort_all();
+                    report.interrupted = true;
+                    report.abandoned = in_flight
+                        .keys()
+                        .map(|&i| changes[nodes[i].change].address.clone())
+                        .collect();
+                    report.not_started.extend(
+                        blocked.drain(..).map(|(i, _)| changes[nodes[i].change].address.clone()),
+                    );
+                    return Ok(());
+                }
+                _ = interrupt.stop.cancelled(), if !report.interrupted => continue,
             };
             let Some(joined) = joined else { break };
-            let (i, result, elapsed, created) =
-                joined.map_err(|e| anyhow!("an apply task failed: {e}"))?;
-            in_flight.remove(&i);
+            let done = joined.map_err(|e| anyhow!("an apply task failed: {e}"))?;
+            let i = done.step;
+            let Some(flight) = in_flight.remove(&i) else {
+                bail!("apply lost track of a step");
+            };
+            for k in &flight.keys {
+                held.remove(k);
+            }
             let node = &nodes[i];
             let change = changes[node.change];
-            let Some(intent) = intents.remove(&i) else {
-                bail!(
-                    "apply lost track of the journal entry of {}",
-                    change.address
-                );
-            };
-            let op = operation(node.step, change.action);
-            match result {
-                Ok(obj) => {
-                    let mut writes = Vec::new();
-                    match (node.step, obj) {
-                        // Barriers are never spawned, so no outcome comes back for them.
+            let op = operation(node.step, change);
+            let mut writes = Vec::new();
+            match done.result {
+                Ok(applied) => {
+                    match (node.step, applied.object) {
                         (Step::Barrier, _) => {}
                         (Step::Delete, _) => {
                             let replaced_already =
@@ -373,11 +459,52 @@ impl Engine {
                                 inst_values.remove(&change.address);
                                 live.forget(&change.address);
                             }
+                            let mut removed = Vec::new();
+                            for o in &applied.cascaded {
+                                if let Some(addr) = by_id.get(&(o.type_name.clone(), o.id.clone()))
+                                {
+                                    if *addr != change.address && gone.insert(addr.clone()) {
+                                        writes.push(Write::RemoveResource(addr.clone()));
+                                        inst_values.remove(addr);
+                                        live.forget(addr);
+                                        removed.push(addr.clone());
+                                    }
+                                }
+                            }
+                            if !removed.is_empty() {
+                                self.emit(Event::Cascaded {
+                                    address: change.address.clone(),
+                                    removed,
+                                });
+                            }
                             if change.action == Action::Delete {
                                 report.destroyed += 1;
                             }
+                            self.emit(Event::Completed {
+                                address: change.address.clone(),
+                                operation: op.clone(),
+                                elapsed: done.elapsed,
+                                id: None,
+                            });
+                        }
+                        (Step::Upsert, Some(v)) if change.action == Action::Read => {
+                            inst_values.insert(change.address.clone(), v.clone());
+                            live.set(&change.address, &v);
+                            self.emit(Event::Completed {
+                                address: change.address.clone(),
+                                operation: op.clone(),
+                                elapsed: done.elapsed,
+                                id: None,
+                            });
                         }
                         (Step::Upsert, Some(v)) => {
+                            let prior_private = recorded
+                                .get(&change.address)
+                                .filter(|_| {
+                                    matches!(change.action, Action::Update | Action::Repair)
+                                })
+                                .map(|r| r.private.clone())
+                                .unwrap_or_default();
                             writes.push(Write::PutResource(ResourceState {
                                 address: change.address.clone(),
                                 type_name: change.type_name.clone(),
@@ -387,12 +514,16 @@ impl Engine {
                                 sensitive: change.sensitive.clone(),
                                 dependencies: change.dependencies.clone(),
                                 tainted: false,
-                                private: Vec::new(),
+                                private: applied
+                                    .private
+                                    .or(done.saved_private)
+                                    .unwrap_or(prior_private),
                             }));
                             inst_values.insert(change.address.clone(), v.clone());
                             live.set(&change.address, &v);
                             match change.action {
                                 Action::Update => report.changed += 1,
+                                Action::Repair => report.repaired += 1,
                                 Action::Replace => {
                                     report.added += 1;
                                     report.destroyed += 1;
@@ -408,7 +539,7 @@ impl Engine {
                             self.emit(Event::Completed {
                                 address: change.address.clone(),
                                 operation: op.clone(),
-                                elapsed,
+                                elapsed: done.elapsed,
                                 id: v.get("id").as_str().map(str::to_string),
                             });
                         }
@@ -420,45 +551,271 @@ impl Engine {
                             failed[i] = true;
                         }
                     }
-                    writes.push(Write::CloseIntent {
-                        id: intent,
-                        outcome: if failed[i] {
-                            JournalOutcome::Failed("postcondition failed".into())
-                        } else {
-                            JournalOutcome::Done
-                        },
-                    });
-                    state.commit(writes)?;
-                    if node.step == Step::Delete {
-                        self.emit(Event::Completed {
-                            address: change.address.clone(),
-                            operation: op,
-                            elapsed,
-                            id: None,
+                    if let Some(id) = flight.intent {
+                        writes.push(Write::CloseIntent {
+                            id,
+                            outcome: if failed[i] {
+                                JournalOutcome::Failed("postcondition failed".into())
+                            } else {
+                                JournalOutcome::Done
+                            },
                         });
                     }
                 }
                 Err(e) => {
-                    state.commit(vec![Write::CloseIntent {
-                        id: intent,
-                        outcome: JournalOutcome::Failed(e.message.clone()),
-                    }])?;
-                    let mut msg = e.message.clone();
-                    if created {
+                    if let Some(id) = flight.intent {
+                        writes.push(Write::CloseIntent {
+                            id,
+                            outcome: JournalOutcome::Failed(e.to_string()),
+                        });
+                    }
+                    let mut msg = e.to_string();
+                    if done.created {
                         msg.push_str("; the object was created and is recorded as tainted: the next apply replaces it");
                     }
+                    self.emit(Event::Failed {
+                        address: change.address.clone(),
+                        operation: op,
+                        error: msg.clone(),
+                    });
                     report.errors.push((change.address.clone(), msg));
                     failed[i] = true;
                 }
             }
+            state.commit(writes)?;
             if failed[i] {
-                skip_dependents(i, &dependents, &mut failed, &nodes, &changes, &mut report);
+                skip_dependents(i, &dependents, &mut failed, &nodes, &changes, report);
             } else {
                 release(i, &dependents, &mut remaining, &failed, &mut ready);
             }
         }
-        self.save_outputs()?;
-        Ok(report)
+        Ok(())
+    }
+
+    /// What a step's call needs: its provider type, the object it aims for (planned again
+    /// when its configuration waited on this apply), its timeout and its lock keys.
+    #[allow(clippy::too_many_arguments)]
+    async fn prepare(
+        &mut self,
+        step: Step,
+        change: &Change,
+        changed_resources: &HashSet<String>,
+        reevaluate: &mut HashMap<String, bool>,
+        live: &mut LiveValues,
+        inst_values: &BTreeMap<String, Value>,
+        recorded: &HashMap<String, ResourceState>,
+    ) -> Result<Prepared> {
+        let p = self.provider(&change.provider).await?;
+        let op = operation(step, change);
+        let decl = self.ws.cfg.resource(&change.resource);
+        let needs_final = step == Step::Upsert
+            && change.after.as_ref().is_none_or(Value::has_unknown)
+            && *reevaluate
+                .entry(change.resource.clone())
+                .or_insert_with(|| {
+                    self.resource_deps(&change.resource)
+                        .iter()
+                        .any(|d| changed_resources.contains(d))
+                });
+        if change.action == Action::Read {
+            let ds = p.data_source(&change.type_name)?.clone();
+            self.bring_up_to_date(live, inst_values);
+            let config = self.final_config(change, ds.schema(), live)?;
+            let timeout = decl
+                .and_then(|d| d.timeouts.create)
+                .unwrap_or(ds.schema().timeouts.create);
+            return Ok(Prepared {
+                call: Call::Read(ds),
+                kind: ChangeKind::Create,
+                operation: op,
+                prior: None,
+                planned: config,
+                private: Vec::new(),
+                timeout,
+                keys: Vec::new(),
+                limit: p.limit.clone(),
+            });
+        }
+        let rt = p.resource(&change.type_name)?.clone();
+        let planned = if needs_final {
+            self.bring_up_to_date(live, inst_values);
+            self.final_plan(change, &p, &rt, live).await?
+        } else if step == Step::Delete {
+            Value::Null
+        } else {
+            change.after.clone().unwrap_or(Value::Null)
+        };
+        let prior = match (step, change.action) {
+            (Step::Delete, _) | (_, Action::Update | Action::Repair) => change.before.clone(),
+            _ => None,
+        };
+        let private = match (step, change.action) {
+            (Step::Delete, _) | (_, Action::Update | Action::Repair) => recorded
+                .get(&change.address)
+                .map(|r| r.private.clone())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let defaults = rt.schema().timeouts;
+        let set = decl.map(|d| d.timeouts.clone()).unwrap_or_default();
+        let timeout = match op {
+            Operation::Delete => set.delete.unwrap_or(defaults.delete),
+            Operation::Update | Operation::Repair(_) => set.update.unwrap_or(defaults.update),
+            Operation::Create | Operation::Read => set.create.unwrap_or(defaults.create),
+        };
+        let kind = kind_of(&op);
+        let keys = rt.lock_keys(&ApplyRequest {
+            kind: kind.clone(),
+            prior: prior.as_ref(),
+            planned: &planned,
+            address: &change.address,
+            private: &private,
+            cancel: CancellationToken::new(),
+            deadline: Instant::now() + timeout,
+        });
+        Ok(Prepared {
+            call: Call::Resource(rt),
+            kind,
+            operation: op,
+            prior,
+            planned,
+            private,
+            timeout,
+            keys,
+            limit: p.limit.clone(),
+        })
+    }
+
+    /// Journals a step's intent (naming the object a create will make) and hands it to its
+    /// provider in a task.
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        &self,
+        i: usize,
+        prep: Prepared,
+        nodes: &[StepNode],
+        changes: &[&Change],
+        run: &str,
+        step_no: &mut u64,
+        global: &Arc<tokio::sync::Semaphore>,
+        held: &mut HashMap<String, usize>,
+        in_flight: &mut HashMap<usize, Flight>,
+        tasks: &mut tokio::task::JoinSet<Done>,
+        recorded: &HashMap<String, ResourceState>,
+    ) -> Result<()> {
+        let change = changes[nodes[i].change];
+        let mut intent = None;
+        if let Call::Resource(rt) = &prep.call {
+            *step_no += 1;
+            let id = IntentId {
+                run: run.to_string(),
+                step: *step_no,
+            };
+            let target = match prep.kind {
+                ChangeKind::Create => rt.create_target(&prep.planned),
+                _ => change
+                    .before
+                    .as_ref()
+                    .and_then(|b| b.get("id").as_str().map(str::to_string)),
+            };
+            self.state.commit(vec![Write::OpenIntent(Intent {
+                id: id.clone(),
+                address: change.address.clone(),
+                type_name: change.type_name.clone(),
+                provider: change.provider.clone(),
+                action: journal_action(&prep.operation),
+                planned: prep.planned.clone(),
+                target,
+                object_id: None,
+            })])?;
+            intent = Some(id);
+        }
+        for k in &prep.keys {
+            held.insert(k.clone(), i);
+        }
+        self.emit(Event::Started {
+            address: change.address.clone(),
+            operation: prep.operation.clone(),
+        });
+        in_flight.insert(
+            i,
+            Flight {
+                started: Instant::now(),
+                keys: prep.keys.clone(),
+                intent: intent.clone(),
+            },
+        );
+        let (record, is_recorded) = match (prep.kind.clone(), recorded.get(&change.address)) {
+            (ChangeKind::Create, _) | (_, None) => (
+                ResourceState {
+                    address: change.address.clone(),
+                    type_name: change.type_name.clone(),
+                    provider: change.provider.clone(),
+                    id: None,
+                    attributes: Value::Null,
+                    sensitive: change.sensitive.clone(),
+                    dependencies: change.dependencies.clone(),
+                    tainted: true,
+                    private: Vec::new(),
+                },
+                false,
+            ),
+            (_, Some(r)) => (r.clone(), true),
+        };
+        let journal = Journal::new(
+            self.state.clone(),
+            intent,
+            prep.operation.clone(),
+            self.events.clone(),
+            record,
+            is_recorded,
+        );
+        let address = change.address.clone();
+        let global = global.clone();
+        let cancel = self.interrupt.stop.clone();
+        tasks.spawn(async move {
+            let _g = global.acquire_owned().await;
+            let _p = prep.limit.clone().acquire_owned().await;
+            let started = Instant::now();
+            let deadline = started + prep.timeout;
+            let call = async {
+                match &prep.call {
+                    Call::Read(ds) => ds.read(&prep.planned).await.map(Applied::object),
+                    Call::Resource(rt) => {
+                        let req = ApplyRequest {
+                            kind: prep.kind.clone(),
+                            prior: prep.prior.as_ref(),
+                            planned: &prep.planned,
+                            address: &address,
+                            private: &prep.private,
+                            cancel,
+                            deadline,
+                        };
+                        rt.apply(req, &journal).await
+                    }
+                }
+            };
+            let result = match tokio::time::timeout(prep.timeout + GRACE, call).await {
+                Ok(r) => r,
+                Err(_) => Err(ProviderError::timeout(format!(
+                    "did not finish within its {} timeout (set timeouts {{ {} = ... }} to allow more)",
+                    human(prep.timeout),
+                    match prep.operation {
+                        Operation::Delete => "delete",
+                        Operation::Update | Operation::Repair(_) => "update",
+                        _ => "create",
+                    }
+                ))),
+            };
+            Done {
+                step: i,
+                result,
+                elapsed: started.elapsed(),
+                created: journal.created(),
+                saved_private: journal.saved_private(),
+            }
+        });
+        Ok(())
     }
 
     /// Checks a resource's postconditions against the object apply produced.
@@ -499,15 +856,14 @@ impl Engine {
         }
     }
 
-    /// Evaluates an instance's configuration again with the values known now, and checks that
-    /// the provider's final plan agrees with the saved one.
-    async fn final_plan(
+    /// Evaluates an instance's configuration again with the values known now.
+    fn final_config(
         &self,
         change: &Change,
-        p: &Arc<Configured>,
-        locals: &HashMap<String, Value>,
-        values: &HashMap<String, Value>,
+        schema: &ballast_sdk::ResourceSchema,
+        live: &LiveValues,
     ) -> Result<Value> {
+        let (locals, values) = (&live.locals, &live.values);
         let cfg = &self.ws.cfg;
         let r = cfg
             .resource(&change.resource)
@@ -529,24 +885,40 @@ impl Engine {
             _ => {}
         }
         let (config, _) = scope.eval_body(&r.body)?;
-        let prior = if change.action == Action::Update {
+        let (config, problems) = conform(schema, &config);
+        if let Some(p) = problems.first() {
+            bail!("{}: {}", change.address, p.message);
+        }
+        Ok(config)
+    }
+
+    /// Plans an instance again with the values known now, and checks that the provider's
+    /// final plan agrees with the saved one on everything the saved one knew.
+    async fn final_plan(
+        &self,
+        change: &Change,
+        p: &Configured,
+        rt: &Arc<dyn ResourceType>,
+        live: &LiveValues,
+    ) -> Result<Value> {
+        let config = self.final_config(change, rt.schema(), live)?;
+        let prior = if matches!(change.action, Action::Update | Action::Repair) {
             change.before.as_ref()
         } else {
             None
         };
-        let resp = p
-            .instance
+        let resp = rt
             .plan(PlanRequest {
-                type_name: &change.type_name,
                 prior,
                 config: &config,
                 address: &change.address,
+                capabilities: &p.capabilities,
             })
             .await
             .map_err(|e| anyhow!("planning {} again: {e}", change.address))?;
         let planned_before = change.after.clone().unwrap_or(Value::Unknown);
         if !consistent(&planned_before, &resp.planned)
-            || (change.action == Action::Update && !resp.requires_replace.is_empty())
+            || (prior.is_some() && !resp.requires_replace.is_empty())
         {
             bail!(
                 "the final plan for {} differs from the saved plan; make a new plan",

@@ -10,7 +10,10 @@ use crate::store::{LockRequest, StateStore};
 use crate::workspace::Workspace;
 use anyhow::{anyhow, Result};
 use ballast_lang::diag::Diags;
-use ballast_sdk::{ConfigureContext, Provider, ProviderInstance, ProviderSchema, ResourceSchema};
+use ballast_sdk::{
+    CancellationToken, Capabilities, ConfigureContext, DataSource, Provider, ProviderSchema,
+    ResourceType,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,13 +67,11 @@ impl Providers {
         }
     }
 
-    /// The provider that offers a resource type.
+    /// The provider that offers a resource type (or a data source of that name).
     pub fn for_type(&self, type_name: &str) -> Result<&Arc<dyn Provider>> {
-        if let Some(p) = self
-            .available
-            .iter()
-            .find(|p| p.schema().resource(type_name).is_some())
-        {
+        if let Some(p) = self.available.iter().find(|p| {
+            p.schema().resource(type_name).is_some() || p.schema().data_source(type_name).is_some()
+        }) {
             return Ok(p);
         }
         match self
@@ -86,21 +87,54 @@ impl Providers {
     }
 }
 
-/// A configured provider instance and what the engine needs of it.
+/// A configured provider (one per `provider` block or alias) and what the engine needs of
+/// it: its types by name, what its server can do, and a bound on calls in flight.
 pub struct Configured {
     pub key: String,
     pub schema: ProviderSchema,
-    pub instance: Arc<dyn ProviderInstance>,
+    pub capabilities: Capabilities,
+    resources: HashMap<String, Arc<dyn ResourceType>>,
+    data_sources: HashMap<String, Arc<dyn DataSource>>,
     pub limit: Arc<tokio::sync::Semaphore>,
-    /// One permit per resource type that must run one at a time.
-    pub serial: HashMap<String, Arc<tokio::sync::Semaphore>>,
 }
 
 impl Configured {
-    pub fn resource(&self, type_name: &str) -> Result<&ResourceSchema> {
-        self.schema
-            .resource(type_name)
+    /// The configured resource type `type_name`.
+    pub fn resource(&self, type_name: &str) -> Result<&Arc<dyn ResourceType>> {
+        self.resources
+            .get(type_name)
             .ok_or_else(|| anyhow!("provider {} has no resource type {type_name}", self.key))
+    }
+
+    pub fn data_source(&self, type_name: &str) -> Result<&Arc<dyn DataSource>> {
+        self.data_sources
+            .get(type_name)
+            .ok_or_else(|| anyhow!("provider {} has no data source {type_name}", self.key))
+    }
+
+    /// Every resource type, for orphan discovery.
+    pub fn resource_types(&self) -> impl Iterator<Item = &Arc<dyn ResourceType>> {
+        self.resources.values()
+    }
+}
+
+/// How a run is interrupted. The first signal stops new changes from starting; in-flight
+/// ones hear it through their cancellation token and finish or stop at a safe point. The
+/// second stops waiting for them (what they created is recorded already).
+#[derive(Clone, Default)]
+pub struct Interrupt {
+    pub stop: CancellationToken,
+    pub abandon: CancellationToken,
+}
+
+impl Interrupt {
+    /// One more interrupt (Ctrl-C).
+    pub fn signal(&self) {
+        if self.stop.is_cancelled() {
+            self.abandon.cancel();
+        } else {
+            self.stop.cancel();
+        }
     }
 }
 
@@ -124,6 +158,7 @@ pub struct Engine {
     pub configured: HashMap<String, Arc<Configured>>,
     pub events: Arc<dyn EventSink>,
     pub parallelism: usize,
+    pub interrupt: Interrupt,
 }
 
 impl Engine {
@@ -142,6 +177,7 @@ impl Engine {
             configured: HashMap::new(),
             events: o.events,
             parallelism: o.parallelism.max(1),
+            interrupt: Interrupt::default(),
         })
     }
 
@@ -154,6 +190,7 @@ impl Engine {
             configured: HashMap::new(),
             events: o.events,
             parallelism: o.parallelism.max(1),
+            interrupt: Interrupt::default(),
         }
     }
 
@@ -212,21 +249,27 @@ impl Engine {
             lineage: self.state.lineage(),
             working_dir: self.ws.cfg.dir.clone(),
         };
-        let instance = plugin
+        let session = plugin
             .configure(&config, &ctx)
             .await
             .map_err(|e| anyhow!("configuring provider {key}: {e}"))?;
-        let limits = instance.limits();
         let configured = Arc::new(Configured {
             key: key.to_string(),
             schema: plugin.schema().clone(),
-            serial: limits
-                .serial_types
-                .iter()
-                .map(|t| (t.to_string(), Arc::new(tokio::sync::Semaphore::new(1))))
+            capabilities: session.capabilities,
+            resources: session
+                .resources
+                .into_iter()
+                .map(|r| (r.schema().type_name.to_string(), r))
                 .collect(),
-            limit: Arc::new(tokio::sync::Semaphore::new(limits.max_parallel.max(1))),
-            instance,
+            data_sources: session
+                .data_sources
+                .into_iter()
+                .map(|d| (d.schema().type_name.to_string(), d))
+                .collect(),
+            limit: Arc::new(tokio::sync::Semaphore::new(
+                session.limits.max_parallel.max(1),
+            )),
         });
         self.configured.insert(key.to_string(), configured.clone());
         Ok(configured)

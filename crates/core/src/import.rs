@@ -39,18 +39,18 @@ impl Engine {
             bail!("{address} is already managed; to import another object there, first run: ballast state rm {address}");
         }
         let p = self.provider(&key).await?;
-        let object = p
-            .instance
-            .import(&type_name, id)
+        let rt = p.resource(&type_name)?;
+        let object = rt
+            .import(id)
             .await
             .map_err(|e| anyhow!("importing {address} from {id}: {e}"))?;
-        let schema = p.resource(&type_name)?.clone();
+        let schema = rt.schema().clone();
         self.state.commit(vec![Write::PutResource(ResourceState {
             address: address.to_string(),
             type_name,
             provider: key,
             id: object.get("id").as_str().map(str::to_string),
-            sensitive: schema.sensitive_attrs().map(str::to_string).collect(),
+            sensitive: schema.sensitive_paths(),
             attributes: object.clone(),
             dependencies: self.resource_deps(&resource),
             tainted: false,
@@ -90,15 +90,15 @@ impl Engine {
                     other.type_name()
                 ),
             };
-            let object = p
-                .instance
-                .import(&type_name, &id)
+            let rt = p.resource(&type_name)?;
+            let object = rt
+                .import(&id)
                 .await
                 .map_err(|e| anyhow!("importing {to} from {id}: {e}"))?;
             out.push(Imported {
                 address: to,
                 id,
-                schema: p.resource(&type_name)?.clone(),
+                schema: rt.schema().clone(),
                 object,
                 declared: false,
             });

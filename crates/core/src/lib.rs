@@ -12,6 +12,7 @@ pub mod apply;
 pub mod engine;
 pub mod events;
 pub mod import;
+pub mod journal;
 pub mod live;
 pub mod model;
 pub mod plan;

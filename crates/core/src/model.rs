@@ -18,13 +18,18 @@ pub struct ResourceState {
     pub private: Vec<u8>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Action {
+    #[default]
     NoOp,
     Create,
     Update,
     Replace,
     Delete,
+    /// A provider-proposed repair of a drifted object (see [`Change::repair`]).
+    Repair,
+    /// A data source whose configuration is known only during apply: read then.
+    Read,
 }
 
 impl Action {
@@ -36,6 +41,8 @@ impl Action {
             Action::Update => "update",
             Action::Replace => "replace",
             Action::Delete => "delete",
+            Action::Repair => "repair",
+            Action::Read => "read",
         }
     }
 
@@ -46,6 +53,8 @@ impl Action {
             Action::Update,
             Action::Replace,
             Action::Delete,
+            Action::Repair,
+            Action::Read,
         ]
         .into_iter()
         .find(|a| a.as_str() == s)
@@ -77,7 +86,14 @@ impl Mode {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+/// A repair the provider proposed: its action ("start", "failover") and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepairPlan {
+    pub action: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct Change {
     pub address: String,
     /// `type.name`, without the instance key.
@@ -101,6 +117,8 @@ pub struct Change {
     pub create_before_destroy: bool,
     /// Set when an `import` block brings this object under management in this plan.
     pub import_id: Option<String>,
+    /// Set when the action is [`Action::Repair`].
+    pub repair: Option<RepairPlan>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -185,10 +203,18 @@ impl Plan {
                     destroy += 1;
                 }
                 Action::Delete => destroy += 1,
-                Action::NoOp => {}
+                Action::NoOp | Action::Repair | Action::Read => {}
             }
         }
         (add, change, destroy)
+    }
+
+    /// How many repairs the plan proposes.
+    pub fn repairs(&self) -> usize {
+        self.changes
+            .iter()
+            .filter(|c| c.action == Action::Repair)
+            .count()
     }
 }
 

@@ -2,23 +2,37 @@
 //! ask each provider for the planned object, and collect drift, conflicts and orphans.
 
 use crate::address::{instance_address, resource_of};
-use crate::engine::Engine;
+use crate::engine::{Configured, Engine};
 use crate::model::{
     Action, Change, ConflictReport, Drift, Mode, Orphan, OutputChange, Plan, PlanOptions,
-    ResourceState,
+    RepairPlan, ResourceState,
 };
 use crate::workspace::Secrets;
 use anyhow::{anyhow, bail, Result};
-use ballast_lang::config::{Config, Import, Resource};
+use ballast_lang::config::{problem_diag, Config, Import, Resource};
 use ballast_lang::diag::{Diag, Diags};
 use ballast_lang::eval::Scope;
 use ballast_lang::graph::Node;
-use ballast_sdk::{validate_config, Discovered, PlanRequest, Value};
+use ballast_sdk::{conform, Discovered, PlanRequest, PlanResponse, ProviderError, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// What `moved` (from, to) and `removed` (forgotten addresses) blocks do to the state.
 type Refactorings = (Vec<(String, String)>, Vec<String>);
+
+/// What planning one resource's instances shares.
+struct PlanContext<'a> {
+    r: &'a Resource,
+    key: &'a str,
+    p: &'a Arc<Configured>,
+    deps: Vec<String>,
+    opts: &'a PlanOptions,
+    current: &'a HashMap<String, Option<Value>>,
+    state: &'a HashMap<&'a str, &'a ResourceState>,
+    locals: &'a HashMap<String, Value>,
+    values: &'a HashMap<String, Value>,
+    secret: &'a Secrets,
+}
 
 /// One instance of a resource block: its address and its `count.index` / `each`.
 struct Instance {
@@ -48,11 +62,12 @@ impl Engine {
             for chunk in members.chunks(1000) {
                 let objects: Vec<Value> = chunk.iter().map(|r| r.attributes.clone()).collect();
                 let addresses: Vec<String> = chunk.iter().map(|r| r.address.clone()).collect();
-                let (p, sem, type_name) = (p.clone(), sem.clone(), type_name.clone());
+                let rt = p.resource(&type_name)?.clone();
+                let (limit, sem, type_name) = (p.limit.clone(), sem.clone(), type_name.clone());
                 tasks.spawn(async move {
                     let _permit = sem.acquire_owned().await;
-                    let _plimit = p.limit.clone().acquire_owned().await;
-                    let r = p.instance.read_many(&type_name, &objects).await;
+                    let _plimit = limit.acquire_owned().await;
+                    let r = rt.read_many(&objects).await;
                     (addresses, type_name, r)
                 });
             }
@@ -172,7 +187,17 @@ impl Engine {
         out.into_iter().collect()
     }
 
+    /// Plans. An interrupt ends planning at once: nothing has changed yet (reconciliation
+    /// commits each settled intent atomically).
     pub async fn plan(&mut self, opts: &PlanOptions) -> Result<Plan> {
+        let stop = self.interrupt.stop.clone();
+        tokio::select! {
+            p = self.plan_inner(opts) => p,
+            _ = stop.cancelled() => bail!("interrupted while planning; nothing was changed"),
+        }
+    }
+
+    async fn plan_inner(&mut self, opts: &PlanOptions) -> Result<Plan> {
         self.reconcile().await?;
         let mut state = self.state.resources()?;
         let (moves, forgets) = self.refactorings(&mut state)?;
@@ -335,8 +360,8 @@ impl Engine {
         for ((key, type_name), h) in hints {
             let p = self.provider(&key).await?;
             let found: Vec<Discovered> = p
-                .instance
-                .discover(&type_name, &h)
+                .resource(&type_name)?
+                .discover(&h)
                 .await
                 .map_err(|e| anyhow!("looking for orphans of {type_name}: {e}"))?;
             for d in found {
@@ -561,220 +586,58 @@ impl Engine {
             .provider_key_for(&r.type_name, r.provider.as_ref())
             .map_err(|e| Diags::from(Diag::at(e.to_string(), &self.ws.cfg.sources, &r.span)))?;
         let p = self.provider(&key).await?;
-        let schema = p.resource(&r.type_name)?.clone();
-        let deps = self.resource_deps(addr);
-        let cfg = &self.ws.cfg;
         let base = self.ws.scope(locals, values, Some(secret));
         let instances = self.expand(&r, &base).map_err(Diags::from)?;
-        // replace_triggered_by: decided once per resource, from the changes planned so far.
-        let triggered = r.lifecycle.replace_triggered_by.iter().find(|(t, _)| {
-            plan.changes.iter().any(|c| {
-                (c.resource == *t || c.address == *t)
-                    && matches!(c.action, Action::Create | Action::Update | Action::Replace)
-            })
-        });
+        drop(base);
         let mut list = Vec::new();
         let mut map = BTreeMap::new();
         let mut diags = Vec::new();
+        let ctx = PlanContext {
+            r: &r,
+            key: &key,
+            p: &p,
+            deps: self.resource_deps(addr),
+            opts,
+            current,
+            state,
+            locals,
+            values,
+            secret,
+        };
+        // replace_triggered_by: decided once per resource, from the changes planned so far.
+        let triggered = r
+            .lifecycle
+            .replace_triggered_by
+            .iter()
+            .find(|(t, _)| {
+                plan.changes.iter().any(|c| {
+                    (c.resource == *t || c.address == *t)
+                        && matches!(c.action, Action::Create | Action::Update | Action::Replace)
+                })
+            })
+            .map(|(t, _)| t.clone());
         for inst in instances {
-            let mut scope = self.ws.scope(locals, values, Some(secret));
-            scope.count_index = inst.count_index;
-            scope.each = inst.each.clone();
-            let failed = scope.failed_conditions(
-                &r.lifecycle.preconditions,
-                &format!("precondition of {}", inst.address),
-            );
-            if !failed.is_empty() {
-                diags.extend(failed);
-                continue;
-            }
-            let (mut config, mut sensitive) = match scope.eval_body(&r.body) {
-                Ok(x) => x,
-                Err(d) => {
-                    diags.push(d);
-                    continue;
-                }
+            let outcome = if r.data {
+                self.plan_data_instance(&ctx, &inst, plan).await
+            } else {
+                self.plan_instance(&ctx, &inst, triggered.as_deref(), plan)
+                    .await
             };
-            // lifecycle.ignore_changes: keep what the object has at these paths.
-            if let Some(Some(prior)) = current.get(&inst.address) {
-                let paths: Vec<Vec<ballast_sdk::PathKey>> = if r.lifecycle.ignore_all {
-                    schema
-                        .attributes
-                        .iter()
-                        .filter(|a| a.settable())
-                        .map(|a| vec![ballast_sdk::PathKey::Key(a.name.to_string())])
-                        .collect()
-                } else {
-                    r.lifecycle.ignore_changes.clone()
-                };
-                for path in paths {
-                    if let Some(v) = prior.at_path(&path) {
-                        config.set_path(&path, v.clone());
+            let after = match outcome {
+                Ok(v) => v,
+                Err(e) => match e.downcast::<Diags>() {
+                    Ok(d) => {
+                        diags.extend(d.0);
+                        continue;
                     }
-                }
-            }
-            let problems = validate_config(&schema, &config);
-            if !problems.is_empty() {
-                for p in problems {
-                    diags.push(ballast_lang::config::problem_diag(
-                        cfg,
-                        &r,
-                        &inst.address,
-                        &p,
-                    ));
-                }
-                continue;
-            }
-            sensitive.extend(schema.sensitive_attrs().map(str::to_string));
-            if !sensitive.is_empty() {
-                // What the provider derives from a secret may carry it: hide it too.
-                sensitive.extend(
-                    schema
-                        .attributes
-                        .iter()
-                        .filter(|a| !a.settable() && a.name != "id")
-                        .map(|a| a.name.to_string()),
-                );
-            }
-            let recorded = state.get(inst.address.as_str());
-            let mut prior = current.get(&inst.address).cloned().flatten();
-            let mut import_id = None;
-            if recorded.is_none() {
-                if let Some(id) = self.import_id_for(&inst.address, locals, values)? {
-                    let obj = p
-                        .instance
-                        .import(&r.type_name, &id)
-                        .await
-                        .map_err(|e| anyhow!("importing {} from {id}: {e}", inst.address))?;
-                    prior = Some(obj);
-                    import_id = Some(id);
-                }
-            }
-            let tainted = recorded.is_some_and(|s| s.tainted);
-            let forced =
-                opts.replace.iter().any(|x| x == &inst.address || x == addr) || triggered.is_some();
-            let req = |prior| request(&r.type_name, prior, &config, &inst.address);
-            let mut change = Change {
-                address: inst.address.clone(),
-                resource: addr.to_string(),
-                type_name: r.type_name.clone(),
-                provider: key.clone(),
-                action: Action::NoOp,
-                before: prior.clone(),
-                after: None,
-                replace_because: Vec::new(),
-                reason: None,
-                sensitive: sensitive.iter().cloned().collect(),
-                dependencies: deps.clone(),
-                notes: Vec::new(),
-                takeover: false,
-                create_before_destroy: r.lifecycle.create_before_destroy,
-                import_id,
+                    Err(e) => return Err(e),
+                },
             };
-            let pe = |e: ballast_sdk::ProviderError| anyhow!("planning {}: {e}", inst.address);
-            let mut conflicted = false;
-            match &prior {
-                Some(prior_v) => {
-                    let resp = p.instance.plan(req(Some(prior_v))).await.map_err(pe)?;
-                    change.notes = resp.notes.clone();
-                    if tainted || forced || !resp.requires_replace.is_empty() {
-                        let fresh = p.instance.plan(req(None)).await.map_err(pe)?;
-                        change.action = Action::Replace;
-                        change.after = Some(fresh.planned);
-                        change.replace_because = resp.requires_replace;
-                        change.reason = if tainted {
-                            Some("it is tainted, so it must be replaced".into())
-                        } else if let Some((t, _)) = triggered {
-                            Some(format!("replace_triggered_by: {t} changes"))
-                        } else if forced {
-                            Some("replacement requested with -replace".into())
-                        } else {
-                            None
-                        };
-                    } else {
-                        change.action = if &resp.planned == prior_v {
-                            Action::NoOp
-                        } else {
-                            Action::Update
-                        };
-                        change.after = Some(resp.planned);
-                    }
-                }
-                None => {
-                    let resp = p.instance.plan(req(None)).await.map_err(pe)?;
-                    change.notes = resp.notes.clone();
-                    change.after = Some(resp.planned.clone());
-                    change.action = Action::Create;
-                    if recorded.is_some() {
-                        change.reason = Some("it was deleted outside ballast".into());
-                    }
-                    if let Some(conflict) = resp.conflict {
-                        if forced {
-                            let existing = p
-                                .instance
-                                .import(&r.type_name, &conflict.import_id)
-                                .await
-                                .map_err(|e| {
-                                    anyhow!("reading the existing object for {}: {e}", inst.address)
-                                })?;
-                            change.before = Some(existing);
-                            change.action = Action::Replace;
-                            change.takeover = true;
-                            change.reason =
-                                Some("replacing an existing unmanaged object, as requested with -replace".into());
-                        } else {
-                            plan.conflicts.push(ConflictReport {
-                                address: inst.address.clone(),
-                                message: conflict.message,
-                                import_id: conflict.import_id,
-                            });
-                            // No change, but dependents still see the planned object, so
-                            // their own conflicts are found in the same plan.
-                            conflicted = true;
-                        }
-                    }
-                }
-            }
-            if r.lifecycle.prevent_destroy && change.action == Action::Replace {
-                diags.push(Diag::at(
-                    format!(
-                        "{} has lifecycle.prevent_destroy, but this plan would replace it{}",
-                        inst.address,
-                        match &change.reason {
-                            Some(why) => format!(" ({why})"),
-                            None if !change.replace_because.is_empty() => format!(
-                                " ({} cannot change in place)",
-                                change.replace_because.join(", ")
-                            ),
-                            None => String::new(),
-                        }
-                    ),
-                    &cfg.sources,
-                    &r.span,
-                ));
-                continue;
-            }
-            // Conditions on values not known yet are skipped here and checked after apply.
-            if let Some(after) = change.after.as_ref() {
-                let mut post = self.ws.scope(locals, values, Some(secret));
-                post.count_index = inst.count_index;
-                post.each = inst.each.clone();
-                post.self_value = Some(after.clone());
-                diags.extend(post.failed_conditions(
-                    &r.lifecycle.postconditions,
-                    &format!("postcondition of {}", inst.address),
-                ));
-            }
-            let after = change.after.clone().unwrap_or(Value::Unknown);
             match &inst.key {
                 Some(Value::String(k)) => {
                     map.insert(k.clone(), after);
                 }
-                Some(_) => list.push(after),
-                None => list.push(after),
-            }
-            if !conflicted {
-                plan.changes.push(change);
+                _ => list.push(after),
             }
         }
         if !diags.is_empty() {
@@ -787,6 +650,294 @@ impl Engine {
         } else {
             list.pop().unwrap_or(Value::Unknown)
         })
+    }
+
+    /// Evaluates an instance's configuration (after its preconditions) in its scope.
+    fn instance_config(
+        &self,
+        ctx: &PlanContext<'_>,
+        inst: &Instance,
+    ) -> Result<(Value, BTreeSet<String>), Diags> {
+        let mut scope = self.ws.scope(ctx.locals, ctx.values, Some(ctx.secret));
+        scope.count_index = inst.count_index;
+        scope.each = inst.each.clone();
+        let failed = scope.failed_conditions(
+            &ctx.r.lifecycle.preconditions,
+            &format!("precondition of {}", inst.address),
+        );
+        if !failed.is_empty() {
+            return Err(Diags(failed));
+        }
+        scope.eval_body(&ctx.r.body).map_err(Diags::from)
+    }
+
+    /// Checks a configuration against its schema; problems point into the block.
+    fn conformed(
+        &self,
+        ctx: &PlanContext<'_>,
+        address: &str,
+        schema: &ballast_sdk::ResourceSchema,
+        config: &Value,
+    ) -> Result<Value, Diags> {
+        let (config, problems) = conform(schema, config);
+        if problems.is_empty() {
+            return Ok(config);
+        }
+        Err(Diags(
+            problems
+                .iter()
+                .map(|p| problem_diag(&self.ws.cfg, ctx.r, address, p))
+                .collect(),
+        ))
+    }
+
+    /// A data block's instance: read now when its configuration is known, else during
+    /// apply. Its value goes into the plan as a no-op change, so apply sees it and a saved
+    /// plan refuses when the data changed since.
+    async fn plan_data_instance(
+        &mut self,
+        ctx: &PlanContext<'_>,
+        inst: &Instance,
+        plan: &mut Plan,
+    ) -> Result<Value> {
+        let ds = ctx.p.data_source(&ctx.r.type_name)?.clone();
+        let (config, sensitive) = self.instance_config(ctx, inst)?;
+        let config = self.conformed(ctx, &inst.address, ds.schema(), &config)?;
+        let mut change = Change {
+            address: inst.address.clone(),
+            resource: ctx.r.addr(),
+            type_name: ctx.r.type_name.clone(),
+            provider: ctx.key.to_string(),
+            sensitive: sensitive.into_iter().collect(),
+            dependencies: ctx.deps.clone(),
+            ..Change::default()
+        };
+        change.sensitive.extend(ds.schema().sensitive_paths());
+        let value = if config.has_unknown() {
+            change.action = Action::Read;
+            change.reason =
+                Some("its configuration depends on values known only after apply".into());
+            Value::Unknown
+        } else {
+            ds.read(&config)
+                .await
+                .map_err(|e| anyhow!("reading {}: {e}", inst.address))?
+        };
+        change.after = Some(value.clone());
+        plan.changes.push(change);
+        Ok(value)
+    }
+
+    async fn plan_instance(
+        &mut self,
+        ctx: &PlanContext<'_>,
+        inst: &Instance,
+        triggered: Option<&str>,
+        plan: &mut Plan,
+    ) -> Result<Value> {
+        let r = ctx.r;
+        let rt = ctx.p.resource(&r.type_name)?.clone();
+        let schema = rt.schema().clone();
+        let (mut config, mut sensitive) = self.instance_config(ctx, inst)?;
+        // lifecycle.ignore_changes: keep what the object has at these paths.
+        if let Some(Some(prior)) = ctx.current.get(&inst.address) {
+            let paths: Vec<Vec<ballast_sdk::PathKey>> = if r.lifecycle.ignore_all {
+                schema
+                    .settable_names()
+                    .into_iter()
+                    .map(|a| vec![ballast_sdk::PathKey::Key(a.to_string())])
+                    .collect()
+            } else {
+                r.lifecycle.ignore_changes.clone()
+            };
+            for path in paths {
+                if let Some(v) = prior.at_path(&path) {
+                    config.set_path(&path, v.clone());
+                }
+            }
+        }
+        let config = self.conformed(ctx, &inst.address, &schema, &config)?;
+        sensitive.extend(schema.sensitive_paths());
+        if !sensitive.is_empty() {
+            // What the provider derives from a secret may carry it: hide it too.
+            sensitive.extend(
+                schema
+                    .attributes
+                    .iter()
+                    .filter(|a| !a.settable() && a.name != "id")
+                    .map(|a| a.name.to_string()),
+            );
+        }
+        let recorded = ctx.state.get(inst.address.as_str());
+        let mut prior = ctx.current.get(&inst.address).cloned().flatten();
+        let mut import_id = None;
+        if recorded.is_none() {
+            if let Some(id) = self.import_id_for(&inst.address, ctx.locals, ctx.values)? {
+                let obj = rt
+                    .import(&id)
+                    .await
+                    .map_err(|e| anyhow!("importing {} from {id}: {e}", inst.address))?;
+                prior = Some(obj);
+                import_id = Some(id);
+            }
+        }
+        let tainted = recorded.is_some_and(|s| s.tainted);
+        let forced = ctx
+            .opts
+            .replace
+            .iter()
+            .any(|x| x == &inst.address || *x == r.addr())
+            || triggered.is_some();
+        let caps = &ctx.p.capabilities;
+        let req = |prior| PlanRequest {
+            prior,
+            config: &config,
+            address: &inst.address,
+            capabilities: caps,
+        };
+        let pe = |e: ProviderError| anyhow!("planning {}: {e}", inst.address);
+        let mut change = Change {
+            address: inst.address.clone(),
+            resource: r.addr(),
+            type_name: r.type_name.clone(),
+            provider: ctx.key.to_string(),
+            before: prior.clone(),
+            sensitive: sensitive.iter().cloned().collect(),
+            dependencies: ctx.deps.clone(),
+            create_before_destroy: r.lifecycle.create_before_destroy,
+            import_id,
+            ..Change::default()
+        };
+        let mut conflicted = false;
+        let requires;
+        match &prior {
+            Some(prior_v) => {
+                let resp = rt.plan(req(Some(prior_v))).await.map_err(pe)?;
+                change.notes = resp.notes.clone();
+                if tainted || forced || !resp.requires_replace.is_empty() {
+                    let fresh = rt.plan(req(None)).await.map_err(pe)?;
+                    requires = fresh.requires.clone();
+                    change.action = Action::Replace;
+                    change.after = Some(fresh.planned);
+                    change.replace_because = resp.requires_replace;
+                    change.reason = if tainted {
+                        Some("it is tainted, so it must be replaced".into())
+                    } else if let Some(t) = triggered {
+                        Some(format!("replace_triggered_by: {t} changes"))
+                    } else if forced {
+                        Some("replacement requested with -replace".into())
+                    } else {
+                        None
+                    };
+                } else {
+                    requires = resp.requires.clone();
+                    change.action = match (&resp.repair, &resp.planned == prior_v) {
+                        (Some(_), _) => Action::Repair,
+                        (None, true) => Action::NoOp,
+                        (None, false) => Action::Update,
+                    };
+                    if let Some(rp) = resp.repair {
+                        change.reason = Some(rp.reason.clone());
+                        change.repair = Some(RepairPlan {
+                            action: rp.action,
+                            reason: rp.reason,
+                        });
+                    }
+                    change.after = Some(resp.planned);
+                }
+            }
+            None => {
+                let resp: PlanResponse = rt.plan(req(None)).await.map_err(pe)?;
+                requires = resp.requires.clone();
+                change.notes = resp.notes.clone();
+                change.after = Some(resp.planned.clone());
+                change.action = Action::Create;
+                if recorded.is_some() {
+                    change.reason = Some("it was deleted outside ballast".into());
+                }
+                if let Some(conflict) = resp.conflict {
+                    if forced {
+                        let existing = rt.import(&conflict.import_id).await.map_err(|e| {
+                            anyhow!("reading the existing object for {}: {e}", inst.address)
+                        })?;
+                        change.before = Some(existing);
+                        change.action = Action::Replace;
+                        change.takeover = true;
+                        change.reason = Some(
+                            "replacing an existing unmanaged object, as requested with -replace"
+                                .into(),
+                        );
+                    } else {
+                        plan.conflicts.push(ConflictReport {
+                            address: inst.address.clone(),
+                            message: conflict.message,
+                            import_id: conflict.import_id,
+                        });
+                        // No change, but dependents still see the planned object, so
+                        // their own conflicts are found in the same plan.
+                        conflicted = true;
+                    }
+                }
+            }
+        }
+        let cfg = &self.ws.cfg;
+        let mut diags = Vec::new();
+        if change.action != Action::NoOp {
+            for need in requires.iter().filter(|n| !caps.has(&n.capability)) {
+                let server = caps
+                    .server_version
+                    .as_deref()
+                    .unwrap_or("the server (version unknown)");
+                diags.push(
+                    Diag::at(
+                        format!(
+                            "{}: {} needs the capability \"{}\" ({} or later), which {server} does not have",
+                            inst.address, need.needed_for, need.capability, need.since
+                        ),
+                        &cfg.sources,
+                        &r.span,
+                    )
+                    .with_help(&need.remedy),
+                );
+            }
+        }
+        if r.lifecycle.prevent_destroy && change.action == Action::Replace {
+            diags.push(Diag::at(
+                format!(
+                    "{} has lifecycle.prevent_destroy, but this plan would replace it{}",
+                    inst.address,
+                    match &change.reason {
+                        Some(why) => format!(" ({why})"),
+                        None if !change.replace_because.is_empty() => format!(
+                            " ({} cannot change in place)",
+                            change.replace_because.join(", ")
+                        ),
+                        None => String::new(),
+                    }
+                ),
+                &cfg.sources,
+                &r.span,
+            ));
+        }
+        // Conditions on values not known yet are skipped here and checked after apply.
+        if let Some(after) = change.after.as_ref() {
+            let mut post = self.ws.scope(ctx.locals, ctx.values, Some(ctx.secret));
+            post.count_index = inst.count_index;
+            post.each = inst.each.clone();
+            post.self_value = Some(after.clone());
+            diags.extend(post.failed_conditions(
+                &r.lifecycle.postconditions,
+                &format!("postcondition of {}", inst.address),
+            ));
+        }
+        if !diags.is_empty() {
+            return Err(Diags(diags).into());
+        }
+        let after = change.after.clone().unwrap_or(Value::Unknown);
+        if !conflicted {
+            plan.changes.push(change);
+        }
+        Ok(after)
     }
 }
 
@@ -822,20 +973,6 @@ pub fn refactoring_problems(cfg: &Config) -> Vec<Diag> {
     out
 }
 
-fn request<'a>(
-    type_name: &'a str,
-    prior: Option<&'a Value>,
-    config: &'a Value,
-    address: &'a str,
-) -> PlanRequest<'a> {
-    PlanRequest {
-        type_name,
-        prior,
-        config,
-        address,
-    }
-}
-
 fn delete_change(r: &ResourceState, now: Value, reason: Option<String>) -> Change {
     Change {
         address: r.address.clone(),
@@ -844,14 +981,9 @@ fn delete_change(r: &ResourceState, now: Value, reason: Option<String>) -> Chang
         provider: r.provider.clone(),
         action: Action::Delete,
         before: Some(now),
-        after: None,
-        replace_because: Vec::new(),
         reason,
         sensitive: r.sensitive.clone(),
         dependencies: r.dependencies.clone(),
-        notes: Vec::new(),
-        takeover: false,
-        create_before_destroy: false,
-        import_id: None,
+        ..Change::default()
     }
 }

@@ -1,15 +1,23 @@
 //! Journal reconciliation: before planning, every intent a crashed run left open is
-//! settled. The object it touched is read again; a create that never reached the state is
-//! found (by the object the intent named, or by its ownership mark) and adopted, or
-//! recorded as never made. A crash never turns into a conflict or a second object.
+//! settled, so that a crash never turns into a conflict, a duplicate or a lost record.
+//!
+//! - A recorded object an interrupted call touched is read again. If its provider left
+//!   private data (a pending task), the provider first gets to resume that wait.
+//! - A create that never reached the state is looked for: by the object the intent named
+//!   before the call (the ID `import` takes), else by its ownership mark. Found, it is
+//!   adopted (tainted: the next apply replaces it); not found, nothing was left behind.
 
 use crate::address::{resource_of, type_of};
-use crate::engine::Engine;
-use crate::events::{Event, Reconciled};
+use crate::engine::{Configured, Engine};
+use crate::events::{Event, Operation, Reconciled, Severity};
+use crate::journal::Journal;
 use crate::model::ResourceState;
 use crate::store::{Intent, Outcome, Write};
 use anyhow::{anyhow, Result};
+use ballast_sdk::{ResourceType, ResumeRequest, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
 
 impl Engine {
     /// Settles intents left open by a run that crashed. Returns how many there were.
@@ -27,7 +35,7 @@ impl Engine {
         for intent in &intents {
             let mut writes = Vec::new();
             let how = match recorded.get(&intent.address) {
-                Some(r) => self.reread(r, intent, &mut writes).await?,
+                Some(r) => self.settle_recorded(r, intent, &mut writes).await?,
                 None if intent.action == "create" => self.adopt(intent, &mut writes).await?,
                 None => None,
             };
@@ -46,30 +54,84 @@ impl Engine {
         Ok(intents.len())
     }
 
-    /// The provider key of an intent (older journals did not record it).
-    fn intent_provider(&self, intent: &Intent) -> Result<String> {
-        if !intent.provider.is_empty() {
-            return Ok(intent.provider.clone());
-        }
-        let explicit = self
-            .ws
-            .cfg
-            .resource(&resource_of(&intent.address))
-            .and_then(|r| r.provider.clone());
-        self.provider_key_for(type_of(&intent.address), explicit.as_ref())
+    /// The configured provider and resource type of an intent (older journals did not
+    /// record the provider and type).
+    async fn intent_type(
+        &mut self,
+        intent: &Intent,
+    ) -> Result<(String, Arc<Configured>, Arc<dyn ResourceType>)> {
+        let type_name = if intent.type_name.is_empty() {
+            type_of(&intent.address).to_string()
+        } else {
+            intent.type_name.clone()
+        };
+        let key = if intent.provider.is_empty() {
+            let explicit = self
+                .ws
+                .cfg
+                .resource(&resource_of(&intent.address))
+                .and_then(|r| r.provider.clone());
+            self.provider_key_for(&type_name, explicit.as_ref())?
+        } else {
+            intent.provider.clone()
+        };
+        let p = self.provider(&key).await?;
+        let rt = p.resource(&type_name)?.clone();
+        Ok((key, p, rt))
     }
 
-    /// A recorded object touched by an interrupted call: read it again.
-    async fn reread(
+    /// A recorded object touched by an interrupted call: resume its provider's wait if it
+    /// left one, else read it again.
+    async fn settle_recorded(
         &mut self,
         r: &ResourceState,
         intent: &Intent,
         writes: &mut Vec<Write>,
     ) -> Result<Option<Reconciled>> {
         let p = self.provider(&r.provider).await?;
-        let now = p
-            .instance
-            .read_many(&r.type_name, std::slice::from_ref(&r.attributes))
+        let rt = p.resource(&r.type_name)?.clone();
+        if !r.private.is_empty() {
+            let journal = Journal::new(
+                self.state.clone(),
+                None,
+                Operation::Create,
+                self.events.clone(),
+                r.clone(),
+                true,
+            );
+            let req = ResumeRequest {
+                object: &r.attributes,
+                private: &r.private,
+                address: &r.address,
+                cancel: self.interrupt.stop.clone(),
+                deadline: Instant::now() + rt.schema().timeouts.create,
+            };
+            match rt.resume(req, &journal).await {
+                Ok(Some(applied)) => {
+                    if let Some(v) = applied.object {
+                        let id = v.get("id").as_str().unwrap_or_default().to_string();
+                        writes.push(Write::PutResource(ResourceState {
+                            id: Some(id.clone()),
+                            attributes: v,
+                            tainted: false,
+                            private: applied.private.unwrap_or_default(),
+                            ..r.clone()
+                        }));
+                        return Ok(Some(Reconciled::Resumed { id }));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => self.emit(Event::Diagnostic {
+                    severity: Severity::Warning,
+                    message: format!(
+                        "{}: could not resume the wait an interrupted run left: {e}",
+                        r.address
+                    ),
+                }),
+            }
+        }
+        let now = rt
+            .read_many(std::slice::from_ref(&r.attributes))
             .await
             .map_err(|e| anyhow!("reconciling {}: {e}", r.address))?;
         Ok(Some(match now.into_iter().next().flatten() {
@@ -98,38 +160,44 @@ impl Engine {
         intent: &Intent,
         writes: &mut Vec<Write>,
     ) -> Result<Option<Reconciled>> {
-        let type_name = if intent.type_name.is_empty() {
-            type_of(&intent.address).to_string()
-        } else {
-            intent.type_name.clone()
+        let (key, _, rt) = self.intent_type(intent).await?;
+        let found: Option<Value> = match intent.object_id.as_ref().or(intent.target.as_ref()) {
+            // The intent named the object before the call: read exactly that one.
+            Some(id) => match rt.import(id).await {
+                Ok(v) => Some(v),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(anyhow!("reconciling {}: {e}", intent.address)),
+            },
+            // Else the object's ownership mark says whose it is.
+            None => {
+                let lineage = self.state.lineage();
+                let marked = rt
+                    .discover(std::slice::from_ref(&intent.planned))
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|d| d.lineage == lineage && d.address == intent.address);
+                match marked {
+                    Some(d) => Some(
+                        rt.import(&d.id)
+                            .await
+                            .map_err(|e| anyhow!("reconciling {}: {e}", intent.address))?,
+                    ),
+                    None => None,
+                }
+            }
         };
-        let key = self.intent_provider(intent)?;
-        let p = self.provider(&key).await?;
-        let lineage = self.state.lineage();
-        let found = p
-            .instance
-            .discover(&type_name, std::slice::from_ref(&intent.planned))
-            .await
-            .unwrap_or_default();
-        let Some(d) = found
-            .iter()
-            .find(|d| d.lineage == lineage && d.address == intent.address)
-        else {
+        let Some(v) = found else {
             return Ok(Some(Reconciled::NothingLeft));
         };
-        let v = p
-            .instance
-            .import(&type_name, &d.id)
-            .await
-            .map_err(|e| anyhow!("reconciling {}: {e}", intent.address))?;
-        let id = v.get("id").as_str().unwrap_or(&d.id).to_string();
+        let id = v.get("id").as_str().unwrap_or_default().to_string();
         writes.push(Write::PutResource(ResourceState {
             address: intent.address.clone(),
-            type_name,
+            type_name: rt.schema().type_name.to_string(),
             provider: key,
             id: Some(id.clone()),
             attributes: v,
-            sensitive: Vec::new(),
+            sensitive: rt.schema().sensitive_paths(),
             dependencies: Vec::new(),
             tainted: true,
             private: Vec::new(),

@@ -6,6 +6,7 @@
 
 use crate::model::{
     Action, Change, ConflictReport, Drift, Mode, Orphan, OutputChange, Plan, PlanOptions,
+    RepairPlan,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use ballast_sdk::Value;
@@ -73,6 +74,13 @@ struct ChangeV2 {
     takeover: bool,
     create_before_destroy: bool,
     import_id: Option<String>,
+    repair: Option<RepairV2>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RepairV2 {
+    action: String,
+    reason: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -147,6 +155,10 @@ pub fn encode(saved: &SavedPlan) -> Result<Vec<u8>> {
                 takeover: c.takeover,
                 create_before_destroy: c.create_before_destroy,
                 import_id: c.import_id.clone(),
+                repair: c.repair.as_ref().map(|r| RepairV2 {
+                    action: r.action.clone(),
+                    reason: r.reason.clone(),
+                }),
             })
             .collect(),
         drift: p
@@ -234,6 +246,10 @@ pub fn decode(bytes: &[u8], what: &str) -> Result<SavedPlan> {
                 takeover: c.takeover,
                 create_before_destroy: c.create_before_destroy,
                 import_id: c.import_id,
+                repair: c.repair.map(|r| RepairPlan {
+                    action: r.action,
+                    reason: r.reason,
+                }),
             })
         })
         .collect::<Result<Vec<_>>>()
@@ -331,14 +347,7 @@ mod tests {
                     action: Action::Create,
                     before: None,
                     after: Some(Value::map([("id", Value::Unknown), ("x", 1i64.into())])),
-                    replace_because: vec![],
-                    reason: None,
-                    sensitive: vec![],
-                    dependencies: vec![],
-                    notes: vec![],
-                    takeover: false,
-                    create_before_destroy: false,
-                    import_id: None,
+                    ..Change::default()
                 }],
                 ..Plan::default()
             },

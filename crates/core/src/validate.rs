@@ -23,13 +23,22 @@ pub fn validate(engine: &Engine) -> Result<(), Diags> {
         };
         let name = key.split('.').next().unwrap_or(&key);
         let plugin = engine.providers.by_name(name).ok();
-        let Some(schema) = plugin
-            .as_ref()
-            .and_then(|p| p.schema().resource(&r.type_name).cloned())
-        else {
+        let found = plugin.as_ref().and_then(|p| {
+            if r.data {
+                p.schema().data_source(&r.type_name).cloned()
+            } else {
+                p.schema().resource(&r.type_name).cloned()
+            }
+        });
+        let Some(schema) = found else {
             diags.push(Diag::at(
                 format!(
-                    "provider \"{name}\" has no resource type \"{}\"",
+                    "provider \"{name}\" has no {} \"{}\"",
+                    if r.data {
+                        "data source"
+                    } else {
+                        "resource type"
+                    },
                     r.type_name
                 ),
                 &cfg.sources,

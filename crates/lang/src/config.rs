@@ -42,6 +42,30 @@ impl BodyExpr {
             .find(|(k, _)| k == name)
             .map(|(_, s)| s.clone())
     }
+
+    /// Where the innermost part of a path that is written in this body is: an attribute's
+    /// key, or a nested block's first attribute (`disk[1].size` in the second `disk` block).
+    pub fn span_of_path(&self, path: &[ballast_sdk::PathKey]) -> Option<SrcSpan> {
+        use ballast_sdk::PathKey;
+        let (PathKey::Key(name), rest) = path.split_first()? else {
+            return None;
+        };
+        if let Some(s) = self.attr_key_span(name) {
+            return Some(s);
+        }
+        let mut blocks = self
+            .blocks
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, b)| b);
+        let (block, rest) = match rest.split_first() {
+            Some((PathKey::Index(i), rest)) => (blocks.nth(*i)?, rest),
+            _ => (blocks.next()?, rest),
+        };
+        block
+            .span_of_path(rest)
+            .or_else(|| block.keys.first().map(|(_, s)| s.clone()))
+    }
 }
 
 /// A diagnostic about a configuration problem in a resource body: at the attribute when it
@@ -52,10 +76,9 @@ pub fn problem_diag(
     address: &str,
     p: &ballast_sdk::ConfigProblem,
 ) -> Diag {
-    let span = p
-        .attribute
-        .as_deref()
-        .and_then(|a| r.body.attr_key_span(a))
+    let span = r
+        .body
+        .span_of_path(&p.path)
         .unwrap_or_else(|| r.span.clone());
     Diag::at(format!("{address}: {}", p.message), &cfg.sources, &span)
 }
@@ -109,6 +132,8 @@ pub fn provider_key(name: &str, alias: Option<&str>) -> String {
 
 #[derive(Clone, Debug)]
 pub struct Resource {
+    /// A `data` block (read-only, read during plan) rather than a managed `resource`.
+    pub data: bool,
     pub type_name: String,
     pub name: String,
     /// `provider = NAME.ALIAS` in the block, when given.
@@ -117,8 +142,19 @@ pub struct Resource {
     pub for_each: Option<Expr>,
     pub depends_on: Vec<(String, SrcSpan)>,
     pub lifecycle: Lifecycle,
+    /// `timeouts { create = "30m" update = "30m" delete = "10m" }`.
+    pub timeouts: Timeouts,
     pub body: BodyExpr,
     pub span: SrcSpan,
+}
+
+/// A resource's `timeouts` block: how long each kind of change may take (unset: the
+/// resource type's default).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    pub create: Option<std::time::Duration>,
+    pub update: Option<std::time::Duration>,
+    pub delete: Option<std::time::Duration>,
 }
 
 /// A resource's `lifecycle` block.
@@ -198,8 +234,13 @@ pub struct Check {
 }
 
 impl Resource {
+    /// `type.name`, or `data.type.name` for a data block.
     pub fn addr(&self) -> String {
-        format!("{}.{}", self.type_name, self.name)
+        if self.data {
+            format!("data.{}.{}", self.type_name, self.name)
+        } else {
+            format!("{}.{}", self.type_name, self.name)
+        }
     }
 }
 
@@ -544,11 +585,12 @@ impl Config {
                 }
                 self.providers.push(p);
             }
-            "resource" => {
-                if !want(2, "the resource type and name", diags) {
+            "resource" | "data" => {
+                if !want(2, "the type and the name", diags) {
                     return;
                 }
-                self.add_resource(b, labels[0], labels[1], file, span, diags);
+                let data = b.ident.as_str() == "data";
+                self.add_resource(b, data, labels[0], labels[1], file, span, diags);
             }
             "ballast" => {
                 self.check_known(&b.body, file, &["state_path"], &[], diags);
@@ -569,7 +611,7 @@ impl Config {
                     &span,
                 )
                 .with_help(
-                    "blocks are: ballast, provider, variable, locals, resource, output, check",
+                    "blocks are: ballast, provider, variable, locals, resource, data, output, check, moved, removed, import",
                 ),
             ),
         }
@@ -813,9 +855,48 @@ impl Config {
         out
     }
 
+    /// Parses a `timeouts` block: each value a literal duration such as "30m" or "1h30m".
+    fn timeouts(&self, b: &Block, file: usize, diags: &mut Vec<Diag>) -> Timeouts {
+        let mut t = Timeouts::default();
+        let Some(block) = b.body.get_blocks("timeouts").next() else {
+            return t;
+        };
+        self.check_known(
+            &block.body,
+            file,
+            &["create", "update", "delete"],
+            &[],
+            diags,
+        );
+        for a in block.body.attributes() {
+            let parsed = match &a.value {
+                Expression::String(s) => crate::duration::parse(s.value()),
+                _ => Err("must be a literal duration".into()),
+            };
+            match parsed {
+                Ok(d) => match a.key.as_str() {
+                    "create" => t.create = Some(d),
+                    "update" => t.update = Some(d),
+                    _ => t.delete = Some(d),
+                },
+                Err(m) => diags.push(Diag::at(
+                    format!(
+                        "timeouts {}: {m}, such as \"30m\" or \"1h30m\"",
+                        a.key.as_str()
+                    ),
+                    &self.sources,
+                    &span_of(file, &a.value),
+                )),
+            }
+        }
+        t
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn add_resource(
         &mut self,
         b: &Block,
+        data: bool,
         type_name: &str,
         name: &str,
         file: usize,
@@ -823,8 +904,10 @@ impl Config {
         diags: &mut Vec<Diag>,
     ) {
         let lifecycle = self.lifecycle(b, file, diags);
+        let timeouts = self.timeouts(b, file, diags);
         let mut body = self.body_expr(&b.body, file);
-        body.blocks.retain(|(k, _)| k != "lifecycle");
+        body.blocks
+            .retain(|(k, _)| k != "lifecycle" && k != "timeouts");
         let mut meta = |key: &str| -> Option<Expr> {
             let i = body.attrs.iter().position(|(k, _)| k == key)?;
             Some(body.attrs.remove(i).1)
@@ -863,6 +946,9 @@ impl Config {
                         };
                         match traversal_parts(item).as_deref() {
                             Some([t, n]) => depends_on.push((format!("{t}.{n}"), s)),
+                            Some([d, t, n]) if d == "data" => {
+                                depends_on.push((format!("data.{t}.{n}"), s))
+                            }
                             _ => diags.push(Diag::at(
                                 "depends_on takes resource references such as ballast_data.a",
                                 &self.sources,
@@ -879,6 +965,7 @@ impl Config {
             }
         }
         let r = Resource {
+            data,
             type_name: type_name.to_string(),
             name: name.to_string(),
             provider,
@@ -886,13 +973,14 @@ impl Config {
             for_each,
             depends_on,
             lifecycle,
+            timeouts,
             body,
             span,
         };
         let addr = r.addr();
         if self.resource_index.contains_key(&addr) {
             diags.push(Diag::at(
-                format!("resource {addr} is declared twice"),
+                format!("{addr} is declared twice"),
                 &self.sources,
                 &r.span,
             ));

@@ -559,6 +559,27 @@ impl<'a> Scope<'a> {
                 }
                 _ => Err(need("module, root or cwd")),
             },
+            "data" => {
+                let t = next.ok_or_else(|| need("a type and a name, as in data.TYPE.NAME"))?;
+                let declared: BTreeMap<String, Value> = self
+                    .cfg
+                    .resources
+                    .iter()
+                    .filter(|r| r.data && r.type_name == t)
+                    .map(|r| {
+                        let v = self.resources.get(&r.addr()).cloned();
+                        (r.name.clone(), v.unwrap_or(Value::Unknown))
+                    })
+                    .collect();
+                if declared.is_empty() {
+                    return Err(self.err(
+                        format!("no data block of type \"{t}\" is declared"),
+                        expr,
+                        file,
+                    ));
+                }
+                Ok(Value::Map(declared))
+            }
             type_name => {
                 let Some(n) = next else {
                     return Err(self.err(format!("unknown name \"{type_name}\""), expr, file));
@@ -625,10 +646,13 @@ impl<'a> Scope<'a> {
         {
             return Ok(None);
         }
-        let Some(base) = self.resources.get(&format!("{name}.{}", res.as_str())) else {
+        let Some((key, used)) = resource_key(name, res.as_str(), &ops) else {
             return Ok(None);
         };
-        let rest = &ops[1..];
+        let Some(base) = self.resources.get(&key) else {
+            return Ok(None);
+        };
+        let rest = &ops[used..];
         self.mark_sensitive_read(t, rest);
         let mut cur = base;
         let mut k = 0;
@@ -662,10 +686,14 @@ impl<'a> Scope<'a> {
         let (Some(map), Expression::Variable(root)) = (self.sensitive_attrs, &t.expr) else {
             return;
         };
-        let Some(TraversalOperator::GetAttr(name)) = t.operators.first().map(|o| o.value()) else {
+        let ops: Vec<&TraversalOperator> = t.operators.iter().map(|o| o.value()).collect();
+        let Some(TraversalOperator::GetAttr(name)) = ops.first() else {
             return;
         };
-        let Some(attrs) = map.get(&format!("{}.{}", root.as_str(), name.as_str())) else {
+        let Some((key, _)) = resource_key(root.as_str(), name.as_str(), &ops) else {
+            return;
+        };
+        let Some(attrs) = map.get(&key) else {
             return;
         };
         if attrs.is_empty() {
@@ -675,7 +703,14 @@ impl<'a> Scope<'a> {
             TraversalOperator::GetAttr(a) => Some(a.as_str()),
             _ => None,
         });
-        if attr.is_none_or(|a| attrs.contains(a)) {
+        // Patterns may name nested attributes (`cloud_init.password`): reading the object
+        // that holds one is reading it.
+        let holds = |a: &str| {
+            attrs
+                .iter()
+                .any(|p| p == a || p.strip_prefix(a).is_some_and(|r| r.starts_with('.')))
+        };
+        if attr.is_none_or(holds) {
             self.sensitive.set(true);
         }
     }
@@ -899,6 +934,18 @@ fn binary(op: BinaryOperator, l: Value, r: Value) -> R2 {
             })
         }
     })
+}
+
+/// The resource a traversal reads (`type.name`, or `data.type.name`) and how many of its
+/// operators name it.
+fn resource_key(root: &str, first: &str, ops: &[&TraversalOperator]) -> Option<(String, usize)> {
+    if root != "data" {
+        return Some((format!("{root}.{first}"), 1));
+    }
+    match ops.get(1) {
+        Some(TraversalOperator::GetAttr(n)) => Some((format!("data.{first}.{}", n.as_str()), 2)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

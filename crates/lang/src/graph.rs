@@ -84,10 +84,20 @@ fn walk(e: &Expression, file: usize, bound: &mut Vec<String>, out: &mut Vec<Ref>
         Expression::Traversal(t) => {
             match &t.expr {
                 Expression::Variable(v) if !bound.iter().any(|b| b == v.as_str()) => {
-                    let name = match t.operators.first().map(|o| o.value()) {
+                    let mut ops = t.operators.iter().map(|o| o.value());
+                    let mut name = match ops.next() {
                         Some(TraversalOperator::GetAttr(a)) => Some(a.as_str().to_string()),
                         _ => None,
                     };
+                    // data.TYPE.NAME names a data block by its type and name.
+                    if v.as_str() == "data" {
+                        name = match (name, ops.next()) {
+                            (Some(t), Some(TraversalOperator::GetAttr(n))) => {
+                                Some(format!("{t}.{}", n.as_str()))
+                            }
+                            _ => None,
+                        };
+                    }
                     out.push(Ref {
                         root: v.as_str().to_string(),
                         name,
@@ -210,6 +220,15 @@ impl Graph {
                         }
                         None
                     }
+                    ("data", Some(n)) => Some(Node::Resource(format!("data.{n}"))),
+                    ("data", None) => {
+                        diags.push(Diag::at(
+                            "data must be followed by a type and a name, as in data.local_file.motd",
+                            &cfg.sources,
+                            &r.span,
+                        ));
+                        None
+                    }
                     (k, _) if KEYWORDS.contains(&k) => None,
                     (t, Some(n)) => Some(Node::Resource(format!("{t}.{n}"))),
                     (t, None) => {
@@ -253,17 +272,14 @@ impl Graph {
                 rs.extend(refs(&c.condition));
                 rs.extend(refs(&c.error_message));
             }
-            for (addr, span) in &r.lifecycle.replace_triggered_by {
-                let base = addr.split('[').next().unwrap_or(addr);
-                let mut parts = base.splitn(2, '.');
-                rs.push(Ref {
-                    root: parts.next().unwrap_or_default().to_string(),
-                    name: parts.next().map(str::to_string),
-                    span: span.clone(),
-                });
-            }
-            for (d, span) in &r.depends_on {
-                let mut parts = d.splitn(2, '.');
+            let named = r
+                .lifecycle
+                .replace_triggered_by
+                .iter()
+                .map(|(addr, span)| (addr.split('[').next().unwrap_or(addr), span))
+                .chain(r.depends_on.iter().map(|(d, span)| (d.as_str(), span)));
+            for (addr, span) in named {
+                let mut parts = addr.splitn(2, '.');
                 rs.push(Ref {
                     root: parts.next().unwrap_or_default().to_string(),
                     name: parts.next().map(str::to_string),

@@ -11,6 +11,7 @@
 pub mod config;
 pub mod convert;
 pub mod diag;
+pub mod duration;
 pub mod eval;
 pub mod format;
 pub mod funcs;

@@ -2,43 +2,46 @@
 
 use crate::text::{block_header, SENSITIVE};
 use ballast_core::model::ResourceState;
-use ballast_sdk::{ResourceSchema, Value};
+use ballast_sdk::{AttrSchema, BlockSchema, ResourceSchema, Value};
 
-/// A `resource` block for an object, with the attributes a configuration can set (lists of
-/// objects become nested blocks), for adopting an imported object with one paste.
+/// A `resource` block for an object, with what a configuration can set: settable
+/// attributes, and nested blocks with theirs, at any depth (sensitive values are left out:
+/// the user supplies them). For adopting an imported object with one paste.
 pub fn config_block(schema: &ResourceSchema, address: &str, v: &Value) -> String {
     let (t, n) = block_header(address, schema.type_name);
-    let mut block = hcl::Block::builder("resource").add_label(t).add_label(n);
-    for a in schema.attributes.iter().filter(|a| a.settable()) {
-        let x = v.get(a.name);
-        if x.is_null() || a.sensitive || *x == Value::List(Vec::new()) {
-            continue;
-        }
-        match x {
-            Value::List(items)
-                if !items.is_empty() && items.iter().all(|i| matches!(i, Value::Map(_))) =>
-            {
-                for item in items {
-                    let mut inner = hcl::Block::builder(a.name);
-                    if let Value::Map(m) = item {
-                        for (k, y) in m {
-                            if let Ok(e) = hcl::to_expression(y.to_json()) {
-                                inner = inner.add_attribute((k.as_str(), e));
-                            }
-                        }
-                    }
-                    block = block.add_block(inner.build());
-                }
-            }
-            other => {
-                if let Ok(e) = hcl::to_expression(other.to_json()) {
-                    block = block.add_attribute((a.name, e));
-                }
-            }
-        }
-    }
+    let block = hcl::Block::builder("resource").add_label(t).add_label(n);
+    let block = body_of(block, &schema.attributes, &schema.blocks, v);
     let body = hcl::Body::builder().add_block(block.build()).build();
     ballast_lang::format::format_text(&hcl::to_string(&body).unwrap_or_default())
+}
+
+fn body_of(
+    mut block: hcl::BlockBuilder,
+    attrs: &[AttrSchema],
+    blocks: &[BlockSchema],
+    v: &Value,
+) -> hcl::BlockBuilder {
+    for a in attrs.iter().filter(|a| a.settable() && !a.sensitive) {
+        let x = v.get(a.name);
+        if x.is_null() || *x == Value::List(Vec::new()) {
+            continue;
+        }
+        if let Ok(e) = hcl::to_expression(x.to_json()) {
+            block = block.add_attribute((a.name, e));
+        }
+    }
+    for b in blocks {
+        let items: Vec<&Value> = match v.get(b.name) {
+            Value::List(items) => items.iter().collect(),
+            Value::Null => Vec::new(),
+            one => vec![one],
+        };
+        for item in items {
+            let inner = body_of(hcl::Block::builder(b.name), &b.attributes, &b.blocks, item);
+            block = block.add_block(inner.build());
+        }
+    }
+    block
 }
 
 /// A state entry as an HCL block (written with hcl-rs), for `state show` and `show`.

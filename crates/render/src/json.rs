@@ -1,27 +1,9 @@
 //! The machine-readable plan and state (documented in README.md).
 
-use crate::text::SENSITIVE;
 use ballast_core::model::Plan;
+use ballast_sdk::paths::SENSITIVE;
 use ballast_sdk::Value;
 use serde_json::json;
-
-fn redact(v: &Value, sensitive: &[String]) -> serde_json::Value {
-    match v {
-        Value::Map(m) => serde_json::Value::Object(
-            m.iter()
-                .map(|(k, x)| {
-                    let j = if sensitive.contains(k) && !x.is_null() {
-                        json!(SENSITIVE)
-                    } else {
-                        x.to_json()
-                    };
-                    (k.clone(), j)
-                })
-                .collect(),
-        ),
-        other => other.to_json(),
-    }
-}
 
 /// The machine-readable plan (documented in README.md). Unknown values appear as
 /// `{"$ballast_unknown": true}`; sensitive values as "(sensitive value)".
@@ -37,9 +19,10 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
                 "import_id": c.import_id,
                 "reason": c.reason,
                 "replace_because": c.replace_because,
-                "before": c.before.as_ref().map(|v| redact(v, &c.sensitive)),
-                "after": c.after.as_ref().map(|v| redact(v, &c.sensitive)),
+                "before": c.before.as_ref().map(|v| redacted(v, &c.sensitive)),
+                "after": c.after.as_ref().map(|v| redacted(v, &c.sensitive)),
                 "notes": c.notes,
+                "repair": c.repair.as_ref().map(|r| json!({"action": r.action, "reason": r.reason})),
             })
         })
         .collect();
@@ -51,8 +34,8 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
                 "address": d.address,
                 "type": d.type_name,
                 "deleted": d.after.is_none(),
-                "before": redact(&d.before, &d.sensitive),
-                "after": d.after.as_ref().map(|v| redact(v, &d.sensitive)),
+                "before": redacted(&d.before, &d.sensitive),
+                "after": d.after.as_ref().map(|v| redacted(v, &d.sensitive)),
             })
         })
         .collect();
@@ -67,7 +50,7 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
         "lineage": plan.lineage,
         "serial": plan.serial,
         "mode": plan.mode.as_str(),
-        "summary": {"add": add, "change": change, "destroy": destroy,
+        "summary": {"add": add, "change": change, "destroy": destroy, "repair": plan.repairs(),
                     "drift": plan.drift.len(), "conflicts": plan.conflicts.len(), "orphans": plan.orphans.len(),
                     "failed_checks": plan.warnings.len()},
         "changes": changes,
@@ -83,5 +66,5 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
 
 /// A resource's recorded attributes with sensitive ones replaced, as JSON.
 pub fn redacted(v: &Value, sensitive: &[String]) -> serde_json::Value {
-    redact(v, sensitive)
+    ballast_sdk::paths::redact(v, sensitive).to_json()
 }

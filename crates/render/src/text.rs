@@ -245,6 +245,8 @@ fn keys(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
 
 pub(crate) fn block_header(address: &str, type_name: &str) -> (String, String) {
     let rest = address
+        .strip_prefix("data.")
+        .unwrap_or(address)
         .strip_prefix(type_name)
         .unwrap_or(address)
         .trim_start_matches('.');
@@ -252,7 +254,28 @@ pub(crate) fn block_header(address: &str, type_name: &str) -> (String, String) {
     (type_name.to_string(), name.to_string())
 }
 
+/// The block keyword for an address: `data` for data blocks, else `resource`.
+fn keyword(address: &str) -> &'static str {
+    if address.starts_with("data.") {
+        "data"
+    } else {
+        "resource"
+    }
+}
+
+/// Values with their nested sensitive parts redacted (top-level ones are redacted where
+/// they are shown, so that a changed secret still says it changed).
+fn redacted(v: Option<&Value>, sensitive: &[String]) -> Option<Value> {
+    let nested: Vec<String> = sensitive
+        .iter()
+        .filter(|p| p.contains('.'))
+        .cloned()
+        .collect();
+    v.map(|v| ballast_sdk::paths::redact(v, &nested))
+}
+
 fn resource_block(out: &mut String, c: &Change, style: Style) {
+    let repair;
     let (sign, what) = match (c.action, &c.import_id) {
         (Action::NoOp, Some(id)) => {
             let _ = writeln!(
@@ -269,6 +292,16 @@ fn resource_block(out: &mut String, c: &Change, style: Style) {
         (Action::Update, _) => ("~", "will be updated in-place"),
         (Action::Replace, _) => ("-/+", "must be replaced"),
         (Action::Delete, _) => ("-", "will be destroyed"),
+        (Action::Repair, _) => {
+            let action = c
+                .repair
+                .as_ref()
+                .map(|r| r.action.as_str())
+                .unwrap_or("repair");
+            repair = format!("will be repaired: {action}");
+            ("~", repair.as_str())
+        }
+        (Action::Read, _) => ("<=", "will be read during apply"),
         (Action::NoOp, None) => return,
     };
     let _ = writeln!(out, "  {}", style.bold(&format!("# {} {what}", c.address)));
@@ -278,21 +311,26 @@ fn resource_block(out: &mut String, c: &Change, style: Style) {
     let (t, n) = block_header(&c.address, &c.type_name);
     let _ = writeln!(
         out,
-        "{} resource {} {} {{",
+        "{} {} {} {} {{",
         style.gutter(sign),
+        keyword(&c.address),
         quote(&t),
         quote(&n)
+    );
+    let (before, after) = (
+        redacted(c.before.as_ref(), &c.sensitive),
+        redacted(c.after.as_ref(), &c.sensitive),
     );
     let sens: BTreeSet<&str> = c.sensitive.iter().map(String::as_str).collect();
     let mut shown = Vec::new();
     let mut hidden = 0;
-    for k in keys(c.before.as_ref(), c.after.as_ref()) {
+    for k in keys(before.as_ref(), after.as_ref()) {
         let b = match c.action {
-            Action::Create => None,
-            _ => c.before.as_ref().map(|v| v.get(&k)),
+            Action::Create | Action::Read => None,
+            _ => before.as_ref().map(|v| v.get(&k)),
         };
-        let a = c.after.as_ref().map(|v| v.get(&k));
-        if c.action == Action::Update && b == a && k != "id" {
+        let a = after.as_ref().map(|v| v.get(&k));
+        if matches!(c.action, Action::Update | Action::Repair) && b == a && k != "id" {
             hidden += 1;
         } else if b.is_some_and(|v| !v.is_null()) || a.is_some_and(|v| !v.is_null()) {
             shown.push((k, b, a));
@@ -347,9 +385,11 @@ fn drift_block(out: &mut String, d: &Drift, style: Style) {
         quote(&n)
     );
     let sens: BTreeSet<&str> = d.sensitive.iter().map(String::as_str).collect();
-    let shown: Vec<String> = keys(Some(&d.before), Some(after))
+    let before = redacted(Some(&d.before), &d.sensitive).unwrap_or_default();
+    let after = &redacted(Some(after), &d.sensitive).unwrap_or_default();
+    let shown: Vec<String> = keys(Some(&before), Some(after))
         .into_iter()
-        .filter(|k| d.before.get(k) != after.get(k) || k == "id")
+        .filter(|k| before.get(k) != after.get(k) || k == "id")
         .collect();
     let width = shown.iter().map(|k| k.len()).max().unwrap_or(0);
     for k in &shown {
@@ -361,7 +401,7 @@ fn drift_block(out: &mut String, d: &Drift, style: Style) {
                 sensitive: sens.contains(k.as_str()),
                 forces: false,
             },
-            Some(d.before.get(k)),
+            Some(before.get(k)),
             Some(after.get(k)),
             style,
         );
@@ -552,9 +592,13 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
     } else {
         String::new()
     };
+    let repairs = match plan.repairs() {
+        0 => String::new(),
+        n => format!(", {n} to repair"),
+    };
     let _ = writeln!(
         out,
-        "{} {imported}{a} to add, {c} to change, {d} to destroy.",
+        "{} {imported}{a} to add, {c} to change, {d} to destroy{repairs}.",
         style.bold("Plan:")
     );
     if !plan.conflicts.is_empty() {

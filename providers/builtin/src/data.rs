@@ -1,8 +1,9 @@
 //! `ballast_data`: stores `input`, exposes it as `output`; `triggers_replace` forces replacement.
 
+use async_trait::async_trait;
 use ballast_sdk::{
-    ApplyContext, ApplyRequest, AttrSchema, AttrType, ChangeKind, PlanResponse, ProviderError,
-    ResourceSchema, Value,
+    Applied, ApplyContext, ApplyRequest, AttrSchema, AttrType, ChangeKind, PlanRequest,
+    PlanResponse, ProviderError, ResourceSchema, ResourceType, Value,
 };
 
 pub const TYPE: &str = "ballast_data";
@@ -22,26 +23,54 @@ pub fn schema() -> ResourceSchema {
     )
 }
 
-pub fn plan(resp: &mut PlanResponse) {
-    let input = resp.planned.get("input").clone();
-    resp.planned = super::with(std::mem::take(&mut resp.planned), "output", input);
+pub struct DataType {
+    schema: ResourceSchema,
 }
 
-pub fn apply(
-    req: &ApplyRequest<'_>,
-    ctx: &dyn ApplyContext,
-) -> Result<Option<Value>, ProviderError> {
-    match req.kind {
-        ChangeKind::Delete => Ok(None),
-        ChangeKind::Create => {
-            let v = super::with(
-                req.planned.clone(),
-                "id",
-                Value::String(uuid::Uuid::new_v4().to_string()),
-            );
-            ctx.created(&v)?;
-            Ok(Some(v))
+impl DataType {
+    pub fn new() -> Self {
+        DataType { schema: schema() }
+    }
+}
+
+#[async_trait]
+impl ResourceType for DataType {
+    fn schema(&self) -> &ResourceSchema {
+        &self.schema
+    }
+
+    /// Nothing exists outside the state: what is recorded is what there is.
+    async fn read_many(&self, objects: &[Value]) -> Result<Vec<Option<Value>>, ProviderError> {
+        Ok(objects.iter().cloned().map(Some).collect())
+    }
+
+    async fn plan(&self, req: PlanRequest<'_>) -> Result<PlanResponse, ProviderError> {
+        let mut resp = ballast_sdk::plan_from_schema(&self.schema, req.prior, req.config);
+        let input = resp.planned.get("input").clone();
+        resp.planned.set("output", input);
+        Ok(resp)
+    }
+
+    async fn apply(
+        &self,
+        req: ApplyRequest<'_>,
+        ctx: &dyn ApplyContext,
+    ) -> Result<Applied, ProviderError> {
+        match req.kind {
+            ChangeKind::Delete => Ok(Applied::deleted()),
+            ChangeKind::Create => {
+                let mut v = req.planned.clone();
+                v.set("id", Value::String(uuid::Uuid::new_v4().to_string()));
+                ctx.created(&v)?;
+                Ok(Applied::object(v))
+            }
+            ChangeKind::Update | ChangeKind::Repair(_) => Ok(Applied::object(req.planned.clone())),
         }
-        ChangeKind::Update => Ok(Some(req.planned.clone())),
+    }
+
+    async fn import(&self, _id: &str) -> Result<Value, ProviderError> {
+        Err(ProviderError::new(
+            "ballast_data holds no real object; there is nothing to import",
+        ))
     }
 }

@@ -1,10 +1,12 @@
 //! `local_file`: a real file. Editing or deleting it outside ballast is drift; a file that
-//! already exists at create time and is not managed is a conflict. Import by path.
+//! already exists at create time and is not managed is a conflict. Import by path. And
+//! `data "local_file"`, which reads one.
 
-use crate::{with, Instance};
+use crate::Dir;
+use async_trait::async_trait;
 use ballast_sdk::{
-    ApplyContext, ApplyRequest, AttrSchema, AttrType, ChangeKind, Conflict, PlanRequest,
-    PlanResponse, ProviderError, ResourceSchema, Value,
+    Applied, ApplyContext, ApplyRequest, AttrSchema, AttrType, ChangeKind, Conflict, DataSource,
+    PlanRequest, PlanResponse, ProviderError, ResourceSchema, ResourceType, Value,
 };
 use sha2::{Digest, Sha256};
 use std::fs;
@@ -51,7 +53,7 @@ fn mode_of(perm: &str) -> Result<u32, ProviderError> {
         })
 }
 
-pub fn plan(inst: &Instance, req: &PlanRequest<'_>, resp: &mut PlanResponse) {
+fn plan(inst: &Dir, req: &PlanRequest<'_>, resp: &mut PlanResponse) {
     let content = resp.planned.get("content").clone();
     let path = resp.planned.get("path").clone();
     if let (Some(p), Some(perm)) = (path.as_str(), resp.planned.get("file_permission").as_str()) {
@@ -63,11 +65,8 @@ pub fn plan(inst: &Instance, req: &PlanRequest<'_>, resp: &mut PlanResponse) {
         if req.prior.and_then(|pr| pr.get("id").as_str()) == Some(&resolved.display().to_string()) {
             resp.requires_replace.retain(|a| a != "path");
         }
-        resp.planned = with(
-            std::mem::take(&mut resp.planned),
-            "id",
-            Value::String(resolved.display().to_string()),
-        );
+        resp.planned
+            .set("id", Value::String(resolved.display().to_string()));
         let creating = req.prior.is_none() || !resp.requires_replace.is_empty();
         let moving_elsewhere =
             req.prior.and_then(|pr| pr.get("id").as_str()) != Some(&resolved.display().to_string());
@@ -85,7 +84,7 @@ pub fn plan(inst: &Instance, req: &PlanRequest<'_>, resp: &mut PlanResponse) {
         Some(c) => Value::String(sha256(c)),
         None => Value::Unknown,
     };
-    resp.planned = with(std::mem::take(&mut resp.planned), "content_sha256", sha);
+    resp.planned.set("content_sha256", sha);
 }
 
 fn object(path: &Path, content: String, mode: u32) -> Value {
@@ -120,7 +119,7 @@ fn read_path(path: &Path) -> Result<Option<Value>, ProviderError> {
     }
 }
 
-pub fn read(inst: &Instance, prior: &Value) -> Result<Option<Value>, ProviderError> {
+fn read(inst: &Dir, prior: &Value) -> Result<Option<Value>, ProviderError> {
     let id = prior.get("id").as_str().unwrap_or_default();
     let Some(mut now) = read_path(&inst.resolve(id))? else {
         return Ok(None);
@@ -132,8 +131,9 @@ pub fn read(inst: &Instance, prior: &Value) -> Result<Option<Value>, ProviderErr
     Ok(Some(now))
 }
 
-pub fn import(inst: &Instance, id: &str) -> Result<Value, ProviderError> {
-    read_path(&inst.resolve(id))?.ok_or_else(|| ProviderError::new(format!("no file at {id}")))
+fn import(inst: &Dir, id: &str) -> Result<Value, ProviderError> {
+    read_path(&inst.resolve(id))?
+        .ok_or_else(|| ProviderError::not_found(format!("no file at {id}")))
 }
 
 fn write(path: &Path, content: &str, mode: u32, create_new: bool) -> Result<(), ProviderError> {
@@ -160,8 +160,8 @@ fn write(path: &Path, content: &str, mode: u32, create_new: bool) -> Result<(), 
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(ctx)
 }
 
-pub fn apply(
-    inst: &Instance,
+fn apply(
+    inst: &Dir,
     req: &ApplyRequest<'_>,
     ctx: &dyn ApplyContext,
 ) -> Result<Option<Value>, ProviderError> {
@@ -178,18 +178,117 @@ pub fn apply(
                 Err(e) => Err(ProviderError::new(format!("cannot delete {id}: {e}"))),
             }
         }
-        ChangeKind::Create | ChangeKind::Update => {
+        ChangeKind::Create | ChangeKind::Update | ChangeKind::Repair(_) => {
             let path = inst.resolve(planned.get("path").as_str().unwrap_or_default());
             let content = planned.get("content").as_str().unwrap_or_default();
             let mode = mode_of(planned.get("file_permission").as_str().unwrap_or("0644"))?;
             write(&path, content, mode, req.kind == ChangeKind::Create)?;
             let mut v = planned.clone();
-            v = with(v, "id", Value::String(path.display().to_string()));
-            v = with(v, "content_sha256", Value::String(sha256(content)));
+            v.set("id", Value::String(path.display().to_string()));
+            v.set("content_sha256", Value::String(sha256(content)));
             if req.kind == ChangeKind::Create {
                 ctx.created(&v)?;
             }
             Ok(Some(v))
         }
+    }
+}
+
+pub struct FileType {
+    schema: ResourceSchema,
+    dir: Dir,
+}
+
+impl FileType {
+    pub(crate) fn new(dir: Dir) -> Self {
+        FileType {
+            schema: schema(),
+            dir,
+        }
+    }
+}
+
+#[async_trait]
+impl ResourceType for FileType {
+    fn schema(&self) -> &ResourceSchema {
+        &self.schema
+    }
+
+    async fn read_many(&self, objects: &[Value]) -> Result<Vec<Option<Value>>, ProviderError> {
+        objects.iter().map(|o| read(&self.dir, o)).collect()
+    }
+
+    async fn plan(&self, req: PlanRequest<'_>) -> Result<PlanResponse, ProviderError> {
+        let mut resp = ballast_sdk::plan_from_schema(&self.schema, req.prior, req.config);
+        plan(&self.dir, &req, &mut resp);
+        Ok(resp)
+    }
+
+    /// The file's path: a crash between writing it and recording it finds it again.
+    fn create_target(&self, planned: &Value) -> Option<String> {
+        planned.get("id").as_str().map(str::to_string)
+    }
+
+    async fn apply(
+        &self,
+        req: ApplyRequest<'_>,
+        ctx: &dyn ApplyContext,
+    ) -> Result<Applied, ProviderError> {
+        apply(&self.dir, &req, ctx).map(|object| Applied {
+            object,
+            ..Applied::default()
+        })
+    }
+
+    async fn import(&self, id: &str) -> Result<Value, ProviderError> {
+        import(&self.dir, id)
+    }
+}
+
+pub fn data_schema() -> ResourceSchema {
+    ResourceSchema::new(
+        TYPE,
+        "reads a file on the local disk",
+        vec![
+            AttrSchema::required("filename", AttrType::String)
+                .describe("the file to read; relative to the configuration directory"),
+            AttrSchema::computed("content", AttrType::String),
+            AttrSchema::computed("content_sha256", AttrType::String),
+        ],
+    )
+}
+
+/// `data "local_file"`: a file's content, read during plan.
+pub struct FileData {
+    schema: ResourceSchema,
+    dir: Dir,
+}
+
+impl FileData {
+    pub(crate) fn new(dir: Dir) -> Self {
+        FileData {
+            schema: data_schema(),
+            dir,
+        }
+    }
+}
+
+#[async_trait]
+impl DataSource for FileData {
+    fn schema(&self) -> &ResourceSchema {
+        &self.schema
+    }
+
+    async fn read(&self, config: &Value) -> Result<Value, ProviderError> {
+        let name = config.get("filename").as_str().unwrap_or_default();
+        let path = self.dir.resolve(name);
+        let found = read_path(&path)?
+            .ok_or_else(|| ProviderError::not_found(format!("no file at {}", path.display())))?;
+        Ok(Value::map([
+            ("id", Value::String(path.display().to_string())),
+            ("filename", Value::from(name)),
+            ("content", found.get("content").clone()),
+            ("content_sha256", found.get("content_sha256").clone()),
+        ]))
     }
 }

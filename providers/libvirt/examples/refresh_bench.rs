@@ -8,7 +8,7 @@
 //! number of libvirt calls one refresh makes. Removes the domains at the end.
 
 use ballast_libvirt::Instance;
-use ballast_sdk::{ProviderInstance, Value};
+use ballast_sdk::Value;
 use std::time::Instant;
 
 fn main() {
@@ -48,14 +48,18 @@ fn main() {
             ("uuid", Value::from(uuid)),
         ]));
     }
+    let domains = inst
+        .session()
+        .resources
+        .into_iter()
+        .find(|r| r.schema().type_name == "libvirt_domain")
+        .expect("a domain type");
     let mut times = Vec::new();
     let mut calls = Vec::new();
     for _ in 0..runs {
         let before = inst.conn.calls();
         let t = Instant::now();
-        let out = rt
-            .block_on(inst.read_many("libvirt_domain", &recorded))
-            .expect("refresh");
+        let out = rt.block_on(domains.read_many(&recorded)).expect("refresh");
         times.push(t.elapsed().as_secs_f64());
         calls.push(inst.conn.calls() - before);
         assert!(

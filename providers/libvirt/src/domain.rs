@@ -4,8 +4,9 @@
 use crate::xml::{self, esc, OWNER_NS};
 use crate::{is_missing, lv, Conn};
 use ballast_sdk::{
-    plan_from_schema, ApplyContext, ApplyRequest, AttrSchema, AttrType, ChangeKind, Conflict,
-    Discovered, PlanRequest, PlanResponse, Progress, ProviderError, ResourceSchema, Value,
+    plan_from_schema, ApplyContext, ApplyRequest, AttrSchema, AttrType, BlockSchema, ChangeKind,
+    Conflict, Discovered, Nesting, PlanRequest, PlanResponse, Progress, ProviderError, Repair,
+    ResourceSchema, Value,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -25,10 +26,6 @@ pub fn schema() -> ResourceSchema {
             AttrSchema::optional("memory", AttrType::Number)
                 .default(128i64)
                 .describe("MiB"),
-            AttrSchema::optional("disk", AttrType::List)
-                .describe("blocks: path, format (qcow2 or raw)"),
-            AttrSchema::optional("network_interface", AttrType::List)
-                .describe("blocks: type (user, network or bridge), network, bridge"),
             AttrSchema::optional("running", AttrType::Bool).default(true),
             AttrSchema::optional("autostart", AttrType::Bool).default(false),
             AttrSchema::optional("description", AttrType::String),
@@ -41,35 +38,37 @@ pub fn schema() -> ResourceSchema {
                 .describe("seconds to wait for a graceful shutdown before forcing it off"),
             AttrSchema::computed("uuid", AttrType::String),
             AttrSchema::computed("state", AttrType::String),
-            AttrSchema::computed("mac_addresses", AttrType::List),
+            AttrSchema::computed("mac_addresses", AttrType::list(AttrType::String)),
         ],
     )
+    .blocks(vec![
+        BlockSchema::new(
+            "disk",
+            Nesting::List,
+            vec![
+                AttrSchema::required("path", AttrType::String).describe("the volume's path"),
+                AttrSchema::optional("format", AttrType::String)
+                    .default("qcow2")
+                    .describe("qcow2 or raw"),
+            ],
+        ),
+        BlockSchema::new(
+            "network_interface",
+            Nesting::List,
+            vec![
+                AttrSchema::optional("type", AttrType::String)
+                    .default("user")
+                    .describe("user, network or bridge"),
+                AttrSchema::optional("network", AttrType::String),
+                AttrSchema::optional("bridge", AttrType::String),
+            ],
+        ),
+    ])
     .import_id("the domain's name or UUID")
 }
 
 fn num(v: &Value, key: &str, default: f64) -> f64 {
     v.get(key).as_f64().unwrap_or(default)
-}
-
-/// Nested blocks as the refreshed objects show them: no null fields, defaults filled in.
-fn normalize_blocks(v: &Value, defaults: &[(&str, &str)]) -> Value {
-    match v {
-        Value::List(items) => Value::List(
-            items
-                .iter()
-                .map(|d| {
-                    let mut m = d.as_map().cloned().unwrap_or_default();
-                    m.retain(|_, x| !x.is_null());
-                    for (k, def) in defaults {
-                        m.entry(k.to_string()).or_insert_with(|| Value::from(*def));
-                    }
-                    Value::Map(m)
-                })
-                .collect(),
-        ),
-        Value::Null => Value::List(Vec::new()),
-        other => other.clone(),
-    }
 }
 
 /// What an update needs, decided the same way for the plan's notes and for apply.
@@ -101,10 +100,6 @@ fn update_kind(prior: &Value, planned: &Value) -> UpdateKind {
 
 pub async fn plan(conn: &Arc<Conn>, req: PlanRequest<'_>) -> Result<PlanResponse, ProviderError> {
     let mut resp = plan_from_schema(&schema(), req.prior, req.config);
-    let disks = normalize_blocks(resp.planned.get("disk"), &[("format", "qcow2")]);
-    let nics = normalize_blocks(resp.planned.get("network_interface"), &[]);
-    resp.planned.set("disk", disks);
-    resp.planned.set("network_interface", nics);
     let running = resp.planned.get("running").as_bool() == Some(true);
     resp.planned.set(
         "state",
@@ -130,7 +125,16 @@ pub async fn plan(conn: &Arc<Conn>, req: PlanRequest<'_>) -> Result<PlanResponse
                 );
             }
             let was_running = prior.get("running").as_bool() == Some(true);
-            if running && !was_running {
+            let mut started = prior.clone();
+            started.set("running", Value::Bool(true));
+            started.set("state", Value::from("running"));
+            if running && !was_running && started == resp.planned {
+                // Only the power state drifted: the repair is to start it.
+                resp.repair = Some(Repair {
+                    action: "start".into(),
+                    reason: "the domain is shut off, and running = true is declared".into(),
+                });
+            } else if running && !was_running {
                 resp.notes
                     .push("the domain is shut off and will be started".into());
             } else if !running && was_running {
@@ -443,7 +447,7 @@ fn lookup(c: &Conn, id: &str) -> Result<Domain, ProviderError> {
     };
     r.map_err(|e| {
         if is_missing(&e) {
-            ProviderError::new(format!("no domain {id} on {}", c.uri))
+            ProviderError::not_found(format!("no domain {id} on {}", c.uri))
         } else {
             lv(&format!("looking up domain {id}"), e)
         }
@@ -545,7 +549,7 @@ pub async fn apply(
     let c = conn.clone();
     tokio::task::block_in_place(move || match kind {
         ChangeKind::Create => create(&c, &planned, &address, ctx).map(Some),
-        ChangeKind::Update => update(
+        ChangeKind::Update | ChangeKind::Repair(_) => update(
             &c,
             prior.as_ref().unwrap_or(&Value::Null),
             &planned,
@@ -749,7 +753,11 @@ mod tests {
         assert_eq!(back.get("disk"), planned.get("disk"));
         assert_eq!(
             back.get("network_interface"),
-            planned.get("network_interface")
+            &Value::List(vec![Value::map([
+                ("type", "user".into()),
+                ("network", Value::Null),
+                ("bridge", Value::Null),
+            ])])
         );
     }
 }

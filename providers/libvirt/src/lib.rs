@@ -6,18 +6,21 @@
 //! (see `storage.rs`). Refresh reads in bulk: one listing per connection, then one XML read
 //! per recorded object. libvirt calls block, so they run on tokio's blocking pool.
 
+mod data;
 mod domain;
 mod storage;
 mod xml;
 
 use async_trait::async_trait;
+use ballast_sdk::retry::{retry_blocking, Backoff};
 use ballast_sdk::{
-    ApplyContext, ApplyRequest, AttrSchema, AttrType, Capabilities, ConfigureContext, Conflict,
-    Discovered, Limits, PlanRequest, PlanResponse, Provider, ProviderError, ProviderInstance,
-    ProviderSchema, Value,
+    Applied, ApplyContext, ApplyRequest, AttrSchema, AttrType, Capabilities, ConfigureContext,
+    Conflict, Discovered, Limits, PlanRequest, PlanResponse, Provider, ProviderError,
+    ProviderSchema, ResourceSchema, ResourceType, Session, Value,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use virt::connect::Connect;
 
 pub struct Libvirt {
@@ -37,18 +40,24 @@ impl Default for Libvirt {
                     storage::volume_schema(),
                     domain::schema(),
                 ],
+                data_sources: data::schemas(),
             },
         }
     }
 }
 
-/// A libvirt error as a provider error; connection-level failures are retryable.
+/// A libvirt error as a typed provider error: a missing object is `NotFound`; a lost
+/// connection or a busy pool is `Transient`.
 pub(crate) fn lv(what: &str, e: virt::error::Error) -> ProviderError {
     let msg = format!("{what}: {}", e.message());
     use virt::enumutil::Enum::Known;
     use virt::error::ErrorNumber as N;
+    if is_missing(&e) {
+        return ProviderError::not_found(msg);
+    }
     match e.code() {
-        Known(N::SystemError) | Known(N::Rpc) => ProviderError::retryable(msg),
+        Known(N::SystemError) | Known(N::Rpc) => ProviderError::transient(msg),
+        _ if is_transient(e.message()) => ProviderError::transient(msg),
         _ => ProviderError::new(msg),
     }
 }
@@ -59,21 +68,21 @@ pub(crate) fn is_transient(message: &str) -> bool {
     message.contains("asynchronous jobs running") || message.contains("temporarily unavailable")
 }
 
-/// Runs a libvirt call again while it fails transiently: at most 6 attempts, backing off
-/// from 100 ms to 3.2 s.
+/// How libvirt calls are retried when they fail transiently (EAGAIN when many domains
+/// start at once, "pool has asynchronous jobs running"): at most 6 attempts, backing off
+/// from 100 ms to 3.2 s, with jitter.
+pub(crate) const LIBVIRT_BACKOFF: Backoff = Backoff {
+    attempts: 6,
+    initial: Duration::from_millis(100),
+    max: Duration::from_millis(3200),
+};
+
+/// Runs a libvirt call through the sdk's bounded retry; errors name `what`.
 pub(crate) fn with_retry<T>(
+    what: &str,
     mut call: impl FnMut() -> Result<T, virt::error::Error>,
-) -> Result<T, virt::error::Error> {
-    let mut attempt = 0;
-    loop {
-        match call() {
-            Err(e) if attempt < 5 && is_transient(e.message()) => {
-                std::thread::sleep(std::time::Duration::from_millis(100 << attempt));
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
+) -> Result<T, ProviderError> {
+    retry_blocking(LIBVIRT_BACKOFF, |_| call().map_err(|e| lv(what, e)))
 }
 
 pub(crate) fn is_missing(e: &virt::error::Error) -> bool {
@@ -176,7 +185,7 @@ impl Instance {
         Ok(Instance {
             caps: Capabilities {
                 server_version: Some(format!("libvirt {lib}, hypervisor {hyp}")),
-                features: Vec::new(),
+                features: Default::default(),
             },
             conn: Arc::new(Conn {
                 conn,
@@ -199,7 +208,7 @@ impl Provider for Libvirt {
         &self,
         config: &Value,
         ctx: &ConfigureContext,
-    ) -> Result<Arc<dyn ProviderInstance>, ProviderError> {
+    ) -> Result<Session, ProviderError> {
         let uri = config
             .get("uri")
             .as_str()
@@ -211,59 +220,95 @@ impl Provider for Libvirt {
             .map_err(|e| {
                 ProviderError::new(format!("connecting to libvirt failed to run: {e}"))
             })??;
-        Ok(Arc::new(inst))
+        Ok(inst.session())
+    }
+}
+
+impl Instance {
+    /// The session: one type object per resource type and data source, sharing the
+    /// connection.
+    pub fn session(&self) -> Session {
+        let conn = &self.conn;
+        let mut s = Session::new(self.caps.clone())
+            .resource(Typed::new(conn, Kind::Pool))
+            .resource(Typed::new(conn, Kind::Volume))
+            .resource(Typed::new(conn, Kind::Domain))
+            .limits(Limits { max_parallel: 8 });
+        for d in data::sources(conn) {
+            s.data_sources.push(d);
+        }
+        s
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Pool,
+    Volume,
+    Domain,
+}
+
+/// One libvirt resource type. The three share the connection; each knows its own schema
+/// and functions.
+pub struct Typed {
+    kind: Kind,
+    schema: ResourceSchema,
+    conn: Arc<Conn>,
+}
+
+impl Typed {
+    fn new(conn: &Arc<Conn>, kind: Kind) -> Typed {
+        Typed {
+            kind,
+            schema: match kind {
+                Kind::Pool => storage::pool_schema(),
+                Kind::Volume => storage::volume_schema(),
+                Kind::Domain => domain::schema(),
+            },
+            conn: conn.clone(),
+        }
     }
 }
 
 #[async_trait]
-impl ProviderInstance for Instance {
-    fn capabilities(&self) -> Capabilities {
-        self.caps.clone()
+impl ResourceType for Typed {
+    fn schema(&self) -> &ResourceSchema {
+        &self.schema
     }
 
-    fn limits(&self) -> Limits {
-        Limits {
-            max_parallel: 8,
-            serial_types: Vec::new(),
-        }
-    }
-
-    async fn read_many(
-        &self,
-        type_name: &str,
-        objects: &[Value],
-    ) -> Result<Vec<Option<Value>>, ProviderError> {
+    async fn read_many(&self, objects: &[Value]) -> Result<Vec<Option<Value>>, ProviderError> {
         let objects = objects.to_vec();
-        match type_name {
-            domain::TYPE => blocking(&self.conn, move |c| domain::read_many(c, &objects)).await,
-            storage::POOL => blocking(&self.conn, move |c| storage::read_pools(c, &objects)).await,
-            storage::VOLUME => {
-                blocking(&self.conn, move |c| storage::read_volumes(c, &objects)).await
-            }
-            other => Err(unknown_type(other)),
+        match self.kind {
+            Kind::Domain => blocking(&self.conn, move |c| domain::read_many(c, &objects)).await,
+            Kind::Pool => blocking(&self.conn, move |c| storage::read_pools(c, &objects)).await,
+            Kind::Volume => blocking(&self.conn, move |c| storage::read_volumes(c, &objects)).await,
         }
     }
 
-    async fn discover(
-        &self,
-        type_name: &str,
-        _hints: &[Value],
-    ) -> Result<Vec<Discovered>, ProviderError> {
-        match type_name {
-            domain::TYPE => blocking(&self.conn, domain::discover).await,
-            storage::POOL | storage::VOLUME => {
-                let t = type_name.to_string();
-                blocking(&self.conn, move |c| storage::discover(c, &t)).await
+    async fn discover(&self, _hints: &[Value]) -> Result<Vec<Discovered>, ProviderError> {
+        match self.kind {
+            Kind::Domain => blocking(&self.conn, domain::discover).await,
+            Kind::Pool | Kind::Volume => {
+                let t = self.schema.type_name;
+                blocking(&self.conn, move |c| storage::discover(c, t)).await
             }
-            other => Err(unknown_type(other)),
         }
     }
 
     async fn plan(&self, req: PlanRequest<'_>) -> Result<PlanResponse, ProviderError> {
-        match req.type_name {
-            domain::TYPE => domain::plan(&self.conn, req).await,
-            storage::POOL | storage::VOLUME => storage::plan(&self.conn, req).await,
-            other => Err(unknown_type(other)),
+        match self.kind {
+            Kind::Domain => domain::plan(&self.conn, req).await,
+            Kind::Pool | Kind::Volume => storage::plan(&self.conn, &self.schema, req).await,
+        }
+    }
+
+    /// What `import` takes for the object a create makes: a crash between the create and
+    /// its record finds it by this (its ownership mark says whose it is, too).
+    fn create_target(&self, planned: &Value) -> Option<String> {
+        let name = planned.get("name").as_str()?;
+        match self.kind {
+            Kind::Pool | Kind::Domain => Some(name.to_string()),
+            Kind::Volume => Some(format!("{}/{name}", planned.get("pool").as_str()?)),
         }
     }
 
@@ -271,25 +316,25 @@ impl ProviderInstance for Instance {
         &self,
         req: ApplyRequest<'_>,
         ctx: &dyn ApplyContext,
-    ) -> Result<Option<Value>, ProviderError> {
-        match req.type_name {
-            domain::TYPE => domain::apply(&self.conn, req, ctx).await,
-            storage::POOL | storage::VOLUME => storage::apply(&self.conn, req, ctx).await,
-            other => Err(unknown_type(other)),
-        }
+    ) -> Result<Applied, ProviderError> {
+        let object = match self.kind {
+            Kind::Domain => domain::apply(&self.conn, req, ctx).await?,
+            Kind::Pool | Kind::Volume => {
+                storage::apply(&self.conn, self.schema.type_name, req, ctx).await?
+            }
+        };
+        Ok(Applied {
+            object,
+            ..Applied::default()
+        })
     }
 
-    async fn import(&self, type_name: &str, id: &str) -> Result<Value, ProviderError> {
+    async fn import(&self, id: &str) -> Result<Value, ProviderError> {
         let id = id.to_string();
-        match type_name {
-            domain::TYPE => blocking(&self.conn, move |c| domain::import(c, &id)).await,
-            storage::POOL => blocking(&self.conn, move |c| storage::import_pool(c, &id)).await,
-            storage::VOLUME => blocking(&self.conn, move |c| storage::import_volume(c, &id)).await,
-            other => Err(unknown_type(other)),
+        match self.kind {
+            Kind::Domain => blocking(&self.conn, move |c| domain::import(c, &id)).await,
+            Kind::Pool => blocking(&self.conn, move |c| storage::import_pool(c, &id)).await,
+            Kind::Volume => blocking(&self.conn, move |c| storage::import_volume(c, &id)).await,
         }
     }
-}
-
-fn unknown_type(t: &str) -> ProviderError {
-    ProviderError::new(format!("the libvirt provider has no resource type \"{t}\""))
 }

@@ -71,16 +71,19 @@ fn stream_err(what: &str) -> impl Fn(virt::error::Error) -> ProviderError + '_ {
 /// none; a read that does not parse (another process is rewriting it) is tried again, at
 /// most 5 times.
 fn read_marks(c: &Conn, pool: &StoragePool) -> Result<Marks, ProviderError> {
-    for attempt in 0..5 {
-        match read_marks_once(c, pool)? {
-            Some(marks) => return Ok(marks),
-            None => std::thread::sleep(std::time::Duration::from_millis(50 << attempt)),
-        }
-    }
-    Err(ProviderError::retryable(format!(
-        "the ownership marks of pool {} stayed unreadable (another process keeps rewriting them)",
-        pool.name().unwrap_or_default()
-    )))
+    let backoff = ballast_sdk::retry::Backoff {
+        attempts: 5,
+        initial: std::time::Duration::from_millis(50),
+        max: std::time::Duration::from_millis(800),
+    };
+    ballast_sdk::retry::retry_blocking(backoff, |_| {
+        read_marks_once(c, pool)?.ok_or_else(|| {
+            ProviderError::transient(format!(
+                "the ownership marks of pool {} stayed unreadable (another process keeps rewriting them)",
+                pool.name().unwrap_or_default()
+            ))
+        })
+    })
 }
 
 /// `None` when the content does not parse yet.
@@ -195,8 +198,9 @@ fn upload_new(
         esc(format)
     );
     c.count(1);
-    let vol = crate::with_retry(|| StorageVol::create_xml(pool, &xml, 0))
-        .map_err(|e| lv(&format!("creating volume {name}"), e))?;
+    let vol = crate::with_retry(&format!("creating volume {name}"), || {
+        StorageVol::create_xml(pool, &xml, 0)
+    })?;
     upload(c, &vol, name, bytes)
 }
 
@@ -253,8 +257,9 @@ fn pool_by_name(c: &Conn, name: &str) -> Result<Option<StoragePool>, ProviderErr
 }
 
 fn need_pool(c: &Conn, name: &str) -> Result<StoragePool, ProviderError> {
-    pool_by_name(c, name)?
-        .ok_or_else(|| ProviderError::new(format!("no storage pool named {name} on {}", c.uri)))
+    pool_by_name(c, name)?.ok_or_else(|| {
+        ProviderError::not_found(format!("no storage pool named {name} on {}", c.uri))
+    })
 }
 
 fn pool_value(c: &Conn, p: &StoragePool, prior: Option<&Value>) -> Result<Value, ProviderError> {
@@ -423,7 +428,7 @@ pub fn import_pool(c: &Conn, id: &str) -> Result<Value, ProviderError> {
         None => {
             c.count(1);
             c.conn.lookup_storage_pool_by_uuid_string(id).map_err(|_| {
-                ProviderError::new(format!("no storage pool named {id} on {}", c.uri))
+                ProviderError::not_found(format!("no storage pool named {id} on {}", c.uri))
             })?
         }
     };
@@ -435,7 +440,7 @@ pub fn import_volume(c: &Conn, id: &str) -> Result<Value, ProviderError> {
         c.count(1);
         c.conn
             .lookup_storage_vol_by_path(id)
-            .map_err(|_| ProviderError::new(format!("no volume at {id} on {}", c.uri)))?
+            .map_err(|_| ProviderError::not_found(format!("no volume at {id} on {}", c.uri)))?
     } else {
         let (pool, name) = id.split_once('/').ok_or_else(|| {
             ProviderError::new(format!("a volume ID is a path or POOL/NAME, not \"{id}\""))
@@ -443,7 +448,7 @@ pub fn import_volume(c: &Conn, id: &str) -> Result<Value, ProviderError> {
         c.count(1);
         need_pool(c, pool)?
             .lookup_storage_vol_by_name(name)
-            .map_err(|_| ProviderError::new(format!("no volume {name} in pool {pool}")))?
+            .map_err(|_| ProviderError::not_found(format!("no volume {name} in pool {pool}")))?
     };
     c.count(1);
     let pool = vol
@@ -453,15 +458,14 @@ pub fn import_volume(c: &Conn, id: &str) -> Result<Value, ProviderError> {
     vol_value(c, &pool_name, &vol, None)
 }
 
-pub async fn plan(conn: &Arc<Conn>, req: PlanRequest<'_>) -> Result<PlanResponse, ProviderError> {
-    let schema = if req.type_name == POOL {
-        pool_schema()
-    } else {
-        volume_schema()
-    };
-    let mut resp = plan_from_schema(&schema, req.prior, req.config);
+pub async fn plan(
+    conn: &Arc<Conn>,
+    schema: &ResourceSchema,
+    req: PlanRequest<'_>,
+) -> Result<PlanResponse, ProviderError> {
+    let mut resp = plan_from_schema(schema, req.prior, req.config);
     let creating = req.prior.is_none() || !resp.requires_replace.is_empty();
-    if req.type_name == VOLUME {
+    if schema.type_name == VOLUME {
         if resp.planned.get("capacity").is_null() && creating {
             if resp.planned.get("source").is_null() && resp.planned.get("base_volume").is_null() {
                 return Err(ProviderError::new(format!(
@@ -484,7 +488,7 @@ pub async fn plan(conn: &Arc<Conn>, req: PlanRequest<'_>) -> Result<PlanResponse
         return Ok(resp);
     }
     resp.planned.set("id", Value::Unknown);
-    let check: crate::ConflictCheck = if req.type_name == POOL {
+    let check: crate::ConflictCheck = if schema.type_name == POOL {
         pool_conflict
     } else {
         volume_conflict
@@ -566,25 +570,25 @@ fn volume_conflict(
 
 pub async fn apply(
     conn: &Arc<Conn>,
+    t: &str,
     req: ApplyRequest<'_>,
     ctx: &dyn ApplyContext,
 ) -> Result<Option<Value>, ProviderError> {
     let c = conn.clone();
-    let (planned, prior, address, kind, t) = (
+    let (planned, prior, address, kind) = (
         req.planned.clone(),
         req.prior.cloned(),
         req.address.to_string(),
         req.kind,
-        req.type_name,
     );
     tokio::task::block_in_place(move || match (t, kind) {
         (POOL, ChangeKind::Create) => create_pool(&c, &planned, &address, ctx).map(Some),
-        (POOL, ChangeKind::Update) => update_pool(&c, &planned).map(Some),
+        (POOL, ChangeKind::Update | ChangeKind::Repair(_)) => update_pool(&c, &planned).map(Some),
         (POOL, ChangeKind::Delete) => {
             delete_pool(&c, prior.as_ref().unwrap_or(&Value::Null)).map(|_| None)
         }
         (_, ChangeKind::Create) => create_volume(&c, &planned, &address, ctx).map(Some),
-        (_, ChangeKind::Update) => Ok(Some(planned)),
+        (_, ChangeKind::Update | ChangeKind::Repair(_)) => Ok(Some(planned)),
         (_, ChangeKind::Delete) => {
             delete_volume(&c, prior.as_ref().unwrap_or(&Value::Null)).map(|_| None)
         }
@@ -705,8 +709,9 @@ fn create_volume(
         esc(if bytes.is_some() { "raw" } else { format })
     );
     c.count(1);
-    let v = crate::with_retry(|| StorageVol::create_xml(&p, &xml, 0))
-        .map_err(|e| lv(&format!("creating volume {name} in {pool_name}"), e))?;
+    let v = crate::with_retry(&format!("creating volume {name} in {pool_name}"), || {
+        StorageVol::create_xml(&p, &xml, 0)
+    })?;
     let path = v
         .path()
         .map_err(|e| lv("reading the new volume's path", e))?;
@@ -748,8 +753,7 @@ fn delete_volume(c: &Conn, prior: &Value) -> Result<(), ProviderError> {
     match p.lookup_storage_vol_by_name(name) {
         Ok(v) => {
             c.count(1);
-            crate::with_retry(|| v.delete(0))
-                .map_err(|e| lv(&format!("deleting volume {name}"), e))?;
+            crate::with_retry(&format!("deleting volume {name}"), || v.delete(0))?;
         }
         Err(e) if is_missing(&e) => {}
         Err(e) => return Err(lv(&format!("looking up volume {name}"), e)),

@@ -53,12 +53,17 @@ pub fn size_mib(n: roxmltree::Node<'_, '_>) -> Option<f64> {
     Some((v * factor).round())
 }
 
-/// An object value from optional string fields, leaving out the absent ones.
+/// An object value from optional string fields; absent ones are null.
 pub fn object(fields: &[(&str, Option<String>)]) -> Value {
     Value::Map(
         fields
             .iter()
-            .filter_map(|(k, v)| v.clone().map(|v| (k.to_string(), Value::String(v))))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    v.clone().map(Value::String).unwrap_or_default(),
+                )
+            })
             .collect::<BTreeMap<_, _>>(),
     )
 }

@@ -3,10 +3,11 @@
 
 use ballast_libvirt::Instance;
 use ballast_sdk::{
-    ApplyContext, ApplyRequest, ChangeKind, PlanRequest, Progress, ProviderError, ProviderInstance,
-    Value,
+    ApplyContext, ApplyRequest, CancellationToken, Capabilities, ChangeKind, PlanRequest, Progress,
+    ProviderError, ResourceType, Value,
 };
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(Default)]
 struct Recorder {
@@ -20,6 +21,9 @@ impl ApplyContext for Recorder {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(object.clone());
+        Ok(())
+    }
+    fn save_private(&self, _: &[u8]) -> Result<(), ProviderError> {
         Ok(())
     }
     fn progress(&self, p: Progress) {
@@ -40,17 +44,29 @@ fn config(name: &str, running: bool, memory: i64) -> Value {
     ])
 }
 
+/// The session's `libvirt_domain` type.
+fn domains(inst: &Instance) -> Arc<dyn ResourceType> {
+    inst.session()
+        .resources
+        .into_iter()
+        .find(|r| r.schema().type_name == "libvirt_domain")
+        .expect("a domain type")
+}
+
 async fn plan(
     inst: &Instance,
     prior: Option<&Value>,
     cfg: &Value,
     address: &str,
 ) -> ballast_sdk::PlanResponse {
-    inst.plan(PlanRequest {
-        type_name: "libvirt_domain",
+    let t = domains(inst);
+    let (cfg, problems) = ballast_sdk::conform(t.schema(), cfg);
+    assert!(problems.is_empty(), "{problems:?}");
+    t.plan(PlanRequest {
         prior,
-        config: cfg,
+        config: &cfg,
         address,
+        capabilities: &Capabilities::default(),
     })
     .await
     .expect("plan")
@@ -63,18 +79,22 @@ async fn apply(
     planned: &Value,
     ctx: &Recorder,
 ) -> Option<Value> {
-    inst.apply(
-        ApplyRequest {
-            type_name: "libvirt_domain",
-            kind,
-            prior,
-            planned,
-            address: "libvirt_domain.t",
-        },
-        ctx,
-    )
-    .await
-    .expect("apply")
+    domains(inst)
+        .apply(
+            ApplyRequest {
+                kind,
+                prior,
+                planned,
+                address: "libvirt_domain.t",
+                private: &[],
+                cancel: CancellationToken::new(),
+                deadline: Instant::now() + Duration::from_secs(60),
+            },
+            ctx,
+        )
+        .await
+        .expect("apply")
+        .object
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -101,18 +121,15 @@ async fn a_domain_lives_through_the_contract() {
     assert_eq!(made.get("memory"), &Value::Number(64.0));
 
     // Refresh in bulk finds it, running; discovery finds its mark.
-    let read = inst
-        .read_many("libvirt_domain", std::slice::from_ref(&made))
+    let read = domains(&inst)
+        .read_many(std::slice::from_ref(&made))
         .await
         .expect("read");
     assert_eq!(
         read[0].as_ref().map(|v| v.get("running")),
         Some(&Value::Bool(true))
     );
-    let found = inst
-        .discover("libvirt_domain", &[])
-        .await
-        .expect("discover");
+    let found = domains(&inst).discover(&[]).await.expect("discover");
     assert!(
         found
             .iter()
@@ -160,8 +177,8 @@ async fn a_domain_lives_through_the_contract() {
         &ctx,
     )
     .await;
-    let read = inst
-        .read_many("libvirt_domain", std::slice::from_ref(&stopped))
+    let read = domains(&inst)
+        .read_many(std::slice::from_ref(&stopped))
         .await
         .expect("read");
     assert_eq!(read, vec![None]);
@@ -171,17 +188,18 @@ async fn a_domain_lives_through_the_contract() {
 async fn import_reads_the_test_drivers_own_domain() {
     let inst = Instance::connect("test:///default", "lineage-2").expect("the test driver");
     // test:///default ships one running domain named "test".
-    let v = inst.import("libvirt_domain", "test").await.expect("import");
+    let v = domains(&inst).import("test").await.expect("import");
     assert_eq!(v.get("name"), &Value::from("test"));
     assert_eq!(v.get("running"), &Value::Bool(true));
-    let by_uuid = inst
-        .import("libvirt_domain", v.get("uuid").as_str().expect("uuid"))
+    let by_uuid = domains(&inst)
+        .import(v.get("uuid").as_str().expect("uuid"))
         .await
         .expect("import by uuid");
     assert_eq!(by_uuid.get("name"), &Value::from("test"));
-    let err = inst
-        .import("libvirt_domain", "no-such-domain")
+    let err = domains(&inst)
+        .import("no-such-domain")
         .await
         .expect_err("missing");
     assert_eq!(err.message, "no domain no-such-domain on test:///default");
+    assert!(err.is_not_found());
 }

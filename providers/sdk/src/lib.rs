@@ -1,21 +1,29 @@
-//! The ballast provider contract.
+//! The ballast provider contract, version 2.
 //!
 //! A provider knows nothing of HCL, the dependency graph or the state store. It declares
-//! schemas, reads real objects (in batches), plans and applies changes, and reports a new
-//! object's identity through [`ApplyContext::created`] the moment it exists.
+//! schemas (nested blocks and objects, with per-attribute computed / sensitive /
+//! forces-replacement flags), and once configured offers one [`ResourceType`] per resource
+//! type: batch reads, plans, applies (with a cancellation token and a deadline, reporting a
+//! new object's identity through [`ApplyContext::created`] the moment it exists), imports,
+//! and resumption of waits a crash interrupted. Errors are typed ([`ErrorKind`]); retries
+//! and waits go through [`retry`], bounded.
 
 mod error;
+pub mod paths;
 mod plan;
 mod provider;
 pub mod retry;
 mod schema;
 mod value;
 
-pub use error::ProviderError;
-pub use plan::{closest, differs, plan_from_schema, validate_config, ConfigProblem};
+pub use error::{ErrorKind, ProviderError};
+pub use plan::{closest, conform, differs, plan_from_schema, validate_config, ConfigProblem};
 pub use provider::{
-    ApplyContext, ApplyRequest, Capabilities, ChangeKind, ConfigureContext, Conflict, Discovered,
-    Limits, PlanRequest, PlanResponse, Progress, Provider, ProviderInstance,
+    Applied, ApplyContext, ApplyRequest, CancellationToken, Capabilities, ChangeKind,
+    ConfigureContext, Conflict, DataSource, Discovered, Limits, ObjectRef, PlanRequest,
+    PlanResponse, Progress, Provider, Repair, Requirement, ResourceType, ResumeRequest, Session,
 };
-pub use schema::{AttrSchema, AttrType, Presence, ProviderSchema, ResourceSchema};
+pub use schema::{
+    AttrSchema, AttrType, BlockSchema, Nesting, Presence, ProviderSchema, ResourceSchema, Timeouts,
+};
 pub use value::{format_number, quote, quote_key, PathKey, Value};

@@ -1,9 +1,17 @@
-//! The provider contract. The engine sees providers only through these traits.
+//! The provider contract, version 2. The engine sees providers only through these traits.
+//!
+//! A [`Provider`] declares its schema and, when configured, returns a [`Session`]: the
+//! [`ResourceType`]s and [`DataSource`]s it offers (one object per type, so nothing
+//! dispatches on type-name strings), what the server can do ([`Capabilities`]) and how hard
+//! the engine may drive it ([`Limits`]).
 
-use crate::{ProviderError, ProviderSchema, Value};
+use crate::{ProviderError, ProviderSchema, ResourceSchema, Value};
 use async_trait::async_trait;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
+pub use tokio_util::sync::CancellationToken;
 
 /// What a provider is told when it is configured.
 #[derive(Clone, Debug)]
@@ -14,7 +22,7 @@ pub struct ConfigureContext {
     pub working_dir: PathBuf,
 }
 
-/// A provider plug-in: its schema, and how to configure an instance of it.
+/// A provider plug-in: its schema, and how to configure it.
 #[async_trait]
 pub trait Provider: Send + Sync {
     fn schema(&self) -> &ProviderSchema;
@@ -24,15 +32,65 @@ pub trait Provider: Send + Sync {
         &self,
         config: &Value,
         ctx: &ConfigureContext,
-    ) -> Result<Arc<dyn ProviderInstance>, ProviderError>;
+    ) -> Result<Session, ProviderError>;
 }
 
-/// What the server behind a configured provider can do.
+/// A configured provider: one per `provider` block (or alias).
+pub struct Session {
+    pub resources: Vec<Arc<dyn ResourceType>>,
+    pub data_sources: Vec<Arc<dyn DataSource>>,
+    pub capabilities: Capabilities,
+    pub limits: Limits,
+}
+
+impl Session {
+    pub fn new(capabilities: Capabilities) -> Session {
+        Session {
+            resources: Vec::new(),
+            data_sources: Vec::new(),
+            capabilities,
+            limits: Limits::default(),
+        }
+    }
+    pub fn resource(mut self, t: impl ResourceType + 'static) -> Session {
+        self.resources.push(Arc::new(t));
+        self
+    }
+    pub fn data_source(mut self, d: impl DataSource + 'static) -> Session {
+        self.data_sources.push(Arc::new(d));
+        self
+    }
+    pub fn limits(mut self, l: Limits) -> Session {
+        self.limits = l;
+        self
+    }
+}
+
+/// What the server behind a configured provider can do, probed in `configure`.
 #[derive(Clone, Debug, Default)]
 pub struct Capabilities {
     /// For example "PVE 8.2" or "libvirt 9.0.0".
     pub server_version: Option<String>,
-    pub features: Vec<String>,
+    pub features: BTreeSet<String>,
+}
+
+impl Capabilities {
+    pub fn has(&self, feature: &str) -> bool {
+        self.features.contains(feature)
+    }
+}
+
+/// A capability a planned change needs. The engine checks it against the session's
+/// [`Capabilities`] and fails the plan, naming it, when the server lacks it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Requirement {
+    pub capability: String,
+    /// Where it first appeared, for example "PVE 7.2".
+    pub since: String,
+    /// What in the configuration needs it, for example "disk.import_from".
+    pub needed_for: String,
+    /// What the user can do, for example "upgrade to PVE 7.2 or later".
+    pub remedy: String,
 }
 
 /// How hard the engine may drive a provider.
@@ -40,16 +98,11 @@ pub struct Capabilities {
 pub struct Limits {
     /// Most calls in flight at once for this provider instance.
     pub max_parallel: usize,
-    /// Resource types whose mutations must run one at a time (for example failovers).
-    pub serial_types: Vec<&'static str>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_parallel: 64,
-            serial_types: Vec::new(),
-        }
+        Limits { max_parallel: 64 }
     }
 }
 
@@ -73,44 +126,106 @@ pub struct Conflict {
     pub import_id: String,
 }
 
+/// A provider-proposed action that brings a drifted object back without replacing it
+/// ("start" a stopped VM, "failover" a load balancer in ERROR).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Repair {
+    pub action: String,
+    pub reason: String,
+}
+
 #[derive(Clone, Debug)]
 pub struct PlanRequest<'a> {
-    pub type_name: &'a str,
     /// The refreshed prior object; `None` when it is to be created.
     pub prior: Option<&'a Value>,
-    /// The configuration, with defaults not yet applied; may contain `Unknown`.
+    /// The configuration in the schema's shape (see [`crate::conform`]), defaults not yet
+    /// applied; may contain `Unknown`.
     pub config: &'a Value,
     /// The resource address, for the ownership mark and messages.
     pub address: &'a str,
+    pub capabilities: &'a Capabilities,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct PlanResponse {
     /// The object as it will be after apply; `Unknown` where not yet known.
     pub planned: Value,
-    /// Attributes whose change cannot be made in place.
+    /// Paths (`name`, `disk[0].storage`) whose change cannot be made in place.
     pub requires_replace: Vec<String>,
     /// Set when a create targets an object that exists and is not managed.
     pub conflict: Option<Conflict>,
     /// Notes for the plan output (for example "memory change needs a restart").
     pub notes: Vec<String>,
+    /// Capabilities the change needs.
+    pub requires: Vec<Requirement>,
+    /// Set when the change is a repair of a drifted object rather than an update.
+    pub repair: Option<Repair>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChangeKind {
     Create,
     Update,
     Delete,
+    /// The repair the plan proposed, by its action name.
+    Repair(String),
 }
 
 #[derive(Clone, Debug)]
 pub struct ApplyRequest<'a> {
-    pub type_name: &'a str,
     pub kind: ChangeKind,
     pub prior: Option<&'a Value>,
     /// The planned object (for delete: `Null`).
     pub planned: &'a Value,
     pub address: &'a str,
+    /// The private data recorded with the prior object (empty when none).
+    pub private: &'a [u8],
+    /// Fired when the run is interrupted: finish, or stop at a safe point (after the new
+    /// object is recorded) and return an `Interrupted` error.
+    pub cancel: CancellationToken,
+    /// When this change must be done (from `timeouts`); waits must end by then.
+    pub deadline: Instant,
+}
+
+/// What an apply call produced.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Applied {
+    /// The object after the change; `None` after a delete.
+    pub object: Option<Value>,
+    /// Private data to keep with the object (replaces what was there); `None` keeps it.
+    pub private: Option<Vec<u8>>,
+    /// Other objects this change removed (a cascading delete): the engine records them as
+    /// gone instead of deleting them again.
+    pub cascaded: Vec<ObjectRef>,
+}
+
+impl Applied {
+    pub fn object(v: Value) -> Applied {
+        Applied {
+            object: Some(v),
+            ..Applied::default()
+        }
+    }
+    pub fn deleted() -> Applied {
+        Applied::default()
+    }
+}
+
+/// Another object, by type and ID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectRef {
+    pub type_name: String,
+    pub id: String,
+}
+
+/// A wait a crashed run left behind, to finish: the recorded object and its private data.
+#[derive(Clone, Debug)]
+pub struct ResumeRequest<'a> {
+    pub object: &'a Value,
+    pub private: &'a [u8],
+    pub address: &'a str,
+    pub cancel: CancellationToken,
+    pub deadline: Instant,
 }
 
 /// Progress of a long wait, shown by the engine as a live line or a log line.
@@ -122,53 +237,92 @@ pub struct Progress {
     pub total: Option<u64>,
 }
 
-/// The engine's side of an apply: the journal callback and the progress sink.
+impl Progress {
+    pub fn message(m: impl Into<String>) -> Progress {
+        Progress {
+            message: m.into(),
+            done: None,
+            total: None,
+        }
+    }
+}
+
+/// The engine's side of an apply: the journal callback, private data and progress.
 pub trait ApplyContext: Send + Sync {
     /// Called the moment the remote API accepts a create, with the object as known so far
-    /// (it must hold `id`). The engine commits it to state before returning.
+    /// (it must hold `id`). The engine commits it to state, tainted, before returning: a
+    /// crash after this point never loses the object.
     fn created(&self, object: &Value) -> Result<(), ProviderError>;
+    /// Records private data with the object at once (a task ID to resume waiting on).
+    fn save_private(&self, private: &[u8]) -> Result<(), ProviderError>;
     fn progress(&self, progress: Progress);
 }
 
-/// A configured provider: one per `provider` block (or alias).
+/// One resource type of a configured provider.
 #[async_trait]
-pub trait ProviderInstance: Send + Sync {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
-    }
+pub trait ResourceType: Send + Sync {
+    fn schema(&self) -> &ResourceSchema;
 
-    fn limits(&self) -> Limits {
-        Limits::default()
-    }
-
-    /// Reads the real state of many objects of one type, ideally with one list call.
-    /// Returns one entry per input, in order: `None` when the object is gone.
-    async fn read_many(
-        &self,
-        type_name: &str,
-        objects: &[Value],
-    ) -> Result<Vec<Option<Value>>, ProviderError>;
+    /// Reads the real state of many objects, ideally with one list call. Returns one entry
+    /// per input, in order: `None` when the object is gone.
+    async fn read_many(&self, objects: &[Value]) -> Result<Vec<Option<Value>>, ProviderError>;
 
     /// Lists objects in scope that carry an ownership mark. `hints` are the configured and
     /// recorded objects of this type, from which a provider may derive its scope.
-    async fn discover(
-        &self,
-        type_name: &str,
-        hints: &[Value],
-    ) -> Result<Vec<Discovered>, ProviderError> {
-        let _ = (type_name, hints);
+    async fn discover(&self, hints: &[Value]) -> Result<Vec<Discovered>, ProviderError> {
+        let _ = hints;
         Ok(Vec::new())
     }
 
-    async fn plan(&self, req: PlanRequest<'_>) -> Result<PlanResponse, ProviderError>;
+    async fn plan(&self, req: PlanRequest<'_>) -> Result<PlanResponse, ProviderError> {
+        Ok(crate::plan_from_schema(
+            self.schema(),
+            req.prior,
+            req.config,
+        ))
+    }
 
-    /// Performs one change. Returns the new object (`None` after a delete).
+    /// The ID `import` would take for the object a create of `planned` makes, when it is
+    /// known before the call (a name, a path). It is journaled before the call, so that a
+    /// crash between the create and its record is found again and adopted.
+    fn create_target(&self, planned: &Value) -> Option<String> {
+        let _ = planned;
+        None
+    }
+
+    /// Lock keys: changes that share one run one at a time ("every child of this load
+    /// balancer", "all failovers", "clones onto this storage").
+    fn lock_keys(&self, req: &ApplyRequest<'_>) -> Vec<String> {
+        let _ = req;
+        Vec::new()
+    }
+
+    /// Performs one change.
     async fn apply(
         &self,
         req: ApplyRequest<'_>,
         ctx: &dyn ApplyContext,
-    ) -> Result<Option<Value>, ProviderError>;
+    ) -> Result<Applied, ProviderError>;
 
     /// Reads an existing object by ID, to bring it under management.
-    async fn import(&self, type_name: &str, id: &str) -> Result<Value, ProviderError>;
+    async fn import(&self, id: &str) -> Result<Value, ProviderError>;
+
+    /// Finishes a wait an interrupted run left (its private data says on what). `Ok(None)`:
+    /// nothing to resume; the object stays tainted.
+    async fn resume(
+        &self,
+        req: ResumeRequest<'_>,
+        ctx: &dyn ApplyContext,
+    ) -> Result<Option<Applied>, ProviderError> {
+        let _ = (req, ctx);
+        Ok(None)
+    }
+}
+
+/// A read-only type for `data` blocks.
+#[async_trait]
+pub trait DataSource: Send + Sync {
+    fn schema(&self) -> &ResourceSchema;
+    /// Reads the object the (conformed, fully known) configuration names.
+    async fn read(&self, config: &Value) -> Result<Value, ProviderError>;
 }

@@ -1,0 +1,128 @@
+//! The engine's side of a provider call ([`ApplyContext`]): a new object's identity and a
+//! provider's private data are committed to the state the moment they are reported, and
+//! progress goes to the event sink.
+
+use crate::events::{Event, EventSink, Operation};
+use crate::model::ResourceState;
+use crate::state::State;
+use crate::store::{IntentId, Write};
+use ballast_sdk::{ApplyContext, ProviderError, Value};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub struct Journal {
+    state: Arc<State>,
+    /// The journal entry of the call (none for a resumed wait, which has its own).
+    intent: Option<IntentId>,
+    operation: Operation,
+    events: Arc<dyn EventSink>,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    /// The record as it stands: the prior one, or the new object once it exists.
+    record: ResourceState,
+    /// Whether the record is in the state (false for a create until `created`).
+    recorded: bool,
+    created: bool,
+    private: Option<Vec<u8>>,
+}
+
+impl Journal {
+    /// `record` is the object's state entry (for a create: the entry to be, with no id);
+    /// `recorded` says whether it is in the state already.
+    pub fn new(
+        state: Arc<State>,
+        intent: Option<IntentId>,
+        operation: Operation,
+        events: Arc<dyn EventSink>,
+        record: ResourceState,
+        recorded: bool,
+    ) -> Journal {
+        Journal {
+            state,
+            intent,
+            operation,
+            events,
+            inner: Mutex::new(Inner {
+                record,
+                recorded,
+                created: false,
+                private: None,
+            }),
+        }
+    }
+
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the provider reported a new object.
+    pub fn created(&self) -> bool {
+        self.inner().created
+    }
+
+    /// The private data the provider saved during the call, if any.
+    pub fn saved_private(&self) -> Option<Vec<u8>> {
+        self.inner().private.clone()
+    }
+}
+
+impl ApplyContext for Journal {
+    fn created(&self, object: &Value) -> Result<(), ProviderError> {
+        let id = object
+            .get("id")
+            .as_str()
+            .ok_or_else(|| {
+                ProviderError::new("the provider reported a created object without an id")
+            })?
+            .to_string();
+        let mut inner = self.inner();
+        let mut r = inner.record.clone();
+        r.id = Some(id.clone());
+        r.attributes = object.clone();
+        // Tainted until the apply call returns successfully.
+        r.tainted = true;
+        let mut writes = vec![Write::PutResource(r.clone())];
+        if let Some(intent) = &self.intent {
+            writes.push(Write::IntentObject {
+                id: intent.clone(),
+                object_id: id.clone(),
+            });
+        }
+        self.state.commit(writes).map_err(|e| {
+            ProviderError::new(format!("cannot record the new object {id} in state: {e:#}"))
+        })?;
+        inner.record = r;
+        inner.recorded = true;
+        inner.created = true;
+        Ok(())
+    }
+
+    fn save_private(&self, private: &[u8]) -> Result<(), ProviderError> {
+        let mut inner = self.inner();
+        if !inner.recorded {
+            return Err(ProviderError::new(
+                "the provider saved private data before reporting the new object",
+            ));
+        }
+        let mut r = inner.record.clone();
+        r.private = private.to_vec();
+        self.state
+            .commit(vec![Write::PutResource(r.clone())])
+            .map_err(|e| ProviderError::new(format!("cannot record private data: {e:#}")))?;
+        inner.record = r;
+        inner.private = Some(private.to_vec());
+        Ok(())
+    }
+
+    fn progress(&self, p: ballast_sdk::Progress) {
+        let address = self.inner().record.address.clone();
+        self.events.emit(Event::Progress {
+            address,
+            operation: self.operation.clone(),
+            message: p.message,
+            done: p.done,
+            total: p.total,
+        });
+    }
+}
