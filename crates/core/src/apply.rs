@@ -10,7 +10,7 @@
 //! the second the walk stops waiting (their journal entries stay open, and the next run
 //! settles them).
 
-use crate::address::{instance_key, resource_of};
+use crate::address::{instance_key, is_data, resource_of};
 use crate::engine::{Configured, Engine};
 use crate::events::{Event, Operation, WaitReason};
 use crate::journal::Journal;
@@ -21,10 +21,10 @@ use crate::store::{Intent, IntentId, Outcome as JournalOutcome, OutputValue, Wri
 use crate::workspace::Secrets;
 use anyhow::{anyhow, bail, Result};
 use ballast_sdk::{
-    conform, Applied, ApplyRequest, CancellationToken, ChangeKind, DataSource, PlanRequest,
-    ProviderError, ResourceType, Value,
+    conform, Applied, ApplyRequest, CancellationToken, ChangeKind, DataSource, ErrorKind,
+    PlanRequest, ProviderError, ResourceType, Value,
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,14 +71,87 @@ struct Prepared {
     private: Vec<u8>,
     timeout: Duration,
     keys: Vec<String>,
-    limit: Arc<tokio::sync::Semaphore>,
+    /// The provider key, and how many of its calls may be in flight.
+    provider: String,
+    max_parallel: usize,
 }
 
 /// A step in flight.
 struct Flight {
     started: Instant,
     keys: Vec<String>,
+    provider: String,
     intent: Option<IntentId>,
+}
+
+/// What is in flight and what waits: the walk's bookkeeping of parallelism, provider
+/// limits and lock keys. Steps start here only when they fit, so a step reported as started
+/// really is running, and an interrupt never releases a queued one.
+struct Scheduler {
+    parallelism: usize,
+    run: String,
+    step_no: u64,
+    tasks: tokio::task::JoinSet<Done>,
+    in_flight: HashMap<usize, Flight>,
+    /// Calls in flight per provider key.
+    per_provider: HashMap<String, usize>,
+    /// Lock keys held, and by which step.
+    held: HashMap<String, usize>,
+    /// Prepared steps waiting for a lock key or their provider's limit, in order.
+    pending: VecDeque<(usize, Prepared)>,
+}
+
+impl Scheduler {
+    fn new(parallelism: usize) -> Scheduler {
+        Scheduler {
+            parallelism: parallelism.max(1),
+            run: uuid::Uuid::new_v4().to_string(),
+            step_no: 0,
+            tasks: tokio::task::JoinSet::new(),
+            in_flight: HashMap::new(),
+            per_provider: HashMap::new(),
+            held: HashMap::new(),
+            pending: VecDeque::new(),
+        }
+    }
+
+    fn has_room(&self) -> bool {
+        self.in_flight.len() < self.parallelism
+    }
+
+    /// Whether a prepared step may start now: its lock keys are free and its provider has
+    /// room.
+    fn fits(&self, p: &Prepared) -> bool {
+        !p.keys.iter().any(|k| self.held.contains_key(k))
+            && self.per_provider.get(&p.provider).copied().unwrap_or(0) < p.max_parallel
+    }
+
+    fn begin(&mut self, i: usize, p: &Prepared, intent: Option<IntentId>) {
+        for k in &p.keys {
+            self.held.insert(k.clone(), i);
+        }
+        *self.per_provider.entry(p.provider.clone()).or_default() += 1;
+        self.in_flight.insert(
+            i,
+            Flight {
+                started: Instant::now(),
+                keys: p.keys.clone(),
+                provider: p.provider.clone(),
+                intent,
+            },
+        );
+    }
+
+    fn finish(&mut self, i: usize) -> Option<Flight> {
+        let f = self.in_flight.remove(&i)?;
+        for k in &f.keys {
+            self.held.remove(k);
+        }
+        if let Some(n) = self.per_provider.get_mut(&f.provider) {
+            *n = n.saturating_sub(1);
+        }
+        Some(f)
+    }
 }
 
 /// What comes back from a provider call.
@@ -122,6 +195,15 @@ fn journal_action(op: &Operation) -> String {
         Operation::Delete => "delete".into(),
         Operation::Repair(name) => format!("repair:{name}"),
     }
+}
+
+/// The data block values a plan read.
+fn data_values(plan: &Plan) -> BTreeMap<String, Value> {
+    plan.changes
+        .iter()
+        .filter(|c| is_data(&c.address))
+        .filter_map(|c| Some((c.address.clone(), c.after.clone()?)))
+        .collect()
 }
 
 /// "20m", "90s", "1h5m".
@@ -176,7 +258,7 @@ impl Engine {
                 .collect();
             writes.extend(plan.refreshed.iter().cloned().map(Write::PutResource));
             state.commit(writes)?;
-            self.save_outputs()?;
+            self.save_outputs(&data_values(plan))?;
             return Ok(report);
         }
         // Refactorings and imports first, together: renames, forgotten objects, adopted ones.
@@ -209,9 +291,9 @@ impl Engine {
             .iter()
             .filter(|c| c.import_id.is_some())
             .count();
-        self.walk(plan, &mut report).await?;
+        let data = self.walk(plan, &mut report).await?;
         if report.abandoned.is_empty() {
-            self.save_outputs()?;
+            self.save_outputs(&data)?;
         }
         Ok(report)
     }
@@ -229,7 +311,12 @@ impl Engine {
         rules
     }
 
-    async fn walk(&mut self, plan: &Plan, report: &mut ApplyReport) -> Result<()> {
+    /// Runs the steps; returns the values of the data blocks (read at plan or now).
+    async fn walk(
+        &mut self,
+        plan: &Plan,
+        report: &mut ApplyReport,
+    ) -> Result<BTreeMap<String, Value>> {
         let state = self.state.clone();
         let changes: Vec<&Change> = plan
             .changes
@@ -274,16 +361,10 @@ impl Engine {
                 dependents[d].push(i);
             }
         }
-        let mut ready: Vec<usize> = (0..nodes.len()).filter(|&i| remaining[i] == 0).collect();
+        // Ready steps start in plan order (first in, first out).
+        let mut ready: VecDeque<usize> = (0..nodes.len()).filter(|&i| remaining[i] == 0).collect();
         let mut failed = vec![false; nodes.len()];
-        let global = Arc::new(tokio::sync::Semaphore::new(self.parallelism.max(1)));
-        let run = uuid::Uuid::new_v4().to_string();
-        let mut step_no: u64 = 0;
-        let mut tasks: tokio::task::JoinSet<Done> = tokio::task::JoinSet::new();
-        let mut in_flight: HashMap<usize, Flight> = HashMap::new();
-        // Lock keys held, and by which step.
-        let mut held: HashMap<String, usize> = HashMap::new();
-        let mut blocked: Vec<(usize, Prepared)> = Vec::new();
+        let mut sched = Scheduler::new(self.parallelism);
         let mut gone: HashSet<String> = HashSet::new();
         let mut ticker = tokio::time::interval(Duration::from_secs(10));
         ticker.tick().await;
@@ -297,46 +378,43 @@ impl Engine {
             if interrupt.stop.is_cancelled() && !report.interrupted {
                 report.interrupted = true;
                 self.emit(Event::Interrupted {
-                    in_flight: in_flight.len(),
+                    in_flight: sched.in_flight.len(),
                 });
             }
-            // Steps whose lock keys came free start first, in the order they waited.
-            let mut still = Vec::new();
-            for (i, prep) in std::mem::take(&mut blocked) {
-                if report.interrupted {
+            if report.interrupted {
+                // Nothing new starts: what is ready or waiting is reported as not started.
+                while let Some(i) = ready.pop_front() {
+                    if nodes[i].step != Step::Barrier {
+                        report
+                            .not_started
+                            .push(changes[nodes[i].change].address.clone());
+                    }
+                }
+                for (i, _) in sched.pending.drain(..) {
                     report
                         .not_started
                         .push(changes[nodes[i].change].address.clone());
-                } else if prep.keys.iter().any(|k| held.contains_key(k)) {
-                    still.push((i, prep));
-                } else {
-                    self.start(
-                        i,
-                        prep,
-                        &nodes,
-                        &changes,
-                        &run,
-                        &mut step_no,
-                        &global,
-                        &mut held,
-                        &mut in_flight,
-                        &mut tasks,
-                        &recorded,
-                    )?;
                 }
             }
-            blocked = still;
-            while let Some(i) = ready.pop() {
+            // Steps that waited (for a lock key or a provider's limit) go first, in order.
+            let mut k = 0;
+            while k < sched.pending.len() && sched.has_room() {
+                if sched.fits(&sched.pending[k].1) {
+                    if let Some((i, prep)) = sched.pending.remove(k) {
+                        self.start(&mut sched, i, prep, changes[nodes[i].change], &recorded)?;
+                    }
+                } else {
+                    k += 1;
+                }
+            }
+            while sched.has_room() {
+                let Some(i) = ready.pop_front() else { break };
                 let node = &nodes[i];
                 if node.step == Step::Barrier {
                     release(i, &dependents, &mut remaining, &failed, &mut ready);
                     continue;
                 }
                 let change = changes[node.change];
-                if report.interrupted {
-                    report.not_started.push(change.address.clone());
-                    continue;
-                }
                 if node.step == Step::Delete && gone.contains(&change.address) {
                     // Its parent's delete removed it already.
                     report.destroyed += usize::from(change.action == Action::Delete);
@@ -365,47 +443,40 @@ impl Engine {
                         continue;
                     }
                 };
-                if let Some(key) = prep.keys.iter().find(|k| held.contains_key(*k)) {
-                    let holder = changes[nodes[held[key]].change].address.clone();
-                    self.emit(Event::Waiting {
-                        address: change.address.clone(),
-                        reason: WaitReason::LockKey {
-                            key: key.clone(),
-                            holder,
-                        },
-                    });
-                    blocked.push((i, prep));
+                if !sched.fits(&prep) {
+                    if let Some(key) = prep.keys.iter().find(|k| sched.held.contains_key(*k)) {
+                        let holder = changes[nodes[sched.held[key]].change].address.clone();
+                        self.emit(Event::Waiting {
+                            address: change.address.clone(),
+                            reason: WaitReason::LockKey {
+                                key: key.clone(),
+                                holder,
+                            },
+                        });
+                    }
+                    sched.pending.push_back((i, prep));
                     continue;
                 }
-                self.start(
-                    i,
-                    prep,
-                    &nodes,
-                    &changes,
-                    &run,
-                    &mut step_no,
-                    &global,
-                    &mut held,
-                    &mut in_flight,
-                    &mut tasks,
-                    &recorded,
-                )?;
+                self.start(&mut sched, i, prep, change, &recorded)?;
             }
-            if tasks.is_empty() {
-                if blocked.is_empty() || report.interrupted {
-                    report.not_started.extend(
-                        blocked
-                            .drain(..)
-                            .map(|(i, _)| changes[nodes[i].change].address.clone()),
-                    );
-                    break;
-                }
+            if sched.tasks.is_empty() && (ready.is_empty() || report.interrupted) {
+                // Anything still pending waits on nothing that runs: a lock key nobody
+                // holds cannot happen, so this is the end.
+                report.not_started.extend(
+                    sched
+                        .pending
+                        .drain(..)
+                        .map(|(i, _)| changes[nodes[i].change].address.clone()),
+                );
+                break;
+            }
+            if sched.tasks.is_empty() {
                 continue;
             }
             let joined = tokio::select! {
-                j = tasks.join_next() => j,
+                j = sched.tasks.join_next() => j,
                 _ = ticker.tick() => {
-                    for (&i, f) in &in_flight {
+                    for (&i, f) in &sched.in_flight {
                         let elapsed = f.started.elapsed();
                         if elapsed >= Duration::from_secs(10) {
                             let c = changes[nodes[i].change];
@@ -421,28 +492,26 @@ impl Engine {
                 }
                 _ = interrupt.abandon.cancelled() => {
                     // Stop waiting: their journal entries stay open for the next run.
-                    tasks.abort_all();
+                    sched.tasks.abort_all();
                     report.interrupted = true;
-                    report.abandoned = in_flight
+                    report.abandoned = sched
+                        .in_flight
                         .keys()
                         .map(|&i| changes[nodes[i].change].address.clone())
                         .collect();
                     report.not_started.extend(
-                        blocked.drain(..).map(|(i, _)| changes[nodes[i].change].address.clone()),
+                        sched.pending.drain(..).map(|(i, _)| changes[nodes[i].change].address.clone()),
                     );
-                    return Ok(());
+                    return Ok(BTreeMap::new());
                 }
                 _ = interrupt.stop.cancelled(), if !report.interrupted => continue,
             };
             let Some(joined) = joined else { break };
             let done = joined.map_err(|e| anyhow!("an apply task failed: {e}"))?;
             let i = done.step;
-            let Some(flight) = in_flight.remove(&i) else {
+            let Some(flight) = sched.finish(i) else {
                 bail!("apply lost track of a step");
             };
-            for k in &flight.keys {
-                held.remove(k);
-            }
             let node = &nodes[i];
             let change = changes[node.change];
             let op = operation(node.step, change);
@@ -563,14 +632,17 @@ impl Engine {
                     }
                 }
                 Err(e) => {
-                    if let Some(id) = flight.intent {
+                    // A call that stopped at a safe point because of an interrupt is not
+                    // over: its journal entry stays open, and the next run resumes it.
+                    let paused = e.kind == ErrorKind::Interrupted;
+                    if let Some(id) = flight.intent.filter(|_| !paused) {
                         writes.push(Write::CloseIntent {
                             id,
                             outcome: JournalOutcome::Failed(e.to_string()),
                         });
                     }
                     let mut msg = e.to_string();
-                    if done.created {
+                    if done.created && !paused {
                         msg.push_str("; the object was created and is recorded as tainted: the next apply replaces it");
                     }
                     self.emit(Event::Failed {
@@ -589,7 +661,10 @@ impl Engine {
                 release(i, &dependents, &mut remaining, &failed, &mut ready);
             }
         }
-        Ok(())
+        Ok(inst_values
+            .into_iter()
+            .filter(|(a, _)| is_data(a))
+            .collect())
     }
 
     /// What a step's call needs: its provider type, the object it aims for (planned again
@@ -633,7 +708,8 @@ impl Engine {
                 private: Vec::new(),
                 timeout,
                 keys: Vec::new(),
-                limit: p.limit.clone(),
+                provider: change.provider.clone(),
+                max_parallel: p.max_parallel,
             });
         }
         let rt = p.resource(&change.type_name)?.clone();
@@ -682,34 +758,27 @@ impl Engine {
             private,
             timeout,
             keys,
-            limit: p.limit.clone(),
+            provider: change.provider.clone(),
+            max_parallel: p.max_parallel,
         })
     }
 
     /// Journals a step's intent (naming the object a create will make) and hands it to its
     /// provider in a task.
-    #[allow(clippy::too_many_arguments)]
     fn start(
         &self,
+        sched: &mut Scheduler,
         i: usize,
         prep: Prepared,
-        nodes: &[StepNode],
-        changes: &[&Change],
-        run: &str,
-        step_no: &mut u64,
-        global: &Arc<tokio::sync::Semaphore>,
-        held: &mut HashMap<String, usize>,
-        in_flight: &mut HashMap<usize, Flight>,
-        tasks: &mut tokio::task::JoinSet<Done>,
+        change: &Change,
         recorded: &HashMap<String, ResourceState>,
     ) -> Result<()> {
-        let change = changes[nodes[i].change];
         let mut intent = None;
         if let Call::Resource(rt) = &prep.call {
-            *step_no += 1;
+            sched.step_no += 1;
             let id = IntentId {
-                run: run.to_string(),
-                step: *step_no,
+                run: sched.run.clone(),
+                step: sched.step_no,
             };
             let target = match prep.kind {
                 ChangeKind::Create => rt.create_target(&prep.planned),
@@ -730,21 +799,11 @@ impl Engine {
             })])?;
             intent = Some(id);
         }
-        for k in &prep.keys {
-            held.insert(k.clone(), i);
-        }
         self.emit(Event::Started {
             address: change.address.clone(),
             operation: prep.operation.clone(),
         });
-        in_flight.insert(
-            i,
-            Flight {
-                started: Instant::now(),
-                keys: prep.keys.clone(),
-                intent: intent.clone(),
-            },
-        );
+        sched.begin(i, &prep, intent.clone());
         let (record, is_recorded) = match (prep.kind.clone(), recorded.get(&change.address)) {
             (ChangeKind::Create, _) | (_, None) => (
                 ResourceState {
@@ -771,11 +830,8 @@ impl Engine {
             is_recorded,
         );
         let address = change.address.clone();
-        let global = global.clone();
         let cancel = self.interrupt.stop.clone();
-        tasks.spawn(async move {
-            let _g = global.acquire_owned().await;
-            let _p = prep.limit.clone().acquire_owned().await;
+        sched.tasks.spawn(async move {
             let started = Instant::now();
             let deadline = started + prep.timeout;
             let call = async {
@@ -929,7 +985,8 @@ impl Engine {
     }
 
     /// Records the output values, when they differ from what the state holds.
-    fn save_outputs(&self) -> Result<()> {
+    /// `data` holds the values of data blocks (they are not in the state).
+    fn save_outputs(&self, data: &BTreeMap<String, Value>) -> Result<()> {
         let recorded = self.state.resources()?;
         let mut secret = Secrets::default();
         for r in &recorded {
@@ -939,10 +996,11 @@ impl Engine {
                 .or_default()
                 .extend(r.sensitive.iter().cloned());
         }
-        let inst: BTreeMap<String, Value> = recorded
+        let mut inst: BTreeMap<String, Value> = recorded
             .into_iter()
             .map(|r| (r.address, r.attributes))
             .collect();
+        inst.extend(data.iter().map(|(k, v)| (k.clone(), v.clone())));
         let values = self.live_values(&inst).values;
         let locals = self.evaluate_locals(&values, &mut secret);
         let cfg = &self.ws.cfg;

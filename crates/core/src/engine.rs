@@ -95,6 +95,9 @@ pub struct Configured {
     pub capabilities: Capabilities,
     resources: HashMap<String, Arc<dyn ResourceType>>,
     data_sources: HashMap<String, Arc<dyn DataSource>>,
+    /// Most calls in flight at once for this provider.
+    pub max_parallel: usize,
+    /// The same bound for refresh reads.
     pub limit: Arc<tokio::sync::Semaphore>,
 }
 
@@ -267,6 +270,7 @@ impl Engine {
                 .into_iter()
                 .map(|d| (d.schema().type_name.to_string(), d))
                 .collect(),
+            max_parallel: session.limits.max_parallel.max(1),
             limit: Arc::new(tokio::sync::Semaphore::new(
                 session.limits.max_parallel.max(1),
             )),

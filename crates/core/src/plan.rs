@@ -1,7 +1,7 @@
 //! Planning: refresh the recorded objects, evaluate the configuration in dependency order,
 //! ask each provider for the planned object, and collect drift, conflicts and orphans.
 
-use crate::address::{instance_address, resource_of};
+use crate::address::{instance_address, is_data, resource_of};
 use crate::engine::{Configured, Engine};
 use crate::model::{
     Action, Change, ConflictReport, Drift, Mode, Orphan, OutputChange, Plan, PlanOptions,
@@ -713,10 +713,18 @@ impl Engine {
             ..Change::default()
         };
         change.sensitive.extend(ds.schema().sensitive_paths());
-        let value = if config.has_unknown() {
+        // As in Terraform: a data block that depends on a resource with changes in this plan
+        // is read after that change, during apply.
+        let deps_change = plan.changes.iter().any(|c| {
+            c.action != Action::NoOp && !is_data(&c.address) && ctx.deps.contains(&c.resource)
+        });
+        let value = if config.has_unknown() || deps_change {
             change.action = Action::Read;
-            change.reason =
-                Some("its configuration depends on values known only after apply".into());
+            change.reason = Some(if deps_change {
+                "it depends on a resource that changes in this plan".into()
+            } else {
+                "its configuration depends on values known only after apply".into()
+            });
             Value::Unknown
         } else {
             ds.read(&config)

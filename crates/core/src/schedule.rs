@@ -7,7 +7,7 @@
 
 use crate::address::type_of;
 use crate::model::{Action, Change};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -30,12 +30,12 @@ pub fn release(
     dependents: &[Vec<usize>],
     remaining: &mut [usize],
     failed: &[bool],
-    ready: &mut Vec<usize>,
+    ready: &mut VecDeque<usize>,
 ) {
     for &d in &dependents[i] {
         remaining[d] -= 1;
         if remaining[d] == 0 && !failed[d] {
-            ready.push(d);
+            ready.push_back(d);
         }
     }
 }
