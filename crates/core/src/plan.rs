@@ -725,7 +725,12 @@ impl Engine {
             } else {
                 "its configuration depends on values known only after apply".into()
             });
-            Value::Unknown
+            // What is configured is known; what the read returns is not, yet.
+            let mut planned = config.clone();
+            for a in ds.schema().attributes.iter().filter(|a| !a.settable()) {
+                planned.set(a.name, Value::Unknown);
+            }
+            planned
         } else {
             ds.read(&config)
                 .await
