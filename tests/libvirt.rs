@@ -557,3 +557,96 @@ fn a_lost_state_makes_every_leftover_a_conflict_and_each_type_imports() {
     w.ok(&with(&["destroy", "-auto-approve"], &vars), 0);
     assert!(domains_with(cluster).is_empty());
 }
+
+/// A pool, then `n` volumes and `n` domains (defined, not started) that use them.
+fn fleet(prefix: &str, n: usize) -> String {
+    format!(
+        r#"
+resource "libvirt_pool" "p" {{
+  name = "{prefix}"
+  path = "/var/lib/libvirt/images/{prefix}"
+}}
+
+resource "libvirt_volume" "disk" {{
+  count    = {n}
+  pool     = libvirt_pool.p.name
+  name     = "{prefix}-${{count.index}}.qcow2"
+  capacity = 1
+}}
+
+resource "libvirt_domain" "vm" {{
+  count   = {n}
+  name    = "{prefix}-${{count.index}}"
+  memory  = 64
+  running = false
+  disk {{
+    path = libvirt_volume.disk[count.index].path
+  }}
+}}
+"#
+    )
+}
+
+fn volumes_with(pool: &str) -> Vec<String> {
+    virsh(&["vol-list", pool])
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|v| !v.starts_with('.'))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_libvirt_apply_killed_at_many_points_always_converges() {
+    let prefix = "bt-conv";
+    let n = 24;
+    let _host = Host::new(prefix);
+    let w = Work::new();
+    w.write("main.hcl", &fleet(prefix, n));
+    // The whole apply takes a few hundred milliseconds: kill early and often.
+    let mut cut_short = 0;
+    for at in [40u64, 70, 100, 130, 160, 200, 250, 320] {
+        let mut child = w.spawn_quiet(&["apply", "-auto-approve", "-parallelism=6"]);
+        std::thread::sleep(Duration::from_millis(at));
+        let _ = child.kill();
+        let _ = child.wait();
+        cut_short += usize::from(domains_with(prefix).len() < n);
+        let plan = w.run(&["plan"]);
+        assert_ne!(
+            plan.code, 1,
+            "plan after a kill at {at} ms:\n{}{}",
+            plan.stdout, plan.stderr
+        );
+        assert!(!plan.stdout.contains("conflict"), "{}", plan.stdout);
+        // Nothing on the host that the state does not record.
+        let state = w.run(&["state", "list"]).stdout;
+        for d in domains_with(prefix) {
+            let i = d.trim_start_matches(&format!("{prefix}-"));
+            assert!(
+                state.contains(&format!("libvirt_domain.vm[{i}]")),
+                "domain {d} exists but is not recorded (kill at {at} ms):\n{state}"
+            );
+        }
+        for v in volumes_with(prefix) {
+            let i = v
+                .trim_start_matches(&format!("{prefix}-"))
+                .trim_end_matches(".qcow2");
+            assert!(
+                state.contains(&format!("libvirt_volume.disk[{i}]")),
+                "volume {v} exists but is not recorded (kill at {at} ms):\n{state}"
+            );
+        }
+    }
+    assert!(cut_short >= 3, "only {cut_short} kills came before the end");
+    w.ok(&["apply", "-auto-approve"], 0);
+    assert_eq!(domains_with(prefix).len(), n, "no duplicate, none missing");
+    assert_eq!(volumes_with(prefix).len(), n);
+    assert_eq!(
+        w.ok(&["state", "list"], 0).stdout.lines().count(),
+        2 * n + 1
+    );
+    w.ok(&["plan", "-detailed-exitcode"], 0);
+    w.ok(&["destroy", "-auto-approve"], 0);
+    assert!(domains_with(prefix).is_empty());
+}

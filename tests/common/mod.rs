@@ -85,6 +85,15 @@ impl Work {
         }
     }
 
+    /// Spawns with the output discarded (for runs that are killed and never read).
+    pub fn spawn_quiet(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ballast")
+    }
+
     pub fn spawn(&self, args: &[&str]) -> Child {
         self.command(args)
             .stdout(Stdio::piped())

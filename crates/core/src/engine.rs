@@ -279,3 +279,32 @@ impl Engine {
         Ok(configured)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_provider_that_is_not_compiled_in_is_named_with_its_remedy() {
+        let p = Providers::new(
+            Vec::new(),
+            vec![Missing {
+                name: "libvirt".into(),
+                type_prefixes: vec!["libvirt_".into()],
+                remedy: "rebuild it with the cargo feature \"libvirt\"".into(),
+            }],
+        );
+        let e = p.for_type("libvirt_domain").err().map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("the resource type \"libvirt_domain\" belongs to the libvirt provider, which this ballast was built without; rebuild it with the cargo feature \"libvirt\"")
+        );
+        let e = p.by_name("libvirt").err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.starts_with("provider \"libvirt\" belongs to")));
+        let e = p.for_type("nope_thing").err().map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("no provider offers the resource type \"nope_thing\"")
+        );
+    }
+}
