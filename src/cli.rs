@@ -578,10 +578,11 @@ pub async fn run(cli: Cli, ui: Arc<Ui>, interrupt: Interrupt) -> Result<i32> {
 /// Prints a plan: text, or one JSON document (`plan -json`, `drift -json`), or, when the
 /// terminal is in event-stream mode (`apply -json`), one `{"type": "plan"}` line.
 fn print_plan(ui: &Ui, plan: &Plan, json: bool) {
-    let doc = render_json::plan_json(plan);
     if ui.streams_json() {
+        let doc = render_json::plan_json(plan);
         ui.out(&serde_json::json!({"type": "plan", "plan": doc}).to_string());
     } else if json {
+        let doc = render_json::plan_json(plan);
         ui.out(&serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
         ui.out(&render::plan_text(plan, ui.style));

@@ -99,6 +99,17 @@ struct Scheduler {
     held: HashMap<String, usize>,
     /// Prepared steps waiting for a lock key or their provider's limit, in order.
     pending: VecDeque<(usize, Prepared)>,
+    /// Steps booked to start, and their intents, committed together by `launch`.
+    staged: Vec<Staged>,
+    intents: Vec<Write>,
+}
+
+/// A step booked to start once its intent is committed.
+struct Staged {
+    step: usize,
+    address: String,
+    prep: Prepared,
+    journal: Journal,
 }
 
 impl Scheduler {
@@ -112,6 +123,8 @@ impl Scheduler {
             per_provider: HashMap::new(),
             held: HashMap::new(),
             pending: VecDeque::new(),
+            staged: Vec::new(),
+            intents: Vec::new(),
         }
     }
 
@@ -401,7 +414,7 @@ impl Engine {
             while k < sched.pending.len() && sched.has_room() {
                 if sched.fits(&sched.pending[k].1) {
                     if let Some((i, prep)) = sched.pending.remove(k) {
-                        self.start(&mut sched, i, prep, changes[nodes[i].change], &recorded)?;
+                        self.stage(&mut sched, i, prep, changes[nodes[i].change], &recorded);
                     }
                 } else {
                     k += 1;
@@ -457,8 +470,9 @@ impl Engine {
                     sched.pending.push_back((i, prep));
                     continue;
                 }
-                self.start(&mut sched, i, prep, change, &recorded)?;
+                self.stage(&mut sched, i, prep, change, &recorded);
             }
+            self.launch(&mut sched)?;
             if sched.tasks.is_empty() && (ready.is_empty() || report.interrupted) {
                 // Anything still pending waits on nothing that runs: a lock key nobody
                 // holds cannot happen, so this is the end.
@@ -507,158 +521,170 @@ impl Engine {
                 _ = interrupt.stop.cancelled(), if !report.interrupted => continue,
             };
             let Some(joined) = joined else { break };
-            let done = joined.map_err(|e| anyhow!("an apply task failed: {e}"))?;
-            let i = done.step;
-            let Some(flight) = sched.finish(i) else {
-                bail!("apply lost track of a step");
-            };
-            let node = &nodes[i];
-            let change = changes[node.change];
-            let op = operation(node.step, change);
-            let mut writes = Vec::new();
-            match done.result {
-                Ok(applied) => {
-                    match (node.step, applied.object) {
-                        (Step::Barrier, _) => {}
-                        (Step::Delete, _) => {
-                            let replaced_already =
-                                change.create_before_destroy && change.action == Action::Replace;
-                            if !change.takeover && !replaced_already {
-                                writes.push(Write::RemoveResource(change.address.clone()));
-                                inst_values.remove(&change.address);
-                                live.forget(&change.address);
-                            }
-                            let mut removed = Vec::new();
-                            for o in &applied.cascaded {
-                                if let Some(addr) = by_id.get(&(o.type_name.clone(), o.id.clone()))
-                                {
-                                    if *addr != change.address && gone.insert(addr.clone()) {
-                                        writes.push(Write::RemoveResource(addr.clone()));
-                                        inst_values.remove(addr);
-                                        live.forget(addr);
-                                        removed.push(addr.clone());
+            // Every completion that is in already goes into one journal batch.
+            let mut batch = Vec::new();
+            let mut finished = Vec::new();
+            let mut next = Some(joined);
+            while let Some(joined) = next.take() {
+                let done = joined.map_err(|e| anyhow!("an apply task failed: {e}"))?;
+                let i = done.step;
+                let Some(flight) = sched.finish(i) else {
+                    bail!("apply lost track of a step");
+                };
+                let node = &nodes[i];
+                let change = changes[node.change];
+                let op = operation(node.step, change);
+                let mut writes = Vec::new();
+                match done.result {
+                    Ok(applied) => {
+                        match (node.step, applied.object) {
+                            (Step::Barrier, _) => {}
+                            (Step::Delete, _) => {
+                                let replaced_already = change.create_before_destroy
+                                    && change.action == Action::Replace;
+                                if !change.takeover && !replaced_already {
+                                    writes.push(Write::RemoveResource(change.address.clone()));
+                                    inst_values.remove(&change.address);
+                                    live.forget(&change.address);
+                                }
+                                let mut removed = Vec::new();
+                                for o in &applied.cascaded {
+                                    if let Some(addr) =
+                                        by_id.get(&(o.type_name.clone(), o.id.clone()))
+                                    {
+                                        if *addr != change.address && gone.insert(addr.clone()) {
+                                            writes.push(Write::RemoveResource(addr.clone()));
+                                            inst_values.remove(addr);
+                                            live.forget(addr);
+                                            removed.push(addr.clone());
+                                        }
                                     }
                                 }
-                            }
-                            if !removed.is_empty() {
-                                self.emit(Event::Cascaded {
-                                    address: change.address.clone(),
-                                    removed,
-                                });
-                            }
-                            if change.action == Action::Delete {
-                                report.destroyed += 1;
-                            }
-                            self.emit(Event::Completed {
-                                address: change.address.clone(),
-                                operation: op.clone(),
-                                elapsed: done.elapsed,
-                                id: None,
-                            });
-                        }
-                        (Step::Upsert, Some(v)) if change.action == Action::Read => {
-                            inst_values.insert(change.address.clone(), v.clone());
-                            live.set(&change.address, &v);
-                            self.emit(Event::Completed {
-                                address: change.address.clone(),
-                                operation: op.clone(),
-                                elapsed: done.elapsed,
-                                id: None,
-                            });
-                        }
-                        (Step::Upsert, Some(v)) => {
-                            let prior_private = recorded
-                                .get(&change.address)
-                                .filter(|_| {
-                                    matches!(change.action, Action::Update | Action::Repair)
-                                })
-                                .map(|r| r.private.clone())
-                                .unwrap_or_default();
-                            writes.push(Write::PutResource(ResourceState {
-                                address: change.address.clone(),
-                                type_name: change.type_name.clone(),
-                                provider: change.provider.clone(),
-                                id: v.get("id").as_str().map(str::to_string),
-                                attributes: v.clone(),
-                                sensitive: change.sensitive.clone(),
-                                dependencies: change.dependencies.clone(),
-                                tainted: false,
-                                private: applied
-                                    .private
-                                    .or(done.saved_private)
-                                    .unwrap_or(prior_private),
-                            }));
-                            inst_values.insert(change.address.clone(), v.clone());
-                            live.set(&change.address, &v);
-                            match change.action {
-                                Action::Update => report.changed += 1,
-                                Action::Repair => report.repaired += 1,
-                                Action::Replace => {
-                                    report.added += 1;
+                                if !removed.is_empty() {
+                                    self.emit(Event::Cascaded {
+                                        address: change.address.clone(),
+                                        removed,
+                                    });
+                                }
+                                if change.action == Action::Delete {
                                     report.destroyed += 1;
                                 }
-                                _ => report.added += 1,
+                                self.emit(Event::Completed {
+                                    address: change.address.clone(),
+                                    operation: op.clone(),
+                                    elapsed: done.elapsed,
+                                    id: None,
+                                });
                             }
-                            if let Some(msg) =
-                                self.postcondition_failures(change, &v, &mut live, &inst_values)
-                            {
-                                report.errors.push((change.address.clone(), msg));
+                            (Step::Upsert, Some(v)) if change.action == Action::Read => {
+                                inst_values.insert(change.address.clone(), v.clone());
+                                live.set(&change.address, &v);
+                                self.emit(Event::Completed {
+                                    address: change.address.clone(),
+                                    operation: op.clone(),
+                                    elapsed: done.elapsed,
+                                    id: None,
+                                });
+                            }
+                            (Step::Upsert, Some(v)) => {
+                                let prior_private = recorded
+                                    .get(&change.address)
+                                    .filter(|_| {
+                                        matches!(change.action, Action::Update | Action::Repair)
+                                    })
+                                    .map(|r| r.private.clone())
+                                    .unwrap_or_default();
+                                writes.push(Write::PutResource(ResourceState {
+                                    address: change.address.clone(),
+                                    type_name: change.type_name.clone(),
+                                    provider: change.provider.clone(),
+                                    id: v.get("id").as_str().map(str::to_string),
+                                    attributes: v.clone(),
+                                    sensitive: change.sensitive.clone(),
+                                    dependencies: change.dependencies.clone(),
+                                    tainted: false,
+                                    private: applied
+                                        .private
+                                        .or(done.saved_private)
+                                        .unwrap_or(prior_private),
+                                }));
+                                inst_values.insert(change.address.clone(), v.clone());
+                                live.set(&change.address, &v);
+                                match change.action {
+                                    Action::Update => report.changed += 1,
+                                    Action::Repair => report.repaired += 1,
+                                    Action::Replace => {
+                                        report.added += 1;
+                                        report.destroyed += 1;
+                                    }
+                                    _ => report.added += 1,
+                                }
+                                if let Some(msg) =
+                                    self.postcondition_failures(change, &v, &mut live, &inst_values)
+                                {
+                                    report.errors.push((change.address.clone(), msg));
+                                    failed[i] = true;
+                                }
+                                self.emit(Event::Completed {
+                                    address: change.address.clone(),
+                                    operation: op.clone(),
+                                    elapsed: done.elapsed,
+                                    id: v.get("id").as_str().map(str::to_string),
+                                });
+                            }
+                            (Step::Upsert, None) => {
+                                report.errors.push((
+                                    change.address.clone(),
+                                    "the provider returned no object".into(),
+                                ));
                                 failed[i] = true;
                             }
-                            self.emit(Event::Completed {
-                                address: change.address.clone(),
-                                operation: op.clone(),
-                                elapsed: done.elapsed,
-                                id: v.get("id").as_str().map(str::to_string),
+                        }
+                        if let Some(id) = flight.intent {
+                            writes.push(Write::CloseIntent {
+                                id,
+                                outcome: if failed[i] {
+                                    JournalOutcome::Failed("postcondition failed".into())
+                                } else {
+                                    JournalOutcome::Done
+                                },
                             });
                         }
-                        (Step::Upsert, None) => {
-                            report.errors.push((
-                                change.address.clone(),
-                                "the provider returned no object".into(),
-                            ));
-                            failed[i] = true;
+                    }
+                    Err(e) => {
+                        // A call that stopped at a safe point because of an interrupt is not
+                        // over: its journal entry stays open, and the next run resumes it.
+                        let paused = e.kind == ErrorKind::Interrupted;
+                        if let Some(id) = flight.intent.filter(|_| !paused) {
+                            writes.push(Write::CloseIntent {
+                                id,
+                                outcome: JournalOutcome::Failed(e.to_string()),
+                            });
                         }
-                    }
-                    if let Some(id) = flight.intent {
-                        writes.push(Write::CloseIntent {
-                            id,
-                            outcome: if failed[i] {
-                                JournalOutcome::Failed("postcondition failed".into())
-                            } else {
-                                JournalOutcome::Done
-                            },
+                        let mut msg = e.to_string();
+                        if done.created && !paused {
+                            msg.push_str("; the object was created and is recorded as tainted: the next apply replaces it");
+                        }
+                        self.emit(Event::Failed {
+                            address: change.address.clone(),
+                            operation: op,
+                            error: msg.clone(),
                         });
+                        report.errors.push((change.address.clone(), msg));
+                        failed[i] = true;
                     }
                 }
-                Err(e) => {
-                    // A call that stopped at a safe point because of an interrupt is not
-                    // over: its journal entry stays open, and the next run resumes it.
-                    let paused = e.kind == ErrorKind::Interrupted;
-                    if let Some(id) = flight.intent.filter(|_| !paused) {
-                        writes.push(Write::CloseIntent {
-                            id,
-                            outcome: JournalOutcome::Failed(e.to_string()),
-                        });
-                    }
-                    let mut msg = e.to_string();
-                    if done.created && !paused {
-                        msg.push_str("; the object was created and is recorded as tainted: the next apply replaces it");
-                    }
-                    self.emit(Event::Failed {
-                        address: change.address.clone(),
-                        operation: op,
-                        error: msg.clone(),
-                    });
-                    report.errors.push((change.address.clone(), msg));
-                    failed[i] = true;
-                }
+                batch.append(&mut writes);
+                finished.push(i);
+                next = sched.tasks.try_join_next();
             }
-            state.commit(writes)?;
-            if failed[i] {
-                skip_dependents(i, &dependents, &mut failed, &nodes, &changes, report);
-            } else {
-                release(i, &dependents, &mut remaining, &failed, &mut ready);
+            state.commit(batch)?;
+            for i in finished {
+                if failed[i] {
+                    skip_dependents(i, &dependents, &mut failed, &nodes, &changes, report);
+                } else {
+                    release(i, &dependents, &mut remaining, &failed, &mut ready);
+                }
             }
         }
         Ok(inst_values
@@ -763,16 +789,17 @@ impl Engine {
         })
     }
 
-    /// Journals a step's intent (naming the object a create will make) and hands it to its
-    /// provider in a task.
-    fn start(
+    /// Books a step to start: its intent (naming the object a create will make) goes into
+    /// the next journal batch, and its call waits in [`Scheduler::staged`] until that batch
+    /// is committed ([`Engine::launch`]).
+    fn stage(
         &self,
         sched: &mut Scheduler,
         i: usize,
         prep: Prepared,
         change: &Change,
         recorded: &HashMap<String, ResourceState>,
-    ) -> Result<()> {
+    ) {
         let mut intent = None;
         if let Call::Resource(rt) = &prep.call {
             sched.step_no += 1;
@@ -787,7 +814,7 @@ impl Engine {
                     .as_ref()
                     .and_then(|b| b.get("id").as_str().map(str::to_string)),
             };
-            self.state.commit(vec![Write::OpenIntent(Intent {
+            sched.intents.push(Write::OpenIntent(Intent {
                 id: id.clone(),
                 address: change.address.clone(),
                 type_name: change.type_name.clone(),
@@ -796,13 +823,9 @@ impl Engine {
                 planned: prep.planned.clone(),
                 target,
                 object_id: None,
-            })])?;
+            }));
             intent = Some(id);
         }
-        self.emit(Event::Started {
-            address: change.address.clone(),
-            operation: prep.operation.clone(),
-        });
         sched.begin(i, &prep, intent.clone());
         let (record, is_recorded) = match (prep.kind.clone(), recorded.get(&change.address)) {
             (ChangeKind::Create, _) | (_, None) => (
@@ -829,9 +852,40 @@ impl Engine {
             record,
             is_recorded,
         );
-        let address = change.address.clone();
+        sched.staged.push(Staged {
+            step: i,
+            address: change.address.clone(),
+            prep,
+            journal,
+        });
+    }
+
+    /// Commits the staged intents in one batch, then hands each staged step to its
+    /// provider: no call starts before its intent is in the journal.
+    fn launch(&self, sched: &mut Scheduler) -> Result<()> {
+        if sched.staged.is_empty() {
+            return Ok(());
+        }
+        self.state.commit(std::mem::take(&mut sched.intents))?;
+        for st in std::mem::take(&mut sched.staged) {
+            self.emit(Event::Started {
+                address: st.address.clone(),
+                operation: st.prep.operation.clone(),
+            });
+            self.spawn(&mut sched.tasks, st);
+        }
+        Ok(())
+    }
+
+    fn spawn(&self, tasks: &mut tokio::task::JoinSet<Done>, st: Staged) {
+        let Staged {
+            step: i,
+            address,
+            prep,
+            journal,
+        } = st;
         let cancel = self.interrupt.stop.clone();
-        sched.tasks.spawn(async move {
+        tasks.spawn(async move {
             let started = Instant::now();
             let deadline = started + prep.timeout;
             let call = async {
@@ -871,7 +925,6 @@ impl Engine {
                 saved_private: journal.saved_private(),
             }
         });
-        Ok(())
     }
 
     /// Checks a resource's postconditions against the object apply produced.

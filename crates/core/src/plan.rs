@@ -14,7 +14,7 @@ use ballast_lang::diag::{Diag, Diags};
 use ballast_lang::eval::Scope;
 use ballast_lang::graph::Node;
 use ballast_sdk::{conform, Discovered, PlanRequest, PlanResponse, ProviderError, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 /// What `moved` (from, to) and `removed` (forgotten addresses) blocks do to the state.
@@ -164,6 +164,39 @@ impl Engine {
         }
     }
 
+    /// Resources (and data blocks) whose values some expression reads: a graph node that
+    /// depends on them, a `check` assertion, or an `import` block's id.
+    fn read_resources(&self) -> HashSet<String> {
+        let g = &self.ws.graph;
+        let mut out: HashSet<String> = g
+            .deps
+            .iter()
+            .flatten()
+            .filter_map(|&d| match &g.nodes[d] {
+                Node::Resource(a) => Some(a.clone()),
+                _ => None,
+            })
+            .collect();
+        let cfg = &self.ws.cfg;
+        let exprs = cfg
+            .checks
+            .iter()
+            .flat_map(|c| &c.asserts)
+            .flat_map(|a| [&a.condition, &a.error_message])
+            .chain(cfg.imports.iter().map(|i| &i.id));
+        for e in exprs {
+            for r in ballast_lang::graph::refs(e) {
+                if let Some(n) = r.name {
+                    out.insert(match r.root.as_str() {
+                        "data" => format!("data.{n}"),
+                        t => format!("{t}.{n}"),
+                    });
+                }
+            }
+        }
+        out
+    }
+
     /// Resource addresses a resource depends on, through locals too.
     pub fn resource_deps(&self, resource: &str) -> Vec<String> {
         let g = &self.ws.graph;
@@ -217,20 +250,24 @@ impl Engine {
             forgets,
             ..Plan::default()
         };
-        for r in &state {
-            let now = current.get(&r.address).cloned().flatten();
-            if now.as_ref() != Some(&r.attributes) {
+        for r in &mut state {
+            let now = current.get(&r.address).and_then(Option::as_ref);
+            // From here on the refreshed object is the prior one: the recorded attributes
+            // are only kept where they drifted (10k objects, one copy fewer).
+            let recorded = std::mem::take(&mut r.attributes);
+            if now != Some(&recorded) {
                 plan.drift.push(Drift {
                     address: r.address.clone(),
                     type_name: r.type_name.clone(),
-                    before: r.attributes.clone(),
-                    after: now.clone(),
+                    before: recorded,
+                    after: now.cloned(),
                     sensitive: r.sensitive.clone(),
                 });
             }
-            if let Some(v) = now {
+            // Only a refresh-only apply records the refreshed objects.
+            if let (Some(v), Mode::RefreshOnly) = (now, opts.mode) {
                 plan.refreshed.push(ResourceState {
-                    attributes: v,
+                    attributes: v.clone(),
                     ..r.clone()
                 });
             }
@@ -291,7 +328,7 @@ impl Engine {
                 }
             }
             plan.changes.extend(deletes);
-            plan.orphans = self.orphans(&state, &plan).await?;
+            plan.orphans = self.orphans(&state, &current, &plan).await?;
         }
         if !opts.targets.is_empty() {
             self.apply_targets(&opts.targets, &mut plan)?;
@@ -325,20 +362,29 @@ impl Engine {
         Ok(())
     }
 
-    async fn orphans(&mut self, state: &[ResourceState], plan: &Plan) -> Result<Vec<Orphan>> {
-        let mut hints: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
+    /// Objects with this state's mark in neither the state nor the configuration. The
+    /// hints (recorded objects as refreshed, and planned ones) are borrowed, not copied.
+    async fn orphans(
+        &mut self,
+        state: &[ResourceState],
+        current: &HashMap<String, Option<Value>>,
+        plan: &Plan,
+    ) -> Result<Vec<Orphan>> {
+        let mut hints: BTreeMap<(String, String), Vec<&Value>> = BTreeMap::new();
         for r in state {
-            hints
-                .entry((r.provider.clone(), r.type_name.clone()))
-                .or_default()
-                .push(r.attributes.clone());
+            if let Some(Some(v)) = current.get(&r.address) {
+                hints
+                    .entry((r.provider.clone(), r.type_name.clone()))
+                    .or_default()
+                    .push(v);
+            }
         }
-        for c in &plan.changes {
+        for c in plan.changes.iter().filter(|c| !is_data(&c.address)) {
             if let Some(a) = &c.after {
                 hints
                     .entry((c.provider.clone(), c.type_name.clone()))
                     .or_default()
-                    .push(a.clone());
+                    .push(a);
             }
         }
         // Every type of every provider in use, even one no longer in state or configuration:
@@ -479,6 +525,9 @@ impl Engine {
             .map_err(|_| anyhow!("the dependency graph has a cycle"))?;
         let mut locals: HashMap<String, Value> = HashMap::new();
         let mut values: HashMap<String, Value> = HashMap::new();
+        // Only what something reads is kept for evaluation (a resource nothing refers to
+        // needs no second copy of its instances).
+        let read = self.read_resources();
         let mut secret = Secrets::default();
         let mut diags = Vec::new();
         let prior_outputs: HashMap<String, Value> = self
@@ -538,7 +587,9 @@ impl Engine {
                                 .flat_map(|c| c.sensitive.iter().cloned())
                                 .collect();
                             secret.attrs.insert(addr.clone(), marked);
-                            values.insert(addr, v);
+                            if read.contains(&addr) {
+                                values.insert(addr, v);
+                            }
                         }
                         Err(e) => match e.downcast::<Diags>() {
                             Ok(d) => {
@@ -782,7 +833,7 @@ impl Engine {
             );
         }
         let recorded = ctx.state.get(inst.address.as_str());
-        let mut prior = ctx.current.get(&inst.address).cloned().flatten();
+        let mut imported = None;
         let mut import_id = None;
         if recorded.is_none() {
             if let Some(id) = self.import_id_for(&inst.address, ctx.locals, ctx.values)? {
@@ -790,10 +841,14 @@ impl Engine {
                     .import(&id)
                     .await
                     .map_err(|e| anyhow!("importing {} from {id}: {e}", inst.address))?;
-                prior = Some(obj);
+                imported = Some(obj);
                 import_id = Some(id);
             }
         }
+        // Borrowed: a no-op keeps no copy of it.
+        let prior: Option<&Value> = imported
+            .as_ref()
+            .or_else(|| ctx.current.get(&inst.address).and_then(Option::as_ref));
         let tainted = recorded.is_some_and(|s| s.tainted);
         let forced = ctx
             .opts
@@ -814,7 +869,7 @@ impl Engine {
             resource: r.addr(),
             type_name: r.type_name.clone(),
             provider: ctx.key.to_string(),
-            before: prior.clone(),
+            before: prior.cloned(),
             sensitive: sensitive.iter().cloned().collect(),
             dependencies: ctx.deps.clone(),
             create_before_destroy: r.lifecycle.create_before_destroy,
@@ -823,7 +878,7 @@ impl Engine {
         };
         let mut conflicted = false;
         let requires;
-        match &prior {
+        match prior {
             Some(prior_v) => {
                 let resp = rt.plan(req(Some(prior_v))).await.map_err(pe)?;
                 change.notes = resp.notes.clone();
@@ -844,7 +899,7 @@ impl Engine {
                     };
                 } else {
                     requires = resp.requires.clone();
-                    change.action = match (&resp.repair, &resp.planned == prior_v) {
+                    change.action = match (&resp.repair, resp.planned == *prior_v) {
                         (Some(_), _) => Action::Repair,
                         (None, true) => Action::NoOp,
                         (None, false) => Action::Update,
@@ -857,6 +912,10 @@ impl Engine {
                         });
                     }
                     change.after = Some(resp.planned);
+                    // A no-op's before is its after: keep one copy (10k objects, 10k copies).
+                    if change.action == Action::NoOp && change.import_id.is_none() {
+                        change.before = None;
+                    }
                 }
             }
             None => {

@@ -172,7 +172,7 @@ impl Engine {
             None => {
                 let lineage = self.state.lineage();
                 let marked = rt
-                    .discover(std::slice::from_ref(&intent.planned))
+                    .discover(&[&intent.planned])
                     .await
                     .unwrap_or_default()
                     .into_iter()

@@ -481,14 +481,13 @@ impl StateStore for SqliteStore {
             let mut out = Vec::new();
             for row in rows {
                 let (address, type_name, provider, id, attrs, sens, deps, tainted, private) = row?;
-                let parse = |what: &str, text: &str| -> Result<serde_json::Value> {
-                    serde_json::from_str(text)
-                        .with_context(|| format!("the state entry {address} has unreadable {what}"))
-                };
+                let unreadable = |what: &str| format!("the state entry {address} has unreadable {what}");
                 out.push(ResourceState {
-                    attributes: Value::from_json(&parse("attributes", &attrs)?),
-                    sensitive: serde_json::from_value(parse("sensitive", &sens)?)?,
-                    dependencies: serde_json::from_value(parse("dependencies", &deps)?)?,
+                    attributes: serde_json::from_str::<Value>(&attrs)
+                        .with_context(|| unreadable("attributes"))?,
+                    sensitive: serde_json::from_str(&sens).with_context(|| unreadable("sensitive"))?,
+                    dependencies: serde_json::from_str(&deps)
+                        .with_context(|| unreadable("dependencies"))?,
                     address,
                     type_name,
                     provider,

@@ -54,14 +54,15 @@ impl ResourceType for DataType {
     async fn apply(
         &self,
         req: ApplyRequest<'_>,
-        ctx: &dyn ApplyContext,
+        _ctx: &dyn ApplyContext,
     ) -> Result<Applied, ProviderError> {
         match req.kind {
             ChangeKind::Delete => Ok(Applied::deleted()),
+            // Nothing exists outside the state, so there is nothing to record before the
+            // call returns: the engine records the result.
             ChangeKind::Create => {
                 let mut v = req.planned.clone();
                 v.set("id", Value::String(uuid::Uuid::new_v4().to_string()));
-                ctx.created(&v)?;
                 Ok(Applied::object(v))
             }
             ChangeKind::Update | ChangeKind::Repair(_) => Ok(Applied::object(req.planned.clone())),

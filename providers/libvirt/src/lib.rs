@@ -285,7 +285,7 @@ impl ResourceType for Typed {
         }
     }
 
-    async fn discover(&self, _hints: &[Value]) -> Result<Vec<Discovered>, ProviderError> {
+    async fn discover(&self, _hints: &[&Value]) -> Result<Vec<Discovered>, ProviderError> {
         match self.kind {
             Kind::Domain => blocking(&self.conn, domain::discover).await,
             Kind::Pool | Kind::Volume => {

@@ -269,7 +269,7 @@ pub trait ResourceType: Send + Sync {
 
     /// Lists objects in scope that carry an ownership mark. `hints` are the configured and
     /// recorded objects of this type, from which a provider may derive its scope.
-    async fn discover(&self, hints: &[Value]) -> Result<Vec<Discovered>, ProviderError> {
+    async fn discover(&self, hints: &[&Value]) -> Result<Vec<Discovered>, ProviderError> {
         let _ = hints;
         Ok(Vec::new())
     }

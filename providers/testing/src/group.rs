@@ -64,7 +64,7 @@ impl ResourceType for GroupType {
             .collect()
     }
 
-    async fn discover(&self, hints: &[Value]) -> Result<Vec<Discovered>, ProviderError> {
+    async fn discover(&self, hints: &[&Value]) -> Result<Vec<Discovered>, ProviderError> {
         let mut out = Vec::new();
         for h in hints {
             let Ok(entries) = std::fs::read_dir(

@@ -61,7 +61,7 @@ impl ResourceType for ObjectType {
         Ok(out)
     }
 
-    async fn discover(&self, hints: &[Value]) -> Result<Vec<Discovered>, ProviderError> {
+    async fn discover(&self, hints: &[&Value]) -> Result<Vec<Discovered>, ProviderError> {
         store::discover(&self.server, TYPE, hints, "object")
     }
 

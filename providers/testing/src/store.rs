@@ -90,7 +90,7 @@ pub fn remove(path: &Path) -> Result<(), ProviderError> {
 pub fn discover(
     server: &Server,
     type_name: &str,
-    hints: &[Value],
+    hints: &[&Value],
     kind: &str,
 ) -> Result<Vec<Discovered>, ProviderError> {
     let dirs: BTreeSet<PathBuf> = hints

@@ -197,7 +197,7 @@ impl ResourceType for TaskType {
         Ok(out)
     }
 
-    async fn discover(&self, hints: &[Value]) -> Result<Vec<Discovered>, ProviderError> {
+    async fn discover(&self, hints: &[&Value]) -> Result<Vec<Discovered>, ProviderError> {
         store::discover(&self.server, TYPE, hints, "task")
     }
 
