@@ -250,6 +250,10 @@ impl EventSink for Ui {
             Event::Started { address, operation } => {
                 let (start, _, _) = verbs(&operation);
                 self.status(&format!("{address}: {start}"));
+                if self.tty {
+                    // A live line per resource in flight, with its elapsed time.
+                    self.bar(&address).set_message(start);
+                }
             }
             Event::Progress {
                 address,

@@ -161,7 +161,15 @@ fn kcli_cluster_lifecycle_with_power_and_memory_drift() {
     virsh_ok(&["destroy", "bt-kcli-worker-1"]);
     let drift = w.ok(&with(&["drift"], &vars), 2);
     assert_snapshot!("libvirt_power_drift", drift.text(&w));
-    w.ok(&with(&["apply", "-auto-approve"], &vars), 0);
+    // The plan proposes the provider's repair: start it.
+    let repair = w.ok(&with(&["plan"], &vars), 0);
+    assert_snapshot!("libvirt_power_repair_plan", repair.text(&w));
+    let started = w.ok(&with(&["apply", "-auto-approve"], &vars), 0);
+    assert!(
+        started.stdout.contains("0 destroyed, 1 repaired."),
+        "{}",
+        started.stdout
+    );
     assert_eq!(running_with(cluster), all);
 
     // Memory changed outside (persistent definition): drift shows the diff.
@@ -649,4 +657,71 @@ fn a_libvirt_apply_killed_at_many_points_always_converges() {
     w.ok(&["plan", "-detailed-exitcode"], 0);
     w.ok(&["destroy", "-auto-approve"], 0);
     assert!(domains_with(prefix).is_empty());
+}
+
+#[test]
+fn data_blocks_look_up_pools_volumes_and_domains_another_team_manages() {
+    let prefix = "bt-data";
+    let _host = Host::new(prefix);
+    // Made outside this configuration (by virsh): a pool with a volume, and a domain.
+    let dir = format!("/var/lib/libvirt/images/{prefix}");
+    virsh_ok(&["pool-define-as", prefix, "dir", "--target", &dir]);
+    virsh_ok(&["pool-build", prefix]);
+    virsh_ok(&["pool-start", prefix]);
+    virsh_ok(&[
+        "vol-create-as",
+        prefix,
+        "base.qcow2",
+        "4M",
+        "--format",
+        "qcow2",
+    ]);
+    let w = Work::new();
+    w.write(
+        "main.hcl",
+        &format!(
+            r#"
+data "libvirt_pool" "shared" {{
+  name = "{prefix}"
+}}
+
+data "libvirt_volume" "base" {{
+  pool = data.libvirt_pool.shared.name
+  name = "base.qcow2"
+}}
+
+output "pool_path" {{
+  value = data.libvirt_pool.shared.path
+}}
+
+output "base" {{
+  value = "${{data.libvirt_volume.base.path}} ${{data.libvirt_volume.base.format}}"
+}}
+"#
+        ),
+    );
+    let plan = w.ok(&["plan"], 0);
+    assert!(
+        plan.stdout.contains(&format!("pool_path = \"{dir}\"")),
+        "{}",
+        plan.stdout
+    );
+    w.ok(&["apply", "-auto-approve"], 0);
+    assert_eq!(w.ok(&["output", "pool_path"], 0).stdout, format!("{dir}\n"));
+    assert_eq!(
+        w.ok(&["output", "base"], 0).stdout,
+        format!("{dir}/base.qcow2 qcow2\n")
+    );
+    w.write(
+        "main.hcl",
+        "data \"libvirt_domain\" \"nope\" {\n  name = \"bt-data-missing\"\n}\n",
+    );
+    let missing = w.ok(&["plan"], 1);
+    assert!(
+        missing
+            .stderr
+            .contains("reading data.libvirt_domain.nope: no domain bt-data-missing"),
+        "{}",
+        missing.stderr
+    );
 }
