@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::Work;
+use common::{slow_objects, Work};
 use insta::assert_snapshot;
 use std::time::{Duration, Instant};
 
@@ -198,24 +198,7 @@ fn injected_failure_leaves_a_tainted_resource_that_is_replaced() {
         .ok(&["state", "show", "test_object.flaky"], 0)
         .stdout
         .contains("(tainted)"));
-    assert_eq!(
-        w.ok(&["plan", "-detailed-exitcode"], 0).stdout.trim(),
-        "No changes. The real state matches the configuration."
-    );
-}
-
-fn slow_objects(n: usize, delay_ms: u64) -> String {
-    format!(
-        r#"
-resource "test_object" "slow" {{
-  count    = {n}
-  dir      = "objects"
-  name     = "slow-${{count.index}}"
-  value    = count.index
-  delay_ms = {delay_ms}
-}}
-"#
-    )
+    w.assert_converged();
 }
 
 fn count_objects(w: &Work) -> usize {
@@ -250,10 +233,7 @@ fn sigkill_mid_apply_then_the_next_run_converges() {
     assert_eq!(count_objects(&w), 6, "no duplicate, none missing");
     let listed = w.ok(&["state", "list"], 0).stdout;
     assert_eq!(listed.lines().count(), 6, "{listed}");
-    assert_eq!(
-        w.ok(&["plan", "-detailed-exitcode"], 0).stdout.trim(),
-        "No changes. The real state matches the configuration."
-    );
+    w.assert_converged();
 }
 
 #[test]

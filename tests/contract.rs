@@ -167,10 +167,7 @@ fn a_first_interrupt_stops_new_changes_and_the_next_run_resumes_the_waits() {
     assert_eq!(task_id(&w, "t0"), id0, "resumed, not replaced");
     assert_eq!(task_id(&w, "t1"), id1, "resumed, not replaced");
     assert_eq!(files(&w, "objs"), 4);
-    assert_eq!(
-        w.ok(&["plan", "-detailed-exitcode"], 0).stdout.trim(),
-        "No changes. The real state matches the configuration."
-    );
+    w.assert_converged();
 }
 
 #[test]
@@ -201,10 +198,7 @@ fn a_second_interrupt_stops_waiting_and_the_next_run_settles_what_was_in_flight(
         r.stderr
     );
     assert_eq!(files(&w, "objs"), 2, "no second object");
-    assert_eq!(
-        w.ok(&["plan", "-detailed-exitcode"], 0).stdout.trim(),
-        "No changes. The real state matches the configuration."
-    );
+    w.assert_converged();
 }
 
 #[test]
@@ -220,10 +214,7 @@ fn killed_during_a_task_wait_the_next_run_resumes_it_instead_of_replacing_it() {
     let r = w.ok(&["apply", "-auto-approve"], 0);
     assert!(r.stderr.contains("resumed the wait"), "{}", r.stderr);
     assert_eq!(task_id(&w, "t0"), id, "the same task, not a second object");
-    assert_eq!(
-        w.ok(&["plan", "-detailed-exitcode"], 0).stdout.trim(),
-        "No changes. The real state matches the configuration."
-    );
+    w.assert_converged();
 }
 
 #[test]
@@ -324,10 +315,7 @@ fn a_broken_object_is_repaired_by_its_providers_repair_action() {
         "{}",
         r.stderr
     );
-    assert_eq!(
-        w.ok(&["plan", "-detailed-exitcode"], 0).stdout.trim(),
-        "No changes. The real state matches the configuration."
-    );
+    w.assert_converged();
 }
 
 #[test]
@@ -394,10 +382,7 @@ output "copied" {
         r.stderr
     );
     assert_eq!(w.ok(&["output", "copied"], 0).stdout, "HELLO\n");
-    assert_eq!(
-        w.ok(&["plan", "-detailed-exitcode"], 0).stdout.trim(),
-        "No changes. The real state matches the configuration."
-    );
+    w.assert_converged();
     w.write("motd.txt", "changed\n");
     let p = w.ok(&["plan"], 0);
     assert!(

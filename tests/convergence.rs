@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::Work;
+use common::{slow_objects, Work};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -106,23 +106,7 @@ fn a_large_local_file_apply_killed_at_many_points_always_converges() {
     assert!(!last.stdout.contains("conflict"), "{}", last.stdout);
     assert_eq!(on_disk(&w).len(), n, "no duplicate, none missing");
     assert_eq!(recorded(&w).len(), n);
-    assert_eq!(
-        w.ok(&["plan", "-detailed-exitcode"], 0).stdout.trim(),
-        "No changes. The real state matches the configuration."
-    );
-}
-
-fn slow_objects(n: usize, delay_ms: u64) -> String {
-    format!(
-        r#"
-resource "test_object" "slow" {{
-  count    = {n}
-  dir      = "objects"
-  name     = "slow-${{count.index}}"
-  delay_ms = {delay_ms}
-}}
-"#
-    )
+    w.assert_converged();
 }
 
 fn wait_until_locked(w: &Work) -> std::process::Child {

@@ -113,6 +113,14 @@ impl Work {
         r
     }
 
+    /// Asserts that a plan now finds nothing to do.
+    pub fn assert_converged(&self) {
+        assert_eq!(
+            self.ok(&["plan", "-detailed-exitcode"], 0).stdout.trim(),
+            "No changes. The real state matches the configuration."
+        );
+    }
+
     pub fn scrub(&self, text: &str) -> String {
         let dir = self.path().display().to_string();
         let mut s = text.replace(&dir, "[DIR]");
@@ -153,5 +161,20 @@ fn replace_hex64(s: &str) -> String {
         |b| b.len() >= 64 && b[..64].iter().all(|c| c.is_ascii_hexdigit()),
         64,
         "[SHA256]",
+    )
+}
+
+/// `n` test objects whose create waits `delay_ms` after the object exists.
+pub fn slow_objects(n: usize, delay_ms: u64) -> String {
+    format!(
+        r#"
+resource "test_object" "slow" {{
+  count    = {n}
+  dir      = "objects"
+  name     = "slow-${{count.index}}"
+  value    = count.index
+  delay_ms = {delay_ms}
+}}
+"#
     )
 }

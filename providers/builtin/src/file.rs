@@ -224,11 +224,6 @@ impl ResourceType for FileType {
         Ok(resp)
     }
 
-    /// The file's path: a crash between writing it and recording it finds it again.
-    fn create_target(&self, planned: &Value) -> Option<String> {
-        planned.get("id").as_str().map(str::to_string)
-    }
-
     async fn apply(
         &self,
         req: ApplyRequest<'_>,

@@ -284,10 +284,10 @@ pub trait ResourceType: Send + Sync {
 
     /// The ID `import` would take for the object a create of `planned` makes, when it is
     /// known before the call (a name, a path). It is journaled before the call, so that a
-    /// crash between the create and its record is found again and adopted.
+    /// crash between the create and its record is found again and adopted. By default, the
+    /// planned `id` when the plan knows it.
     fn create_target(&self, planned: &Value) -> Option<String> {
-        let _ = planned;
-        None
+        planned.get("id").as_str().map(str::to_string)
     }
 
     /// Lock keys: changes that share one run one at a time ("every child of this load

@@ -107,10 +107,6 @@ impl ResourceType for GroupType {
         Ok(resp)
     }
 
-    fn create_target(&self, planned: &Value) -> Option<String> {
-        planned.get("id").as_str().map(str::to_string)
-    }
-
     async fn apply(
         &self,
         req: ApplyRequest<'_>,

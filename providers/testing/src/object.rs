@@ -50,15 +50,11 @@ impl ResourceType for ObjectType {
     }
 
     async fn read_many(&self, objects: &[Value]) -> Result<Vec<Option<Value>>, ProviderError> {
-        let mut out = Vec::with_capacity(objects.len());
-        for prior in objects {
-            out.push(store::load(&self.server.file_of(prior))?.map(|doc| {
-                let mut v = prior.clone();
-                v.set("value", Value::from_json(&doc["value"]));
-                v
-            }));
-        }
-        Ok(out)
+        store::read_each(&self.server, objects, |prior, doc| {
+            let mut v = prior.clone();
+            v.set("value", Value::from_json(&doc["value"]));
+            v
+        })
     }
 
     async fn discover(&self, hints: &[&Value]) -> Result<Vec<Discovered>, ProviderError> {
@@ -74,10 +70,6 @@ impl ResourceType for ObjectType {
             resp.conflict = store::conflict("test object", &path, req.prior);
         }
         Ok(resp)
-    }
-
-    fn create_target(&self, planned: &Value) -> Option<String> {
-        planned.get("id").as_str().map(str::to_string)
     }
 
     async fn apply(

@@ -40,6 +40,19 @@ impl Server {
     }
 }
 
+/// Reads each recorded object's document: `None` where it is gone, else what `shown`
+/// makes of the recorded attributes and the document.
+pub fn read_each(
+    server: &Server,
+    objects: &[Value],
+    shown: impl Fn(&Value, &serde_json::Value) -> Value,
+) -> Result<Vec<Option<Value>>, ProviderError> {
+    objects
+        .iter()
+        .map(|prior| Ok(load(&server.file_of(prior))?.map(|doc| shown(prior, &doc))))
+        .collect()
+}
+
 pub fn load(path: &Path) -> Result<Option<serde_json::Value>, ProviderError> {
     match fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {

@@ -190,11 +190,7 @@ impl ResourceType for TaskType {
     }
 
     async fn read_many(&self, objects: &[Value]) -> Result<Vec<Option<Value>>, ProviderError> {
-        let mut out = Vec::with_capacity(objects.len());
-        for prior in objects {
-            out.push(store::load(&self.server.file_of(prior))?.map(|doc| self.shown(prior, &doc)));
-        }
-        Ok(out)
+        store::read_each(&self.server, objects, |prior, doc| self.shown(prior, doc))
     }
 
     async fn discover(&self, hints: &[&Value]) -> Result<Vec<Discovered>, ProviderError> {
@@ -236,10 +232,6 @@ impl ResourceType for TaskType {
             });
         }
         Ok(resp)
-    }
-
-    fn create_target(&self, planned: &Value) -> Option<String> {
-        planned.get("id").as_str().map(str::to_string)
     }
 
     fn lock_keys(&self, req: &ApplyRequest<'_>) -> Vec<String> {
