@@ -330,6 +330,9 @@ impl StateStore for SqliteStore {
         Ok(Some(Head { lineage, serial }))
     }
 
+    /// Creates the state atomically: a complete database is built beside the final path and
+    /// then linked into place, so a process killed at any point leaves either no state or a
+    /// whole one (never an empty file that later runs would have to refuse).
     fn create(&self, lineage: &str) -> Result<()> {
         let mut guard = self.db();
         if guard.is_some() {
@@ -345,32 +348,48 @@ impl StateStore for SqliteStore {
                     .with_context(|| format!("cannot create {}", dir.display()))?;
             }
         }
-        // Create the file ourselves so that it is 0600 from the first byte; never truncate.
+        let mut tmp = path.to_path_buf().into_os_string();
+        tmp.push(format!(".creating-{}", std::process::id()));
+        let tmp = PathBuf::from(tmp);
+        let _ = std::fs::remove_file(&tmp);
+        // Created ourselves so that it is 0600 from the first byte.
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(path)
-            .with_context(|| format!("cannot create the state file {}", path.display()))?;
+            .open(&tmp)
+            .with_context(|| format!("cannot create the state file {}", tmp.display()))?;
+        let built = (|| -> Result<()> {
+            let conn =
+                Connection::open(&tmp).with_context(|| format!("cannot open {}", tmp.display()))?;
+            let tx = conn.unchecked_transaction()?;
+            for m in MIGRATIONS {
+                tx.execute_batch(m)?;
+            }
+            for (k, v) in [
+                ("format", FORMAT.to_string()),
+                ("schema_version", SCHEMA_VERSION.to_string()),
+                ("lineage", lineage.to_string()),
+                ("serial", "0".to_string()),
+            ] {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                    params![k, v],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        // A link never replaces an existing file: a state someone else created wins.
+        let linked = built.and_then(|()| {
+            std::fs::hard_link(&tmp, path)
+                .with_context(|| format!("cannot create the state file {}", path.display()))
+        });
+        let _ = std::fs::remove_file(&tmp);
+        linked?;
         let conn =
             Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         pragmas(&conn)?;
-        let tx = conn.unchecked_transaction()?;
-        for m in MIGRATIONS {
-            tx.execute_batch(m)?;
-        }
-        for (k, v) in [
-            ("format", FORMAT.to_string()),
-            ("schema_version", SCHEMA_VERSION.to_string()),
-            ("lineage", lineage.to_string()),
-            ("serial", "0".to_string()),
-        ] {
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
-                params![k, v],
-            )?;
-        }
-        tx.commit()?;
         *guard = Some(conn);
         Ok(())
     }
@@ -621,6 +640,26 @@ mod tests {
         assert!(err.contains("is locked by"), "{err}");
         a.unlock().unwrap();
         b.lock(&request("plan"), Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn a_kill_while_the_state_is_created_leaves_no_empty_file_to_refuse() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let s = SqliteStore::open(&path).unwrap();
+        s.create("lin").unwrap();
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| n.contains("creating"))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
+        let again = SqliteStore::open(&path).unwrap();
+        assert_eq!(again.head().unwrap().map(|h| h.lineage), Some("lin".into()));
+        // A second create (another process got there first) is refused, and leaves it be.
+        let other = SqliteStore::at(&path);
+        assert!(other.create("other").is_err());
+        assert_eq!(again.head().unwrap().map(|h| h.lineage), Some("lin".into()));
     }
 
     #[test]
