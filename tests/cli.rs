@@ -653,3 +653,20 @@ fn provider_aliases_are_configured_and_recorded() {
         r.stderr
     );
 }
+
+#[test]
+fn a_plan_file_of_another_format_version_is_refused_by_name() {
+    let w = Work::new();
+    w.write("main.hcl", MOTD);
+    w.write(
+        "old.plan",
+        r#"{"format": "ballast-plan", "version": 1, "vars": {}, "plan": {"changes": []}}"#,
+    );
+    let r = w.ok(&["apply", "old.plan"], 1);
+    assert!(
+        r.stderr.contains("old.plan is a plan in format version 1 (written by an older ballast); this ballast (0.1.0) reads version 2 only. Make a new plan with this ballast"),
+        "{}",
+        r.stderr
+    );
+    assert!(!w.file(".ballast/state.db").exists(), "nothing was applied");
+}

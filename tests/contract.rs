@@ -394,3 +394,116 @@ output "copied" {
         p.stdout
     );
 }
+
+fn with_volumes(volumes: &[(&str, i64)]) -> String {
+    let blocks: String = volumes
+        .iter()
+        .map(|(storage, size)| {
+            format!(
+                "  volume {{\n    storage = \"{storage}\"\n    size    = {size}\n    key     = \"s3cret-{storage}\"\n  }}\n"
+            )
+        })
+        .collect();
+    format!("resource \"test_task\" \"vm\" {{\n  dir  = \"objs\"\n  name = \"vm\"\n{blocks}}}\n")
+}
+
+#[test]
+fn nested_blocks_keep_computed_values_hide_sensitive_ones_and_force_replacement_where_declared() {
+    let w = Work::new();
+    w.write("main.hcl", &with_volumes(&[("local", 8), ("ceph", 16)]));
+    let created = w.ok(&["apply", "-auto-approve"], 0);
+    assert!(!created.stdout.contains("s3cret"), "{}", created.stdout);
+    let doc: serde_json::Value = serde_json::from_str(&w.read("objs/vm.json")).expect("a document");
+    let serial0 = doc["volumes"][0]["serial"]
+        .as_str()
+        .expect("a serial")
+        .to_string();
+    w.assert_converged();
+
+    // A size grows in place; the computed serial of the volume stays.
+    w.write("main.hcl", &with_volumes(&[("local", 32), ("ceph", 16)]));
+    let grow = w.ok(&["plan"], 0);
+    assert!(
+        grow.stdout
+            .contains("# test_task.vm will be updated in-place"),
+        "{}",
+        grow.stdout
+    );
+    assert!(!grow.stdout.contains("s3cret"), "{}", grow.stdout);
+    assert!(grow.stdout.contains("(sensitive value)"), "{}", grow.stdout);
+    w.ok(&["apply", "-auto-approve"], 0);
+    let doc: serde_json::Value = serde_json::from_str(&w.read("objs/vm.json")).expect("a document");
+    assert_eq!(doc["volumes"][0]["serial"].as_str(), Some(serial0.as_str()));
+    assert_eq!(doc["volumes"][0]["size"], 32);
+
+    // Moving a volume to another storage cannot be done in place: the path says which.
+    w.write("main.hcl", &with_volumes(&[("local", 32), ("nfs", 16)]));
+    let plan = w.ok(&["plan", "-json"], 0);
+    let j: serde_json::Value = serde_json::from_str(&plan.stdout).expect("JSON");
+    let change = &j["changes"][0];
+    assert_eq!(change["action"], "replace");
+    assert_eq!(change["replace_because"][0], "volume[1].storage");
+    assert_eq!(change["after"]["volume"][1]["key"], "(sensitive value)");
+    assert!(!plan.stdout.contains("s3cret"));
+    // State show redacts at depth too.
+    let shown = w.ok(&["state", "show", "test_task.vm"], 0).stdout;
+    assert!(!shown.contains("s3cret"), "{shown}");
+}
+
+#[test]
+fn nested_problems_point_at_the_nested_attribute() {
+    let w = Work::new();
+    w.write(
+        "main.hcl",
+        "resource \"test_task\" \"vm\" {\n  dir  = \"objs\"\n  name = \"vm\"\n  volume {\n    storage = \"local\"\n  }\n  volume {\n    size   = \"big\"\n    serial = \"mine\"\n  }\n}\n",
+    );
+    assert_snapshot!("nested_problems", w.ok(&["plan"], 1).text(&w));
+}
+
+#[test]
+fn data_blocks_take_for_each_and_depends_on() {
+    let w = Work::new();
+    w.write("a.txt", "A");
+    w.write("b.txt", "B");
+    w.write(
+        "main.hcl",
+        r#"
+data "local_file" "each" {
+  for_each = toset(["a", "b"])
+  filename = "${each.key}.txt"
+}
+
+resource "ballast_data" "first" {
+  input = 1
+}
+
+data "local_file" "after" {
+  depends_on = [ballast_data.first]
+  filename   = "a.txt"
+}
+
+output "joined" {
+  value = join(",", [for k, f in data.local_file.each : f.content])
+}
+
+output "after" {
+  value = data.local_file.after.content
+}
+"#,
+    );
+    let plan = w.ok(&["plan"], 0);
+    assert!(
+        plan.stdout
+            .contains("# data.local_file.after will be read during apply"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("+ joined = \"A,B\""),
+        "{}",
+        plan.stdout
+    );
+    w.ok(&["apply", "-auto-approve"], 0);
+    assert_eq!(w.ok(&["output", "after"], 0).stdout, "A\n");
+    w.assert_converged();
+}

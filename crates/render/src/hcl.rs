@@ -1,6 +1,6 @@
 //! HCL written for people: resource blocks to paste after an import, and state entries.
 
-use crate::text::{block_header, SENSITIVE};
+use crate::text::block_header;
 use ballast_core::model::ResourceState;
 use ballast_sdk::{AttrSchema, BlockSchema, ResourceSchema, Value};
 
@@ -48,16 +48,12 @@ fn body_of(
 pub fn state_block(r: &ResourceState) -> String {
     let (t, n) = block_header(&r.address, &r.type_name);
     let mut block = hcl::Block::builder("resource").add_label(t).add_label(n);
-    if let Value::Map(m) = &r.attributes {
-        for (k, v) in m {
-            if v.is_null() {
+    // Sensitive values are redacted at any depth (`cloud_init.password`, `volume.*.key`).
+    if let Value::Map(m) = ballast_sdk::paths::redact(&r.attributes, &r.sensitive) {
+        for (k, shown) in m {
+            if shown.is_null() {
                 continue;
             }
-            let shown = if r.sensitive.contains(k) {
-                Value::from(SENSITIVE)
-            } else {
-                v.clone()
-            };
             match hcl::to_expression(shown.to_json()) {
                 Ok(e) => block = block.add_attribute((k.as_str(), e)),
                 Err(_) => block = block.add_attribute((k.as_str(), shown.to_string())),

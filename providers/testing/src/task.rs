@@ -7,9 +7,9 @@ use crate::store::{self, Server};
 use async_trait::async_trait;
 use ballast_sdk::retry::{retry_within, wait_until, Backoff};
 use ballast_sdk::{
-    Applied, ApplyContext, ApplyRequest, AttrSchema, AttrType, CancellationToken, ChangeKind,
-    Discovered, ErrorKind, PlanRequest, PlanResponse, Progress, ProviderError, Repair, Requirement,
-    ResourceSchema, ResourceType, ResumeRequest, Timeouts, Value,
+    Applied, ApplyContext, ApplyRequest, AttrSchema, AttrType, BlockSchema, CancellationToken,
+    ChangeKind, Discovered, ErrorKind, Nesting, PlanRequest, PlanResponse, Progress, ProviderError,
+    Repair, Requirement, ResourceSchema, ResourceType, ResumeRequest, Timeouts, Value,
 };
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -41,6 +41,22 @@ pub fn schema() -> ResourceSchema {
                 .describe("ready, pending (its task runs) or error"),
         ],
     )
+    .blocks(vec![BlockSchema::new(
+        "volume",
+        Nesting::List,
+        vec![
+            AttrSchema::required("storage", AttrType::String)
+                .forces_replacement()
+                .describe("where the volume lives: moving it means a new object"),
+            AttrSchema::optional("size", AttrType::Number)
+                .default(1i64)
+                .describe("grows in place"),
+            AttrSchema::optional("key", AttrType::String)
+                .sensitive()
+                .describe("an encryption key"),
+            AttrSchema::computed("serial", AttrType::String).describe("given by the server"),
+        ],
+    )])
     .import_id("the object's file path")
     .timeouts(Timeouts {
         create: Duration::from_secs(60),
@@ -58,6 +74,31 @@ fn now_ms() -> u64 {
 
 fn num(v: &Value, key: &str) -> u64 {
     v.get(key).as_f64().unwrap_or(0.0).max(0.0) as u64
+}
+
+/// The planned volumes as the server keeps them: a volume keeps the serial it had at its
+/// position; a new one gets one.
+fn volumes(planned: &Value, before: &serde_json::Value) -> serde_json::Value {
+    let Value::List(items) = planned.get("volume") else {
+        return serde_json::Value::Array(Vec::new());
+    };
+    let made = items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let serial = before[i]["serial"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("vol-{}", &uuid::Uuid::new_v4().to_string()[..8]));
+            serde_json::json!({
+                "storage": v.get("storage").to_json(),
+                "size": v.get("size").to_json(),
+                "key": v.get("key").to_json(),
+                "serial": serial,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(made)
 }
 
 pub struct TaskType {
@@ -78,6 +119,11 @@ impl TaskType {
     fn shown(&self, prior: &Value, doc: &serde_json::Value) -> Value {
         let mut v = prior.clone();
         v.set("value", Value::from_json(&doc["value"]));
+        let volumes = match &doc["volumes"] {
+            serde_json::Value::Null => Value::List(Vec::new()),
+            other => Value::from_json(other),
+        };
+        v.set("volume", volumes);
         let status = if doc["broken"].as_bool() == Some(true) {
             "error"
         } else if doc["task"]["done_at_ms"].as_u64().unwrap_or(0) > now_ms() {
@@ -262,6 +308,7 @@ impl ResourceType for TaskType {
                     ProviderError::not_found(format!("{} is gone", path.display()))
                 })?;
                 doc["value"] = req.planned.get("value").to_json();
+                doc["volumes"] = volumes(req.planned, &doc["volumes"]);
                 doc["broken"] = serde_json::Value::Bool(false);
                 store::save(&path, &doc, false)?;
                 Ok(Applied::object(self.shown(req.planned, &doc)))
@@ -274,6 +321,7 @@ impl ResourceType for TaskType {
                 let doc = serde_json::json!({
                     "kind": "task",
                     "value": req.planned.get("value").to_json(),
+                    "volumes": volumes(req.planned, &serde_json::Value::Null),
                     "mark": self.server.mark(req.address),
                     "task": {
                         "id": task,
@@ -348,6 +396,7 @@ impl ResourceType for TaskType {
             ("pending_polls", Value::Number(0.0)),
             ("lock_key", Value::Null),
             ("needs_feature", Value::Null),
+            ("volume", Value::List(Vec::new())),
         ]);
         Ok(self.shown(&base, &doc))
     }
