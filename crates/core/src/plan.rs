@@ -821,9 +821,10 @@ impl Engine {
             }
         }
         let config = self.conformed(ctx, &inst.address, &schema, &config)?;
-        sensitive.extend(schema.sensitive_paths());
         if !sensitive.is_empty() {
-            // What the provider derives from a secret may carry it: hide it too.
+            // The configuration passed a secret (a sensitive variable, say): what the
+            // provider derives from it may carry it, so hide that too. (Attributes the
+            // schema declares sensitive are the provider's own word, and exact.)
             sensitive.extend(
                 schema
                     .attributes
@@ -832,6 +833,7 @@ impl Engine {
                     .map(|a| a.name.to_string()),
             );
         }
+        sensitive.extend(schema.sensitive_paths());
         let recorded = ctx.state.get(inst.address.as_str());
         let mut imported = None;
         let mut import_id = None;
