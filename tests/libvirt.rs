@@ -645,6 +645,10 @@ fn a_libvirt_apply_killed_at_many_points_always_converges() {
                 "volume {v} exists but is not recorded (kill at {at} ms):\n{state}"
             );
         }
+        if domains_with(prefix).len() == n && state.lines().count() == 2 * n + 1 {
+            // The kill came after the end: start over, so that every round can cut one short.
+            w.ok(&["destroy", "-auto-approve"], 0);
+        }
     }
     assert!(cut_short >= 3, "only {cut_short} kills came before the end");
     w.ok(&["apply", "-auto-approve"], 0);

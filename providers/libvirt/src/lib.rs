@@ -63,9 +63,12 @@ pub(crate) fn lv(what: &str, e: virt::error::Error) -> ProviderError {
 }
 
 /// libvirt's answers that mean "busy right now, try again": another process is refreshing
-/// or filling the same pool, or several domains start at once.
+/// or filling the same pool or streaming the same volume, or several domains start at once.
 pub(crate) fn is_transient(message: &str) -> bool {
-    message.contains("asynchronous jobs running") || message.contains("temporarily unavailable")
+    message.contains("asynchronous jobs running")
+        || message.contains("temporarily unavailable")
+        // A volume another process is streaming (a mark volume being read or written).
+        || message.contains("is still in use")
 }
 
 /// How libvirt calls are retried when they fail transiently (EAGAIN when many domains

@@ -204,7 +204,13 @@ fn upload_new(
     upload(c, &vol, name, bytes)
 }
 
+/// Fills a volume through a stream; a volume another process is streaming is tried again
+/// (the sdk's bounded retry).
 fn upload(c: &Conn, vol: &StorageVol, name: &str, bytes: &[u8]) -> Result<(), ProviderError> {
+    ballast_sdk::retry::retry_blocking(crate::LIBVIRT_BACKOFF, |_| upload_once(c, vol, name, bytes))
+}
+
+fn upload_once(c: &Conn, vol: &StorageVol, name: &str, bytes: &[u8]) -> Result<(), ProviderError> {
     c.count(2);
     let stream = Stream::new(&c.conn, 0).map_err(stream_err("opening a stream"))?;
     vol.upload(&stream, 0, bytes.len() as u64, 0)
@@ -401,7 +407,18 @@ pub fn discover(c: &Conn, type_name: &str) -> Result<Vec<Discovered>, ProviderEr
             Err(e) => return Err(e),
         };
         let pool_name = p.name().unwrap_or_default();
+        // A mark whose volume is gone (a run killed between a delete and its mark's) is
+        // no orphan: there is nothing to report.
+        let present: std::collections::HashSet<String> = if type_name == VOLUME {
+            c.count(1);
+            p.list_volumes().unwrap_or_default().into_iter().collect()
+        } else {
+            Default::default()
+        };
         for (key, (lineage, address)) in marks {
+            if type_name == VOLUME && !key.is_empty() && !present.contains(&key) {
+                continue;
+            }
             match (type_name, key.is_empty()) {
                 (POOL, true) => out.push(Discovered {
                     type_name: POOL.into(),
@@ -648,12 +665,23 @@ fn delete_pool(c: &Conn, prior: &Value) -> Result<(), ProviderError> {
         set_mark(c, &p, "", None)?;
         c.count(2);
         let _ = p.refresh(0);
-        let left: Vec<String> = p.list_volumes().unwrap_or_default();
+        let left: Vec<String> = p
+            .list_volumes()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|v| v != MARKS)
+            .collect();
         if !left.is_empty() {
             return Err(ProviderError::new(format!(
                 "pool {name} still holds volumes ({}); delete or move them first",
                 left.join(", ")
             )));
+        }
+        // Marks of volumes that are gone (a run killed between a volume's delete and its
+        // mark's) go with the pool.
+        if let Ok(marks) = p.lookup_storage_vol_by_name(MARKS) {
+            c.count(1);
+            let _ = crate::with_retry("removing ownership marks", || marks.delete(0));
         }
         c.count(2);
         p.destroy()
