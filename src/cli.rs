@@ -286,6 +286,25 @@ fn who(operation: &str) -> LockRequest {
     }
 }
 
+/// What every engine of this binary is given: the compiled-in providers, the store, the
+/// terminal as the event sink, and who is running.
+fn options_for(
+    store: Arc<dyn StateStore>,
+    ui: &Arc<Ui>,
+    operation: &str,
+    lock_timeout: Duration,
+    parallelism: usize,
+) -> ballast_core::Options {
+    ballast_core::Options {
+        providers: crate::registry::providers(),
+        store,
+        events: ui.clone(),
+        who: who(operation),
+        lock_timeout,
+        parallelism,
+    }
+}
+
 /// The process's interrupt (Ctrl-C, SIGTERM), set once by [`run`].
 static INTERRUPT: std::sync::OnceLock<Interrupt> = std::sync::OnceLock::new();
 
@@ -299,17 +318,11 @@ fn engine(
     lock_timeout: Duration,
 ) -> Result<Engine> {
     let path = state_path(&ws.cfg.dir, ws.cfg.settings.state_path.as_deref());
-    let store: Arc<dyn StateStore> = Arc::new(SqliteStore::open(&path)?);
+    let store = Arc::new(SqliteStore::open(&path)?);
+    let parallelism = args.map(|a| a.parallelism).unwrap_or(10);
     let mut e = Engine::open(
         ws,
-        ballast_core::Options {
-            providers: crate::registry::providers(),
-            store,
-            events: ui.clone(),
-            who: who(operation),
-            lock_timeout,
-            parallelism: args.map(|a| a.parallelism).unwrap_or(10),
-        },
+        options_for(store, ui, operation, lock_timeout, parallelism),
     )?;
     if let Some(i) = INTERRUPT.get() {
         e.interrupt = i.clone();
@@ -376,18 +389,9 @@ pub async fn run(cli: Cli, ui: Arc<Ui>, interrupt: Interrupt) -> Result<i32> {
             let ws = load(&dir, &vars, None)?;
             // Validation never needs the state: it is neither locked nor read.
             let path = state_path(&ws.cfg.dir, ws.cfg.settings.state_path.as_deref());
-            let store: Arc<dyn StateStore> = Arc::new(SqliteStore::at(&path));
-            let engine = Engine::detached(
-                ws,
-                ballast_core::Options {
-                    providers: crate::registry::providers(),
-                    store,
-                    events: ui.clone(),
-                    who: who("validate"),
-                    lock_timeout: Duration::ZERO,
-                    parallelism: 1,
-                },
-            );
+            let store = Arc::new(SqliteStore::at(&path));
+            let engine =
+                Engine::detached(ws, options_for(store, &ui, "validate", Duration::ZERO, 1));
             ballast_core::validate::validate(&engine).map_err(anyhow::Error::from)?;
             ui.out(&ui.style.green("The configuration is valid."));
             Ok(0)

@@ -55,16 +55,6 @@ fn verbs(op: &Operation) -> (String, String, &'static str) {
     }
 }
 
-fn op_name(op: &Operation) -> String {
-    match op {
-        Operation::Create => "create".into(),
-        Operation::Update => "update".into(),
-        Operation::Delete => "delete".into(),
-        Operation::Repair(n) => format!("repair:{n}"),
-        Operation::Read => "read".into(),
-    }
-}
-
 fn counts(done: Option<u64>, total: Option<u64>) -> String {
     match (done, total) {
         (Some(d), Some(t)) => format!(" ({d}/{t})"),
@@ -159,7 +149,7 @@ impl Ui {
     fn emit_json(&self, e: &Event) {
         let line = match e {
             Event::Started { address, operation } => {
-                json!({"type": "apply_start", "address": address, "action": op_name(operation)})
+                json!({"type": "apply_start", "address": address, "action": operation.name()})
             }
             Event::Progress {
                 address,
@@ -167,14 +157,14 @@ impl Ui {
                 message,
                 done,
                 total,
-            } => json!({"type": "apply_progress", "address": address, "action": op_name(operation),
+            } => json!({"type": "apply_progress", "address": address, "action": operation.name(),
                         "message": message, "done": done, "total": total}),
             Event::StillRunning {
                 address,
                 operation,
                 elapsed,
                 last_message,
-            } => json!({"type": "apply_progress", "address": address, "action": op_name(operation),
+            } => json!({"type": "apply_progress", "address": address, "action": operation.name(),
                         "elapsed_seconds": elapsed.as_secs(), "message": last_message}),
             Event::Waiting {
                 address,
@@ -187,14 +177,14 @@ impl Ui {
                 operation,
                 elapsed,
                 id,
-            } => json!({"type": "apply_complete", "address": address, "action": op_name(operation),
+            } => json!({"type": "apply_complete", "address": address, "action": operation.name(),
                         "elapsed_seconds": elapsed.as_secs(), "id": id}),
             Event::Failed {
                 address,
                 operation,
                 error,
             } => {
-                json!({"type": "apply_errored", "address": address, "action": op_name(operation), "error": error})
+                json!({"type": "apply_errored", "address": address, "action": operation.name(), "error": error})
             }
             Event::Cascaded { address, removed } => {
                 json!({"type": "apply_cascade", "address": address, "removed": removed})

@@ -201,13 +201,15 @@ fn kind_of(op: &Operation) -> ChangeKind {
     }
 }
 
-fn journal_action(op: &Operation) -> String {
-    match op {
-        Operation::Create | Operation::Read => "create".into(),
-        Operation::Update => "update".into(),
-        Operation::Delete => "delete".into(),
-        Operation::Repair(name) => format!("repair:{name}"),
-    }
+/// A step's timeout: its resource's `timeouts` block, else its type's default.
+fn timeout_of(
+    decl: Option<&ballast_lang::config::Resource>,
+    defaults: &ballast_sdk::Timeouts,
+    op: &Operation,
+) -> Duration {
+    let key = op.timeout_key();
+    decl.and_then(|d| d.timeouts.get(key))
+        .unwrap_or_else(|| defaults.get(key))
 }
 
 /// The data block values a plan read.
@@ -537,6 +539,8 @@ impl Engine {
                 let mut writes = Vec::new();
                 match done.result {
                     Ok(applied) => {
+                        // The completed step's object id, when it completed.
+                        let mut completed: Option<Option<String>> = None;
                         match (node.step, applied.object) {
                             (Step::Barrier, _) => {}
                             (Step::Delete, _) => {
@@ -569,22 +573,12 @@ impl Engine {
                                 if change.action == Action::Delete {
                                     report.destroyed += 1;
                                 }
-                                self.emit(Event::Completed {
-                                    address: change.address.clone(),
-                                    operation: op.clone(),
-                                    elapsed: done.elapsed,
-                                    id: None,
-                                });
+                                completed = Some(None);
                             }
                             (Step::Upsert, Some(v)) if change.action == Action::Read => {
                                 inst_values.insert(change.address.clone(), v.clone());
                                 live.set(&change.address, &v);
-                                self.emit(Event::Completed {
-                                    address: change.address.clone(),
-                                    operation: op.clone(),
-                                    elapsed: done.elapsed,
-                                    id: None,
-                                });
+                                completed = Some(None);
                             }
                             (Step::Upsert, Some(v)) => {
                                 let prior_private = recorded
@@ -625,12 +619,7 @@ impl Engine {
                                     report.errors.push((change.address.clone(), msg));
                                     failed[i] = true;
                                 }
-                                self.emit(Event::Completed {
-                                    address: change.address.clone(),
-                                    operation: op.clone(),
-                                    elapsed: done.elapsed,
-                                    id: v.get("id").as_str().map(str::to_string),
-                                });
+                                completed = Some(v.get("id").as_str().map(str::to_string));
                             }
                             (Step::Upsert, None) => {
                                 report.errors.push((
@@ -639,6 +628,14 @@ impl Engine {
                                 ));
                                 failed[i] = true;
                             }
+                        }
+                        if let Some(id) = completed {
+                            self.emit(Event::Completed {
+                                address: change.address.clone(),
+                                operation: op.clone(),
+                                elapsed: done.elapsed,
+                                id,
+                            });
                         }
                         if let Some(id) = flight.intent {
                             writes.push(Write::CloseIntent {
@@ -722,9 +719,7 @@ impl Engine {
             let ds = p.data_source(&change.type_name)?.clone();
             self.bring_up_to_date(live, inst_values);
             let config = self.final_config(change, ds.schema(), live)?;
-            let timeout = decl
-                .and_then(|d| d.timeouts.create)
-                .unwrap_or(ds.schema().timeouts.create);
+            let timeout = timeout_of(decl, &ds.schema().timeouts, &op);
             return Ok(Prepared {
                 call: Call::Read(ds),
                 kind: ChangeKind::Create,
@@ -758,13 +753,7 @@ impl Engine {
                 .unwrap_or_default(),
             _ => Vec::new(),
         };
-        let defaults = rt.schema().timeouts;
-        let set = decl.map(|d| d.timeouts.clone()).unwrap_or_default();
-        let timeout = match op {
-            Operation::Delete => set.delete.unwrap_or(defaults.delete),
-            Operation::Update | Operation::Repair(_) => set.update.unwrap_or(defaults.update),
-            Operation::Create | Operation::Read => set.create.unwrap_or(defaults.create),
-        };
+        let timeout = timeout_of(decl, &rt.schema().timeouts, &op);
         let kind = kind_of(&op);
         let keys = rt.lock_keys(&ApplyRequest {
             kind: kind.clone(),
@@ -819,7 +808,7 @@ impl Engine {
                 address: change.address.clone(),
                 type_name: change.type_name.clone(),
                 provider: change.provider.clone(),
-                action: journal_action(&prep.operation),
+                action: prep.operation.name(),
                 planned: prep.planned.clone(),
                 target,
                 object_id: None,
@@ -910,11 +899,7 @@ impl Engine {
                 Err(_) => Err(ProviderError::timeout(format!(
                     "did not finish within its {} timeout (set timeouts {{ {} = ... }} to allow more)",
                     human(prep.timeout),
-                    match prep.operation {
-                        Operation::Delete => "delete",
-                        Operation::Update | Operation::Repair(_) => "update",
-                        _ => "create",
-                    }
+                    prep.operation.timeout_key()
                 ))),
             };
             Done {

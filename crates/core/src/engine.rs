@@ -97,8 +97,6 @@ pub struct Configured {
     data_sources: HashMap<String, Arc<dyn DataSource>>,
     /// Most calls in flight at once for this provider.
     pub max_parallel: usize,
-    /// The same bound for refresh reads.
-    pub limit: Arc<tokio::sync::Semaphore>,
 }
 
 impl Configured {
@@ -271,9 +269,6 @@ impl Engine {
                 .map(|d| (d.schema().type_name.to_string(), d))
                 .collect(),
             max_parallel: session.limits.max_parallel.max(1),
-            limit: Arc::new(tokio::sync::Semaphore::new(
-                session.limits.max_parallel.max(1),
-            )),
         });
         self.configured.insert(key.to_string(), configured.clone());
         Ok(configured)

@@ -16,6 +16,29 @@ pub enum Operation {
     Read,
 }
 
+impl Operation {
+    /// "create", "update", "delete", "repair:<action>" or "read": the journal's and the
+    /// JSON events' word for it.
+    pub fn name(&self) -> String {
+        match self {
+            Operation::Create => "create".into(),
+            Operation::Update => "update".into(),
+            Operation::Delete => "delete".into(),
+            Operation::Repair(action) => format!("repair:{action}"),
+            Operation::Read => "read".into(),
+        }
+    }
+
+    /// The entry of a `timeouts` block that bounds it: "create", "update" or "delete".
+    pub fn timeout_key(&self) -> &'static str {
+        match self {
+            Operation::Delete => "delete",
+            Operation::Update | Operation::Repair(_) => "update",
+            Operation::Create | Operation::Read => "create",
+        }
+    }
+}
+
 /// Why a change that is ready to run has not started.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WaitReason {

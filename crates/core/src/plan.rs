@@ -26,6 +26,9 @@ struct PlanContext<'a> {
     key: &'a str,
     p: &'a Arc<Configured>,
     deps: Vec<String>,
+    /// For a data block: whether a resource it depends on changes in this plan (then it is
+    /// read during apply, as in Terraform). Decided once per block, not per instance.
+    deps_change: bool,
     opts: &'a PlanOptions,
     current: &'a HashMap<String, Option<Value>>,
     state: &'a HashMap<&'a str, &'a ResourceState>,
@@ -56,14 +59,20 @@ impl Engine {
                 .push(r);
         }
         let sem = Arc::new(tokio::sync::Semaphore::new(self.parallelism.max(1)));
+        // Each provider's own bound on calls in flight, shared by its types.
+        let mut limits: HashMap<String, Arc<tokio::sync::Semaphore>> = HashMap::new();
         let mut tasks = tokio::task::JoinSet::new();
         for ((key, type_name), members) in groups {
             let p = self.provider(&key).await?;
+            let limit = limits
+                .entry(key.clone())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(p.max_parallel)))
+                .clone();
             for chunk in members.chunks(1000) {
                 let objects: Vec<Value> = chunk.iter().map(|r| r.attributes.clone()).collect();
                 let addresses: Vec<String> = chunk.iter().map(|r| r.address.clone()).collect();
                 let rt = p.resource(&type_name)?.clone();
-                let (limit, sem, type_name) = (p.limit.clone(), sem.clone(), type_name.clone());
+                let (limit, sem, type_name) = (limit.clone(), sem.clone(), type_name.clone());
                 tasks.spawn(async move {
                     let _permit = sem.acquire_owned().await;
                     let _plimit = limit.acquire_owned().await;
@@ -643,11 +652,17 @@ impl Engine {
         let mut list = Vec::new();
         let mut map = BTreeMap::new();
         let mut diags = Vec::new();
+        let deps = self.resource_deps(addr);
+        let deps_change = r.data
+            && plan.changes.iter().any(|c| {
+                c.action != Action::NoOp && !is_data(&c.address) && deps.contains(&c.resource)
+            });
         let ctx = PlanContext {
             r: &r,
             key: &key,
             p: &p,
-            deps: self.resource_deps(addr),
+            deps,
+            deps_change,
             opts,
             current,
             state,
@@ -764,11 +779,7 @@ impl Engine {
             ..Change::default()
         };
         change.sensitive.extend(ds.schema().sensitive_paths());
-        // As in Terraform: a data block that depends on a resource with changes in this plan
-        // is read after that change, during apply.
-        let deps_change = plan.changes.iter().any(|c| {
-            c.action != Action::NoOp && !is_data(&c.address) && ctx.deps.contains(&c.resource)
-        });
+        let deps_change = ctx.deps_change;
         let value = if config.has_unknown() || deps_change {
             change.action = Action::Read;
             change.reason = Some(if deps_change {

@@ -157,6 +157,18 @@ pub struct Timeouts {
     pub delete: Option<std::time::Duration>,
 }
 
+impl Timeouts {
+    /// The timeout set for "create", "update" or "delete", if any.
+    pub fn get(&self, key: &str) -> Option<std::time::Duration> {
+        match key {
+            "create" => self.create,
+            "update" => self.update,
+            "delete" => self.delete,
+            _ => None,
+        }
+    }
+}
+
 /// A resource's `lifecycle` block.
 #[derive(Clone, Debug, Default)]
 pub struct Lifecycle {

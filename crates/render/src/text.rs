@@ -52,7 +52,7 @@ impl Style {
     }
 }
 
-pub(crate) const SENSITIVE: &str = "(sensitive value)";
+use ballast_sdk::paths::SENSITIVE;
 
 /// A value rendered for display, with redaction.
 fn show(v: &Value, sensitive: bool) -> String {

@@ -227,6 +227,17 @@ pub struct Timeouts {
     pub delete: Duration,
 }
 
+impl Timeouts {
+    /// The timeout for "create", "update" or "delete" (anything else: create).
+    pub fn get(&self, key: &str) -> Duration {
+        match key {
+            "update" => self.update,
+            "delete" => self.delete,
+            _ => self.create,
+        }
+    }
+}
+
 impl Default for Timeouts {
     fn default() -> Self {
         let twenty = Duration::from_secs(20 * 60);
