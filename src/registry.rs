@@ -21,6 +21,12 @@ const KNOWN: &[(&str, &str, &[&str], bool)] = &[
         &["libvirt_"],
         cfg!(feature = "libvirt"),
     ),
+    (
+        "openstack",
+        "openstack",
+        &["openstack_"],
+        cfg!(feature = "openstack"),
+    ),
     ("test", "testing", &["test_"], cfg!(feature = "testing")),
 ];
 
@@ -30,6 +36,8 @@ pub fn providers() -> Providers {
         Arc::new(ballast_builtin::Builtin::default()),
         #[cfg(feature = "libvirt")]
         Arc::new(ballast_libvirt::Libvirt::default()),
+        #[cfg(feature = "openstack")]
+        Arc::new(ballast_openstack::OpenStack::default()),
         #[cfg(feature = "testing")]
         Arc::new(ballast_testing::Testing::default()),
     ];

@@ -1,0 +1,234 @@
+//! `openstack_lb_members`: a pool's whole member set, changed in one batch call
+//! (`PUT /v2/lbaas/pools/{pool}/members`): Octavia creates, updates and deletes members
+//! to match, in one provisioning round.
+
+use crate::object::read_field;
+use crate::octavia::{Octavia, Ready, Wait};
+use crate::spec::{self, Field, Ty};
+use async_trait::async_trait;
+use ballast_sdk::{
+    Applied, ApplyContext, ApplyRequest, ChangeKind, ProviderError, ResourceSchema, ResourceType,
+    Value,
+};
+use reqwest::Method;
+use serde_json::{json, Value as Json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub struct Members {
+    os: Arc<Octavia>,
+    schema: ResourceSchema,
+}
+
+impl Members {
+    pub fn new(os: Arc<Octavia>) -> Members {
+        Members {
+            os,
+            schema: spec::members_schema(),
+        }
+    }
+}
+
+fn member_kind() -> &'static spec::Kind {
+    spec::kind(spec::MEMBER).expect("the member kind is in KINDS")
+}
+
+/// The block attributes, read like the single member's fields.
+fn block_fields() -> Vec<&'static Field> {
+    let names = [
+        "name",
+        "address",
+        "protocol_port",
+        "weight",
+        "subnet_id",
+        "admin_state_up",
+        "backup",
+        "monitor_address",
+        "monitor_port",
+    ];
+    member_kind()
+        .fields
+        .iter()
+        .filter(|f| names.contains(&f.name))
+        .collect()
+}
+
+fn member_value(j: &Json) -> Value {
+    let mut m = BTreeMap::new();
+    m.insert("id".to_string(), Value::from_json(&j["id"]));
+    for f in block_fields() {
+        let mut v = read_field(f, j);
+        // subnet_id is optional here (not computed): the server's default reads as unset
+        if f.name == "subnet_id" && v == Value::String(String::new()) {
+            v = Value::Null;
+        }
+        m.insert(f.name.to_string(), v);
+    }
+    Value::Map(m)
+}
+
+fn value_of(pool: &str, members: &[Json]) -> Value {
+    let mut list: Vec<Value> = members.iter().map(member_value).collect();
+    list.sort_by_key(|m| {
+        (
+            m.get("address").as_str().unwrap_or_default().to_string(),
+            m.get("protocol_port").as_f64().unwrap_or_default() as i64,
+        )
+    });
+    Value::map([
+        ("id", Value::str(pool)),
+        ("pool_id", Value::str(pool)),
+        ("member", Value::List(list)),
+    ])
+}
+
+impl Members {
+    async fn read(&self, pool: &str) -> Result<Option<Value>, ProviderError> {
+        match self
+            .os
+            .client
+            .list(&format!("v2/lbaas/pools/{pool}/members"), "members")
+            .await
+        {
+            Ok(items) => {
+                self.os.learn(member_kind(), &items, Some(pool));
+                Ok(Some(value_of(pool, &items)))
+            }
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces the pool's member set with `planned`'s, and waits for it to settle.
+    async fn put(
+        &self,
+        pool: &str,
+        planned: &Value,
+        wait: &Wait<'_>,
+    ) -> Result<String, ProviderError> {
+        let obj = Value::map([("pool_id", Value::str(pool))]);
+        let lb = self.os.lb_of(member_kind(), &obj).await?;
+        let _guard = self.os.lock(&lb).await;
+        let members: Vec<Json> = match planned.get("member") {
+            Value::List(l) => l
+                .iter()
+                .map(|m| {
+                    let mut o = serde_json::Map::new();
+                    for f in block_fields() {
+                        let v = m.get(f.name);
+                        if v.is_null() || *v == Value::Unknown {
+                            continue;
+                        }
+                        let j = match (f.ty, v) {
+                            (Ty::Int, Value::Number(n)) => json!(*n as i64),
+                            _ => v.to_json(),
+                        };
+                        o.insert(f.api.to_string(), j);
+                    }
+                    Json::Object(o)
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let body = json!({ "members": members });
+        let path = format!("v2/lbaas/pools/{pool}/members");
+        ballast_sdk::retry::retry_within(
+            ballast_sdk::retry::Backoff::default(),
+            wait.cancel,
+            Some(wait.deadline),
+            |_| async {
+                self.os.ready(&lb, Ready::Mutable, wait).await?;
+                self.os.client.call(Method::PUT, &path, Some(&body)).await
+            },
+        )
+        .await?;
+        self.os.settle(&lb, wait).await?;
+        Ok(lb)
+    }
+}
+
+#[async_trait]
+impl ResourceType for Members {
+    fn schema(&self) -> &ResourceSchema {
+        &self.schema
+    }
+
+    async fn read_many(&self, objects: &[Value]) -> Result<Vec<Option<Value>>, ProviderError> {
+        let mut out = Vec::with_capacity(objects.len());
+        for o in objects {
+            match o.get("pool_id").as_str() {
+                Some(pool) => out.push(self.read(pool).await?),
+                None => out.push(None),
+            }
+        }
+        Ok(out)
+    }
+
+    fn create_target(&self, planned: &Value) -> Option<String> {
+        planned.get("pool_id").as_str().map(str::to_string)
+    }
+
+    fn lock_keys(&self, req: &ApplyRequest<'_>) -> Vec<String> {
+        let obj = req.prior.unwrap_or(req.planned);
+        match self.os.known_lb(member_kind(), obj) {
+            Some(lb) => vec![format!("octavia-loadbalancer:{lb}")],
+            None => Vec::new(),
+        }
+    }
+
+    async fn apply(
+        &self,
+        req: ApplyRequest<'_>,
+        ctx: &dyn ApplyContext,
+    ) -> Result<Applied, ProviderError> {
+        let obj = req.prior.unwrap_or(req.planned);
+        let Some(pool) = obj.get("pool_id").as_str().map(str::to_string) else {
+            return Err(ProviderError::invalid_input(
+                format!("{}: no pool_id", req.address),
+                "set pool_id",
+            ));
+        };
+        let what = format!("changing the members of {}", req.address);
+        let wait = Wait {
+            what: &what,
+            deadline: req.deadline,
+            cancel: &req.cancel,
+            ctx: Some(ctx),
+        };
+        match req.kind {
+            ChangeKind::Delete => {
+                match self.put(&pool, &Value::Null, &wait).await {
+                    Ok(_) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e),
+                }
+                Ok(Applied::deleted())
+            }
+            ChangeKind::Create | ChangeKind::Update => {
+                self.put(&pool, req.planned, &wait).await?;
+                if req.kind == ChangeKind::Create {
+                    ctx.created(&Value::map([
+                        ("id", Value::str(&pool)),
+                        ("pool_id", Value::str(&pool)),
+                    ]))?;
+                }
+                match self.read(&pool).await? {
+                    Some(v) => Ok(Applied::object(v)),
+                    None => Err(ProviderError::not_found(format!(
+                        "{what}: pool {pool} is gone"
+                    ))),
+                }
+            }
+            ChangeKind::Repair(ref a) => Err(ProviderError::not_implemented(format!(
+                "{}: no repair \"{a}\"",
+                spec::MEMBERS
+            ))),
+        }
+    }
+
+    async fn import(&self, id: &str) -> Result<Value, ProviderError> {
+        self.read(id)
+            .await?
+            .ok_or_else(|| ProviderError::not_found(format!("pool {id} does not exist")))
+    }
+}

@@ -1,0 +1,725 @@
+//! One generic resource type for every Octavia object kind in `spec.rs`: batch refresh (one
+//! list call per type, or per parent for members and rules), plan with capability
+//! requirements, conflicts and the failover repair, and apply under the load balancer's
+//! lock, waiting before and after every mutating call.
+
+use crate::octavia::{label, Octavia, Ready, Wait};
+use crate::spec::{
+    Field, Kind, Place, Ty, L7POLICY, L7RULE, LISTENER, LOADBALANCER, MEMBER, MEMBERS, MONITOR,
+    POOL,
+};
+use async_trait::async_trait;
+use ballast_sdk::retry::{retry_within, Backoff};
+use ballast_sdk::{
+    plan_from_schema, Applied, ApplyContext, ApplyRequest, ChangeKind, Conflict, Discovered,
+    ErrorKind, ObjectRef, PlanRequest, PlanResponse, ProviderError, Repair, Requirement,
+    ResourceSchema, ResourceType, ResumeRequest, Value,
+};
+use reqwest::Method;
+use serde_json::{json, Map, Value as Json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Object {
+    pub kind: &'static Kind,
+    pub os: Arc<Octavia>,
+    schema: ResourceSchema,
+}
+
+impl Object {
+    pub fn new(kind: &'static Kind, os: Arc<Octavia>) -> Object {
+        Object {
+            schema: kind.schema(),
+            kind,
+            os,
+        }
+    }
+
+    fn parent_attr(&self) -> Option<&'static str> {
+        match self.kind.place {
+            Place::Under { attr, .. } => Some(attr),
+            Place::Top(_) => None,
+        }
+    }
+
+    fn path_of(&self, obj: &Value) -> String {
+        let parent = self.parent_attr().and_then(|a| obj.get(a).as_str());
+        self.kind.collection(parent)
+    }
+}
+
+/// The backoff for a 409 that still arrives (another actor changed the load balancer
+/// between our wait and our call): bounded, never a loop.
+const BUSY: Backoff = Backoff {
+    attempts: 8,
+    initial: Duration::from_millis(500),
+    max: Duration::from_secs(8),
+};
+
+/// Reads one attribute from an API object.
+pub fn read_field(f: &Field, o: &Json) -> Value {
+    let j = match f.read {
+        Some(p) => o.pointer(p).cloned().unwrap_or(Json::Null),
+        None if f.api.is_empty() => o.get(f.name).cloned().unwrap_or(Json::Null),
+        None => o.get(f.api).cloned().unwrap_or(Json::Null),
+    };
+    let v = match (f.ty, &j) {
+        (Ty::Str, Json::Number(n)) => Value::String(n.to_string()),
+        _ => Value::from_json(&j),
+    };
+    let empty = match &v {
+        Value::String(s) => s.is_empty(),
+        Value::List(l) => l.is_empty(),
+        Value::Map(m) => m.is_empty(),
+        _ => false,
+    };
+    // Octavia answers "" and [] for what was never set; the configuration says null.
+    if empty && f.presence == ballast_sdk::Presence::Optional {
+        return Value::Null;
+    }
+    v
+}
+
+/// An API object as this kind's value: its ID, its attributes, its tags without ballast's
+/// marks, and the parent it was listed under.
+pub fn to_value(kind: &Kind, o: &Json, parent: Option<&str>) -> Value {
+    let mut m = BTreeMap::new();
+    m.insert("id".to_string(), Value::from_json(&o["id"]));
+    for f in kind.fields {
+        let mut v = read_field(f, o);
+        if f.name == "tags" {
+            if let Value::List(l) = &v {
+                let user: Vec<Value> = l
+                    .iter()
+                    .filter(|t| !t.as_str().is_some_and(Octavia::is_mark))
+                    .cloned()
+                    .collect();
+                v = if user.is_empty() {
+                    Value::Null
+                } else {
+                    Value::List(user)
+                };
+            }
+        }
+        m.insert(f.name.to_string(), v);
+    }
+    if let (Place::Under { attr, .. }, Some(p)) = (kind.place, parent) {
+        m.insert(attr.to_string(), Value::str(p));
+    }
+    Value::Map(m)
+}
+
+/// A value as JSON for the API, by the attribute's type.
+fn api_json(f: &Field, v: &Value) -> Option<Json> {
+    match (f.ty, v) {
+        (_, Value::Unknown) => None,
+        (Ty::Int, Value::Number(n)) => Some(json!(*n as i64)),
+        // http_version is a number in the API, a string in the configuration
+        (Ty::Str, Value::String(s)) if f.name == "http_version" => {
+            s.parse::<f64>().ok().map(|n| json!(n))
+        }
+        _ => Some(v.to_json()),
+    }
+}
+
+/// The body of a create (every known attribute) or an update (those in `only`).
+fn body(kind: &Kind, planned: &Value, only: Option<&[&str]>, marks: Option<&[String; 2]>) -> Json {
+    let mut m = Map::new();
+    for f in kind.fields.iter().filter(|f| !f.api.is_empty()) {
+        if only.is_some_and(|o| !o.contains(&f.name)) {
+            continue;
+        }
+        let v = planned.get(f.name);
+        if f.name == "tags" {
+            let mut tags: Vec<Json> = match v {
+                Value::List(l) => l.iter().map(Value::to_json).collect(),
+                _ => Vec::new(),
+            };
+            if let Some(marks) = marks {
+                tags.extend(marks.iter().map(|t| json!(t)));
+            }
+            m.insert("tags".into(), Json::Array(tags));
+            continue;
+        }
+        if v.is_null() && only.is_none() {
+            continue;
+        }
+        if let Some(j) = api_json(f, v) {
+            m.insert(f.api.to_string(), j);
+        }
+    }
+    json!({ kind.one: m })
+}
+
+/// The attributes whose change an update sends.
+fn changed<'a>(kind: &'a Kind, prior: &Value, planned: &Value) -> Vec<&'a str> {
+    kind.fields
+        .iter()
+        .filter(|f| !f.api.is_empty() && !f.replace)
+        .filter(|f| {
+            let p = planned.get(f.name);
+            *p != Value::Unknown && ballast_sdk::differs(prior.get(f.name), p)
+        })
+        .map(|f| f.name)
+        .collect()
+}
+
+impl Object {
+    /// The object's current JSON (`None` when gone).
+    async fn fetch(&self, obj: &Value) -> Result<Option<Json>, ProviderError> {
+        let Some(id) = obj.get("id").as_str() else {
+            return Ok(None);
+        };
+        match self
+            .os
+            .client
+            .get(&format!("{}/{id}", self.path_of(obj)))
+            .await
+        {
+            Ok(j) => Ok(Some(j[self.kind.one].clone())),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lists the kind's objects (under `parent` for nested kinds), with an extra query.
+    async fn list(&self, parent: Option<&str>, query: &str) -> Result<Vec<Json>, ProviderError> {
+        let mut q = self.os.scope_query();
+        if !query.is_empty() {
+            if !q.is_empty() {
+                q.push('&');
+            }
+            q.push_str(query);
+        }
+        let path = format!("{}?{q}", self.kind.collection(parent));
+        let items = self.os.client.list(&path, self.kind.many).await?;
+        self.os.learn(self.kind, &items, parent);
+        Ok(items)
+    }
+
+    /// Objects carrying this state's mark for `address` (a create whose answer was lost).
+    async fn find_by_mark(
+        &self,
+        parent: Option<&str>,
+        address: &str,
+    ) -> Result<Vec<Json>, ProviderError> {
+        let marks = self.os.marks(address);
+        let q = format!("tags={},{}", urlencode(&marks[0]), urlencode(&marks[1]));
+        self.list(parent, &q).await
+    }
+
+    /// A mutating call, retried (bounded) while Octavia answers 409 because another actor
+    /// made the load balancer busy; each try first waits for it to be ready.
+    async fn mutate(
+        &self,
+        lb: Option<&str>,
+        ready: Ready,
+        method: Method,
+        path: &str,
+        body: Option<&Json>,
+        wait: &Wait<'_>,
+    ) -> Result<Json, ProviderError> {
+        retry_within(BUSY, wait.cancel, Some(wait.deadline), |_| {
+            let method = method.clone();
+            async move {
+                if let Some(lb) = lb {
+                    self.os.ready(lb, ready, wait).await?;
+                }
+                self.os.client.call(method, path, body).await
+            }
+        })
+        .await
+    }
+
+    /// POST, never blindly repeated: when the answer is lost (timeout, 5xx), the object is
+    /// first looked for by its marks and adopted when found.
+    async fn create_call(
+        &self,
+        lb: Option<&str>,
+        planned: &Value,
+        address: &str,
+        wait: &Wait<'_>,
+    ) -> Result<Json, ProviderError> {
+        let marks = self.os.marks(address);
+        let b = body(self.kind, planned, None, Some(&marks));
+        let parent = self.parent_attr().and_then(|a| planned.get(a).as_str());
+        let path = self.kind.collection(parent);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self
+                .mutate(lb, Ready::Mutable, Method::POST, &path, Some(&b), wait)
+                .await
+            {
+                Ok(j) => return Ok(j[self.kind.one].clone()),
+                Err(e) if e.kind == ErrorKind::Transient && tries < 3 => {
+                    let found = self.find_by_mark(parent, address).await?;
+                    if let Some(o) = found.into_iter().next() {
+                        return Ok(o);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn wait<'a>(
+        &self,
+        what: &'a str,
+        req: &'a ApplyRequest<'_>,
+        ctx: &'a dyn ApplyContext,
+    ) -> Wait<'a> {
+        Wait {
+            what,
+            deadline: req.deadline,
+            cancel: &req.cancel,
+            ctx: Some(ctx),
+        }
+    }
+
+    /// Reads the object after a change; a child in ERROR fails with the status tree.
+    async fn read_back(&self, obj: &Value, lb: &str, what: &str) -> Result<Value, ProviderError> {
+        let parent = self.parent_attr().and_then(|a| obj.get(a).as_str());
+        let Some(j) = self.fetch(obj).await? else {
+            return Err(ProviderError::not_found(format!(
+                "{what}: the object is gone"
+            )));
+        };
+        if j["provisioning_status"] == "ERROR" {
+            return Err(ProviderError::new(format!(
+                "{what}: {} {} is in ERROR; the status tree of its load balancer:\n{}",
+                self.kind.one,
+                label(&j),
+                self.os.status_tree(lb).await
+            )));
+        }
+        self.os.learn(self.kind, std::slice::from_ref(&j), parent);
+        Ok(to_value(self.kind, &j, parent))
+    }
+
+    /// What a delete removes with the object: a load balancer's whole tree, a listener's
+    /// L7 policies and rules, a pool's members and monitor, a policy's rules.
+    async fn cascade_of(&self, obj: &Value) -> Result<Vec<ObjectRef>, ProviderError> {
+        let id = obj.get("id").as_str().unwrap_or_default().to_string();
+        let mut out = Vec::new();
+        let push = |out: &mut Vec<ObjectRef>, t: &str, id: &str| {
+            out.push(ObjectRef {
+                type_name: t.to_string(),
+                id: id.to_string(),
+            })
+        };
+        let ids = |j: &Json, key: &str| -> Vec<String> {
+            j[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x["id"].as_str().map(str::to_string))
+                .collect()
+        };
+        let get = |p: String| async move { self.os.client.get(&p).await };
+        let (listeners, pools) = match self.kind.type_name {
+            LOADBALANCER => {
+                let lb = get(format!("v2/lbaas/loadbalancers/{id}")).await?;
+                (
+                    ids(&lb["loadbalancer"], "listeners"),
+                    ids(&lb["loadbalancer"], "pools"),
+                )
+            }
+            LISTENER => (vec![id.clone()], Vec::new()),
+            POOL => (Vec::new(), vec![id.clone()]),
+            L7POLICY => {
+                let p = get(format!("v2/lbaas/l7policies/{id}")).await?;
+                for r in ids(&p["l7policy"], "rules") {
+                    push(&mut out, L7RULE, &r);
+                }
+                return Ok(out);
+            }
+            _ => return Ok(out),
+        };
+        for l in &listeners {
+            if *l != id {
+                push(&mut out, LISTENER, l);
+            }
+            let lj = get(format!("v2/lbaas/listeners/{l}")).await?;
+            for p in ids(&lj["listener"], "l7policies") {
+                push(&mut out, L7POLICY, &p);
+                let pj = get(format!("v2/lbaas/l7policies/{p}")).await?;
+                for r in ids(&pj["l7policy"], "rules") {
+                    push(&mut out, L7RULE, &r);
+                }
+            }
+        }
+        for p in &pools {
+            if *p != id {
+                push(&mut out, POOL, p);
+            }
+            let pj = get(format!("v2/lbaas/pools/{p}")).await?;
+            push(&mut out, MEMBERS, p);
+            for m in ids(&pj["pool"], "members") {
+                push(&mut out, MEMBER, &m);
+            }
+            if let Some(h) = pj["pool"]["healthmonitor_id"].as_str() {
+                push(&mut out, MONITOR, h);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl ResourceType for Object {
+    fn schema(&self) -> &ResourceSchema {
+        &self.schema
+    }
+
+    async fn read_many(&self, objects: &[Value]) -> Result<Vec<Option<Value>>, ProviderError> {
+        // One list call per type (per parent for members and rules), not one GET per object.
+        let mut by_parent: HashMap<Option<String>, HashMap<String, Json>> = HashMap::new();
+        for o in objects {
+            let parent = self
+                .parent_attr()
+                .and_then(|a| o.get(a).as_str())
+                .map(str::to_string);
+            if by_parent.contains_key(&parent) {
+                continue;
+            }
+            let listed = match self.list(parent.as_deref(), "").await {
+                Ok(l) => l,
+                Err(e) if e.is_not_found() => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            let map = listed
+                .into_iter()
+                .filter_map(|j| Some((j["id"].as_str()?.to_string(), j)))
+                .collect();
+            by_parent.insert(parent, map);
+        }
+        Ok(objects
+            .iter()
+            .map(|o| {
+                let parent = self.parent_attr().and_then(|a| o.get(a).as_str());
+                let id = o.get("id").as_str()?;
+                let j = by_parent.get(&parent.map(str::to_string))?.get(id)?;
+                Some(to_value(self.kind, j, parent))
+            })
+            .collect())
+    }
+
+    async fn discover(&self, _hints: &[&Value]) -> Result<Vec<Discovered>, ProviderError> {
+        if self.parent_attr().is_some() {
+            return Ok(Vec::new());
+        }
+        let mark = self.os.marks("")[0].clone();
+        let found = self
+            .list(None, &format!("tags={}", urlencode(&mark)))
+            .await?;
+        Ok(found
+            .iter()
+            .filter_map(|j| {
+                let (lineage, address) = Octavia::mark_of(&j["tags"])?;
+                Some(Discovered {
+                    type_name: self.kind.type_name.to_string(),
+                    id: j["id"].as_str()?.to_string(),
+                    lineage,
+                    address,
+                })
+            })
+            .collect())
+    }
+
+    async fn plan(&self, req: PlanRequest<'_>) -> Result<PlanResponse, ProviderError> {
+        let mut resp = plan_from_schema(&self.schema, req.prior, req.config);
+        // What the configuration uses that the server may lack.
+        for f in self.kind.fields {
+            let set = !req.config.get(f.name).is_null();
+            if let (true, Some(since)) = (set, f.since) {
+                resp.requires.push(Requirement {
+                    capability: format!("octavia-api-{since}"),
+                    since: format!("Octavia API {since}"),
+                    needed_for: f.name.to_string(),
+                    remedy: "upgrade Octavia, or leave the attribute out".into(),
+                });
+            }
+        }
+        for (attr, cap, what) in [
+            ("loadbalancer_provider", "provider", "provider driver"),
+            ("flavor_id", "flavor", "flavor"),
+            (
+                "availability_zone",
+                "availability-zone",
+                "availability zone",
+            ),
+        ] {
+            if let (Some(v), Some(_)) = (req.config.get(attr).as_str(), self.kind.field(attr)) {
+                resp.requires.push(Requirement {
+                    capability: format!("{cap}:{v}"),
+                    since: format!("an Octavia with the {what} \"{v}\""),
+                    needed_for: attr.to_string(),
+                    remedy: format!("pick a {what} that `openstack loadbalancer {cap} list` shows"),
+                });
+            }
+        }
+        if self.kind.type_name != LOADBALANCER {
+            return Ok(resp);
+        }
+        match req.prior {
+            // A load balancer in ERROR is drift with a repair: a failover, not a re-create.
+            Some(prior) if prior.get("provisioning_status").as_str() == Some("ERROR") => {
+                resp.planned
+                    .set("provisioning_status", Value::str("ACTIVE"));
+                resp.repair = Some(Repair {
+                    action: "failover".into(),
+                    reason: format!(
+                        "provisioning_status is ERROR (operating_status {})",
+                        prior.get("operating_status").as_str().unwrap_or("unknown")
+                    ),
+                });
+                if !self.os.is_admin {
+                    resp.notes.push(
+                        "a failover needs the admin role under Octavia's default policy; these credentials lack it".into(),
+                    );
+                }
+            }
+            None => {
+                // An unmanaged load balancer with the declared name is a conflict.
+                if let Some(name) = req.config.get("name").as_str() {
+                    let q = format!("name={}", urlencode(name));
+                    for j in self.list(None, &q).await? {
+                        let ours = Octavia::mark_of(&j["tags"])
+                            .is_some_and(|(l, a)| l == self.os.lineage && a == req.address);
+                        if !ours && j["provisioning_status"] != "DELETED" {
+                            resp.conflict = Some(Conflict {
+                                message: format!(
+                                    "load balancer {} already exists in this project and is not managed by this state",
+                                    label(&j)
+                                ),
+                                import_id: j["id"].as_str().unwrap_or_default().to_string(),
+                            });
+                            break;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(resp)
+    }
+
+    fn lock_keys(&self, req: &ApplyRequest<'_>) -> Vec<String> {
+        let obj = req.prior.unwrap_or(req.planned);
+        if self.kind.type_name == LOADBALANCER && req.kind == ChangeKind::Create {
+            return Vec::new();
+        }
+        match self.os.known_lb(self.kind, obj) {
+            Some(lb) => vec![format!("octavia-loadbalancer:{lb}")],
+            None => Vec::new(),
+        }
+    }
+
+    async fn apply(
+        &self,
+        req: ApplyRequest<'_>,
+        ctx: &dyn ApplyContext,
+    ) -> Result<Applied, ProviderError> {
+        let what = format!("{} {}", req.kind_word(), req.address);
+        let wait = self.wait(&what, &req, ctx);
+        let is_lb = self.kind.type_name == LOADBALANCER;
+        match &req.kind {
+            ChangeKind::Create => {
+                let lb = if is_lb {
+                    None
+                } else {
+                    Some(self.os.lb_of(self.kind, req.planned).await?)
+                };
+                let _guard = match &lb {
+                    Some(lb) => Some(self.os.lock(lb).await),
+                    None => None,
+                };
+                let j = self
+                    .create_call(lb.as_deref(), req.planned, req.address, &wait)
+                    .await?;
+                let parent = self.parent_attr().and_then(|a| req.planned.get(a).as_str());
+                let id = j["id"].as_str().unwrap_or_default().to_string();
+                let lb = lb.unwrap_or_else(|| id.clone());
+                self.os.remember(&id, &lb);
+                ctx.created(&to_value(self.kind, &j, parent))?;
+                ctx.save_private(lb.as_bytes())?;
+                self.os.settle(&lb, &wait).await?;
+                let v = self
+                    .read_back(&to_value(self.kind, &j, parent), &lb, &what)
+                    .await?;
+                Ok(Applied::object(v))
+            }
+            ChangeKind::Update => {
+                let prior = req.prior.unwrap_or(&Value::Null);
+                let lb = self.os.lb_of(self.kind, prior).await?;
+                let _guard = self.os.lock(&lb).await;
+                let only = changed(self.kind, prior, req.planned);
+                if !only.is_empty() {
+                    let b = body(
+                        self.kind,
+                        req.planned,
+                        Some(&only),
+                        Some(&self.os.marks(req.address)),
+                    );
+                    let id = prior.get("id").as_str().unwrap_or_default();
+                    let path = format!("{}/{id}", self.path_of(prior));
+                    self.mutate(
+                        Some(&lb),
+                        Ready::Mutable,
+                        Method::PUT,
+                        &path,
+                        Some(&b),
+                        &wait,
+                    )
+                    .await?;
+                    self.os.settle(&lb, &wait).await?;
+                }
+                Ok(Applied::object(self.read_back(prior, &lb, &what).await?))
+            }
+            ChangeKind::Delete => {
+                let prior = req.prior.unwrap_or(&Value::Null);
+                let id = prior.get("id").as_str().unwrap_or_default().to_string();
+                let lb = match self.os.lb_of(self.kind, prior).await {
+                    Ok(lb) => lb,
+                    Err(e) if e.is_not_found() => return Ok(Applied::deleted()),
+                    Err(e) => return Err(e),
+                };
+                let _guard = self.os.lock(&lb).await;
+                let cascaded = match self.cascade_of(prior).await {
+                    Ok(c) => c,
+                    Err(e) if e.is_not_found() => return Ok(Applied::deleted()),
+                    Err(e) => return Err(e),
+                };
+                let (path, ready) = if is_lb {
+                    (
+                        format!("v2/lbaas/loadbalancers/{id}?cascade=true"),
+                        Ready::DeletableOrFailover,
+                    )
+                } else {
+                    (format!("{}/{id}", self.path_of(prior)), Ready::Mutable)
+                };
+                match self
+                    .mutate(Some(&lb), ready, Method::DELETE, &path, None, &wait)
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e),
+                }
+                if is_lb {
+                    self.os.gone(&lb, &wait).await?;
+                } else {
+                    self.os.settle(&lb, &wait).await?;
+                }
+                Ok(Applied {
+                    cascaded,
+                    ..Applied::deleted()
+                })
+            }
+            ChangeKind::Repair(action) if action == "failover" && is_lb => {
+                let prior = req.prior.unwrap_or(&Value::Null);
+                let id = prior.get("id").as_str().unwrap_or_default().to_string();
+                // One failover at a time across the whole stack (max_concurrent_failovers).
+                let _permit = self
+                    .os
+                    .failovers
+                    .acquire()
+                    .await
+                    .map_err(|_| ProviderError::interrupted("the provider is shutting down"))?;
+                let _guard = self.os.lock(&id).await;
+                let path = format!("v2/lbaas/loadbalancers/{id}/failover");
+                self.mutate(
+                    Some(&id),
+                    Ready::DeletableOrFailover,
+                    Method::PUT,
+                    &path,
+                    None,
+                    &wait,
+                )
+                .await?;
+                self.os.settle(&id, &wait).await?;
+                Ok(Applied::object(self.read_back(prior, &id, &what).await?))
+            }
+            ChangeKind::Repair(action) => Err(ProviderError::not_implemented(format!(
+                "{}: no repair \"{action}\"",
+                self.kind.type_name
+            ))),
+        }
+    }
+
+    async fn import(&self, id: &str) -> Result<Value, ProviderError> {
+        let (parent, id) = match self.parent_attr() {
+            Some(attr) => match id.split_once('/') {
+                Some((p, i)) => (Some(p), i),
+                None => {
+                    return Err(ProviderError::invalid_input(
+                        format!("\"{id}\" is not an import ID of {}", self.kind.type_name),
+                        format!("give {} (the {attr} first)", self.kind.import_id),
+                    ))
+                }
+            },
+            None => (None, id),
+        };
+        let path = format!("{}/{id}", self.kind.collection(parent));
+        let j = self.os.client.get(&path).await?;
+        let j = &j[self.kind.one];
+        self.os.learn(self.kind, std::slice::from_ref(j), parent);
+        Ok(to_value(self.kind, j, parent))
+    }
+
+    async fn resume(
+        &self,
+        req: ResumeRequest<'_>,
+        ctx: &dyn ApplyContext,
+    ) -> Result<Option<Applied>, ProviderError> {
+        let Ok(lb) = std::str::from_utf8(req.private) else {
+            return Ok(None);
+        };
+        if lb.is_empty() {
+            return Ok(None);
+        }
+        let what = format!("finishing {}", req.address);
+        let wait = Wait {
+            what: &what,
+            deadline: req.deadline,
+            cancel: &req.cancel,
+            ctx: Some(ctx),
+        };
+        self.os.settle(lb, &wait).await?;
+        Ok(Some(Applied::object(
+            self.read_back(req.object, lb, &what).await?,
+        )))
+    }
+}
+
+/// Percent-encodes a query value.
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The word for a change in messages.
+trait KindWord {
+    fn kind_word(&self) -> &'static str;
+}
+
+impl KindWord for ApplyRequest<'_> {
+    fn kind_word(&self) -> &'static str {
+        match self.kind {
+            ChangeKind::Create => "creating",
+            ChangeKind::Update => "updating",
+            ChangeKind::Delete => "deleting",
+            ChangeKind::Repair(_) => "repairing",
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! What every Octavia resource type shares: the client, ownership marks, which load
+//! balancer each object belongs to, one lock per load balancer, the failover semaphore,
+//! and the waits (never a mutating call while a load balancer is PENDING_*).
+
+use crate::client::Client;
+use crate::spec::{parent_collection, Kind};
+use ballast_sdk::{ApplyContext, CancellationToken, Progress, ProviderError, Value};
+use serde_json::Value as Json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, Semaphore};
+
+const LINEAGE_TAG: &str = "ballast:lineage=";
+const ADDRESS_TAG: &str = "ballast:address=";
+
+pub struct Octavia {
+    pub client: Client,
+    pub lineage: String,
+    /// Object ID → the ID of its load balancer (load balancers map to themselves).
+    topology: Mutex<HashMap<String, String>>,
+    locks: Mutex<HashMap<String, Arc<AsyncMutex<()>>>>,
+    pub failovers: Semaphore,
+    pub is_admin: bool,
+}
+
+/// What a wait before a call accepts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// Updates and creates of children: the load balancer must be ACTIVE.
+    Mutable,
+    /// Deleting or failing over the load balancer itself: ACTIVE or ERROR.
+    DeletableOrFailover,
+}
+
+impl Octavia {
+    pub fn new(client: Client, lineage: String, max_failovers: usize, is_admin: bool) -> Octavia {
+        Octavia {
+            client,
+            lineage,
+            topology: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
+            failovers: Semaphore::new(max_failovers.max(1)),
+            is_admin,
+        }
+    }
+
+    /// The ownership marks of an object at `address`, as Octavia tags (no commas: the tag
+    /// filter splits on them).
+    pub fn marks(&self, address: &str) -> [String; 2] {
+        let addr = address.replace('%', "%25").replace(',', "%2C");
+        [
+            format!("{LINEAGE_TAG}{}", self.lineage),
+            format!("{ADDRESS_TAG}{addr}"),
+        ]
+    }
+
+    /// (lineage, address) of an object's marks, if it has them.
+    pub fn mark_of(tags: &Json) -> Option<(String, String)> {
+        let tags = tags.as_array()?;
+        let find = |p: &str| {
+            tags.iter()
+                .filter_map(Json::as_str)
+                .find_map(|t| t.strip_prefix(p).map(str::to_string))
+        };
+        let addr = find(ADDRESS_TAG)?.replace("%2C", ",").replace("%25", "%");
+        Some((find(LINEAGE_TAG)?, addr))
+    }
+
+    pub fn is_mark(tag: &str) -> bool {
+        tag.starts_with(LINEAGE_TAG) || tag.starts_with(ADDRESS_TAG)
+    }
+
+    /// `?project_id=` for lists: admins see every project otherwise.
+    pub fn scope_query(&self) -> String {
+        match &self.client.project_id {
+            Some(p) => format!("project_id={p}"),
+            None => String::new(),
+        }
+    }
+
+    /// Remembers which load balancer the objects of a listing belong to.
+    pub fn learn(&self, kind: &Kind, objects: &[Json], parent: Option<&str>) {
+        let mut topo = self.topology.lock().unwrap_or_else(|e| e.into_inner());
+        for o in objects {
+            let Some(id) = o["id"].as_str() else { continue };
+            let lb = match kind.one {
+                "loadbalancer" => Some(id.to_string()),
+                "listener" | "pool" => o
+                    .pointer("/loadbalancers/0/id")
+                    .and_then(Json::as_str)
+                    .map(str::to_string),
+                "l7policy" => o["listener_id"].as_str().and_then(|l| topo.get(l).cloned()),
+                "healthmonitor" => o
+                    .pointer("/pools/0/id")
+                    .and_then(Json::as_str)
+                    .and_then(|p| topo.get(p).cloned()),
+                _ => parent.and_then(|p| topo.get(p).cloned()),
+            };
+            if let Some(lb) = lb {
+                topo.insert(id.to_string(), lb);
+            }
+        }
+    }
+
+    pub fn remember(&self, id: &str, lb: &str) {
+        self.topology
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), lb.to_string());
+    }
+
+    /// The load balancer of an object, from what refresh and earlier changes taught.
+    pub fn known_lb(&self, kind: &Kind, object: &Value) -> Option<String> {
+        let topo = self.topology.lock().unwrap_or_else(|e| e.into_inner());
+        kind.lb_via.iter().find_map(|attr| {
+            let v = object.get(attr).as_str()?;
+            match *attr {
+                "loadbalancer_id" => Some(v.to_string()),
+                "id" => Some(v.to_string()),
+                _ => topo.get(v).cloned(),
+            }
+        })
+    }
+
+    /// The load balancer of an object, asking Octavia when nothing taught it yet.
+    pub async fn lb_of(&self, kind: &Kind, object: &Value) -> Result<String, ProviderError> {
+        if let Some(lb) = self.known_lb(kind, object) {
+            return Ok(lb);
+        }
+        for attr in kind.lb_via {
+            if let Some(id) = object.get(attr).as_str() {
+                return self.lb_of_parent(attr, id).await;
+            }
+        }
+        Err(ProviderError::invalid_input(
+            format!(
+                "{}: cannot tell which load balancer this belongs to",
+                kind.type_name
+            ),
+            format!("set {}", kind.lb_via.join(" or ")),
+        ))
+    }
+
+    async fn lb_of_parent(&self, attr: &str, id: &str) -> Result<String, ProviderError> {
+        let mut attr = attr.to_string();
+        let mut id = id.to_string();
+        for _ in 0..3 {
+            let Some(coll) = parent_collection(&attr) else {
+                break;
+            };
+            let one = self.client.get(&format!("v2/lbaas/{coll}/{id}")).await?;
+            let obj = one
+                .as_object()
+                .and_then(|m| m.values().next())
+                .cloned()
+                .unwrap_or_default();
+            if let Some(lb) = obj.pointer("/loadbalancers/0/id").and_then(Json::as_str) {
+                self.remember(&id, lb);
+                return Ok(lb.to_string());
+            }
+            match obj["listener_id"].as_str() {
+                Some(l) => {
+                    attr = "listener_id".into();
+                    id = l.to_string();
+                }
+                None => break,
+            }
+        }
+        Err(ProviderError::new(format!(
+            "cannot find the load balancer of {attr} {id}"
+        )))
+    }
+
+    /// The lock of one load balancer: its children change one at a time.
+    pub async fn lock(&self, lb: &str) -> OwnedMutexGuard<()> {
+        let m = self
+            .locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(lb.to_string())
+            .or_default()
+            .clone();
+        m.lock_owned().await
+    }
+
+    /// Octavia's status tree of a load balancer, one line an object, for error messages.
+    pub async fn status_tree(&self, lb: &str) -> String {
+        let tree = match self
+            .client
+            .get(&format!("v2/lbaas/loadbalancers/{lb}/status"))
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => return format!("(its status tree could not be read: {e})"),
+        };
+        let mut lines = Vec::new();
+        walk_statuses(
+            &tree["statuses"]["loadbalancer"],
+            "load balancer",
+            1,
+            &mut lines,
+        );
+        lines.join("\n")
+    }
+
+    /// Waits until load balancer `lb` is out of PENDING_*, showing progress; fails at once
+    /// when it is in ERROR and `ready` does not accept that, or when it is gone.
+    pub async fn ready(
+        &self,
+        lb: &str,
+        ready: Ready,
+        wait: &Wait<'_>,
+    ) -> Result<Json, ProviderError> {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(150);
+        loop {
+            let got = self
+                .client
+                .get(&format!("v2/lbaas/loadbalancers/{lb}"))
+                .await?;
+            let obj = got["loadbalancer"].clone();
+            let status = obj["provisioning_status"]
+                .as_str()
+                .unwrap_or("UNKNOWN")
+                .to_string();
+            if status == "ACTIVE" || (status == "ERROR" && ready == Ready::DeletableOrFailover) {
+                return Ok(obj);
+            }
+            if status == "ERROR" {
+                return Err(ProviderError::new(format!(
+                    "load balancer {} is in ERROR: {}; its status tree:\n{}",
+                    label(&obj),
+                    "it accepts no change until it is repaired (`ballast plan` proposes a failover)",
+                    self.status_tree(lb).await
+                )));
+            }
+            if status == "DELETED" {
+                return Err(ProviderError::not_found(format!(
+                    "load balancer {lb} is deleted"
+                )));
+            }
+            wait.step(
+                &format!("load balancer {} is {status}", label(&obj)),
+                start,
+                &mut delay,
+            )
+            .await?;
+        }
+    }
+
+    /// After a change: waits for the load balancer to be ACTIVE again; ERROR fails at once
+    /// with the status tree.
+    pub async fn settle(&self, lb: &str, wait: &Wait<'_>) -> Result<Json, ProviderError> {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(150);
+        loop {
+            let got = self
+                .client
+                .get(&format!("v2/lbaas/loadbalancers/{lb}"))
+                .await?;
+            let obj = got["loadbalancer"].clone();
+            let status = obj["provisioning_status"]
+                .as_str()
+                .unwrap_or("UNKNOWN")
+                .to_string();
+            match status.as_str() {
+                "ACTIVE" => return Ok(obj),
+                "ERROR" => {
+                    return Err(ProviderError::new(format!(
+                        "{}: load balancer {} went to ERROR; its status tree:\n{}",
+                        wait.what,
+                        label(&obj),
+                        self.status_tree(lb).await
+                    )))
+                }
+                _ => {}
+            }
+            wait.step(
+                &format!("load balancer {} is {status}", label(&obj)),
+                start,
+                &mut delay,
+            )
+            .await?;
+        }
+    }
+
+    /// Waits for a deleted load balancer to be gone.
+    pub async fn gone(&self, lb: &str, wait: &Wait<'_>) -> Result<(), ProviderError> {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(150);
+        loop {
+            let obj = match self
+                .client
+                .get(&format!("v2/lbaas/loadbalancers/{lb}"))
+                .await
+            {
+                Ok(got) => got["loadbalancer"].clone(),
+                Err(e) if e.is_not_found() => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            let status = obj["provisioning_status"]
+                .as_str()
+                .unwrap_or("UNKNOWN")
+                .to_string();
+            match status.as_str() {
+                "DELETED" => return Ok(()),
+                "ERROR" => {
+                    return Err(ProviderError::new(format!(
+                        "deleting load balancer {} ended in ERROR; its status tree:\n{}",
+                        label(&obj),
+                        self.status_tree(lb).await
+                    )))
+                }
+                _ => {}
+            }
+            wait.step(
+                &format!("load balancer {} is {status}", label(&obj)),
+                start,
+                &mut delay,
+            )
+            .await?;
+        }
+    }
+}
+
+/// A wait's bounds and where its progress goes.
+pub struct Wait<'a> {
+    pub what: &'a str,
+    pub deadline: Instant,
+    pub cancel: &'a CancellationToken,
+    pub ctx: Option<&'a dyn ApplyContext>,
+}
+
+impl Wait<'_> {
+    /// Shows progress, then sleeps before the next poll (growing to 2 s); fails when the
+    /// deadline passes or the run is interrupted.
+    async fn step(
+        &self,
+        status: &str,
+        start: Instant,
+        delay: &mut Duration,
+    ) -> Result<(), ProviderError> {
+        let elapsed = start.elapsed().as_secs();
+        if Instant::now() >= self.deadline {
+            return Err(ProviderError::timeout(format!(
+                "{}: gave up waiting after {elapsed} s: {status} (see `timeouts`)",
+                self.what
+            )));
+        }
+        if let Some(ctx) = self.ctx {
+            ctx.progress(Progress::message(format!("{status}, {elapsed} s")));
+        }
+        let sleep = (*delay).min(self.deadline.saturating_duration_since(Instant::now()));
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            _ = self.cancel.cancelled() => {
+                return Err(ProviderError::interrupted(format!("{}: interrupted while {status}", self.what)));
+            }
+        }
+        *delay = (*delay * 2).min(Duration::from_secs(2));
+        Ok(())
+    }
+}
+
+/// `name (id)` of an object, or its ID.
+pub fn label(obj: &Json) -> String {
+    let id = obj["id"].as_str().unwrap_or("?");
+    match obj["name"].as_str().filter(|n| !n.is_empty()) {
+        Some(n) => format!("\"{n}\" ({id})"),
+        None => id.to_string(),
+    }
+}
+
+fn walk_statuses(o: &Json, what: &str, depth: usize, out: &mut Vec<String>) {
+    if !o.is_object() {
+        return;
+    }
+    out.push(format!(
+        "{}{what} {}: {} / {}",
+        "  ".repeat(depth),
+        label(o),
+        o["provisioning_status"].as_str().unwrap_or("?"),
+        o["operating_status"].as_str().unwrap_or("?")
+    ));
+    for (key, name) in [
+        ("listeners", "listener"),
+        ("pools", "pool"),
+        ("members", "member"),
+        ("l7policies", "l7policy"),
+        ("rules", "l7rule"),
+    ] {
+        for c in o[key].as_array().into_iter().flatten() {
+            walk_statuses(c, name, depth + 1, out);
+        }
+    }
+    walk_statuses(&o["health_monitor"], "health monitor", depth + 1, out);
+}
+
+pub fn parse_version(v: &str) -> Option<(u32, u32)> {
+    let v = v.trim_start_matches('v');
+    let (a, b) = v.split_once('.')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_as_numbers() {
+        assert!(parse_version("v2.9") < parse_version("2.12"));
+        assert_eq!(parse_version("v2.30"), Some((2, 30)));
+        assert_eq!(parse_version("x"), None);
+    }
+
+    #[test]
+    fn marks_survive_commas_in_addresses() {
+        let tags = serde_json::json!([
+            "web",
+            "ballast:lineage=L",
+            "ballast:address=openstack_lb_pool.p[\"a,b%\"]"
+                .replace(',', "%2C")
+                .replace("b%", "b%25")
+        ]);
+        assert_eq!(
+            Octavia::mark_of(&tags),
+            Some(("L".into(), "openstack_lb_pool.p[\"a,b%\"]".into()))
+        );
+    }
+}
