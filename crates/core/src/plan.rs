@@ -396,8 +396,12 @@ impl Engine {
                     .push(a);
             }
         }
-        // Every type of every provider in use, even one no longer in state or configuration:
-        // its orphans are exactly what this looks for.
+        // Every type of every provider in use or declared by a `provider` block, even one
+        // no longer in state or configuration: its orphans are exactly what this looks for.
+        let declared: Vec<String> = self.ws.cfg.providers.iter().map(|p| p.key()).collect();
+        for key in declared {
+            self.provider(&key).await?;
+        }
         for (key, p) in &self.configured {
             for r in &p.schema.resources {
                 hints

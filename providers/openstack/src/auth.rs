@@ -578,7 +578,7 @@ mod tests {
         assert_eq!(t, SystemTime::UNIX_EPOCH + Duration::from_secs(86401));
         let t = parse_rfc3339("2026-11-30T15:04:05Z").unwrap();
         let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
-        assert_eq!(secs, 1_795_964_645);
+        assert_eq!(secs, 1_796_051_045);
     }
 
     #[test]

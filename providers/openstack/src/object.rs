@@ -401,7 +401,13 @@ impl ResourceType for Object {
                 let parent = self.parent_attr().and_then(|a| o.get(a).as_str());
                 let id = o.get("id").as_str()?;
                 let j = by_parent.get(&parent.map(str::to_string))?.get(id)?;
-                Some(to_value(self.kind, j, parent))
+                let mut v = to_value(self.kind, j, parent);
+                // A pool's `listeners` also lists every listener that made it its default
+                // pool later: only a listener it was created on is its listener_id.
+                if self.kind.type_name == POOL && o.get("listener_id").is_null() {
+                    v.set("listener_id", Value::Null);
+                }
+                Some(v)
             })
             .collect())
     }

@@ -266,7 +266,9 @@ pub static KINDS: [Kind; 7] = [
             oc("loadbalancer_id", Ty::Str)
                 .replace()
                 .read("/loadbalancers/0/id"),
-            oc("listener_id", Ty::Str).replace().read("/listeners/0/id"),
+            opt("listener_id", Ty::Str)
+                .replace()
+                .read("/listeners/0/id"),
             req("lb_method", Ty::Str).api("lb_algorithm"),
             opt("admin_state_up", Ty::Bool).default_bool(true),
             oc("tls_enabled", Ty::Bool).since("2.8"),

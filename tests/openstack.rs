@@ -1,0 +1,474 @@
+//! The openstack provider against the real Octavia 19 API and worker behind a real Keystone,
+//! started by `.ci/openstack-up` (clouds.yaml in `$BALLAST_OPENSTACK_DIR`, default
+//! /tmp/ballast-openstack). Each test copies clouds.yaml and secure.yaml into its
+//! configuration directory (one of the standard search paths) and names its objects with
+//! its own prefix, so tests run in parallel.
+
+mod common;
+use common::Work;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn services() -> PathBuf {
+    let d = PathBuf::from(
+        std::env::var("BALLAST_OPENSTACK_DIR").unwrap_or_else(|_| "/tmp/ballast-openstack".into()),
+    );
+    assert!(
+        d.join("clouds.yaml").exists(),
+        "no {}/clouds.yaml: start Keystone and Octavia with `.ci/openstack-up` (as root)",
+        d.display()
+    );
+    d
+}
+
+/// Removes load balancers named `prefix*` (what an earlier failed run left), as admin.
+fn scrub(prefix: &str) {
+    let d = services();
+    let out = Command::new(d.join("octavia-venv/bin/python"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/openstack/scrub.py"
+        ))
+        .arg(prefix)
+        .env("OS_CLIENT_CONFIG_FILE", d.join("clouds.yaml"))
+        .output()
+        .expect("run scrub.py");
+    assert!(
+        out.status.success(),
+        "scrub.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A work directory with the test clouds (demo, admin, demo-appcred, demo-secure, ...),
+/// after removing what an earlier run left under `prefix`.
+fn work(prefix: &str, hcl: &str) -> Work {
+    scrub(prefix);
+    let d = services();
+    let w = Work::new();
+    for f in ["clouds.yaml", "secure.yaml"] {
+        std::fs::copy(d.join(f), w.file(f)).expect("copy the test clouds");
+    }
+    w.write("main.hcl", hcl);
+    w
+}
+
+fn mysql(sql: &str) {
+    let out = Command::new("mysql")
+        .args(["octavia", "-e", sql])
+        .output()
+        .expect("run mysql");
+    assert!(
+        out.status.success(),
+        "mysql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn output(w: &Work, name: &str) -> String {
+    let r = w.ok(&["output", "-json"], 0);
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).expect("output -json");
+    j[name]["value"].as_str().unwrap_or_default().to_string()
+}
+
+/// A web service: a load balancer, an HTTP listener and a TCP one, two pools (one with a
+/// member set, one with a single member), monitors, and an L7 policy with a rule.
+fn web_tree(cloud: &str, name: &str) -> String {
+    format!(
+        r#"
+provider "openstack" {{
+  cloud = "{cloud}"
+}}
+
+resource "openstack_lb_loadbalancer" "web" {{
+  name          = "{name}"
+  vip_subnet_id = "00000000-0000-0000-0000-0000000000aa"
+  tags          = ["web"]
+}}
+
+resource "openstack_lb_pool" "app" {{
+  name            = "{name}-app"
+  loadbalancer_id = openstack_lb_loadbalancer.web.id
+  protocol        = "HTTP"
+  lb_method       = "ROUND_ROBIN"
+}}
+
+resource "openstack_lb_pool" "static" {{
+  name            = "{name}-static"
+  loadbalancer_id = openstack_lb_loadbalancer.web.id
+  protocol        = "HTTP"
+  lb_method       = "LEAST_CONNECTIONS"
+}}
+
+resource "openstack_lb_listener" "http" {{
+  name            = "{name}-http"
+  loadbalancer_id = openstack_lb_loadbalancer.web.id
+  protocol        = "HTTP"
+  protocol_port   = 80
+  default_pool_id = openstack_lb_pool.app.id
+  insert_headers  = {{ "X-Forwarded-For" = "true" }}
+  allowed_cidrs   = ["192.0.2.0/24"]
+}}
+
+resource "openstack_lb_listener" "tcp" {{
+  name            = "{name}-tcp"
+  loadbalancer_id = openstack_lb_loadbalancer.web.id
+  protocol        = "TCP"
+  protocol_port   = 443
+  connection_limit = 1000
+}}
+
+resource "openstack_lb_members" "app" {{
+  pool_id = openstack_lb_pool.app.id
+  member {{
+    address       = "192.0.2.10"
+    protocol_port = 8080
+  }}
+  member {{
+    address       = "192.0.2.11"
+    protocol_port = 8080
+    weight        = 5
+  }}
+}}
+
+resource "openstack_lb_member" "static" {{
+  pool_id       = openstack_lb_pool.static.id
+  address       = "192.0.2.20"
+  protocol_port = 8080
+  backup        = true
+}}
+
+resource "openstack_lb_monitor" "app" {{
+  pool_id     = openstack_lb_pool.app.id
+  type        = "HTTP"
+  delay       = 5
+  timeout     = 3
+  max_retries = 3
+  url_path    = "/health"
+}}
+
+resource "openstack_lb_l7policy" "static" {{
+  name             = "{name}-static"
+  listener_id      = openstack_lb_listener.http.id
+  action           = "REDIRECT_TO_POOL"
+  redirect_pool_id = openstack_lb_pool.static.id
+}}
+
+resource "openstack_lb_l7rule" "static" {{
+  l7policy_id  = openstack_lb_l7policy.static.id
+  type         = "PATH"
+  compare_type = "STARTS_WITH"
+  value        = "/static"
+}}
+
+output "lb_id" {{
+  value = openstack_lb_loadbalancer.web.id
+}}
+"#
+    )
+}
+
+#[test]
+fn a_web_tree_applies_plans_clean_changes_in_place_and_goes_in_one_cascading_delete() {
+    let w = work("bt-tree", &web_tree("demo", "bt-tree"));
+    let apply = w.ok(&["apply", "-auto-approve"], 0);
+    assert!(
+        apply.stdout.contains("Apply complete! Resources: 10 added"),
+        "{}",
+        apply.stdout
+    );
+    w.assert_converged();
+
+    // An in-place change: one member's weight, through the batch member update.
+    let hcl = web_tree("demo", "bt-tree").replace("weight        = 5", "weight        = 7");
+    w.write("main.hcl", &hcl);
+    let plan = w.ok(&["plan"], 0);
+    assert!(
+        plan.stdout.contains("1 to change, 0 to destroy"),
+        "{}",
+        plan.stdout
+    );
+    w.ok(&["apply", "-auto-approve"], 0);
+    w.assert_converged();
+
+    let destroy = w.ok(&["destroy", "-auto-approve"], 0);
+    let events = format!("{}{}", destroy.stdout, destroy.stderr);
+    assert!(
+        events.contains("openstack_lb_loadbalancer.web: its deletion also removed"),
+        "the load balancer's delete cascades: {events}"
+    );
+    assert!(
+        !events.contains("openstack_lb_listener.http: Destroying"),
+        "no child is deleted one by one: {events}"
+    );
+    assert!(
+        destroy.stdout.contains("10 destroyed"),
+        "{}",
+        destroy.stdout
+    );
+}
+
+#[test]
+fn a_load_balancer_in_error_is_repaired_by_a_failover_then_the_next_plan_is_clean() {
+    let hcl = r#"
+provider "openstack" {
+  cloud = "admin"
+}
+
+resource "openstack_lb_loadbalancer" "lb" {
+  count         = 2
+  name          = "bt-repair-${count.index}"
+  vip_subnet_id = "00000000-0000-0000-0000-0000000000aa"
+}
+
+output "id0" {
+  value = openstack_lb_loadbalancer.lb[0].id
+}
+
+output "id1" {
+  value = openstack_lb_loadbalancer.lb[1].id
+}
+"#;
+    let w = work("bt-repair", hcl);
+    w.ok(&["apply", "-auto-approve"], 0);
+    let ids = [output(&w, "id0"), output(&w, "id1")];
+    // What a host failure leaves: ERROR in Octavia's database, behind ballast's back.
+    mysql(&format!(
+        "UPDATE load_balancer SET provisioning_status='ERROR' WHERE id IN ('{}','{}')",
+        ids[0], ids[1]
+    ));
+
+    let drift = w.ok(&["drift"], 2);
+    assert!(
+        drift.stdout.contains("\"ACTIVE\" -> \"ERROR\""),
+        "{}",
+        drift.stdout
+    );
+    let plan = w.ok(&["plan"], 0);
+    assert!(plan.stdout.contains("failover"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("provisioning_status is ERROR"),
+        "the repair says why: {}",
+        plan.stdout
+    );
+    assert!(
+        !plan.stdout.contains("destroy") || plan.stdout.contains("0 to destroy"),
+        "{}",
+        plan.stdout
+    );
+
+    let apply = w.ok(&["apply", "-auto-approve"], 0);
+    assert!(apply.stdout.contains("Apply complete!"), "{}", apply.stdout);
+    w.assert_converged();
+    w.ok(&["destroy", "-auto-approve"], 0);
+}
+
+#[test]
+fn wrong_credentials_and_unreachable_services_name_the_url_user_and_cloud_never_the_password() {
+    let w = work(
+        "bt-wrong",
+        r#"
+provider "openstack" {
+  cloud = "wrong"
+}
+
+resource "openstack_lb_loadbalancer" "lb" {
+  name          = "bt-wrong"
+  vip_subnet_id = "00000000-0000-0000-0000-0000000000aa"
+}
+"#,
+    );
+    let clouds = w.read("clouds.yaml");
+    let mut doc: serde_json::Value = serde_json::from_str(&clouds).expect("clouds.yaml is JSON");
+    let mut wrong = doc["clouds"]["demo"].clone();
+    wrong["auth"]["password"] = "not-the-Pa55word".into();
+    doc["clouds"]["wrong"] = wrong.clone();
+    let mut away = wrong.clone();
+    away["auth"]["auth_url"] = "http://127.0.0.1:9/v3".into();
+    doc["clouds"]["away"] = away;
+    let mut nowhere = doc["clouds"]["demo"].clone();
+    nowhere["region_name"] = "Nowhere".into();
+    doc["clouds"]["nowhere"] = nowhere;
+    w.write("clouds.yaml", &doc.to_string());
+
+    let r = w.ok(&["plan"], 1);
+    assert!(
+        r.stderr.contains("Keystone at http://127.0.0.1:5000/v3"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("user \"demo_member\""), "{}", r.stderr);
+    assert!(r.stderr.contains("cloud \"wrong\""), "{}", r.stderr);
+    assert!(r.stderr.contains("401"), "{}", r.stderr);
+    assert!(!r.stderr.contains("not-the-Pa55word") && !r.stdout.contains("not-the-Pa55word"));
+
+    w.write(
+        "main.hcl",
+        &w.read("main.hcl").replace("\"wrong\"", "\"away\""),
+    );
+    let r = w.ok(&["plan"], 1);
+    assert!(
+        r.stderr
+            .contains("cannot reach Keystone at http://127.0.0.1:9/v3"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("not-the-Pa55word"));
+
+    w.write(
+        "main.hcl",
+        &w.read("main.hcl").replace("\"away\"", "\"nowhere\""),
+    );
+    let r = w.ok(&["plan"], 1);
+    assert!(
+        r.stderr
+            .contains("no load-balancer endpoint (interface public, region Nowhere)"),
+        "{}",
+        r.stderr
+    );
+    assert!(!w.file("terraform.tfstate").exists());
+}
+
+#[test]
+fn application_credentials_and_a_password_in_secure_yaml_authenticate_and_no_secret_is_kept() {
+    for cloud in ["demo-appcred", "demo-secure"] {
+        let name = format!("bt-auth-{cloud}");
+        let w = work(
+            &name,
+            &format!(
+                r#"
+provider "openstack" {{
+  cloud = "{cloud}"
+}}
+
+resource "openstack_lb_loadbalancer" "lb" {{
+  name          = "{name}"
+  vip_subnet_id = "00000000-0000-0000-0000-0000000000aa"
+}}
+"#
+            ),
+        );
+        w.ok(&["apply", "-auto-approve"], 0);
+        w.assert_converged();
+        let secret =
+            std::fs::read_to_string(services().join("appcred.json")).expect("appcred.json");
+        let secret: serde_json::Value = serde_json::from_str(&secret).expect("appcred.json");
+        let secret = secret["secret"].as_str().expect("a secret").to_string();
+        for entry in std::fs::read_dir(w.path()).expect("list") {
+            let p = entry.expect("entry").path();
+            if p.file_name().is_some_and(|n| n == "clouds.yaml") || p.is_dir() {
+                continue;
+            }
+            let bytes = std::fs::read(&p).expect("read");
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains(&secret), "{} holds the secret", p.display());
+        }
+        w.ok(&["destroy", "-auto-approve"], 0);
+    }
+}
+
+#[test]
+fn an_unmanaged_load_balancer_with_a_declared_name_is_a_conflict_and_import_adopts_it() {
+    let hcl = r#"
+provider "openstack" {
+  cloud = "demo"
+}
+
+resource "openstack_lb_loadbalancer" "web" {
+  name          = "bt-conflict"
+  vip_subnet_id = "00000000-0000-0000-0000-0000000000aa"
+}
+
+output "lb_id" {
+  value = openstack_lb_loadbalancer.web.id
+}
+"#;
+    // Another team's state made it: to this one it is unmanaged.
+    let other = work("bt-conflict", hcl);
+    other.ok(&["apply", "-auto-approve"], 0);
+    let id = output(&other, "lb_id");
+
+    let w = work(
+        "bt-conflict-none",
+        &hcl[..hcl.find("output").unwrap_or(hcl.len())],
+    );
+    let plan = w.ok(&["plan"], 1);
+    let text = format!("{}{}", plan.stdout, plan.stderr);
+    assert!(text.contains("already exists in this project"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "ballast import openstack_lb_loadbalancer.web {id}"
+        )),
+        "{text}"
+    );
+    w.ok(&["import", "openstack_lb_loadbalancer.web", &id], 0);
+    w.assert_converged();
+    w.ok(&["destroy", "-auto-approve"], 0);
+    // The other state's object is gone: its refresh forgets it.
+    let plan = other.ok(&["plan"], 0);
+    assert!(plan.stdout.contains("1 to add"), "{}", plan.stdout);
+}
+
+#[test]
+fn a_marked_load_balancer_in_neither_state_nor_configuration_is_an_orphan() {
+    let hcl = r#"
+provider "openstack" {
+  cloud = "demo"
+}
+
+resource "openstack_lb_loadbalancer" "gone" {
+  name          = "bt-orphan"
+  vip_subnet_id = "00000000-0000-0000-0000-0000000000aa"
+}
+
+output "lb_id" {
+  value = openstack_lb_loadbalancer.gone.id
+}
+"#;
+    let w = work("bt-orphan", hcl);
+    w.ok(&["apply", "-auto-approve"], 0);
+    let id = output(&w, "lb_id");
+    w.ok(&["state", "rm", "openstack_lb_loadbalancer.gone"], 0);
+    w.write(
+        "main.hcl",
+        "provider \"openstack\" {\n  cloud = \"demo\"\n}\n",
+    );
+    let drift = w.ok(&["drift"], 2);
+    assert!(drift.stdout.contains(&id), "{}", drift.stdout);
+    assert!(
+        drift.stdout.contains("openstack_lb_loadbalancer.gone"),
+        "{}",
+        drift.stdout
+    );
+    // Reported, never deleted on its own: import it back and destroy it.
+    w.write("main.hcl", hcl);
+    w.ok(&["import", "openstack_lb_loadbalancer.gone", &id], 0);
+    w.ok(&["destroy", "-auto-approve"], 0);
+}
+
+#[test]
+fn a_provider_driver_or_flavor_the_server_lacks_fails_the_plan_not_the_apply() {
+    let w = work(
+        "bt-caps",
+        r#"
+provider "openstack" {
+  cloud = "demo"
+}
+
+resource "openstack_lb_loadbalancer" "lb" {
+  name                  = "bt-caps"
+  vip_subnet_id         = "00000000-0000-0000-0000-0000000000aa"
+  loadbalancer_provider = "ovn"
+  flavor_id             = "gold"
+}
+"#,
+    );
+    let r = w.ok(&["plan"], 1);
+    assert!(r.stderr.contains("\"provider:ovn\""), "{}", r.stderr);
+    assert!(r.stderr.contains("loadbalancer_provider"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("Octavia API 2."),
+        "the server version is named: {}",
+        r.stderr
+    );
+}
