@@ -204,89 +204,14 @@ impl Octavia {
         lines.join("\n")
     }
 
-    /// Waits until load balancer `lb` is out of PENDING_*, showing progress; fails at once
-    /// when it is in ERROR and `ready` does not accept that, or when it is gone.
-    pub async fn ready(
+    /// Polls load balancer `lb` until `decide` settles on its status (`None`: keep
+    /// waiting), showing progress. A load balancer that is gone is `None` to `decide`.
+    async fn poll<T>(
         &self,
         lb: &str,
-        ready: Ready,
         wait: &Wait<'_>,
-    ) -> Result<Json, ProviderError> {
-        let start = Instant::now();
-        let mut delay = Duration::from_millis(150);
-        loop {
-            let got = self
-                .client
-                .get(&format!("v2/lbaas/loadbalancers/{lb}"))
-                .await?;
-            let obj = got["loadbalancer"].clone();
-            let status = obj["provisioning_status"]
-                .as_str()
-                .unwrap_or("UNKNOWN")
-                .to_string();
-            if status == "ACTIVE" || (status == "ERROR" && ready == Ready::DeletableOrFailover) {
-                return Ok(obj);
-            }
-            if status == "ERROR" {
-                return Err(ProviderError::new(format!(
-                    "load balancer {} is in ERROR: {}; its status tree:\n{}",
-                    label(&obj),
-                    "it accepts no change until it is repaired (`ballast plan` proposes a failover)",
-                    self.status_tree(lb).await
-                )));
-            }
-            if status == "DELETED" {
-                return Err(ProviderError::not_found(format!(
-                    "load balancer {lb} is deleted"
-                )));
-            }
-            wait.step(
-                &format!("load balancer {} is {status}", label(&obj)),
-                start,
-                &mut delay,
-            )
-            .await?;
-        }
-    }
-
-    /// After a change: waits for the load balancer to be ACTIVE again; ERROR fails at once
-    /// with the status tree.
-    pub async fn settle(&self, lb: &str, wait: &Wait<'_>) -> Result<Json, ProviderError> {
-        let start = Instant::now();
-        let mut delay = Duration::from_millis(150);
-        loop {
-            let got = self
-                .client
-                .get(&format!("v2/lbaas/loadbalancers/{lb}"))
-                .await?;
-            let obj = got["loadbalancer"].clone();
-            let status = obj["provisioning_status"]
-                .as_str()
-                .unwrap_or("UNKNOWN")
-                .to_string();
-            match status.as_str() {
-                "ACTIVE" => return Ok(obj),
-                "ERROR" => {
-                    return Err(ProviderError::new(format!(
-                        "{}: load balancer {} went to ERROR; its status tree:\n{}",
-                        wait.what,
-                        label(&obj),
-                        self.status_tree(lb).await
-                    )))
-                }
-                _ => {}
-            }
-            wait.step(
-                &format!("load balancer {} is {status}", label(&obj)),
-                start,
-                &mut delay,
-            )
-            .await?;
-        }
-    }
-
-    /// Waits for a deleted load balancer to be gone.
-    pub async fn gone(&self, lb: &str, wait: &Wait<'_>) -> Result<(), ProviderError> {
+        mut decide: impl FnMut(Option<&Json>, &str) -> Option<Result<T, String>>,
+    ) -> Result<T, ProviderError> {
         let start = Instant::now();
         let mut delay = Duration::from_millis(150);
         loop {
@@ -295,32 +220,94 @@ impl Octavia {
                 .get(&format!("v2/lbaas/loadbalancers/{lb}"))
                 .await
             {
-                Ok(got) => got["loadbalancer"].clone(),
-                Err(e) if e.is_not_found() => return Ok(()),
+                Ok(got) => Some(got["loadbalancer"].clone()),
+                Err(e) if e.is_not_found() => None,
                 Err(e) => return Err(e),
             };
-            let status = obj["provisioning_status"]
-                .as_str()
-                .unwrap_or("UNKNOWN")
+            let status = obj
+                .as_ref()
+                .and_then(|o| o["provisioning_status"].as_str())
+                .unwrap_or("DELETED")
                 .to_string();
-            match status.as_str() {
-                "DELETED" => return Ok(()),
-                "ERROR" => {
+            match decide(obj.as_ref(), &status) {
+                Some(Ok(t)) => return Ok(t),
+                Some(Err(why)) => {
                     return Err(ProviderError::new(format!(
-                        "deleting load balancer {} ended in ERROR; its status tree:\n{}",
-                        label(&obj),
+                        "{why}; its status tree:\n{}",
                         self.status_tree(lb).await
                     )))
                 }
-                _ => {}
+                None => {}
             }
+            let name = obj.as_ref().map(label).unwrap_or_else(|| lb.to_string());
             wait.step(
-                &format!("load balancer {} is {status}", label(&obj)),
+                &format!("load balancer {name} is {status}"),
                 start,
                 &mut delay,
             )
             .await?;
         }
+    }
+
+    /// Waits until load balancer `lb` is out of PENDING_* before a call; fails at once when
+    /// it is in ERROR and `ready` does not accept that, or when it is gone.
+    pub async fn ready(
+        &self,
+        lb: &str,
+        ready: Ready,
+        wait: &Wait<'_>,
+    ) -> Result<Json, ProviderError> {
+        let mut gone = false;
+        let r = self
+            .poll(lb, wait, |obj, status| match (obj, status) {
+                (None, _) | (_, "DELETED") => {
+                    gone = true;
+                    Some(Err(String::new()))
+                }
+                (Some(o), "ACTIVE") => Some(Ok(o.clone())),
+                (Some(o), "ERROR") if ready == Ready::DeletableOrFailover => Some(Ok(o.clone())),
+                (Some(o), "ERROR") => Some(Err(format!(
+                    "load balancer {} is in ERROR: it accepts no change until it is repaired (`ballast plan` proposes a failover)",
+                    label(o)
+                ))),
+                _ => None,
+            })
+            .await;
+        if gone {
+            return Err(ProviderError::not_found(format!(
+                "load balancer {lb} is deleted"
+            )));
+        }
+        r
+    }
+
+    /// After a change: waits for the load balancer to be ACTIVE again; ERROR fails at once
+    /// with the status tree.
+    pub async fn settle(&self, lb: &str, wait: &Wait<'_>) -> Result<Json, ProviderError> {
+        self.poll(lb, wait, |obj, status| match (obj, status) {
+            (Some(o), "ACTIVE") => Some(Ok(o.clone())),
+            (Some(o), "ERROR") => Some(Err(format!(
+                "{}: load balancer {} went to ERROR",
+                wait.what,
+                label(o)
+            ))),
+            (None, _) => Some(Err(format!("{}: load balancer {lb} is gone", wait.what))),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits for a deleted load balancer to be gone.
+    pub async fn gone(&self, lb: &str, wait: &Wait<'_>) -> Result<(), ProviderError> {
+        self.poll(lb, wait, |obj, status| match (obj, status) {
+            (None, _) | (_, "DELETED") => Some(Ok(())),
+            (Some(o), "ERROR") => Some(Err(format!(
+                "deleting load balancer {} ended in ERROR",
+                label(o)
+            ))),
+            _ => None,
+        })
+        .await
     }
 }
 
