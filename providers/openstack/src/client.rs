@@ -4,7 +4,7 @@
 
 use crate::auth::{self, AuthType, Settings, Token};
 use ballast_sdk::ProviderError;
-use reqwest::{Method, StatusCode};
+use reqwest::{Method, StatusCode, Url};
 use serde_json::Value as Json;
 use std::time::{Duration, SystemTime};
 use tokio::sync::Mutex;
@@ -143,20 +143,41 @@ impl Client {
         Ok(slot.as_ref().map(|t| t.value.clone()))
     }
 
-    /// One call to Octavia: `path` is relative to the endpoint (`v2/lbaas/...`). A 401
-    /// renews the token and tries once more; other failures become typed errors.
+    /// One call to Octavia: `path` is relative to the endpoint (`v2/lbaas/...`).
     pub async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<&Json>,
     ) -> Result<Json, ProviderError> {
-        let url = format!("{}/{}", self.endpoint, path.trim_start_matches('/'));
+        self.send(method, self.url(path, &[])?, body).await
+    }
+
+    /// The URL of `path` under the endpoint, with `query` encoded.
+    fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<Url, ProviderError> {
+        let raw = format!("{}/{}", self.endpoint, path.trim_start_matches('/'));
+        let mut url = Url::parse(&raw).map_err(|e| {
+            ProviderError::invalid_input(format!("the Octavia URL {raw}"), e.to_string())
+        })?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        Ok(url)
+    }
+
+    /// Sends one request. A 401 renews the token and tries once more; other failures
+    /// become typed errors.
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Json>,
+    ) -> Result<Json, ProviderError> {
         let mut renewed = false;
         loop {
             let mut req = self
                 .http
-                .request(method.clone(), &url)
+                .request(method.clone(), url.clone())
                 .header("Accept", "application/json");
             match self.token(renewed).await? {
                 Some(t) => req = req.header("X-Auth-Token", t),
@@ -191,7 +212,7 @@ impl Client {
                     ProviderError::new(format!("{method} {url}: the answer is not JSON: {e}"))
                 });
             }
-            return Err(self.http_error(&method, &url, status, &text));
+            return Err(self.http_error(&method, url.as_str(), status, &text));
         }
     }
 
@@ -233,31 +254,34 @@ impl Client {
         self.call(Method::GET, path, None).await
     }
 
-    /// Every page of a list (`key` is the collection's name in the answer).
-    pub async fn list(&self, path: &str, key: &str) -> Result<Vec<Json>, ProviderError> {
+    /// Every page of a list (`key` is the collection's name in the answer), filtered by
+    /// `query`.
+    pub async fn list(
+        &self,
+        path: &str,
+        key: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<Json>, ProviderError> {
         let mut out = Vec::new();
-        let mut next = Some(path.to_string());
+        let mut next = Some(self.url(path, query)?);
         let mut pages = 0;
-        while let Some(p) = next.take() {
+        while let Some(url) = next.take() {
             pages += 1;
-            let page = self.get(&p).await?;
-            if let Some(items) = page.get(key).and_then(Json::as_array) {
-                out.extend(items.iter().cloned());
+            let mut page = self.send(Method::GET, url, None).await?;
+            if let Some(Json::Array(items)) = page.get_mut(key).map(Json::take) {
+                out.extend(items);
             }
-            // Octavia pages with a marker: `<key>_links` holds rel = next.
+            // Octavia pages with a marker: `<key>_links` holds rel = next (a full URL).
             let links = page.get(format!("{key}_links")).and_then(Json::as_array);
-            if let Some(href) = links
+            let href = links
                 .into_iter()
                 .flatten()
                 .find(|l| l["rel"] == "next")
-                .and_then(|l| l["href"].as_str())
-            {
-                if pages < 1000 {
-                    next = href
-                        .strip_prefix(&self.endpoint)
-                        .map(str::to_string)
-                        .or_else(|| Some(href.to_string()));
-                }
+                .and_then(|l| l["href"].as_str());
+            if let (Some(href), true) = (href, pages < 1000) {
+                next = Some(Url::parse(href).map_err(|e| {
+                    ProviderError::new(format!("Octavia's next-page link {href}: {e}"))
+                })?);
             }
         }
         Ok(out)

@@ -137,7 +137,7 @@ async fn probe(client: &client::Client) -> Result<Capabilities, ProviderError> {
         ),
     ] {
         // Listing these may be refused to some roles; then nothing is known of them.
-        let Ok(items) = client.list(path, key).await else {
+        let Ok(items) = client.list(path, key, &[]).await else {
             continue;
         };
         for i in &items {

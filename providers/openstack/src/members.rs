@@ -2,9 +2,9 @@
 //! (`PUT /v2/lbaas/pools/{pool}/members`): Octavia creates, updates and deletes members
 //! to match, in one provisioning round.
 
-use crate::object::read_field;
+use crate::object::{api_json, read_field};
 use crate::octavia::{Octavia, Ready, Wait};
-use crate::spec::{self, Field, Ty};
+use crate::spec::{self, Field};
 use async_trait::async_trait;
 use ballast_sdk::{
     Applied, ApplyContext, ApplyRequest, ChangeKind, ProviderError, ResourceSchema, ResourceType,
@@ -15,85 +15,65 @@ use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub struct Members {
-    os: Arc<Octavia>,
-    schema: ResourceSchema,
-}
-
-impl Members {
-    pub fn new(os: Arc<Octavia>) -> Members {
-        Members {
-            os,
-            schema: spec::members_schema(),
-        }
-    }
-}
-
 fn member_kind() -> &'static spec::Kind {
     spec::kind(spec::MEMBER).expect("the member kind is in KINDS")
 }
 
-/// The block attributes, read like the single member's fields.
-fn block_fields() -> Vec<&'static Field> {
-    let names = [
-        "name",
-        "address",
-        "protocol_port",
-        "weight",
-        "subnet_id",
-        "admin_state_up",
-        "backup",
-        "monitor_address",
-        "monitor_port",
-    ];
-    member_kind()
-        .fields
-        .iter()
-        .filter(|f| names.contains(&f.name))
-        .collect()
-}
-
-fn member_value(j: &Json) -> Value {
-    let mut m = BTreeMap::new();
-    m.insert("id".to_string(), Value::from_json(&j["id"]));
-    for f in block_fields() {
-        let mut v = read_field(f, j);
-        // subnet_id is optional here (not computed): the server's default reads as unset
-        if f.name == "subnet_id" && v == Value::String(String::new()) {
-            v = Value::Null;
-        }
-        m.insert(f.name.to_string(), v);
-    }
-    Value::Map(m)
-}
-
-fn value_of(pool: &str, members: &[Json]) -> Value {
-    let mut list: Vec<Value> = members.iter().map(member_value).collect();
-    list.sort_by_key(|m| {
-        (
-            m.get("address").as_str().unwrap_or_default().to_string(),
-            m.get("protocol_port").as_f64().unwrap_or_default() as i64,
-        )
-    });
-    Value::map([
-        ("id", Value::str(pool)),
-        ("pool_id", Value::str(pool)),
-        ("member", Value::List(list)),
-    ])
+pub struct Members {
+    os: Arc<Octavia>,
+    schema: ResourceSchema,
+    /// The `member` block's attributes, as the single member's fields, with the block's
+    /// presence (optional, not computed: a set element is matched by value).
+    fields: Vec<Field>,
 }
 
 impl Members {
+    pub fn new(os: Arc<Octavia>) -> Members {
+        let schema = spec::members_schema();
+        let fields = schema
+            .block("member")
+            .map(|b| {
+                b.attributes
+                    .iter()
+                    .filter_map(|a| {
+                        let mut f = *member_kind().field(a.name)?;
+                        f.presence = a.presence;
+                        Some(f)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Members { os, schema, fields }
+    }
+
+    fn member_value(&self, j: &Json) -> Value {
+        let mut m = BTreeMap::new();
+        m.insert("id".to_string(), Value::from_json(&j["id"]));
+        for f in &self.fields {
+            m.insert(f.name.to_string(), read_field(f, j));
+        }
+        Value::Map(m)
+    }
+
+    fn value_of(&self, pool: &str, members: &[Json]) -> Value {
+        let mut list: Vec<Value> = members.iter().map(|j| self.member_value(j)).collect();
+        list.sort_by_key(|m| {
+            (
+                m.get("address").as_str().unwrap_or_default().to_string(),
+                m.get("protocol_port").as_f64().unwrap_or_default() as i64,
+            )
+        });
+        Value::map([
+            ("id", Value::str(pool)),
+            ("pool_id", Value::str(pool)),
+            ("member", Value::List(list)),
+        ])
+    }
+
     async fn read(&self, pool: &str) -> Result<Option<Value>, ProviderError> {
-        match self
-            .os
-            .client
-            .list(&format!("v2/lbaas/pools/{pool}/members"), "members")
-            .await
-        {
-            Ok(items) => {
-                self.os.learn(member_kind(), &items, Some(pool));
-                Ok(Some(value_of(pool, &items)))
-            }
+        let path = format!("v2/lbaas/pools/{pool}/members");
+        match self.os.client.list(&path, "members", &[]).await {
+            Ok(items) => Ok(Some(self.value_of(pool, &items))),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
@@ -113,18 +93,12 @@ impl Members {
             Value::List(l) => l
                 .iter()
                 .map(|m| {
-                    let mut o = serde_json::Map::new();
-                    for f in block_fields() {
-                        let v = m.get(f.name);
-                        if v.is_null() || *v == Value::Unknown {
-                            continue;
-                        }
-                        let j = match (f.ty, v) {
-                            (Ty::Int, Value::Number(n)) => json!(*n as i64),
-                            _ => v.to_json(),
-                        };
-                        o.insert(f.api.to_string(), j);
-                    }
+                    let o = self
+                        .fields
+                        .iter()
+                        .filter(|f| !m.get(f.name).is_null())
+                        .filter_map(|f| Some((f.api.to_string(), api_json(f, m.get(f.name))?)))
+                        .collect();
                     Json::Object(o)
                 })
                 .collect(),
@@ -132,16 +106,16 @@ impl Members {
         };
         let body = json!({ "members": members });
         let path = format!("v2/lbaas/pools/{pool}/members");
-        ballast_sdk::retry::retry_within(
-            ballast_sdk::retry::Backoff::default(),
-            wait.cancel,
-            Some(wait.deadline),
-            |_| async {
-                self.os.ready(&lb, Ready::Mutable, wait).await?;
-                self.os.client.call(Method::PUT, &path, Some(&body)).await
-            },
-        )
-        .await?;
+        self.os
+            .mutate(
+                Some(&lb),
+                Ready::Mutable,
+                Method::PUT,
+                &path,
+                Some(&body),
+                wait,
+            )
+            .await?;
         self.os.settle(&lb, wait).await?;
         Ok(lb)
     }
@@ -169,11 +143,8 @@ impl ResourceType for Members {
     }
 
     fn lock_keys(&self, req: &ApplyRequest<'_>) -> Vec<String> {
-        let obj = req.prior.unwrap_or(req.planned);
-        match self.os.known_lb(member_kind(), obj) {
-            Some(lb) => vec![format!("octavia-loadbalancer:{lb}")],
-            None => Vec::new(),
-        }
+        self.os
+            .lock_keys(member_kind(), req.prior.unwrap_or(req.planned))
     }
 
     async fn apply(
@@ -189,12 +160,7 @@ impl ResourceType for Members {
             ));
         };
         let what = format!("changing the members of {}", req.address);
-        let wait = Wait {
-            what: &what,
-            deadline: req.deadline,
-            cancel: &req.cancel,
-            ctx: Some(ctx),
-        };
+        let wait = Wait::new(&what, req.deadline, &req.cancel, ctx);
         match req.kind {
             ChangeKind::Delete => {
                 match self.put(&pool, &Value::Null, &wait).await {

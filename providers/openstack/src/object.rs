@@ -9,7 +9,6 @@ use crate::spec::{
     POOL,
 };
 use async_trait::async_trait;
-use ballast_sdk::retry::{retry_within, Backoff};
 use ballast_sdk::{
     plan_from_schema, Applied, ApplyContext, ApplyRequest, ChangeKind, Conflict, Discovered,
     ErrorKind, ObjectRef, PlanRequest, PlanResponse, ProviderError, Repair, Requirement,
@@ -19,7 +18,6 @@ use reqwest::Method;
 use serde_json::{json, Map, Value as Json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 pub struct Object {
     pub kind: &'static Kind,
@@ -49,14 +47,6 @@ impl Object {
     }
 }
 
-/// The backoff for a 409 that still arrives (another actor changed the load balancer
-/// between our wait and our call): bounded, never a loop.
-const BUSY: Backoff = Backoff {
-    attempts: 8,
-    initial: Duration::from_millis(500),
-    max: Duration::from_secs(8),
-};
-
 /// Reads one attribute from an API object.
 pub fn read_field(f: &Field, o: &Json) -> Value {
     let j = match f.read {
@@ -65,7 +55,7 @@ pub fn read_field(f: &Field, o: &Json) -> Value {
         None => o.get(f.api).cloned().unwrap_or(Json::Null),
     };
     let v = match (f.ty, &j) {
-        (Ty::Str, Json::Number(n)) => Value::String(n.to_string()),
+        (Ty::Decimal, Json::Number(n)) => Value::String(n.to_string()),
         _ => Value::from_json(&j),
     };
     let empty = match &v {
@@ -88,7 +78,7 @@ pub fn to_value(kind: &Kind, o: &Json, parent: Option<&str>) -> Value {
     m.insert("id".to_string(), Value::from_json(&o["id"]));
     for f in kind.fields {
         let mut v = read_field(f, o);
-        if f.name == "tags" {
+        if f.ty == Ty::Tags {
             if let Value::List(l) = &v {
                 let user: Vec<Value> = l
                     .iter()
@@ -111,14 +101,11 @@ pub fn to_value(kind: &Kind, o: &Json, parent: Option<&str>) -> Value {
 }
 
 /// A value as JSON for the API, by the attribute's type.
-fn api_json(f: &Field, v: &Value) -> Option<Json> {
+pub fn api_json(f: &Field, v: &Value) -> Option<Json> {
     match (f.ty, v) {
         (_, Value::Unknown) => None,
         (Ty::Int, Value::Number(n)) => Some(json!(*n as i64)),
-        // http_version is a number in the API, a string in the configuration
-        (Ty::Str, Value::String(s)) if f.name == "http_version" => {
-            s.parse::<f64>().ok().map(|n| json!(n))
-        }
+        (Ty::Decimal, Value::String(s)) => s.parse::<f64>().ok().map(|n| json!(n)),
         _ => Some(v.to_json()),
     }
 }
@@ -131,7 +118,7 @@ fn body(kind: &Kind, planned: &Value, only: Option<&[&str]>, marks: Option<&[Str
             continue;
         }
         let v = planned.get(f.name);
-        if f.name == "tags" {
+        if f.ty == Ty::Tags {
             let mut tags: Vec<Json> = match v {
                 Value::List(l) => l.iter().map(Value::to_json).collect(),
                 _ => Vec::new(),
@@ -183,19 +170,20 @@ impl Object {
         }
     }
 
-    /// Lists the kind's objects (under `parent` for nested kinds), with an extra query.
-    async fn list(&self, parent: Option<&str>, query: &str) -> Result<Vec<Json>, ProviderError> {
-        let mut q = self.os.scope_query();
-        if !query.is_empty() {
-            if !q.is_empty() {
-                q.push('&');
-            }
-            q.push_str(query);
+    /// Lists the kind's objects in this project (under `parent` for nested kinds),
+    /// filtered by `filter`.
+    async fn list(
+        &self,
+        parent: Option<&str>,
+        filter: &[(&str, &str)],
+    ) -> Result<Vec<Json>, ProviderError> {
+        let mut query = filter.to_vec();
+        // Admins see every project otherwise.
+        if let Some(p) = &self.os.client.project_id {
+            query.push(("project_id", p));
         }
-        let path = format!("{}?{q}", self.kind.collection(parent));
-        let items = self.os.client.list(&path, self.kind.many).await?;
-        self.os.learn(self.kind, &items, parent);
-        Ok(items)
+        let path = self.kind.collection(parent);
+        self.os.client.list(&path, self.kind.many, &query).await
     }
 
     /// Objects carrying this state's mark for `address` (a create whose answer was lost).
@@ -204,32 +192,8 @@ impl Object {
         parent: Option<&str>,
         address: &str,
     ) -> Result<Vec<Json>, ProviderError> {
-        let marks = self.os.marks(address);
-        let q = format!("tags={},{}", urlencode(&marks[0]), urlencode(&marks[1]));
-        self.list(parent, &q).await
-    }
-
-    /// A mutating call, retried (bounded) while Octavia answers 409 because another actor
-    /// made the load balancer busy; each try first waits for it to be ready.
-    async fn mutate(
-        &self,
-        lb: Option<&str>,
-        ready: Ready,
-        method: Method,
-        path: &str,
-        body: Option<&Json>,
-        wait: &Wait<'_>,
-    ) -> Result<Json, ProviderError> {
-        retry_within(BUSY, wait.cancel, Some(wait.deadline), |_| {
-            let method = method.clone();
-            async move {
-                if let Some(lb) = lb {
-                    self.os.ready(lb, ready, wait).await?;
-                }
-                self.os.client.call(method, path, body).await
-            }
-        })
-        .await
+        let marks = self.os.marks(address).join(",");
+        self.list(parent, &[("tags", &marks)]).await
     }
 
     /// POST, never blindly repeated: when the answer is lost (timeout, 5xx), the object is
@@ -249,6 +213,7 @@ impl Object {
         loop {
             tries += 1;
             match self
+                .os
                 .mutate(lb, Ready::Mutable, Method::POST, &path, Some(&b), wait)
                 .await
             {
@@ -261,20 +226,6 @@ impl Object {
                 }
                 Err(e) => return Err(e),
             }
-        }
-    }
-
-    fn wait<'a>(
-        &self,
-        what: &'a str,
-        req: &'a ApplyRequest<'_>,
-        ctx: &'a dyn ApplyContext,
-    ) -> Wait<'a> {
-        Wait {
-            what,
-            deadline: req.deadline,
-            cancel: &req.cancel,
-            ctx: Some(ctx),
         }
     }
 
@@ -294,8 +245,9 @@ impl Object {
                 self.os.status_tree(lb).await
             )));
         }
-        self.os.learn(self.kind, std::slice::from_ref(&j), parent);
-        Ok(to_value(self.kind, &j, parent))
+        let v = to_value(self.kind, &j, parent);
+        self.os.learn(self.kind, &[&v]);
+        Ok(v)
     }
 
     /// What a delete removes with the object: a load balancer's whole tree, a listener's
@@ -384,7 +336,7 @@ impl ResourceType for Object {
             if by_parent.contains_key(&parent) {
                 continue;
             }
-            let listed = match self.list(parent.as_deref(), "").await {
+            let listed = match self.list(parent.as_deref(), &[]).await {
                 Ok(l) => l,
                 Err(e) if e.is_not_found() => Vec::new(),
                 Err(e) => return Err(e),
@@ -395,31 +347,32 @@ impl ResourceType for Object {
                 .collect();
             by_parent.insert(parent, map);
         }
-        Ok(objects
+        let read: Vec<Option<Value>> = objects
             .iter()
             .map(|o| {
                 let parent = self.parent_attr().and_then(|a| o.get(a).as_str());
                 let id = o.get("id").as_str()?;
                 let j = by_parent.get(&parent.map(str::to_string))?.get(id)?;
                 let mut v = to_value(self.kind, j, parent);
-                // A pool's `listeners` also lists every listener that made it its default
-                // pool later: only a listener it was created on is its listener_id.
-                if self.kind.type_name == POOL && o.get("listener_id").is_null() {
-                    v.set("listener_id", Value::Null);
+                for f in self.kind.fields.iter().filter(|f| f.only_if_set) {
+                    if o.get(f.name).is_null() {
+                        v.set(f.name, Value::Null);
+                    }
                 }
                 Some(v)
             })
-            .collect())
+            .collect();
+        let found: Vec<&Value> = read.iter().flatten().collect();
+        self.os.learn(self.kind, &found);
+        Ok(read)
     }
 
     async fn discover(&self, _hints: &[&Value]) -> Result<Vec<Discovered>, ProviderError> {
         if self.parent_attr().is_some() {
             return Ok(Vec::new());
         }
-        let mark = self.os.marks("")[0].clone();
-        let found = self
-            .list(None, &format!("tags={}", urlencode(&mark)))
-            .await?;
+        let [lineage_mark, _] = self.os.marks("");
+        let found = self.list(None, &[("tags", &lineage_mark)]).await?;
         Ok(found
             .iter()
             .filter_map(|j| {
@@ -490,15 +443,19 @@ impl ResourceType for Object {
             None => {
                 // An unmanaged load balancer with the declared name is a conflict.
                 if let Some(name) = req.config.get("name").as_str() {
-                    let q = format!("name={}", urlencode(name));
-                    for j in self.list(None, &q).await? {
+                    let listing = self
+                        .os
+                        .listing
+                        .get_or_try_init(|| self.list(None, &[]))
+                        .await?;
+                    for j in listing.iter().filter(|j| j["name"] == name) {
                         let ours = Octavia::mark_of(&j["tags"])
                             .is_some_and(|(l, a)| l == self.os.lineage && a == req.address);
                         if !ours && j["provisioning_status"] != "DELETED" {
                             resp.conflict = Some(Conflict {
                                 message: format!(
                                     "load balancer {} already exists in this project and is not managed by this state",
-                                    label(&j)
+                                    label(j)
                                 ),
                                 import_id: j["id"].as_str().unwrap_or_default().to_string(),
                             });
@@ -513,14 +470,11 @@ impl ResourceType for Object {
     }
 
     fn lock_keys(&self, req: &ApplyRequest<'_>) -> Vec<String> {
-        let obj = req.prior.unwrap_or(req.planned);
         if self.kind.type_name == LOADBALANCER && req.kind == ChangeKind::Create {
             return Vec::new();
         }
-        match self.os.known_lb(self.kind, obj) {
-            Some(lb) => vec![format!("octavia-loadbalancer:{lb}")],
-            None => Vec::new(),
-        }
+        self.os
+            .lock_keys(self.kind, req.prior.unwrap_or(req.planned))
     }
 
     async fn apply(
@@ -528,8 +482,8 @@ impl ResourceType for Object {
         req: ApplyRequest<'_>,
         ctx: &dyn ApplyContext,
     ) -> Result<Applied, ProviderError> {
-        let what = format!("{} {}", req.kind_word(), req.address);
-        let wait = self.wait(&what, &req, ctx);
+        let what = format!("{} {}", req.kind.gerund(), req.address);
+        let wait = Wait::new(&what, req.deadline, &req.cancel, ctx);
         let is_lb = self.kind.type_name == LOADBALANCER;
         match &req.kind {
             ChangeKind::Create => {
@@ -571,15 +525,16 @@ impl ResourceType for Object {
                     );
                     let id = prior.get("id").as_str().unwrap_or_default();
                     let path = format!("{}/{id}", self.path_of(prior));
-                    self.mutate(
-                        Some(&lb),
-                        Ready::Mutable,
-                        Method::PUT,
-                        &path,
-                        Some(&b),
-                        &wait,
-                    )
-                    .await?;
+                    self.os
+                        .mutate(
+                            Some(&lb),
+                            Ready::Mutable,
+                            Method::PUT,
+                            &path,
+                            Some(&b),
+                            &wait,
+                        )
+                        .await?;
                     self.os.settle(&lb, &wait).await?;
                 }
                 Ok(Applied::object(self.read_back(prior, &lb, &what).await?))
@@ -607,6 +562,7 @@ impl ResourceType for Object {
                     (format!("{}/{id}", self.path_of(prior)), Ready::Mutable)
                 };
                 match self
+                    .os
                     .mutate(Some(&lb), ready, Method::DELETE, &path, None, &wait)
                     .await
                 {
@@ -636,15 +592,16 @@ impl ResourceType for Object {
                     .map_err(|_| ProviderError::interrupted("the provider is shutting down"))?;
                 let _guard = self.os.lock(&id).await;
                 let path = format!("v2/lbaas/loadbalancers/{id}/failover");
-                self.mutate(
-                    Some(&id),
-                    Ready::DeletableOrFailover,
-                    Method::PUT,
-                    &path,
-                    None,
-                    &wait,
-                )
-                .await?;
+                self.os
+                    .mutate(
+                        Some(&id),
+                        Ready::DeletableOrFailover,
+                        Method::PUT,
+                        &path,
+                        None,
+                        &wait,
+                    )
+                    .await?;
                 self.os.settle(&id, &wait).await?;
                 Ok(Applied::object(self.read_back(prior, &id, &what).await?))
             }
@@ -670,9 +627,9 @@ impl ResourceType for Object {
         };
         let path = format!("{}/{id}", self.kind.collection(parent));
         let j = self.os.client.get(&path).await?;
-        let j = &j[self.kind.one];
-        self.os.learn(self.kind, std::slice::from_ref(j), parent);
-        Ok(to_value(self.kind, j, parent))
+        let v = to_value(self.kind, &j[self.kind.one], parent);
+        self.os.learn(self.kind, &[&v]);
+        Ok(v)
     }
 
     async fn resume(
@@ -687,45 +644,10 @@ impl ResourceType for Object {
             return Ok(None);
         }
         let what = format!("finishing {}", req.address);
-        let wait = Wait {
-            what: &what,
-            deadline: req.deadline,
-            cancel: &req.cancel,
-            ctx: Some(ctx),
-        };
+        let wait = Wait::new(&what, req.deadline, &req.cancel, ctx);
         self.os.settle(lb, &wait).await?;
         Ok(Some(Applied::object(
             self.read_back(req.object, lb, &what).await?,
         )))
-    }
-}
-
-/// Percent-encodes a query value.
-pub fn urlencode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
-/// The word for a change in messages.
-trait KindWord {
-    fn kind_word(&self) -> &'static str;
-}
-
-impl KindWord for ApplyRequest<'_> {
-    fn kind_word(&self) -> &'static str {
-        match self.kind {
-            ChangeKind::Create => "creating",
-            ChangeKind::Update => "updating",
-            ChangeKind::Delete => "deleting",
-            ChangeKind::Repair(_) => "repairing",
-        }
     }
 }

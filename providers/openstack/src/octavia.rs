@@ -4,12 +4,14 @@
 
 use crate::client::Client;
 use crate::spec::{parent_collection, Kind};
+use ballast_sdk::retry::{retry_within, Backoff};
 use ballast_sdk::{ApplyContext, CancellationToken, Progress, ProviderError, Value};
+use reqwest::Method;
 use serde_json::Value as Json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, Semaphore};
+use tokio::sync::{Mutex as AsyncMutex, OnceCell, OwnedMutexGuard, Semaphore};
 
 const LINEAGE_TAG: &str = "ballast:lineage=";
 const ADDRESS_TAG: &str = "ballast:address=";
@@ -22,6 +24,9 @@ pub struct Octavia {
     locks: Mutex<HashMap<String, Arc<AsyncMutex<()>>>>,
     pub failovers: Semaphore,
     pub is_admin: bool,
+    /// The project's load balancers as first listed in this run, for conflict checks
+    /// (one list call however many load balancers a plan creates).
+    pub listing: OnceCell<Vec<Json>>,
 }
 
 /// What a wait before a call accepts.
@@ -42,6 +47,7 @@ impl Octavia {
             locks: Mutex::new(HashMap::new()),
             failovers: Semaphore::new(max_failovers.max(1)),
             is_admin,
+            listing: OnceCell::new(),
         }
     }
 
@@ -71,33 +77,12 @@ impl Octavia {
         tag.starts_with(LINEAGE_TAG) || tag.starts_with(ADDRESS_TAG)
     }
 
-    /// `?project_id=` for lists: admins see every project otherwise.
-    pub fn scope_query(&self) -> String {
-        match &self.client.project_id {
-            Some(p) => format!("project_id={p}"),
-            None => String::new(),
-        }
-    }
-
-    /// Remembers which load balancer the objects of a listing belong to.
-    pub fn learn(&self, kind: &Kind, objects: &[Json], parent: Option<&str>) {
+    /// Remembers which load balancer each of these objects (this kind's values, as read)
+    /// belongs to, by the same references [`Octavia::known_lb`] follows.
+    pub fn learn(&self, kind: &Kind, objects: &[&Value]) {
         let mut topo = self.topology.lock().unwrap_or_else(|e| e.into_inner());
         for o in objects {
-            let Some(id) = o["id"].as_str() else { continue };
-            let lb = match kind.one {
-                "loadbalancer" => Some(id.to_string()),
-                "listener" | "pool" => o
-                    .pointer("/loadbalancers/0/id")
-                    .and_then(Json::as_str)
-                    .map(str::to_string),
-                "l7policy" => o["listener_id"].as_str().and_then(|l| topo.get(l).cloned()),
-                "healthmonitor" => o
-                    .pointer("/pools/0/id")
-                    .and_then(Json::as_str)
-                    .and_then(|p| topo.get(p).cloned()),
-                _ => parent.and_then(|p| topo.get(p).cloned()),
-            };
-            if let Some(lb) = lb {
+            if let (Some(id), Some(lb)) = (o.get("id").as_str(), lb_in(&topo, kind, o)) {
                 topo.insert(id.to_string(), lb);
             }
         }
@@ -112,15 +97,42 @@ impl Octavia {
 
     /// The load balancer of an object, from what refresh and earlier changes taught.
     pub fn known_lb(&self, kind: &Kind, object: &Value) -> Option<String> {
-        let topo = self.topology.lock().unwrap_or_else(|e| e.into_inner());
-        kind.lb_via.iter().find_map(|attr| {
-            let v = object.get(attr).as_str()?;
-            match *attr {
-                "loadbalancer_id" => Some(v.to_string()),
-                "id" => Some(v.to_string()),
-                _ => topo.get(v).cloned(),
+        lb_in(
+            &self.topology.lock().unwrap_or_else(|e| e.into_inner()),
+            kind,
+            object,
+        )
+    }
+
+    /// The engine lock key of a change to `object`: one per load balancer.
+    pub fn lock_keys(&self, kind: &Kind, object: &Value) -> Vec<String> {
+        self.known_lb(kind, object)
+            .map(|lb| format!("octavia-loadbalancer:{lb}"))
+            .into_iter()
+            .collect()
+    }
+
+    /// A mutating call, retried (bounded) while Octavia answers 409 because another actor
+    /// made the load balancer busy; each try first waits for `lb` to be ready.
+    pub async fn mutate(
+        &self,
+        lb: Option<&str>,
+        ready: Ready,
+        method: Method,
+        path: &str,
+        body: Option<&Json>,
+        wait: &Wait<'_>,
+    ) -> Result<Json, ProviderError> {
+        retry_within(BUSY, wait.cancel, Some(wait.deadline), |_| {
+            let method = method.clone();
+            async move {
+                if let Some(lb) = lb {
+                    self.ready(lb, ready, wait).await?;
+                }
+                self.client.call(method, path, body).await
             }
         })
+        .await
     }
 
     /// The load balancer of an object, asking Octavia when nothing taught it yet.
@@ -311,15 +323,49 @@ impl Octavia {
     }
 }
 
+/// The load balancer `object` belongs to, by its references: its own ID, a
+/// `loadbalancer_id`, or a parent whose load balancer `topo` knows.
+fn lb_in(topo: &HashMap<String, String>, kind: &Kind, object: &Value) -> Option<String> {
+    kind.lb_via.iter().find_map(|attr| {
+        let v = object.get(attr).as_str()?;
+        match *attr {
+            "loadbalancer_id" | "id" => Some(v.to_string()),
+            _ => topo.get(v).cloned(),
+        }
+    })
+}
+
+/// The backoff for a 409 that still arrives (another actor changed the load balancer
+/// between our wait and our call): bounded, never a loop.
+const BUSY: Backoff = Backoff {
+    attempts: 8,
+    initial: Duration::from_millis(500),
+    max: Duration::from_secs(8),
+};
+
 /// A wait's bounds and where its progress goes.
 pub struct Wait<'a> {
     pub what: &'a str,
     pub deadline: Instant,
     pub cancel: &'a CancellationToken,
-    pub ctx: Option<&'a dyn ApplyContext>,
+    pub ctx: &'a dyn ApplyContext,
 }
 
-impl Wait<'_> {
+impl<'a> Wait<'a> {
+    pub fn new(
+        what: &'a str,
+        deadline: Instant,
+        cancel: &'a CancellationToken,
+        ctx: &'a dyn ApplyContext,
+    ) -> Wait<'a> {
+        Wait {
+            what,
+            deadline,
+            cancel,
+            ctx,
+        }
+    }
+
     /// Shows progress, then sleeps before the next poll (growing to 2 s); fails when the
     /// deadline passes or the run is interrupted.
     async fn step(
@@ -335,9 +381,8 @@ impl Wait<'_> {
                 self.what
             )));
         }
-        if let Some(ctx) = self.ctx {
-            ctx.progress(Progress::message(format!("{status}, {elapsed} s")));
-        }
+        self.ctx
+            .progress(Progress::message(format!("{status}, {elapsed} s")));
         let sleep = (*delay).min(self.deadline.saturating_duration_since(Instant::now()));
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}

@@ -24,16 +24,21 @@ pub enum Ty {
     StrList,
     StrSet,
     StrMap,
+    /// A number in the API, a string in the configuration (`http_version = "1.1"`).
+    Decimal,
+    /// The user's tags: a set of strings; ballast's ownership marks are added on the way
+    /// out and left out on the way in.
+    Tags,
 }
 
 impl Ty {
     fn attr_type(self) -> AttrType {
         match self {
-            Ty::Str => AttrType::String,
+            Ty::Str | Ty::Decimal => AttrType::String,
             Ty::Int => AttrType::Number,
             Ty::Bool => AttrType::Bool,
             Ty::StrList => AttrType::list(AttrType::String),
-            Ty::StrSet => AttrType::set(AttrType::String),
+            Ty::StrSet | Ty::Tags => AttrType::set(AttrType::String),
             Ty::StrMap => AttrType::map(AttrType::String),
         }
     }
@@ -54,6 +59,10 @@ pub struct Field {
     /// The Octavia API version that brought it ("2.12").
     pub since: Option<&'static str>,
     pub default: Option<Default>,
+    /// Read back only while the recorded object has it: the API also reports links other
+    /// objects made later (a pool's `listeners` lists every listener that made it its
+    /// default pool; only the one it was created on is its `listener_id`).
+    pub only_if_set: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -72,6 +81,7 @@ const fn f(name: &'static str, ty: Ty, presence: Presence) -> Field {
         replace: false,
         since: None,
         default: None,
+        only_if_set: false,
     }
 }
 const fn req(name: &'static str, ty: Ty) -> Field {
@@ -109,6 +119,10 @@ impl Field {
     }
     const fn default_bool(mut self, b: bool) -> Self {
         self.default = Some(Default::Bool(b));
+        self
+    }
+    const fn only_if_set(mut self) -> Self {
+        self.only_if_set = true;
         self
     }
     const fn path_only(mut self) -> Self {
@@ -177,13 +191,15 @@ pub fn parent_collection(attr: &str) -> Option<&'static str> {
     }
 }
 
-const STATUS: [Field; 2] = [
+/// What every kind has: tags (API 2.5) and its two statuses.
+const COMMON: [Field; 3] = [
+    opt("tags", Ty::Tags).since("2.5"),
     computed("provisioning_status"),
     computed("operating_status"),
 ];
 
 macro_rules! fields {
-    ($($x:expr),* $(,)?) => { &[$($x),*, STATUS[0], STATUS[1]] };
+    ($($x:expr),* $(,)?) => { &[$($x),*, COMMON[0], COMMON[1], COMMON[2]] };
 }
 
 pub static KINDS: [Kind; 7] = [
@@ -207,7 +223,6 @@ pub static KINDS: [Kind; 7] = [
                 .api("provider")
                 .replace(),
             oc("tenant_id", Ty::Str).api("project_id").replace(),
-            opt("tags", Ty::StrSet).since("2.5"),
         ],
         lb_via: &["id"],
         import_id: "the load balancer's ID",
@@ -247,7 +262,6 @@ pub static KINDS: [Kind; 7] = [
             oc("hsts_max_age", Ty::Int).since("2.27"),
             oc("hsts_include_subdomains", Ty::Bool).since("2.27"),
             oc("hsts_preload", Ty::Bool).since("2.27"),
-            opt("tags", Ty::StrSet).since("2.5"),
         ],
         lb_via: &["loadbalancer_id"],
         import_id: "the listener's ID",
@@ -267,6 +281,7 @@ pub static KINDS: [Kind; 7] = [
                 .replace()
                 .read("/loadbalancers/0/id"),
             opt("listener_id", Ty::Str)
+                .only_if_set()
                 .replace()
                 .read("/listeners/0/id"),
             req("lb_method", Ty::Str).api("lb_algorithm"),
@@ -278,7 +293,6 @@ pub static KINDS: [Kind; 7] = [
             oc("tls_ciphers", Ty::Str).since("2.15"),
             oc("tls_versions", Ty::StrSet).since("2.17"),
             oc("alpn_protocols", Ty::StrSet).since("2.24"),
-            opt("tags", Ty::StrSet).since("2.5"),
         ],
         lb_via: &["loadbalancer_id", "listener_id"],
         import_id: "the pool's ID",
@@ -305,7 +319,6 @@ pub static KINDS: [Kind; 7] = [
             oc("backup", Ty::Bool).since("2.1"),
             opt("monitor_address", Ty::Str),
             opt("monitor_port", Ty::Int),
-            opt("tags", Ty::StrSet).since("2.5"),
         ],
         lb_via: &["pool_id"],
         import_id: "<pool ID>/<member ID>",
@@ -327,11 +340,10 @@ pub static KINDS: [Kind; 7] = [
             oc("max_retries_down", Ty::Int),
             oc("url_path", Ty::Str),
             oc("http_method", Ty::Str),
-            opt("http_version", Ty::Str).since("2.10"),
+            opt("http_version", Ty::Decimal).since("2.10"),
             opt("domain_name", Ty::Str).since("2.10"),
             oc("expected_codes", Ty::Str),
             opt("admin_state_up", Ty::Bool).default_bool(true),
-            opt("tags", Ty::StrSet).since("2.5"),
         ],
         lb_via: &["pool_id"],
         import_id: "the health monitor's ID",
@@ -354,7 +366,6 @@ pub static KINDS: [Kind; 7] = [
             opt("redirect_pool_id", Ty::Str),
             oc("redirect_http_code", Ty::Int).since("2.9"),
             opt("admin_state_up", Ty::Bool).default_bool(true),
-            opt("tags", Ty::StrSet).since("2.5"),
         ],
         lb_via: &["listener_id"],
         import_id: "the L7 policy's ID",
@@ -378,7 +389,6 @@ pub static KINDS: [Kind; 7] = [
             opt("key", Ty::Str),
             opt("invert", Ty::Bool).default_bool(false),
             opt("admin_state_up", Ty::Bool).default_bool(true),
-            opt("tags", Ty::StrSet).since("2.5"),
         ],
         lb_via: &["l7policy_id"],
         import_id: "<L7 policy ID>/<rule ID>",

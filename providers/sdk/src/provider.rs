@@ -171,6 +171,18 @@ pub enum ChangeKind {
     Repair(String),
 }
 
+impl ChangeKind {
+    /// The change as a word for messages: "creating", "updating", "deleting", "repairing".
+    pub fn gerund(&self) -> &'static str {
+        match self {
+            ChangeKind::Create => "creating",
+            ChangeKind::Update => "updating",
+            ChangeKind::Delete => "deleting",
+            ChangeKind::Repair(_) => "repairing",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ApplyRequest<'a> {
     pub kind: ChangeKind,
