@@ -6,6 +6,7 @@
 
 mod common;
 use common::Work;
+use insta::assert_snapshot;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -51,6 +52,29 @@ fn work(prefix: &str, hcl: &str) -> Work {
     }
     w.write("main.hcl", hcl);
     w
+}
+
+/// A provider block for `cloud` and one load balancer `openstack_lb_loadbalancer.<label>`
+/// named `name`, with `extra` attribute lines, and `output "lb_id"` when `with_output`.
+fn one_lb(cloud: &str, label: &str, name: &str, extra: &str, with_output: bool) -> String {
+    let mut hcl = format!(
+        r#"
+provider "openstack" {{
+  cloud = "{cloud}"
+}}
+
+resource "openstack_lb_loadbalancer" "{label}" {{
+  name          = "{name}"
+  vip_subnet_id = "00000000-0000-0000-0000-0000000000aa"
+{extra}}}
+"#
+    );
+    if with_output {
+        hcl.push_str(&format!(
+            "\noutput \"lb_id\" {{\n  value = openstack_lb_loadbalancer.{label}.id\n}}\n"
+        ));
+    }
+    hcl
 }
 
 fn mysql(sql: &str) {
@@ -171,6 +195,7 @@ output "lb_id" {{
 #[test]
 fn a_web_tree_applies_plans_clean_changes_in_place_and_goes_in_one_cascading_delete() {
     let w = work("bt-tree", &web_tree("demo", "bt-tree"));
+    assert_snapshot!("openstack_tree_plan", w.ok(&["plan"], 0).text(&w));
     let apply = w.ok(&["apply", "-auto-approve"], 0);
     assert!(
         apply.stdout.contains("Apply complete! Resources: 10 added"),
@@ -245,6 +270,7 @@ output "id1" {
         drift.stdout
     );
     let plan = w.ok(&["plan"], 0);
+    assert_snapshot!("openstack_repair_plan", plan.text(&w));
     assert!(plan.stdout.contains("failover"), "{}", plan.stdout);
     assert!(
         plan.stdout.contains("provisioning_status is ERROR"),
@@ -265,19 +291,7 @@ output "id1" {
 
 #[test]
 fn wrong_credentials_and_unreachable_services_name_the_url_user_and_cloud_never_the_password() {
-    let w = work(
-        "bt-wrong",
-        r#"
-provider "openstack" {
-  cloud = "wrong"
-}
-
-resource "openstack_lb_loadbalancer" "lb" {
-  name          = "bt-wrong"
-  vip_subnet_id = "00000000-0000-0000-0000-0000000000aa"
-}
-"#,
-    );
+    let w = work("bt-wrong", &one_lb("wrong", "lb", "bt-wrong", "", false));
     let clouds = w.read("clouds.yaml");
     let mut doc: serde_json::Value = serde_json::from_str(&clouds).expect("clouds.yaml is JSON");
     let mut wrong = doc["clouds"]["demo"].clone();
@@ -292,6 +306,7 @@ resource "openstack_lb_loadbalancer" "lb" {
     w.write("clouds.yaml", &doc.to_string());
 
     let r = w.ok(&["plan"], 1);
+    assert_snapshot!("openstack_wrong_password", r.text(&w));
     assert!(
         r.stderr.contains("Keystone at http://127.0.0.1:5000/v3"),
         "{}",
@@ -326,28 +341,14 @@ resource "openstack_lb_loadbalancer" "lb" {
         "{}",
         r.stderr
     );
-    assert!(!w.file("terraform.tfstate").exists());
+    assert!(!w.file(".ballast").exists(), "no state was written");
 }
 
 #[test]
 fn application_credentials_and_a_password_in_secure_yaml_authenticate_and_no_secret_is_kept() {
     for cloud in ["demo-appcred", "demo-secure"] {
         let name = format!("bt-auth-{cloud}");
-        let w = work(
-            &name,
-            &format!(
-                r#"
-provider "openstack" {{
-  cloud = "{cloud}"
-}}
-
-resource "openstack_lb_loadbalancer" "lb" {{
-  name          = "{name}"
-  vip_subnet_id = "00000000-0000-0000-0000-0000000000aa"
-}}
-"#
-            ),
-        );
+        let w = work(&name, &one_lb(cloud, "lb", &name, "", false));
         w.ok(&["apply", "-auto-approve"], 0);
         w.assert_converged();
         let secret =
@@ -369,30 +370,20 @@ resource "openstack_lb_loadbalancer" "lb" {{
 
 #[test]
 fn an_unmanaged_load_balancer_with_a_declared_name_is_a_conflict_and_import_adopts_it() {
-    let hcl = r#"
-provider "openstack" {
-  cloud = "demo"
-}
-
-resource "openstack_lb_loadbalancer" "web" {
-  name          = "bt-conflict"
-  vip_subnet_id = "00000000-0000-0000-0000-0000000000aa"
-}
-
-output "lb_id" {
-  value = openstack_lb_loadbalancer.web.id
-}
-"#;
     // Another team's state made it: to this one it is unmanaged.
-    let other = work("bt-conflict", hcl);
+    let other = work(
+        "bt-conflict",
+        &one_lb("demo", "web", "bt-conflict", "", true),
+    );
     other.ok(&["apply", "-auto-approve"], 0);
     let id = output(&other, "lb_id");
 
     let w = work(
         "bt-conflict-none",
-        &hcl[..hcl.find("output").unwrap_or(hcl.len())],
+        &one_lb("demo", "web", "bt-conflict", "", false),
     );
     let plan = w.ok(&["plan"], 1);
+    assert_snapshot!("openstack_conflict", plan.text(&w));
     let text = format!("{}{}", plan.stdout, plan.stderr);
     assert!(text.contains("already exists in this project"), "{text}");
     assert!(
@@ -411,21 +402,8 @@ output "lb_id" {
 
 #[test]
 fn a_marked_load_balancer_in_neither_state_nor_configuration_is_an_orphan() {
-    let hcl = r#"
-provider "openstack" {
-  cloud = "demo"
-}
-
-resource "openstack_lb_loadbalancer" "gone" {
-  name          = "bt-orphan"
-  vip_subnet_id = "00000000-0000-0000-0000-0000000000aa"
-}
-
-output "lb_id" {
-  value = openstack_lb_loadbalancer.gone.id
-}
-"#;
-    let w = work("bt-orphan", hcl);
+    let hcl = one_lb("demo", "gone", "bt-orphan", "", true);
+    let w = work("bt-orphan", &hcl);
     w.ok(&["apply", "-auto-approve"], 0);
     let id = output(&w, "lb_id");
     w.ok(&["state", "rm", "openstack_lb_loadbalancer.gone"], 0);
@@ -441,29 +419,17 @@ output "lb_id" {
         drift.stdout
     );
     // Reported, never deleted on its own: import it back and destroy it.
-    w.write("main.hcl", hcl);
+    w.write("main.hcl", &hcl);
     w.ok(&["import", "openstack_lb_loadbalancer.gone", &id], 0);
     w.ok(&["destroy", "-auto-approve"], 0);
 }
 
 #[test]
 fn a_provider_driver_or_flavor_the_server_lacks_fails_the_plan_not_the_apply() {
-    let w = work(
-        "bt-caps",
-        r#"
-provider "openstack" {
-  cloud = "demo"
-}
-
-resource "openstack_lb_loadbalancer" "lb" {
-  name                  = "bt-caps"
-  vip_subnet_id         = "00000000-0000-0000-0000-0000000000aa"
-  loadbalancer_provider = "ovn"
-  flavor_id             = "gold"
-}
-"#,
-    );
+    let extra = "  loadbalancer_provider = \"ovn\"\n  flavor_id = \"gold\"\n";
+    let w = work("bt-caps", &one_lb("demo", "lb", "bt-caps", extra, false));
     let r = w.ok(&["plan"], 1);
+    assert_snapshot!("openstack_missing_capability", r.text(&w));
     assert!(r.stderr.contains("\"provider:ovn\""), "{}", r.stderr);
     assert!(r.stderr.contains("loadbalancer_provider"), "{}", r.stderr);
     assert!(
