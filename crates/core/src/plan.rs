@@ -980,8 +980,14 @@ impl Engine {
                 diags.push(
                     Diag::at(
                         format!(
-                            "{}: {} needs the capability \"{}\" ({} or later), which {server} does not have",
-                            inst.address, need.needed_for, need.capability, need.since
+                            "{}: {} needs the capability \"{}\"{}, which {server} does not have",
+                            inst.address,
+                            need.needed_for,
+                            need.capability,
+                            need.since
+                                .as_deref()
+                                .map(|s| format!(" ({s} or later)"))
+                                .unwrap_or_default()
                         ),
                         &cfg.sources,
                         &r.span,

@@ -395,7 +395,7 @@ impl ResourceType for Object {
             if let (true, Some(since)) = (set, f.since) {
                 resp.requires.push(Requirement {
                     capability: format!("octavia-api-{since}"),
-                    since: format!("Octavia API {since}"),
+                    since: Some(format!("Octavia API {since}")),
                     needed_for: f.name.to_string(),
                     remedy: "upgrade Octavia, or leave the attribute out".into(),
                 });
@@ -413,7 +413,7 @@ impl ResourceType for Object {
             if let (Some(v), Some(_)) = (req.config.get(attr).as_str(), self.kind.field(attr)) {
                 resp.requires.push(Requirement {
                     capability: format!("{cap}:{v}"),
-                    since: format!("an Octavia with the {what} \"{v}\""),
+                    since: None,
                     needed_for: attr.to_string(),
                     remedy: format!("pick a {what} that `openstack loadbalancer {cap} list` shows"),
                 });
@@ -430,7 +430,7 @@ impl ResourceType for Object {
                 resp.repair = Some(Repair {
                     action: "failover".into(),
                     reason: format!(
-                        "provisioning_status is ERROR (operating_status {})",
+                        "provisioning_status is ERROR, operating_status {}",
                         prior.get("operating_status").as_str().unwrap_or("unknown")
                     ),
                 });

@@ -85,8 +85,9 @@ impl Capabilities {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Requirement {
     pub capability: String,
-    /// Where it first appeared, for example "PVE 7.2".
-    pub since: String,
+    /// Where it first appeared, for example "PVE 7.2"; `None` for what no version brings
+    /// (a provider driver, a flavor).
+    pub since: Option<String>,
     /// What in the configuration needs it, for example "disk.import_from".
     pub needed_for: String,
     /// What the user can do, for example "upgrade to PVE 7.2 or later".

@@ -270,7 +270,7 @@ impl ResourceType for TaskType {
         if let Some(f) = resp.planned.get("needs_feature").as_str() {
             resp.requires.push(Requirement {
                 capability: f.to_string(),
-                since: "test server 3.0".into(),
+                since: Some("test server 3.0".into()),
                 needed_for: "needs_feature".into(),
                 remedy: format!(
                     "upgrade the test server, or list \"{f}\" in the provider's features"
