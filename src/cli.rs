@@ -343,6 +343,7 @@ fn options(args: &PlanArgs, mode: Mode) -> PlanOptions {
         refresh: args.refresh,
         targets: args.target.clone(),
         replace: args.replace.clone(),
+        audit: false,
     }
 }
 
@@ -493,10 +494,15 @@ pub async fn run(cli: Cli, ui: Arc<Ui>, interrupt: Interrupt) -> Result<i32> {
         Command::Drift { args } => {
             let ws = load(&dir, &args.vars, None)?;
             let mut engine = engine(ws, &ui, "drift", Some(&args), args.lock.lock_timeout)?;
-            let plan = engine.plan(&options(&args, Mode::Normal)).await?;
+            let opts = PlanOptions {
+                audit: true,
+                ..options(&args, Mode::Normal)
+            };
+            let plan = engine.plan(&opts).await?;
             let dirty = !plan.drift.is_empty()
                 || !plan.conflicts.is_empty()
                 || !plan.orphans.is_empty()
+                || !plan.findings.is_empty()
                 || !plan.warnings.is_empty();
             if args.json {
                 ui.out(&serde_json::to_string_pretty(&render_json::plan_json(
@@ -507,13 +513,18 @@ pub async fn run(cli: Cli, ui: Arc<Ui>, interrupt: Interrupt) -> Result<i32> {
                 text.push_str(&render::warnings_text(&plan, ui.style));
                 text.push_str(&render::conflicts_text(&plan, ui.style));
                 text.push_str(&render::orphans_text(&plan, ui.style));
+                text.push_str(&render::findings_text(&plan, ui.style));
                 let pending = plan.actionable().count();
                 if dirty {
                     text.push_str(&format!(
-                        "Drift: {} changed outside ballast, {} conflict(s), {} orphan(s), {} failed check(s).",
+                        "Drift: {} changed outside ballast, {} conflict(s), {} orphan(s), {}{} failed check(s).",
                         plan.drift.len(),
                         plan.conflicts.len(),
                         plan.orphans.len(),
+                        match plan.findings.len() {
+                            0 => String::new(),
+                            n => format!("{n} for an operator, "),
+                        },
                         plan.warnings.len()
                     ));
                 } else {
@@ -785,11 +796,27 @@ async fn import(
         "{} {address} now manages {id}.",
         ui.style.green("Import successful:")
     ));
+    if !imported.related.is_empty() {
+        let mut text = format!(
+            "With it, {} object(s) that belong to it:",
+            imported.related.len()
+        );
+        for r in &imported.related {
+            text.push_str(&format!("\n  {} now manages {}", r.address, r.id));
+        }
+        ui.out(&text);
+    }
+    if !imported.already_managed.is_empty() {
+        ui.out(&format!(
+            "Left as they are, because this state manages them already:\n  {}",
+            imported.already_managed.join("\n  ")
+        ));
+    }
     if imported.declared {
         ui.out("Run ballast plan to see how it differs from the configuration.");
         return Ok(0);
     }
-    let block = render_hcl::config_block(&imported.schema, address, &imported.object);
+    let block = render_hcl::import_config(&imported);
     match generate_out {
         Some(out) => {
             let path = dir.join(out);
@@ -801,7 +828,8 @@ async fn import(
             ));
         }
         None => ui.out(&format!(
-            "It is not in the configuration yet: add this block (until you do, a plan proposes to destroy it):\n\n{block}"
+            "It is not in the configuration yet: add {} (until you do, a plan proposes to destroy it):\n\n{block}",
+            if imported.related.is_empty() { "this block" } else { "these blocks" }
         )),
     }
     Ok(0)

@@ -126,6 +126,18 @@ impl Work {
         let mut s = text.replace(&dir, "[DIR]");
         s = replace_matching(&s, is_uuid_at, 36, "[UUID]");
         s = replace_hex64(&s);
+        // Keystone's project and user IDs.
+        s = replace_matching(
+            &s,
+            |b| {
+                b.len() >= 32
+                    && b[..32]
+                        .iter()
+                        .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+            },
+            32,
+            "[HEX32]",
+        );
         s
     }
 }

@@ -11,7 +11,7 @@ use crate::workspace::Workspace;
 use anyhow::{anyhow, Result};
 use ballast_lang::diag::Diags;
 use ballast_sdk::{
-    CancellationToken, Capabilities, ConfigureContext, DataSource, Provider, ProviderSchema,
+    Audit, CancellationToken, Capabilities, ConfigureContext, DataSource, Provider, ProviderSchema,
     ResourceType,
 };
 use std::collections::HashMap;
@@ -97,6 +97,7 @@ pub struct Configured {
     data_sources: HashMap<String, Arc<dyn DataSource>>,
     /// Most calls in flight at once for this provider.
     pub max_parallel: usize,
+    pub audits: Vec<Arc<dyn Audit>>,
 }
 
 impl Configured {
@@ -269,6 +270,7 @@ impl Engine {
                 .map(|d| (d.schema().type_name.to_string(), d))
                 .collect(),
             max_parallel: session.limits.max_parallel.max(1),
+            audits: session.audits,
         });
         self.configured.insert(key.to_string(), configured.clone());
         Ok(configured)

@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Result};
 use ballast_lang::config::Expr;
 use ballast_lang::diag::Diags;
 use ballast_sdk::{ResourceSchema, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 /// An object read for import, with what a renderer needs to write its resource block.
 pub struct Imported {
@@ -19,6 +19,12 @@ pub struct Imported {
     pub object: Value,
     /// Whether a resource block declares the address already.
     pub declared: bool,
+    /// What came with it (a load balancer's tree), parents before children: imported only
+    /// with an undeclared address, whose configuration `import` writes.
+    pub related: Vec<Imported>,
+    /// Related objects left alone because the state manages them already: "type id at
+    /// address".
+    pub already_managed: Vec<String>,
 }
 
 impl Engine {
@@ -45,24 +51,92 @@ impl Engine {
             .await
             .map_err(|e| anyhow!("importing {address} from {id}: {e}"))?;
         let schema = rt.schema().clone();
-        self.state.commit(vec![Write::PutResource(ResourceState {
-            address: address.to_string(),
-            type_name,
-            provider: key,
-            id: object.get("id").as_str().map(str::to_string),
-            sensitive: schema.sensitive_paths(),
-            attributes: object.clone(),
-            dependencies: self.resource_deps(&resource),
-            tainted: false,
-            private: Vec::new(),
-        })])?;
-        Ok(Imported {
+        let record = |address: &str,
+                      type_name: &str,
+                      schema: &ResourceSchema,
+                      object: &Value,
+                      dependencies: Vec<String>| {
+            Write::PutResource(ResourceState {
+                address: address.to_string(),
+                type_name: type_name.to_string(),
+                provider: key.clone(),
+                id: object.get("id").as_str().map(str::to_string),
+                sensitive: schema.sensitive_paths(),
+                attributes: object.clone(),
+                dependencies,
+                tainted: false,
+                private: Vec::new(),
+            })
+        };
+        let deps = self.resource_deps(&resource);
+        let mut writes = vec![record(address, &type_name, &schema, &object, deps)];
+        let mut imported = Imported {
             address: address.to_string(),
             id: id.to_string(),
             schema,
             object,
             declared: decl.is_some(),
-        })
+            related: Vec::new(),
+            already_managed: Vec::new(),
+        };
+        // A declared address is the user's own configuration: that object only. An
+        // undeclared one gets its configuration written, with what belongs to it.
+        if decl.is_none() {
+            let related = rt
+                .import_related(&imported.object)
+                .await
+                .map_err(|e| anyhow!("importing what belongs to {address}: {e}"))?;
+            let state = self.state.resources()?;
+            let mut taken: BTreeSet<String> = state.iter().map(|r| r.address.clone()).collect();
+            taken.extend(self.ws.cfg.resources.iter().map(|r| r.addr()));
+            taken.insert(address.to_string());
+            let root = label_of(address);
+            // Object ID → its resource: what a related object refers to is what it
+            // depends on (its configuration will say so too), so that a destroy before
+            // the configuration is written still goes children first.
+            let mut ids: HashMap<String, String> = HashMap::new();
+            if let Some(id) = imported.object.get("id").as_str() {
+                ids.insert(id.to_string(), resource.clone());
+            }
+            for r in related {
+                let rid = r.object.get("id").as_str().unwrap_or_default().to_string();
+                if let Some(m) = state
+                    .iter()
+                    .find(|s| s.type_name == r.type_name && s.id.as_deref() == Some(&rid))
+                {
+                    imported
+                        .already_managed
+                        .push(format!("{} {rid} at {}", r.type_name, m.address));
+                    continue;
+                }
+                let at = unique_address(&r.type_name, &r.label, root, &taken);
+                taken.insert(at.clone());
+                let schema = p.resource(&r.type_name)?.schema().clone();
+                let mut deps: Vec<String> = match &r.object {
+                    Value::Map(m) => m
+                        .iter()
+                        .filter(|(k, _)| k.as_str() != "id")
+                        .filter_map(|(_, v)| ids.get(v.as_str()?).cloned())
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                deps.sort();
+                deps.dedup();
+                writes.push(record(&at, &r.type_name, &schema, &r.object, deps));
+                ids.entry(rid).or_insert_with(|| at.clone());
+                imported.related.push(Imported {
+                    address: at,
+                    id: r.import_id,
+                    schema,
+                    object: r.object,
+                    declared: false,
+                    related: Vec::new(),
+                    already_managed: Vec::new(),
+                });
+            }
+        }
+        self.state.commit(writes)?;
+        Ok(imported)
     }
 
     /// Reads the objects of `import` blocks whose target has no resource block yet.
@@ -101,8 +175,65 @@ impl Engine {
                 schema: rt.schema().clone(),
                 object,
                 declared: false,
+                related: Vec::new(),
+                already_managed: Vec::new(),
             });
         }
         Ok(out)
+    }
+}
+
+/// The label of a resource address (`web` of `openstack_lb_loadbalancer.web`).
+fn label_of(address: &str) -> &str {
+    let resource = address.split('[').next().unwrap_or(address);
+    resource.rsplit('.').next().unwrap_or(resource)
+}
+
+/// A free address for a related object: its label hint made an HCL identifier (lower case,
+/// `[a-z0-9_-]`, starting with a letter or `_`; the root's label when nothing is left),
+/// with `_2`, `_3`... until no state entry or resource block has it.
+fn unique_address(type_name: &str, hint: &str, root: &str, taken: &BTreeSet<String>) -> String {
+    let mut label = String::new();
+    for c in hint.trim().chars().flat_map(char::to_lowercase) {
+        let c = if c.is_ascii_alphanumeric() || c == '-' {
+            c
+        } else {
+            '_'
+        };
+        if !(c == '_' && label.ends_with('_')) {
+            label.push(c);
+        }
+    }
+    let label = label.trim_matches('_');
+    let label = match label.chars().next() {
+        None => root.to_string(),
+        Some(c) if c.is_ascii_alphabetic() => label.to_string(),
+        Some(_) => format!("{root}_{label}"),
+    };
+    let mut at = format!("{type_name}.{label}");
+    let mut n = 1;
+    while taken.contains(&at) {
+        n += 1;
+        at = format!("{type_name}.{label}_{n}");
+    }
+    at
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn related_labels_are_identifiers_and_unique() {
+        let taken: BTreeSet<String> = ["t.web".to_string(), "t.web_2".to_string()].into();
+        assert_eq!(
+            unique_address("t", "Web  HTTP/80", "lb", &taken),
+            "t.web_http_80"
+        );
+        assert_eq!(unique_address("t", "web", "lb", &taken), "t.web_3");
+        assert_eq!(unique_address("t", "80", "lb", &taken), "t.lb_80");
+        assert_eq!(unique_address("t", " ", "lb", &taken), "t.lb");
+        assert_eq!(unique_address("t", "api-v2", "lb", &taken), "t.api-v2");
+        assert_eq!(label_of("a_b.web[0]"), "web");
     }
 }

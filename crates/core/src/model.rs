@@ -146,6 +146,17 @@ pub struct Orphan {
     pub address: String,
 }
 
+/// What a provider's audit reports: needs an operator, never acted on by ballast.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finding {
+    /// The provider block that reported it, for example "openstack" or "openstack.admin".
+    pub provider: String,
+    pub kind: String,
+    pub id: String,
+    pub reason: String,
+    pub remedy: String,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutputChange {
     pub name: String,
@@ -163,6 +174,9 @@ pub struct Plan {
     pub drift: Vec<Drift>,
     pub conflicts: Vec<ConflictReport>,
     pub orphans: Vec<Orphan>,
+    /// What providers' audits report (an amphora in ERROR) when [`PlanOptions::audit`]:
+    /// shown, never acted on.
+    pub findings: Vec<Finding>,
     pub outputs: Vec<OutputChange>,
     /// Failed `check` assertions: warnings in plan and apply; `drift` fails on them.
     pub warnings: Vec<String>,
@@ -224,4 +238,6 @@ pub struct PlanOptions {
     pub refresh: bool,
     pub targets: Vec<String>,
     pub replace: Vec<String>,
+    /// Run the providers' audits into [`Plan::findings`] (`drift` does; `plan` does not).
+    pub audit: bool,
 }

@@ -4,7 +4,7 @@
 use crate::address::{instance_address, is_data, resource_of};
 use crate::engine::{Configured, Engine};
 use crate::model::{
-    Action, Change, ConflictReport, Drift, Mode, Orphan, OutputChange, Plan, PlanOptions,
+    Action, Change, ConflictReport, Drift, Finding, Mode, Orphan, OutputChange, Plan, PlanOptions,
     RepairPlan, ResourceState,
 };
 use crate::workspace::Secrets;
@@ -338,6 +338,9 @@ impl Engine {
             }
             plan.changes.extend(deletes);
             plan.orphans = self.orphans(&state, &current, &plan).await?;
+            if opts.audit {
+                plan.findings = self.findings().await?;
+            }
         }
         if !opts.targets.is_empty() {
             self.apply_targets(&opts.targets, &mut plan)?;
@@ -434,6 +437,32 @@ impl Engine {
             }
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// What the audits of every configured provider report (after [`Self::orphans`], which
+    /// configures every declared provider).
+    async fn findings(&self) -> Result<Vec<Finding>> {
+        let mut out = Vec::new();
+        for (key, p) in &self.configured {
+            for a in &p.audits {
+                let found = a
+                    .findings()
+                    .await
+                    .map_err(|e| anyhow!("auditing {} ({key}): {e}", a.subject()))?;
+                out.extend(found.into_iter().map(|f| Finding {
+                    provider: key.clone(),
+                    kind: f.kind,
+                    id: f.id,
+                    reason: f.reason,
+                    remedy: f.remedy,
+                }));
+            }
+        }
+        // Grouped by cause: the reasons start with it.
+        out.sort_by(|a, b| {
+            (&a.provider, &a.kind, &a.reason, &a.id).cmp(&(&b.provider, &b.kind, &b.reason, &b.id))
+        });
         Ok(out)
     }
 

@@ -302,6 +302,7 @@ pub fn decode(bytes: &[u8], what: &str) -> Result<SavedPlan> {
         warnings: f.warnings,
         moves: f.moves,
         forgets: f.forgets,
+        findings: Vec::new(),
         refreshed: Vec::new(),
     };
     Ok(SavedPlan {
@@ -310,6 +311,7 @@ pub fn decode(bytes: &[u8], what: &str) -> Result<SavedPlan> {
             refresh: f.refresh,
             targets: f.targets,
             replace: f.replace,
+            audit: false,
         },
         plan,
         variables: f.variables,

@@ -1,18 +1,58 @@
 //! HCL written for people: resource blocks to paste after an import, and state entries.
 
 use crate::text::block_header;
+use ballast_core::import::Imported;
 use ballast_core::model::ResourceState;
 use ballast_sdk::{AttrSchema, BlockSchema, ResourceSchema, Value};
+use std::collections::BTreeMap;
 
 /// A `resource` block for an object, with what a configuration can set: settable
 /// attributes, and nested blocks with theirs, at any depth (sensitive values are left out:
 /// the user supplies them). For adopting an imported object with one paste.
 pub fn config_block(schema: &ResourceSchema, address: &str, v: &Value) -> String {
+    let none = Refs::new();
+    let block = resource_block(schema, address, v, &none);
+    let body = hcl::Body::builder().add_block(block).build();
+    ballast_lang::format::format_text(&hcl::to_string(&body).unwrap_or_default())
+}
+
+/// The configuration of an import: the imported object's block and those of what came with
+/// it, where an attribute holding the ID of an object imported before it becomes a
+/// reference to that object (`loadbalancer_id = openstack_lb_loadbalancer.web.id`), so that
+/// the dependency order is the configuration's.
+pub fn import_config(imported: &Imported) -> String {
+    let mut refs = Refs::new();
+    let mut body = hcl::Body::builder();
+    for i in std::iter::once(imported).chain(&imported.related) {
+        body = body.add_block(resource_block(&i.schema, &i.address, &i.object, &refs));
+        // (An instance address such as `x.y[0]` is not a plain traversal: left literal.)
+        if let (Some(id), false) = (i.object.get("id").as_str(), i.address.contains('[')) {
+            refs.entry(id.to_string())
+                .or_insert_with(|| i.address.clone());
+        }
+    }
+    let text = hcl::to_string(&body.build()).unwrap_or_default();
+    ballast_lang::format::format_text(&text.replace("}\nresource", "}\n\nresource"))
+}
+
+/// Object ID → the address whose `id` it is.
+type Refs = BTreeMap<String, String>;
+
+fn resource_block(schema: &ResourceSchema, address: &str, v: &Value, refs: &Refs) -> hcl::Block {
     let (t, n) = block_header(address, schema.type_name);
     let block = hcl::Block::builder("resource").add_label(t).add_label(n);
-    let block = body_of(block, &schema.attributes, &schema.blocks, v);
-    let body = hcl::Body::builder().add_block(block.build()).build();
-    ballast_lang::format::format_text(&hcl::to_string(&body).unwrap_or_default())
+    body_of(block, &schema.attributes, &schema.blocks, v, refs).build()
+}
+
+/// `address.id`, as an expression.
+fn reference(address: &str) -> hcl::Expression {
+    let mut parts = address.split('.');
+    let root = parts.next().unwrap_or_default();
+    let mut t = hcl::expr::Traversal::builder(hcl::expr::Variable::unchecked(root));
+    for p in parts {
+        t = t.attr(p);
+    }
+    hcl::Expression::from(t.attr("id").build())
 }
 
 fn body_of(
@@ -20,13 +60,16 @@ fn body_of(
     attrs: &[AttrSchema],
     blocks: &[BlockSchema],
     v: &Value,
+    refs: &Refs,
 ) -> hcl::BlockBuilder {
     for a in attrs.iter().filter(|a| a.settable() && !a.sensitive) {
         let x = v.get(a.name);
         if x.is_null() || *x == Value::List(Vec::new()) {
             continue;
         }
-        if let Ok(e) = hcl::to_expression(x.to_json()) {
+        if let Some(to) = x.as_str().and_then(|s| refs.get(s)) {
+            block = block.add_attribute((a.name, reference(to)));
+        } else if let Ok(e) = hcl::to_expression(x.to_json()) {
             block = block.add_attribute((a.name, e));
         }
     }
@@ -37,7 +80,13 @@ fn body_of(
             one => vec![one],
         };
         for item in items {
-            let inner = body_of(hcl::Block::builder(b.name), &b.attributes, &b.blocks, item);
+            let inner = body_of(
+                hcl::Block::builder(b.name),
+                &b.attributes,
+                &b.blocks,
+                item,
+                refs,
+            );
             block = block.add_block(inner.build());
         }
     }

@@ -482,6 +482,31 @@ pub fn orphans_text(plan: &Plan, style: Style) -> String {
     out
 }
 
+/// What providers' audits report: listed, and left to the operator.
+pub fn findings_text(plan: &Plan, style: Style) -> String {
+    let mut out = String::new();
+    if plan.findings.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        style.yellow(
+            "Needs an operator: reported by the provider, never changed or deleted by ballast:"
+        )
+    );
+    for f in &plan.findings {
+        let _ = writeln!(
+            out,
+            "  - {} {} ({}): {}",
+            f.kind, f.id, f.provider, f.reason
+        );
+        let _ = writeln!(out, "      {}", f.remedy);
+    }
+    out.push('\n');
+    out
+}
+
 /// Quotes a shell argument when it needs it.
 fn quote_arg(s: &str) -> String {
     if s.chars()

@@ -7,16 +7,21 @@
 //! - `octavia.rs`: ownership marks (tags), which load balancer an object belongs to, one
 //!   lock per load balancer, the failover semaphore, and the waits.
 //! - `object.rs`: the one generic resource type; `members.rs`: the batch member set.
+//! - `tree.rs`: what `import` brings with a load balancer (its whole tree).
+//! - `amphorae.rs`: with admin credentials, the audit of amphorae in ERROR or without a
+//!   load balancer (reported, never acted on).
 //!
 //! Configure probes the API version document, the provider drivers, flavors and
 //! availability zones, so that a feature the server lacks fails the plan, not the apply.
 
+mod amphorae;
 mod auth;
 mod client;
 mod members;
 mod object;
 mod octavia;
 mod spec;
+mod tree;
 
 use async_trait::async_trait;
 use ballast_sdk::{
@@ -103,6 +108,9 @@ impl Provider for OpenStack {
         let mut session = Session::new(caps).limits(Limits { max_parallel: 16 });
         for k in &spec::KINDS {
             session = session.resource(object::Object::new(k, os.clone()));
+        }
+        if is_admin {
+            session = session.audit(amphorae::Amphorae::new(os.clone()));
         }
         Ok(session.resource(members::Members::new(os)))
     }

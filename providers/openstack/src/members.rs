@@ -55,7 +55,7 @@ impl Members {
         Value::Map(m)
     }
 
-    fn value_of(&self, pool: &str, members: &[Json]) -> Value {
+    pub fn value_of(&self, pool: &str, members: &[Json]) -> Value {
         let mut list: Vec<Value> = members.iter().map(|j| self.member_value(j)).collect();
         list.sort_by_key(|m| {
             (

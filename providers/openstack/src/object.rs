@@ -11,7 +11,7 @@ use crate::spec::{
 use async_trait::async_trait;
 use ballast_sdk::{
     plan_from_schema, Applied, ApplyContext, ApplyRequest, ChangeKind, Conflict, Discovered,
-    ErrorKind, ObjectRef, PlanRequest, PlanResponse, ProviderError, Repair, Requirement,
+    ErrorKind, ObjectRef, PlanRequest, PlanResponse, ProviderError, Related, Repair, Requirement,
     ResourceSchema, ResourceType, ResumeRequest, Value,
 };
 use reqwest::Method;
@@ -561,13 +561,18 @@ impl ResourceType for Object {
                 } else {
                     (format!("{}/{id}", self.path_of(prior)), Ready::Mutable)
                 };
+                let done = Applied {
+                    cascaded,
+                    ..Applied::deleted()
+                };
                 match self
                     .os
                     .mutate(Some(&lb), ready, Method::DELETE, &path, None, &wait)
                     .await
                 {
                     Ok(_) => {}
-                    Err(e) if e.is_not_found() => {}
+                    // The object or its load balancer is gone already: nothing to wait for.
+                    Err(e) if e.is_not_found() => return Ok(done),
                     Err(e) => return Err(e),
                 }
                 if is_lb {
@@ -575,10 +580,7 @@ impl ResourceType for Object {
                 } else {
                     self.os.settle(&lb, &wait).await?;
                 }
-                Ok(Applied {
-                    cascaded,
-                    ..Applied::deleted()
-                })
+                Ok(done)
             }
             ChangeKind::Repair(action) if action == "failover" && is_lb => {
                 let prior = req.prior.unwrap_or(&Value::Null);
@@ -630,6 +632,13 @@ impl ResourceType for Object {
         let v = to_value(self.kind, &j[self.kind.one], parent);
         self.os.learn(self.kind, &[&v]);
         Ok(v)
+    }
+
+    async fn import_related(&self, object: &Value) -> Result<Vec<Related>, ProviderError> {
+        match self.kind.type_name {
+            LOADBALANCER => crate::tree::of_loadbalancer(&self.os, object).await,
+            _ => Ok(Vec::new()),
+        }
     }
 
     async fn resume(

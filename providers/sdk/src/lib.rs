@@ -19,9 +19,10 @@ mod value;
 pub use error::{ErrorKind, ProviderError};
 pub use plan::{closest, conform, differs, plan_from_schema, validate_config, ConfigProblem};
 pub use provider::{
-    Applied, ApplyContext, ApplyRequest, CancellationToken, Capabilities, ChangeKind,
-    ConfigureContext, Conflict, DataSource, Discovered, Limits, ObjectRef, PlanRequest,
-    PlanResponse, Progress, Provider, Repair, Requirement, ResourceType, ResumeRequest, Session,
+    Applied, ApplyContext, ApplyRequest, Audit, CancellationToken, Capabilities, ChangeKind,
+    ConfigureContext, Conflict, DataSource, Discovered, Finding, Limits, ObjectRef, PlanRequest,
+    PlanResponse, Progress, Provider, Related, Repair, Requirement, ResourceType, ResumeRequest,
+    Session,
 };
 pub use schema::{
     AttrSchema, AttrType, BlockSchema, Nesting, Presence, ProviderSchema, ResourceSchema, Timeouts,

@@ -41,6 +41,9 @@ pub struct Session {
     pub data_sources: Vec<Arc<dyn DataSource>>,
     pub capabilities: Capabilities,
     pub limits: Limits,
+    /// Checks of things no declaration owns (an amphora in ERROR), reported by `plan` and
+    /// `drift` and never acted on.
+    pub audits: Vec<Arc<dyn Audit>>,
 }
 
 impl Session {
@@ -50,6 +53,7 @@ impl Session {
             data_sources: Vec::new(),
             capabilities,
             limits: Limits::default(),
+            audits: Vec::new(),
         }
     }
     pub fn resource(mut self, t: impl ResourceType + 'static) -> Session {
@@ -58,6 +62,10 @@ impl Session {
     }
     pub fn data_source(mut self, d: impl DataSource + 'static) -> Session {
         self.data_sources.push(Arc::new(d));
+        self
+    }
+    pub fn audit(mut self, a: impl Audit + 'static) -> Session {
+        self.audits.push(Arc::new(a));
         self
     }
     pub fn limits(mut self, l: Limits) -> Session {
@@ -105,6 +113,42 @@ impl Default for Limits {
     fn default() -> Self {
         Limits { max_parallel: 64 }
     }
+}
+
+/// Something in the provider's scope that needs an operator and that ballast never acts on
+/// by itself: it carries no ownership mark, so it is neither an orphan to adopt nor
+/// anything to delete. For example an Octavia amphora in ERROR, or one whose load balancer
+/// no longer exists.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finding {
+    /// What kind of thing, for example "amphora".
+    pub kind: String,
+    pub id: String,
+    /// Why it is reported, for example "in ERROR (load balancer 5c0e…)".
+    pub reason: String,
+    /// What an operator can do, for example a command to run.
+    pub remedy: String,
+}
+
+/// A check of the provider's scope for [`Finding`]s, run by `plan` and `drift`.
+#[async_trait]
+pub trait Audit: Send + Sync {
+    /// What it looks at, for messages: "Octavia amphorae".
+    fn subject(&self) -> &str;
+    async fn findings(&self) -> Result<Vec<Finding>, ProviderError>;
+}
+
+/// An object imported with another one (see [`ResourceType::import_related`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Related {
+    pub type_name: String,
+    /// What to call it in the configuration (its name, say); the engine makes a unique
+    /// resource label of it.
+    pub label: String,
+    /// The ID `import` takes for it.
+    pub import_id: String,
+    /// The object, as `import` would read it.
+    pub object: Value,
 }
 
 /// An object found in the provider's scope that carries an ownership mark.
@@ -319,6 +363,13 @@ pub trait ResourceType: Send + Sync {
 
     /// Reads an existing object by ID, to bring it under management.
     async fn import(&self, id: &str) -> Result<Value, ProviderError>;
+
+    /// The objects that belong to an imported `object` and come with it when `import`
+    /// writes its configuration (a load balancer's listeners, pools, members, monitors and
+    /// L7 policies), parents before children. Default: none.
+    async fn import_related(&self, _object: &Value) -> Result<Vec<Related>, ProviderError> {
+        Ok(Vec::new())
+    }
 
     /// Finishes a wait an interrupted run left (its private data says on what). `Ok(None)`:
     /// nothing to resume; the object stays tainted.
