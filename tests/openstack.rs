@@ -613,3 +613,164 @@ fn importing_a_load_balancer_brings_its_whole_tree_and_the_generated_configurati
         destroy.stderr
     );
 }
+
+fn virsh(args: &[&str]) -> std::process::Output {
+    Command::new("virsh")
+        .args(["-q", "-c", "qemu:///system"])
+        .args(args)
+        .output()
+        .expect("run virsh")
+}
+
+/// A libvirt network with DHCP on its own bridge, for this test only; on drop the domains
+/// named `prefix*` and the network go.
+struct LabNet {
+    name: String,
+    prefix: String,
+}
+
+impl LabNet {
+    fn new(name: &str, bridge: &str, subnet: &str, prefix: &str) -> LabNet {
+        let net = LabNet {
+            name: name.to_string(),
+            prefix: prefix.to_string(),
+        };
+        net.scrub();
+        let xml = format!(
+            "<network><name>{name}</name><bridge name='{bridge}' stp='off'/>\
+             <ip address='{subnet}.1' netmask='255.255.255.0'>\
+             <dhcp><range start='{subnet}.100' end='{subnet}.200'/></dhcp></ip></network>"
+        );
+        let file = std::env::temp_dir().join(format!("{name}.xml"));
+        std::fs::write(&file, xml).expect("write the network XML");
+        let file = file.display().to_string();
+        for args in [vec!["net-define", file.as_str()], vec!["net-start", name]] {
+            let out = virsh(&args);
+            assert!(
+                out.status.success(),
+                "virsh {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        net
+    }
+
+    fn xml(&self) -> String {
+        String::from_utf8_lossy(&virsh(&["net-dumpxml", &self.name]).stdout).to_string()
+    }
+
+    fn scrub(&self) {
+        let names = virsh(&["list", "--all", "--name"]);
+        for d in String::from_utf8_lossy(&names.stdout).lines() {
+            if d.starts_with(&self.prefix) {
+                virsh(&["destroy", d]);
+                virsh(&["undefine", d]);
+            }
+        }
+        virsh(&["net-destroy", &self.name]);
+        virsh(&["net-undefine", &self.name]);
+    }
+}
+
+impl Drop for LabNet {
+    fn drop(&mut self) {
+        self.scrub();
+    }
+}
+
+#[test]
+fn a_member_at_a_libvirt_vms_address_waits_for_the_vm() {
+    let net = LabNet::new("bt-xprov-net", "btxprov0", "198.18.7", "bt-xprov-");
+    let hcl = r#"
+provider "libvirt" {}
+
+provider "openstack" {
+  cloud = "demo"
+}
+
+resource "libvirt_domain" "app" {
+  name   = "bt-xprov-app"
+  memory = 72
+  network_interface {
+    type      = "network"
+    network   = "bt-xprov-net"
+    addresses = ["198.18.7.10"]
+  }
+}
+
+resource "openstack_lb_loadbalancer" "lb" {
+  name          = "bt-xprov"
+  vip_subnet_id = "00000000-0000-0000-0000-0000000000aa"
+}
+
+resource "openstack_lb_pool" "app" {
+  name            = "bt-xprov-app"
+  loadbalancer_id = openstack_lb_loadbalancer.lb.id
+  protocol        = "HTTP"
+  lb_method       = "ROUND_ROBIN"
+}
+
+resource "openstack_lb_member" "app" {
+  pool_id       = openstack_lb_pool.app.id
+  address       = libvirt_domain.app.network_interface[0].addresses[0]
+  protocol_port = 8080
+}
+"#;
+    let w = work("bt-xprov", hcl);
+    let apply = w.ok(&["apply", "-auto-approve"], 0);
+    let events = apply.stderr.clone();
+    let at = |needle: &str| {
+        events
+            .find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in: {events}"))
+    };
+    // The field notes' recovery order: the VM first, then the load balancer's member.
+    assert!(
+        at("libvirt_domain.app: Creation complete") < at("openstack_lb_member.app: Creating..."),
+        "{events}"
+    );
+    let mac = {
+        let out = virsh(&["domiflist", "bt-xprov-app"]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.split_whitespace()
+            .find(|t| t.len() == 17 && t.matches(':').count() == 5)
+            .unwrap_or_else(|| panic!("no MAC in {text}"))
+            .to_string()
+    };
+    assert!(
+        net.xml()
+            .contains(&format!("<host mac='{mac}' ip='198.18.7.10'/>")),
+        "the network reserves the address for the VM: {}",
+        net.xml()
+    );
+    w.assert_converged();
+
+    // A reservation removed behind ballast's back is drift, and apply puts it back.
+    let host = format!("<host mac='{mac}' ip='198.18.7.10'/>");
+    let out = virsh(&[
+        "net-update",
+        "bt-xprov-net",
+        "delete",
+        "ip-dhcp-host",
+        &host,
+        "--live",
+        "--config",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let drift = w.ok(&["drift"], 2);
+    assert!(drift.stdout.contains("198.18.7.10"), "{}", drift.stdout);
+    w.ok(&["apply", "-auto-approve"], 0);
+    assert!(net.xml().contains(&host), "{}", net.xml());
+    w.assert_converged();
+
+    w.ok(&["destroy", "-auto-approve"], 0);
+    assert!(
+        !net.xml().contains("<host "),
+        "destroying the VM removes its reservation: {}",
+        net.xml()
+    );
+}

@@ -2,7 +2,7 @@
 //! shut off is drift. vCPU and memory changes say whether they apply live or need a restart.
 
 use crate::xml::{self, esc, OWNER_NS};
-use crate::{is_missing, lv, Conn};
+use crate::{is_missing, lv, network, Conn};
 use ballast_sdk::{
     plan_from_schema, ApplyContext, ApplyRequest, AttrSchema, AttrType, BlockSchema, ChangeKind,
     Conflict, Discovered, Nesting, PlanRequest, PlanResponse, Progress, ProviderError, Repair,
@@ -61,6 +61,10 @@ pub fn schema() -> ResourceSchema {
                     .describe("user, network or bridge"),
                 AttrSchema::optional("network", AttrType::String),
                 AttrSchema::optional("bridge", AttrType::String),
+                AttrSchema::optional_computed("addresses", AttrType::list(AttrType::String))
+                    .describe(
+                    "type = network: IP addresses the network's DHCP reserves for this interface",
+                ),
             ],
         ),
     ])
@@ -82,8 +86,30 @@ struct UpdateKind {
     restart: bool,
 }
 
+/// The interfaces as the domain's definition has them: their addresses live in the
+/// network (a reservation changes without touching the domain).
+fn interfaces(v: &Value) -> Value {
+    match v.get("network_interface") {
+        Value::List(l) => Value::List(
+            l.iter()
+                .map(|n| {
+                    let mut n = n.clone();
+                    if let Value::Map(m) = &mut n {
+                        m.remove("addresses");
+                    }
+                    n
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 fn update_kind(prior: &Value, planned: &Value) -> UpdateKind {
-    let changed = |k: &str| prior.get(k) != planned.get(k);
+    let changed = |k: &str| match k {
+        "network_interface" => interfaces(prior) != interfaces(planned),
+        _ => prior.get(k) != planned.get(k),
+    };
     let running_now = prior.get("running").as_bool() == Some(true);
     let stays_running = running_now && planned.get("running").as_bool() == Some(true);
     let mem_down = num(planned, "memory", 0.0) < num(prior, "memory", 0.0);
@@ -107,7 +133,7 @@ pub async fn plan(conn: &Arc<Conn>, req: PlanRequest<'_>) -> Result<PlanResponse
     );
     match req.prior {
         Some(prior) if resp.requires_replace.is_empty() => {
-            if prior.get("network_interface") != resp.planned.get("network_interface") {
+            if interfaces(prior) != interfaces(&resp.planned) {
                 resp.planned.set("mac_addresses", Value::Unknown);
             }
             let k = update_kind(prior, &resp.planned);
@@ -211,7 +237,15 @@ fn owner_mark(desc: &str) -> Result<Option<(String, String)>, ProviderError> {
 }
 
 /// The domain XML for a planned object.
-fn domain_xml(planned: &Value, uuid: Option<&str>, lineage: &str, address: &str) -> String {
+/// `macs`: the interfaces' MAC addresses to keep (a redefinition keeps them, so that the
+/// network's reservations still match).
+fn domain_xml(
+    planned: &Value,
+    uuid: Option<&str>,
+    lineage: &str,
+    address: &str,
+    macs: &Value,
+) -> String {
     let name = planned.get("name").as_str().unwrap_or_default();
     let mem = num(planned, "memory", 128.0) as u64;
     let vcpu = num(planned, "vcpu", 1.0) as u64;
@@ -248,7 +282,7 @@ fn domain_xml(planned: &Value, uuid: Option<&str>, lineage: &str, address: &str)
         }
     }
     if let Value::List(nics) = planned.get("network_interface") {
-        for n in nics {
+        for (i, n) in nics.iter().enumerate() {
             let t = n.get("type").as_str().unwrap_or("user");
             let source = match t {
                 "network" => format!(
@@ -261,8 +295,15 @@ fn domain_xml(planned: &Value, uuid: Option<&str>, lineage: &str, address: &str)
                 ),
                 _ => String::new(),
             };
+            let mac = match macs {
+                Value::List(m) => m.get(i).and_then(Value::as_str),
+                _ => None,
+            };
+            let mac = mac
+                .map(|m| format!("      <mac address='{}'/>\n", esc(m)))
+                .unwrap_or_default();
             x.push_str(&format!(
-                "    <interface type='{}'>\n{source}      <model type='virtio'/>\n    </interface>\n",
+                "    <interface type='{}'>\n{mac}{source}      <model type='virtio'/>\n    </interface>\n",
                 esc(t)
             ));
         }
@@ -312,6 +353,9 @@ fn from_xml(
                             src.and_then(|s| s.attribute("bridge")).map(str::to_string),
                         ),
                     ]));
+                    if let Some(Value::Map(nic)) = nics.last_mut() {
+                        nic.insert("addresses".into(), Value::List(Vec::new()));
+                    }
                     if let Some(m) = xml::child(d, "mac").and_then(|m| m.attribute("address")) {
                         macs.push(Value::from(m));
                     }
@@ -384,6 +428,7 @@ pub fn read_many(c: &Conn, objects: &[Value]) -> Result<Vec<Option<Value>>, Prov
         .filter_map(|d| d.uuid_string().ok().map(|u| (u, d)))
         .collect();
     let mut out = Vec::with_capacity(objects.len());
+    let mut hosts = network::Hosts::default();
     for o in objects {
         let uuid = o
             .get("uuid")
@@ -404,12 +449,9 @@ pub fn read_many(c: &Conn, objects: &[Value]) -> Result<Vec<Option<Value>>, Prov
             Err(e) => return Err(lv(&format!("reading domain {uuid}"), e)),
         };
         let active = dom.id().is_some();
-        out.push(Some(from_xml(
-            &desc,
-            active,
-            autostart.contains(uuid),
-            Some(o),
-        )?));
+        let mut v = from_xml(&desc, active, autostart.contains(uuid), Some(o))?;
+        network::fill(c, &mut v, &mut hosts)?;
+        out.push(Some(v));
     }
     Ok(out)
 }
@@ -461,7 +503,9 @@ pub fn import(c: &Conn, id: &str) -> Result<Value, ProviderError> {
         .xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
         .map_err(|e| lv(&format!("reading domain {id}"), e))?;
     let autostart = dom.autostart().unwrap_or(false);
-    from_xml(&desc, dom.id().is_some(), autostart, None)
+    let mut v = from_xml(&desc, dom.id().is_some(), autostart, None)?;
+    network::fill(c, &mut v, &mut network::Hosts::default())?;
+    Ok(v)
 }
 
 /// Asks for an ACPI shutdown and waits; forces the domain off after `timeout`.
@@ -567,12 +611,14 @@ fn refreshed(c: &Conn, dom: &Domain, planned: &Value) -> Result<Value, ProviderE
         .xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
         .map_err(|e| lv("reading the domain back", e))?;
     let autostart = dom.autostart().unwrap_or(false);
-    from_xml(
+    let mut v = from_xml(
         &desc,
         dom.id().is_some() || dom.is_active().unwrap_or(false),
         autostart,
         Some(planned),
-    )
+    )?;
+    network::fill(c, &mut v, &mut network::Hosts::default())?;
+    Ok(v)
 }
 
 fn create(
@@ -585,7 +631,13 @@ fn create(
     c.count(1);
     let dom = c
         .conn
-        .define_domain_xml(&domain_xml(planned, None, &c.lineage, address))
+        .define_domain_xml(&domain_xml(
+            planned,
+            None,
+            &c.lineage,
+            address,
+            &Value::Null,
+        ))
         .map_err(|e| lv(&format!("defining domain {name}"), e))?;
     let uuid = dom
         .uuid_string()
@@ -603,6 +655,10 @@ fn create(
         dom.set_autostart(true)
             .map_err(|e| lv(&format!("setting autostart on {name}"), e))?;
     }
+    // The addresses, before the guest boots and asks the network's DHCP for one.
+    let defined = refreshed(c, &dom, planned)?;
+    let want = network::declared(planned, defined.get("mac_addresses"));
+    network::sync(c, &Default::default(), &want, name)?;
     if planned.get("running").as_bool() != Some(false) {
         start(c, &dom, name)?;
     }
@@ -624,9 +680,18 @@ fn update(
     if k.redefine {
         c.count(1);
         c.conn
-            .define_domain_xml(&domain_xml(planned, Some(uuid), &c.lineage, address))
+            .define_domain_xml(&domain_xml(
+                planned,
+                Some(uuid),
+                &c.lineage,
+                address,
+                prior.get("mac_addresses"),
+            ))
             .map_err(|e| lv(&format!("redefining domain {name}"), e))?;
     }
+    let had = network::declared(prior, prior.get("mac_addresses"));
+    let macs = refreshed(c, &dom, planned)?.get("mac_addresses").clone();
+    network::sync(c, &had, &network::declared(planned, &macs), name)?;
     if k.live_memory {
         c.count(1);
         let kib = num(planned, "memory", 128.0) as u64 * 1024;
@@ -678,6 +743,8 @@ fn delete(c: &Conn, prior: &Value, ctx: &dyn ApplyContext) -> Result<(), Provide
         dom.destroy()
             .map_err(|e| lv(&format!("destroying domain {name}"), e))?;
     }
+    let had = network::declared(prior, prior.get("mac_addresses"));
+    network::sync(c, &had, &Default::default(), name)?;
     c.count(1);
     match dom.undefine_flags(sys::VIR_DOMAIN_UNDEFINE_NVRAM) {
         Ok(()) => Ok(()),
@@ -714,6 +781,19 @@ mod tests {
         let mut bigger = stopped.clone();
         bigger.set("vcpu", 4i64.into());
         assert!(!update_kind(&stopped, &bigger).restart);
+        // A reservation lives in the network: no redefinition, no restart.
+        let nic = |addrs: Vec<Value>| {
+            with(
+                "network_interface",
+                Value::List(vec![Value::map([
+                    ("type", "network".into()),
+                    ("network", "lab".into()),
+                    ("addresses", Value::List(addrs)),
+                ])]),
+            )
+        };
+        let k = update_kind(&nic(vec![]), &nic(vec!["10.0.0.5".into()]));
+        assert!(!k.restart && !k.redefine);
     }
 
     #[test]
@@ -741,6 +821,7 @@ mod tests {
             Some("11111111-2222-3333-4444-555555555555"),
             "lin",
             "libvirt_domain.web[0]",
+            &Value::Null,
         );
         assert_eq!(
             owner_mark(&x).unwrap(),
@@ -757,6 +838,7 @@ mod tests {
                 ("type", "user".into()),
                 ("network", Value::Null),
                 ("bridge", Value::Null),
+                ("addresses", Value::List(Vec::new())),
             ])])
         );
     }

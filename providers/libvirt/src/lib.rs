@@ -8,6 +8,7 @@
 
 mod data;
 mod domain;
+mod network;
 mod storage;
 mod xml;
 
