@@ -403,3 +403,21 @@ fn lifecycle_and_refactoring_errors() {
         v.stderr
     );
 }
+
+#[test]
+fn count_from_an_untyped_variable_set_on_the_command_line_converts_like_terraform() {
+    let w = Work::new();
+    w.write(
+        "main.hcl",
+        "variable \"n\" {}\n\nresource \"ballast_data\" \"item\" {\n  count = var.n\n  input = count.index\n}\n",
+    );
+    let plan = w.ok(&["plan", "-var", "n=3"], 0);
+    assert!(plan.stdout.contains("3 to add"), "{}", plan.stdout);
+    let bad = w.ok(&["plan", "-var", "n=three"], 1);
+    assert!(
+        bad.stderr
+            .contains("count must be a whole number of zero or more, not \"three\""),
+        "{}",
+        bad.stderr
+    );
+}

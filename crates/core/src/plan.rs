@@ -470,7 +470,17 @@ impl Engine {
         let addr = r.addr();
         let cfg = &self.ws.cfg;
         if let Some(c) = &r.count {
-            let n = match scope.eval(c)? {
+            // A string that is a whole number converts, as in Terraform (`-var n=3` gives
+            // an untyped variable the string "3").
+            let v = match scope.eval(c)? {
+                Value::String(s) => s
+                    .trim()
+                    .parse::<f64>()
+                    .map(Value::Number)
+                    .unwrap_or(Value::String(s)),
+                v => v,
+            };
+            let n = match v {
                 Value::Number(n) if n >= 0.0 && n.fract() == 0.0 => n as usize,
                 Value::Unknown => {
                     return Err(Diag::at(

@@ -128,14 +128,18 @@ impl ResourceType for Members {
     }
 
     async fn read_many(&self, objects: &[Value]) -> Result<Vec<Option<Value>>, ProviderError> {
-        let mut out = Vec::with_capacity(objects.len());
-        for o in objects {
-            match o.get("pool_id").as_str() {
-                Some(pool) => out.push(self.read(pool).await?),
-                None => out.push(None),
+        // One member list per pool (Octavia has no project-wide one), a few at a time.
+        let pools: Vec<Option<String>> = objects
+            .iter()
+            .map(|o| o.get("pool_id").as_str().map(str::to_string))
+            .collect();
+        crate::octavia::each(pools, |pool| async move {
+            match pool {
+                Some(pool) => self.read(&pool).await,
+                None => Ok(None),
             }
-        }
-        Ok(out)
+        })
+        .await
     }
 
     fn create_target(&self, planned: &Value) -> Option<String> {

@@ -16,7 +16,7 @@ use ballast_sdk::{
 };
 use reqwest::Method;
 use serde_json::{json, Map, Value as Json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 pub struct Object {
@@ -98,6 +98,26 @@ pub fn to_value(kind: &Kind, o: &Json, parent: Option<&str>) -> Value {
         m.insert(attr.to_string(), Value::str(p));
     }
     Value::Map(m)
+}
+
+fn push(out: &mut Vec<ObjectRef>, type_name: &str, id: &str) {
+    out.push(ObjectRef {
+        type_name: type_name.to_string(),
+        id: id.to_string(),
+    })
+}
+
+/// A pool of a load balancer's status tree, as what a delete removes: the pool, its member
+/// set and members, its health monitor.
+fn pool_tree(out: &mut Vec<ObjectRef>, pool: &str, p: &Json) {
+    push(out, POOL, pool);
+    push(out, MEMBERS, pool);
+    for m in p["members"].as_array().into_iter().flatten() {
+        push(out, MEMBER, m["id"].as_str().unwrap_or_default());
+    }
+    if let Some(h) = p["healthmonitor"]["id"].as_str() {
+        push(out, MONITOR, h);
+    }
 }
 
 /// A value as JSON for the API, by the attribute's type.
@@ -255,12 +275,6 @@ impl Object {
     async fn cascade_of(&self, obj: &Value) -> Result<Vec<ObjectRef>, ProviderError> {
         let id = obj.get("id").as_str().unwrap_or_default().to_string();
         let mut out = Vec::new();
-        let push = |out: &mut Vec<ObjectRef>, t: &str, id: &str| {
-            out.push(ObjectRef {
-                type_name: t.to_string(),
-                id: id.to_string(),
-            })
-        };
         let ids = |j: &Json, key: &str| -> Vec<String> {
             j[key]
                 .as_array()
@@ -272,11 +286,34 @@ impl Object {
         let get = |p: String| async move { self.os.client.get(&p).await };
         let (listeners, pools) = match self.kind.type_name {
             LOADBALANCER => {
-                let lb = get(format!("v2/lbaas/loadbalancers/{id}")).await?;
-                (
-                    ids(&lb["loadbalancer"], "listeners"),
-                    ids(&lb["loadbalancer"], "pools"),
-                )
+                // The status tree has the listeners with their L7 policies and rules, and
+                // the pools behind listeners with their members and monitor, in one call;
+                // a pool no listener uses is read on its own.
+                let tree = get(format!("v2/lbaas/loadbalancers/{id}/status")).await?;
+                let lb = &tree["statuses"]["loadbalancer"];
+                let mut seen = std::collections::HashSet::new();
+                for l in lb["listeners"].as_array().into_iter().flatten() {
+                    let lid = l["id"].as_str().unwrap_or_default();
+                    push(&mut out, LISTENER, lid);
+                    for p in l["l7policies"].as_array().into_iter().flatten() {
+                        push(&mut out, L7POLICY, p["id"].as_str().unwrap_or_default());
+                        for r in ids(p, "rules") {
+                            push(&mut out, L7RULE, &r);
+                        }
+                    }
+                    for p in l["pools"].as_array().into_iter().flatten() {
+                        let pid = p["id"].as_str().unwrap_or_default();
+                        if seen.insert(pid.to_string()) {
+                            pool_tree(&mut out, pid, p);
+                        }
+                    }
+                }
+                let one = get(format!("v2/lbaas/loadbalancers/{id}")).await?;
+                let lone: Vec<String> = ids(&one["loadbalancer"], "pools")
+                    .into_iter()
+                    .filter(|p| !seen.contains(p))
+                    .collect();
+                (Vec::new(), lone)
             }
             LISTENER => (vec![id.clone()], Vec::new()),
             POOL => (Vec::new(), vec![id.clone()]),
@@ -290,9 +327,6 @@ impl Object {
             _ => return Ok(out),
         };
         for l in &listeners {
-            if *l != id {
-                push(&mut out, LISTENER, l);
-            }
             let lj = get(format!("v2/lbaas/listeners/{l}")).await?;
             for p in ids(&lj["listener"], "l7policies") {
                 push(&mut out, L7POLICY, &p);
@@ -303,10 +337,10 @@ impl Object {
             }
         }
         for p in &pools {
+            let pj = get(format!("v2/lbaas/pools/{p}")).await?;
             if *p != id {
                 push(&mut out, POOL, p);
             }
-            let pj = get(format!("v2/lbaas/pools/{p}")).await?;
             push(&mut out, MEMBERS, p);
             for m in ids(&pj["pool"], "members") {
                 push(&mut out, MEMBER, &m);
@@ -326,26 +360,35 @@ impl ResourceType for Object {
     }
 
     async fn read_many(&self, objects: &[Value]) -> Result<Vec<Option<Value>>, ProviderError> {
-        // One list call per type (per parent for members and rules), not one GET per object.
+        // One list call per type (per parent for members and rules, a few at a time), not
+        // one GET per object.
+        let index = |listed: &[Json]| -> HashMap<String, Json> {
+            listed
+                .iter()
+                .filter_map(|j| Some((j["id"].as_str()?.to_string(), j.clone())))
+                .collect()
+        };
         let mut by_parent: HashMap<Option<String>, HashMap<String, Json>> = HashMap::new();
-        for o in objects {
-            let parent = self
-                .parent_attr()
-                .and_then(|a| o.get(a).as_str())
-                .map(str::to_string);
-            if by_parent.contains_key(&parent) {
-                continue;
-            }
-            let listed = match self.list(parent.as_deref(), &[]).await {
-                Ok(l) => l,
-                Err(e) if e.is_not_found() => Vec::new(),
-                Err(e) => return Err(e),
-            };
-            let map = listed
-                .into_iter()
-                .filter_map(|j| Some((j["id"].as_str()?.to_string(), j)))
+        if self.parent_attr().is_none() {
+            let cell = self.os.listing(self.kind);
+            let listed = cell.get_or_try_init(|| self.list(None, &[])).await?;
+            by_parent.insert(None, index(listed));
+        } else {
+            let parents: BTreeSet<String> = objects
+                .iter()
+                .filter_map(|o| o.get(self.parent_attr()?).as_str().map(str::to_string))
                 .collect();
-            by_parent.insert(parent, map);
+            let lists = crate::octavia::each(parents, |p| async move {
+                match self.list(Some(&p), &[]).await {
+                    Ok(l) => Ok((p, l)),
+                    Err(e) if e.is_not_found() => Ok((p, Vec::new())),
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
+            for (p, l) in lists {
+                by_parent.insert(Some(p), index(&l));
+            }
         }
         let read: Vec<Option<Value>> = objects
             .iter()
@@ -371,8 +414,15 @@ impl ResourceType for Object {
         if self.parent_attr().is_some() {
             return Ok(Vec::new());
         }
-        let [lineage_mark, _] = self.os.marks("");
-        let found = self.list(None, &[("tags", &lineage_mark)]).await?;
+        // The refresh's listing when there was one (filtered here), else one tag-filtered list.
+        let cell = self.os.listing(self.kind);
+        let found = match cell.get() {
+            Some(all) => all.clone(),
+            None => {
+                let [lineage_mark, _] = self.os.marks("");
+                self.list(None, &[("tags", &lineage_mark)]).await?
+            }
+        };
         Ok(found
             .iter()
             .filter_map(|j| {
@@ -443,11 +493,8 @@ impl ResourceType for Object {
             None => {
                 // An unmanaged load balancer with the declared name is a conflict.
                 if let Some(name) = req.config.get("name").as_str() {
-                    let listing = self
-                        .os
-                        .listing
-                        .get_or_try_init(|| self.list(None, &[]))
-                        .await?;
+                    let cell = self.os.listing(self.kind);
+                    let listing = cell.get_or_try_init(|| self.list(None, &[])).await?;
                     for j in listing.iter().filter(|j| j["name"] == name) {
                         let ours = Octavia::mark_of(&j["tags"])
                             .is_some_and(|(l, a)| l == self.os.lineage && a == req.address);

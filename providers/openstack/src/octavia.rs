@@ -24,9 +24,9 @@ pub struct Octavia {
     locks: Mutex<HashMap<String, Arc<AsyncMutex<()>>>>,
     pub failovers: Semaphore,
     pub is_admin: bool,
-    /// The project's load balancers as first listed in this run, for conflict checks
-    /// (one list call however many load balancers a plan creates).
-    pub listing: OnceCell<Vec<Json>>,
+    /// The project's objects of each top-level kind as first listed in this run: refresh,
+    /// orphan discovery and conflict checks share one list call per kind.
+    listings: Mutex<HashMap<&'static str, Arc<OnceCell<Vec<Json>>>>>,
 }
 
 /// What a wait before a call accepts.
@@ -47,8 +47,18 @@ impl Octavia {
             locks: Mutex::new(HashMap::new()),
             failovers: Semaphore::new(max_failovers.max(1)),
             is_admin,
-            listing: OnceCell::new(),
+            listings: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The cell holding this run's listing of `kind` (see `listings`).
+    pub fn listing(&self, kind: &Kind) -> Arc<OnceCell<Vec<Json>>> {
+        self.listings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(kind.type_name)
+            .or_default()
+            .clone()
     }
 
     /// The ownership marks of an object at `address`, as Octavia tags (no commas: the tag
@@ -394,6 +404,25 @@ impl<'a> Wait<'a> {
         Ok(())
     }
 }
+
+/// Runs `f` on every item, `READS_AT_ONCE` at a time, and returns the results in order
+/// (the first error ends it).
+pub async fn each<I, T, F, Fut>(items: I, f: F) -> Result<Vec<T>, ProviderError>
+where
+    I: IntoIterator,
+    F: Fn(I::Item) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProviderError>>,
+{
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
+    stream::iter(items)
+        .map(f)
+        .buffered(READS_AT_ONCE)
+        .try_collect()
+        .await
+}
+
+/// Reads in flight at once for one refresh of many parents' children.
+const READS_AT_ONCE: usize = 8;
 
 /// `name (id)` of an object, or its ID.
 pub fn label(obj: &Json) -> String {
