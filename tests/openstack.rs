@@ -283,8 +283,34 @@ output "id1" {
         plan.stdout
     );
 
-    let apply = w.ok(&["apply", "-auto-approve"], 0);
+    let apply = w.ok(&["apply", "-auto-approve", "-parallelism=10"], 0);
     assert!(apply.stdout.contains("Apply complete!"), "{}", apply.stdout);
+    // One failover at a time across the stack (max_concurrent_failovers = 1): the second
+    // starts after the first is complete, and the wait says why.
+    let events: Vec<&str> = apply.stderr.lines().collect();
+    let first = |needle: &str| {
+        events
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{}", apply.stderr))
+    };
+    let starts: Vec<usize> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.contains(": Repairing"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(starts.len(), 2, "{}", apply.stderr);
+    assert!(
+        first(") complete after") < starts[1],
+        "failovers overlap:\n{}",
+        apply.stderr
+    );
+    assert!(
+        apply.stderr.contains("holds \"octavia-failovers\""),
+        "{}",
+        apply.stderr
+    );
     w.assert_converged();
     w.ok(&["destroy", "-auto-approve"], 0);
 }
@@ -773,4 +799,260 @@ resource "openstack_lb_member" "app" {
         "destroying the VM removes its reservation: {}",
         net.xml()
     );
+}
+
+/// `testdata/openstack/fault_proxy.py` in front of Octavia, stopped on drop.
+struct Proxy {
+    child: std::process::Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Proxy {
+    fn start(w: &Work, args: &[&str], tls: bool) -> Proxy {
+        use std::io::BufRead;
+        let log = w.file(&format!("proxy-{}.log", std::process::id()));
+        let mut cmd = Command::new("python3");
+        cmd.arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/openstack/fault_proxy.py"
+        ))
+        .args(["--upstream", "http://127.0.0.1:9876", "--log"])
+        .arg(&log)
+        .args(args)
+        .stdout(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("start the fault proxy");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("the proxy's stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the proxy's port");
+        let port = line.trim().trim_start_matches("listening on ").to_string();
+        let scheme = if tls { "https" } else { "http" };
+        Proxy {
+            child,
+            url: format!("{scheme}://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A provider block for the demo cloud with Octavia behind `url`, and `extra` lines.
+fn via(url: &str, extra: &str) -> String {
+    format!(
+        "provider \"openstack\" {{\n  cloud = \"demo\"\n  endpoint_overrides = {{ \"load-balancer\" = \"{url}\" }}\n{extra}}}\n"
+    )
+}
+
+#[test]
+fn a_create_whose_answer_is_lost_is_adopted_by_its_mark_not_repeated() {
+    let w = work("bt-lost", "");
+    let proxy = Proxy::start(
+        &w,
+        &["--drop-answer", "POST /v2/lbaas/loadbalancers"],
+        false,
+    );
+    let lb = "resource \"openstack_lb_loadbalancer\" \"lb\" {\n  name          = \"bt-lost\"\n  vip_subnet_id = \"00000000-0000-0000-0000-0000000000aa\"\n}\n";
+    w.write("main.hcl", &format!("{}\n{lb}", via(&proxy.url, "")));
+    w.ok(&["apply", "-auto-approve"], 0);
+    let log = proxy.log();
+    let posts: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("POST /v2/lbaas/loadbalancers "))
+        .collect();
+    assert_eq!(posts.len(), 1, "one create call, never repeated:\n{log}");
+    assert!(posts[0].contains("dropped"), "{log}");
+    assert_eq!(
+        mysql_value(
+            "SELECT count(*) FROM load_balancer WHERE name='bt-lost' AND provisioning_status<>'DELETED'"
+        ),
+        "1"
+    );
+    w.assert_converged();
+    w.ok(&["destroy", "-auto-approve"], 0);
+}
+
+#[test]
+fn a_token_refused_with_401_is_renewed_once_and_the_call_repeated() {
+    let w = work("bt-renew", "");
+    let proxy = Proxy::start(&w, &["--unauthorized-once"], false);
+    w.write("main.hcl", &via(&proxy.url, ""));
+    w.ok(&["plan"], 0);
+    let log = proxy.log();
+    let first = log.lines().next().unwrap_or_default().to_string();
+    assert!(first.contains("401-injected"), "{log}");
+    let refused = first.rsplit(' ').next().unwrap_or_default();
+    let after: Vec<&str> = log.lines().skip(1).collect();
+    assert!(!after.is_empty(), "{log}");
+    assert!(
+        after
+            .iter()
+            .all(|l| !l.ends_with(refused) && !l.contains("401")),
+        "every later call carries the new token:\n{log}"
+    );
+}
+
+#[test]
+fn a_ca_bundle_trusts_a_private_ca_and_insecure_skips_the_check() {
+    let w = work("bt-tls", "");
+    // A private CA, and a server certificate for 127.0.0.1 it signs.
+    let openssl = |args: &str| {
+        let out = Command::new("openssl")
+            .args(args.split(' '))
+            .current_dir(w.path())
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(
+        "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=bt-ca -keyout ca-key.pem -out ca.pem",
+    );
+    openssl("req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout key.pem -out server.csr");
+    w.write("san.ext", "subjectAltName=IP:127.0.0.1\n");
+    openssl("x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 1 -extfile san.ext -out cert.pem");
+    let key = w.file("key.pem").display().to_string();
+    let server = w.file("cert.pem").display().to_string();
+    let cert = w.file("ca.pem").display().to_string();
+    let proxy = Proxy::start(&w, &["--cert", &server, "--key", &key], true);
+
+    w.write("main.hcl", &via(&proxy.url, ""));
+    let refused = w.ok(&["plan"], 1);
+    assert!(refused.stderr.contains(&proxy.url), "{}", refused.stderr);
+    assert!(
+        refused.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        refused.stderr
+    );
+
+    w.write(
+        "main.hcl",
+        &via(&proxy.url, &format!("  cacert_file = \"{cert}\"\n")),
+    );
+    w.ok(&["plan"], 0);
+
+    w.write("main.hcl", &via(&proxy.url, "  insecure = true\n"));
+    w.ok(&["plan"], 0);
+}
+
+#[test]
+fn a_wait_on_a_busy_load_balancer_that_goes_to_error_fails_at_once_with_the_status_tree() {
+    let base = r#"
+provider "openstack" {
+  cloud = "demo"
+}
+
+resource "openstack_lb_loadbalancer" "lb" {
+  name          = "bt-busy"
+  vip_subnet_id = "00000000-0000-0000-0000-0000000000aa"
+}
+
+resource "openstack_lb_pool" "app" {
+  name            = "bt-busy-app"
+  loadbalancer_id = openstack_lb_loadbalancer.lb.id
+  protocol        = "HTTP"
+  lb_method       = "ROUND_ROBIN"
+}
+
+output "lb_id" {
+  value = openstack_lb_loadbalancer.lb.id
+}
+"#;
+    let w = work("bt-busy", base);
+    w.ok(&["apply", "-auto-approve"], 0);
+    let lb = output(&w, "lb_id");
+    // Another actor is changing the load balancer: ballast must wait, not call.
+    mysql(&format!(
+        "UPDATE load_balancer SET provisioning_status='PENDING_UPDATE' WHERE id='{lb}'"
+    ));
+    let listener = "\nresource \"openstack_lb_listener\" \"http\" {\n  name            = \"bt-busy-http\"\n  loadbalancer_id = openstack_lb_loadbalancer.lb.id\n  protocol        = \"HTTP\"\n  protocol_port   = 80\n}\n";
+    w.write("main.hcl", &format!("{base}{listener}"));
+    let started = std::time::Instant::now();
+    let apply = w.spawn(&["apply", "-auto-approve"]);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    // ... and its change fails: the pool and the load balancer end in ERROR.
+    mysql(&format!(
+        "UPDATE pool SET provisioning_status='ERROR' WHERE load_balancer_id='{lb}'; \
+         UPDATE load_balancer SET provisioning_status='ERROR' WHERE id='{lb}'"
+    ));
+    let out = apply.wait_with_output().expect("the apply");
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        elapsed < std::time::Duration::from_secs(30),
+        "it fails at once, not at the 10-minute timeout: {elapsed:?}"
+    );
+    assert!(
+        stderr.contains("is PENDING_UPDATE"),
+        "the wait shows progress: {stderr}"
+    );
+    assert!(stderr.contains("is in ERROR"), "{stderr}");
+    assert!(
+        stderr.contains("status tree") && stderr.contains("bt-busy-app"),
+        "the message carries Octavia's status tree: {stderr}"
+    );
+    assert_eq!(
+        mysql_value("SELECT count(*) FROM listener WHERE name='bt-busy-http'"),
+        "0",
+        "no call was made while the load balancer was busy"
+    );
+    mysql(&format!(
+        "UPDATE pool SET provisioning_status='ACTIVE' WHERE load_balancer_id='{lb}'"
+    ));
+    w.ok(&["destroy", "-auto-approve"], 0);
+}
+
+#[test]
+fn a_lab_octavia_without_keystone_takes_an_endpoint_and_a_project() {
+    let projects: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(services().join("projects.json")).expect("projects.json"),
+    )
+    .expect("projects.json is JSON");
+    let project = projects["demo"]
+        .as_str()
+        .expect("the demo project")
+        .to_string();
+    let hcl = format!(
+        r#"
+provider "openstack" {{
+  auth_type          = "noauth"
+  project_id         = "{project}"
+  endpoint_overrides = {{ "load-balancer" = "http://127.0.0.1:9877" }}
+}}
+
+resource "openstack_lb_loadbalancer" "lab" {{
+  name          = "bt-lab"
+  vip_subnet_id = "00000000-0000-0000-0000-0000000000aa"
+}}
+"#
+    );
+    let w = work("bt-lab", &hcl);
+    // No Keystone anywhere: no clouds.yaml, no OS_* variables.
+    std::fs::remove_file(w.file("clouds.yaml")).expect("remove clouds.yaml");
+    std::fs::remove_file(w.file("secure.yaml")).expect("remove secure.yaml");
+    let apply = w.ok(&["apply", "-auto-approve"], 0);
+    assert!(apply.stdout.contains("1 added"), "{}", apply.stdout);
+    assert_eq!(
+        mysql_value(
+            "SELECT project_id FROM load_balancer WHERE name='bt-lab' AND provisioning_status='ACTIVE'"
+        ),
+        project
+    );
+    w.assert_converged();
+    w.ok(&["destroy", "-auto-approve"], 0);
 }

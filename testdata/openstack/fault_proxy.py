@@ -72,8 +72,8 @@ def main():
                 self.wfile.write(msg)
                 return
             conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
-            headers["Host"] = up.netloc
+            headers = {k: v for k, v in self.headers.items()
+                       if k.lower() not in HOP and k.lower() != "host"}
             conn.request(self.command, self.path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()

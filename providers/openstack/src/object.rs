@@ -19,6 +19,9 @@ use serde_json::{json, Map, Value as Json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+/// The lock key every failover holds when they run one at a time.
+const FAILOVERS_KEY: &str = "octavia-failovers";
+
 pub struct Object {
     pub kind: &'static Kind,
     pub os: Arc<Octavia>,
@@ -520,8 +523,15 @@ impl ResourceType for Object {
         if self.kind.type_name == LOADBALANCER && req.kind == ChangeKind::Create {
             return Vec::new();
         }
-        self.os
-            .lock_keys(self.kind, req.prior.unwrap_or(req.planned))
+        let mut keys = self
+            .os
+            .lock_keys(self.kind, req.prior.unwrap_or(req.planned));
+        if matches!(&req.kind, ChangeKind::Repair(a) if a == "failover")
+            && self.os.one_failover_at_a_time
+        {
+            keys.push(FAILOVERS_KEY.to_string());
+        }
+        keys
     }
 
     async fn apply(

@@ -4,7 +4,7 @@
 
 use crate::client::Client;
 use crate::spec::{parent_collection, Kind};
-use ballast_sdk::retry::{retry_within, Backoff};
+use ballast_sdk::retry::{retry_busy_within, Backoff};
 use ballast_sdk::{ApplyContext, CancellationToken, Progress, ProviderError, Value};
 use reqwest::Method;
 use serde_json::Value as Json;
@@ -23,6 +23,9 @@ pub struct Octavia {
     topology: Mutex<HashMap<String, String>>,
     locks: Mutex<HashMap<String, Arc<AsyncMutex<()>>>>,
     pub failovers: Semaphore,
+    /// `max_concurrent_failovers = 1`: failovers also share one lock key, so the engine
+    /// runs them one after the other and says which one waits for which.
+    pub one_failover_at_a_time: bool,
     pub is_admin: bool,
     /// The project's objects of each top-level kind as first listed in this run: refresh,
     /// orphan discovery and conflict checks share one list call per kind.
@@ -46,6 +49,7 @@ impl Octavia {
             topology: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
             failovers: Semaphore::new(max_failovers.max(1)),
+            one_failover_at_a_time: max_failovers <= 1,
             is_admin,
             listings: Mutex::new(HashMap::new()),
         }
@@ -123,7 +127,9 @@ impl Octavia {
     }
 
     /// A mutating call, retried (bounded) while Octavia answers 409 because another actor
-    /// made the load balancer busy; each try first waits for `lb` to be ready.
+    /// made the load balancer busy; each try first waits for `lb` to be ready. Never
+    /// repeated on a lost answer (a create may have happened): that is the caller's to
+    /// resolve (`create_call` looks for the object by its marks).
     pub async fn mutate(
         &self,
         lb: Option<&str>,
@@ -133,7 +139,7 @@ impl Octavia {
         body: Option<&Json>,
         wait: &Wait<'_>,
     ) -> Result<Json, ProviderError> {
-        retry_within(BUSY, wait.cancel, Some(wait.deadline), |_| {
+        retry_busy_within(BUSY, wait.cancel, Some(wait.deadline), |_| {
             let method = method.clone();
             async move {
                 if let Some(lb) = lb {
@@ -217,12 +223,28 @@ impl Octavia {
             Err(e) => return format!("(its status tree could not be read: {e})"),
         };
         let mut lines = Vec::new();
-        walk_statuses(
-            &tree["statuses"]["loadbalancer"],
-            "load balancer",
-            1,
-            &mut lines,
-        );
+        let root = &tree["statuses"]["loadbalancer"];
+        walk_statuses(root, "load balancer", 1, &mut lines);
+        // The tree has the pools behind listeners only: the others, from one list.
+        let in_tree = tree.to_string();
+        let pools = self
+            .client
+            .list("v2/lbaas/pools", "pools", &[("loadbalancer_id", lb)])
+            .await
+            .unwrap_or_default();
+        for p in pools {
+            let id = p["id"].as_str().unwrap_or_default();
+            if !id.is_empty() && !in_tree.contains(id) {
+                // Its own line only: a listed pool names its members by ID alone.
+                let own = serde_json::json!({
+                    "id": id,
+                    "name": p["name"],
+                    "provisioning_status": p["provisioning_status"],
+                    "operating_status": p["operating_status"],
+                });
+                walk_statuses(&own, "pool (behind no listener)", 2, &mut lines);
+            }
+        }
         lines.join("\n")
     }
 
@@ -244,6 +266,17 @@ impl Octavia {
             {
                 Ok(got) => Some(got["loadbalancer"].clone()),
                 Err(e) if e.is_not_found() => None,
+                // A blip while waiting (a restarting API, a dropped connection): the wait
+                // goes on, to its deadline.
+                Err(e) if e.kind == ballast_sdk::ErrorKind::Transient => {
+                    wait.step(
+                        &format!("cannot read load balancer {lb} ({})", e.message),
+                        start,
+                        &mut delay,
+                    )
+                    .await?;
+                    continue;
+                }
                 Err(e) => return Err(e),
             };
             let status = obj
@@ -455,7 +488,7 @@ fn walk_statuses(o: &Json, what: &str, depth: usize, out: &mut Vec<String>) {
             walk_statuses(c, name, depth + 1, out);
         }
     }
-    walk_statuses(&o["health_monitor"], "health monitor", depth + 1, out);
+    walk_statuses(&o["healthmonitor"], "health monitor", depth + 1, out);
 }
 
 pub fn parse_version(v: &str) -> Option<(u32, u32)> {

@@ -71,6 +71,37 @@ pub async fn retry_within<T, F, Fut>(
     backoff: Backoff,
     cancel: &CancellationToken,
     deadline: Option<Instant>,
+    op: F,
+) -> Result<T, ProviderError>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<T, ProviderError>>,
+{
+    retry_when(ProviderError::is_retryable, backoff, cancel, deadline, op).await
+}
+
+/// [`retry_within`] for a call that is not idempotent (a create): only a busy answer
+/// (`Pending`: the server did nothing) is retried. A `Transient` failure may have done the
+/// work with its answer lost; it is returned, for the caller to look before it leaps.
+pub async fn retry_busy_within<T, F, Fut>(
+    backoff: Backoff,
+    cancel: &CancellationToken,
+    deadline: Option<Instant>,
+    op: F,
+) -> Result<T, ProviderError>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<T, ProviderError>>,
+{
+    let busy = |e: &ProviderError| matches!(e.kind, ErrorKind::Pending { .. });
+    retry_when(busy, backoff, cancel, deadline, op).await
+}
+
+async fn retry_when<T, F, Fut>(
+    retryable: impl Fn(&ProviderError) -> bool,
+    backoff: Backoff,
+    cancel: &CancellationToken,
+    deadline: Option<Instant>,
     mut op: F,
 ) -> Result<T, ProviderError>
 where
@@ -82,7 +113,7 @@ where
     loop {
         let e = match op(n).await {
             Ok(v) => return Ok(v),
-            Err(e) if !e.is_retryable() => return Err(e),
+            Err(e) if !retryable(&e) => return Err(e),
             Err(e) if n + 1 >= attempts => return Err(gave_up(e, attempts)),
             Err(e) => e,
         };
