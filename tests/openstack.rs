@@ -115,6 +115,10 @@ resource "openstack_lb_pool" "app" {{
   loadbalancer_id = openstack_lb_loadbalancer.web.id
   protocol        = "HTTP"
   lb_method       = "ROUND_ROBIN"
+  persistence {{
+    type        = "APP_COOKIE"
+    cookie_name = "session"
+  }}
 }}
 
 resource "openstack_lb_pool" "static" {{
@@ -204,12 +208,15 @@ fn a_web_tree_applies_plans_clean_changes_in_place_and_goes_in_one_cascading_del
     );
     w.assert_converged();
 
-    // An in-place change: one member's weight, through the batch member update.
-    let hcl = web_tree("demo", "bt-tree").replace("weight        = 5", "weight        = 7");
+    // In-place changes: one member's weight, through the batch member update, and the
+    // pool's session persistence.
+    let hcl = web_tree("demo", "bt-tree")
+        .replace("weight        = 5", "weight        = 7")
+        .replace("cookie_name = \"session\"", "cookie_name = \"sid\"");
     w.write("main.hcl", &hcl);
     let plan = w.ok(&["plan"], 0);
     assert!(
-        plan.stdout.contains("1 to change, 0 to destroy"),
+        plan.stdout.contains("2 to change, 0 to destroy"),
         "{}",
         plan.stdout
     );

@@ -59,6 +59,18 @@ pub fn read_field(f: &Field, o: &Json) -> Value {
     };
     let v = match (f.ty, &j) {
         (Ty::Decimal, Json::Number(n)) => Value::String(n.to_string()),
+        // Only the block's own attributes: the API's object may have more.
+        (Ty::Block(attrs), Json::Object(o)) => Value::Map(
+            attrs
+                .iter()
+                .map(|(n, _)| {
+                    (
+                        n.to_string(),
+                        Value::from_json(&o.get(*n).cloned().unwrap_or_default()),
+                    )
+                })
+                .collect(),
+        ),
         _ => Value::from_json(&j),
     };
     let empty = match &v {
@@ -129,6 +141,12 @@ pub fn api_json(f: &Field, v: &Value) -> Option<Json> {
         (_, Value::Unknown) => None,
         (Ty::Int, Value::Number(n)) => Some(json!(*n as i64)),
         (Ty::Decimal, Value::String(s)) => s.parse::<f64>().ok().map(|n| json!(n)),
+        (Ty::Block(_), Value::Map(m)) => Some(Json::Object(
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .filter_map(|(k, v)| Some((k.clone(), api_json(&Field { ty: Ty::Str, ..*f }, v)?)))
+                .collect(),
+        )),
         _ => Some(v.to_json()),
     }
 }
@@ -268,9 +286,21 @@ impl Object {
                 self.os.status_tree(lb).await
             )));
         }
-        let v = to_value(self.kind, &j, parent);
+        let v = self.read_as(&j, parent, obj);
         self.os.learn(self.kind, &[&v]);
         Ok(v)
+    }
+
+    /// An API object as the value of the recorded `known`: read-only-if-set attributes
+    /// (a pool's `listener_id`) stay unset when `known` has them unset.
+    fn read_as(&self, j: &Json, parent: Option<&str>, known: &Value) -> Value {
+        let mut v = to_value(self.kind, j, parent);
+        for f in self.kind.fields.iter().filter(|f| f.only_if_set) {
+            if known.get(f.name).is_null() {
+                v.set(f.name, Value::Null);
+            }
+        }
+        v
     }
 
     /// What a delete removes with the object: a load balancer's whole tree, a listener's
@@ -399,13 +429,7 @@ impl ResourceType for Object {
                 let parent = self.parent_attr().and_then(|a| o.get(a).as_str());
                 let id = o.get("id").as_str()?;
                 let j = by_parent.get(&parent.map(str::to_string))?.get(id)?;
-                let mut v = to_value(self.kind, j, parent);
-                for f in self.kind.fields.iter().filter(|f| f.only_if_set) {
-                    if o.get(f.name).is_null() {
-                        v.set(f.name, Value::Null);
-                    }
-                }
-                Some(v)
+                Some(self.read_as(j, parent, o))
             })
             .collect();
         let found: Vec<&Value> = read.iter().flatten().collect();

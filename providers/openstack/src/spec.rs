@@ -29,6 +29,9 @@ pub enum Ty {
     /// The user's tags: a set of strings; ballast's ownership marks are added on the way
     /// out and left out on the way in.
     Tags,
+    /// A nested block of string attributes (name, presence): an object in the API
+    /// (`persistence { type = "HTTP_COOKIE" }` is `session_persistence` there).
+    Block(&'static [(&'static str, Presence)]),
 }
 
 impl Ty {
@@ -40,6 +43,8 @@ impl Ty {
             Ty::StrList => AttrType::list(AttrType::String),
             Ty::StrSet | Ty::Tags => AttrType::set(AttrType::String),
             Ty::StrMap => AttrType::map(AttrType::String),
+            // Declared as a block (`Field::block_schema`), never as an attribute.
+            Ty::Block(_) => AttrType::Any,
         }
     }
 }
@@ -128,6 +133,23 @@ impl Field {
     const fn path_only(mut self) -> Self {
         self.api = "";
         self
+    }
+
+    /// The block of a `Ty::Block` field: at most one.
+    pub fn block_schema(&self) -> Option<BlockSchema> {
+        let Ty::Block(attrs) = self.ty else {
+            return None;
+        };
+        let attrs = attrs
+            .iter()
+            .map(|&(n, p)| match p {
+                Presence::Required => AttrSchema::required(n, AttrType::String),
+                _ => AttrSchema::optional(n, AttrType::String),
+            })
+            .collect();
+        let mut b = BlockSchema::new(self.name, Nesting::Single, attrs);
+        b.max_items = Some(1);
+        Some(b)
     }
 
     pub fn schema(&self) -> AttrSchema {
@@ -285,6 +307,14 @@ pub static KINDS: [Kind; 7] = [
                 .replace()
                 .read("/listeners/0/id"),
             req("lb_method", Ty::Str).api("lb_algorithm"),
+            opt(
+                "persistence",
+                Ty::Block(&[
+                    ("type", Presence::Required),
+                    ("cookie_name", Presence::Optional),
+                ]),
+            )
+            .api("session_persistence"),
             opt("admin_state_up", Ty::Bool).default_bool(true),
             oc("tls_enabled", Ty::Bool).since("2.8"),
             opt("tls_container_ref", Ty::Str).since("2.8"),
@@ -412,8 +442,14 @@ pub fn timeouts() -> Timeouts {
 
 impl Kind {
     pub fn schema(&self) -> ResourceSchema {
-        let attrs = self.fields.iter().map(Field::schema).collect();
+        let (blocks, attrs): (Vec<&Field>, Vec<&Field>) = self
+            .fields
+            .iter()
+            .partition(|f| matches!(f.ty, Ty::Block(_)));
+        let attrs = attrs.into_iter().map(Field::schema).collect();
+        let blocks = blocks.into_iter().filter_map(Field::block_schema).collect();
         ResourceSchema::new(self.type_name, self.describe, attrs)
+            .blocks(blocks)
             .import_id(self.import_id)
             .timeouts(timeouts())
             .cascades(self.cascades.to_vec())
