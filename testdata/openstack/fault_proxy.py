@@ -3,6 +3,7 @@
 
 Usage: fault_proxy.py --upstream http://127.0.0.1:9876 --log FILE
                       [--drop-answer "POST /v2/lbaas/loadbalancers"] [--unauthorized-once]
+                      [--busy-once "POST /v2/lbaas/listeners"]
                       [--cert CERT --key KEY]
 
 It forwards every request to the upstream and its answer back, except:
@@ -10,6 +11,8 @@ It forwards every request to the upstream and its answer back, except:
   it), then the connection is closed without an answer: a create whose answer is lost.
 - --unauthorized-once: the first request that carries a token gets 401, as if the token
   had expired or been revoked.
+- --busy-once "METHOD PATH": the first such request gets Octavia's 409 (the load balancer
+  is immutable) without reaching it, as when another actor changed it in between.
 - --cert/--key: it speaks HTTPS (for CA bundle and `insecure` tests).
 
 Prints "listening on PORT" once ready. Each request is logged to --log as one line:
@@ -35,11 +38,12 @@ def main():
     ap.add_argument("--log", required=True)
     ap.add_argument("--drop-answer")
     ap.add_argument("--unauthorized-once", action="store_true")
+    ap.add_argument("--busy-once")
     ap.add_argument("--cert")
     ap.add_argument("--key")
     args = ap.parse_args()
     up = urllib.parse.urlsplit(args.upstream)
-    state = {"dropped": False, "unauthorized": False}
+    state = {"dropped": False, "unauthorized": False, "busy": False}
     lock = threading.Lock()
     log = open(args.log, "a", buffering=1)
 
@@ -48,6 +52,13 @@ def main():
 
         def log_message(self, *a):
             pass
+
+        def answer(self, status, msg):
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(msg)))
+            self.end_headers()
+            self.wfile.write(msg)
 
         def handle_any(self):
             length = int(self.headers.get("Content-Length") or 0)
@@ -62,14 +73,16 @@ def main():
                 drop = (args.drop_answer == f"{self.command} {path}" and not state["dropped"])
                 if drop:
                     state["dropped"] = True
+                busy = (args.busy_once == f"{self.command} {path}" and not state["busy"])
+                if busy:
+                    state["busy"] = True
+            if busy:
+                log.write(f"{self.command} {path} 409-injected {digest}\n")
+                self.answer(409, b'{"faultcode": "Client", "faultstring": "Load Balancer is immutable and cannot be updated.", "debuginfo": null}')
+                return
             if inject_401:
                 log.write(f"{self.command} {path} 401-injected {digest}\n")
-                msg = b'{"error": {"code": 401, "message": "The request you have made requires authentication."}}'
-                self.send_response(401)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(msg)))
-                self.end_headers()
-                self.wfile.write(msg)
+                self.answer(401, b'{"error": {"code": 401, "message": "The request you have made requires authentication."}}')
                 return
             conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
             headers = {k: v for k, v in self.headers.items()

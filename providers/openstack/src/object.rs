@@ -130,7 +130,7 @@ fn pool_tree(out: &mut Vec<ObjectRef>, pool: &str, p: &Json) {
     for m in p["members"].as_array().into_iter().flatten() {
         push(out, MEMBER, m["id"].as_str().unwrap_or_default());
     }
-    if let Some(h) = p["healthmonitor"]["id"].as_str() {
+    if let Some(h) = crate::octavia::monitor_in_tree(p)["id"].as_str() {
         push(out, MONITOR, h);
     }
 }
@@ -211,6 +211,14 @@ impl Object {
         }
     }
 
+    /// The filter to this project's objects (admins see every project otherwise).
+    fn by_project(&self) -> Vec<(&str, &str)> {
+        match &self.os.client.project_id {
+            Some(p) => vec![("project_id", p.as_str())],
+            None => Vec::new(),
+        }
+    }
+
     /// Lists the kind's objects in this project (under `parent` for nested kinds),
     /// filtered by `filter`.
     async fn list(
@@ -219,10 +227,7 @@ impl Object {
         filter: &[(&str, &str)],
     ) -> Result<Vec<Json>, ProviderError> {
         let mut query = filter.to_vec();
-        // Admins see every project otherwise.
-        if let Some(p) = &self.os.client.project_id {
-            query.push(("project_id", p));
-        }
+        query.extend(self.by_project());
         let path = self.kind.collection(parent);
         self.os.client.list(&path, self.kind.many, &query).await
     }
@@ -319,25 +324,40 @@ impl Object {
         let get = |p: String| async move { self.os.client.get(&p).await };
         let (listeners, pools) = match self.kind.type_name {
             LOADBALANCER => {
-                // The status tree has the listeners with their L7 policies and rules, and
-                // the pools behind listeners with their members and monitor, in one call;
-                // a pool no listener uses is read on its own.
+                // The status tree has the listeners, and the pools behind them with their
+                // members and monitor, in one call. Not the L7 policies (Octavia 19 leaves
+                // them out, whatever its API reference shows): one list of the project's,
+                // which names their rules. A pool no listener uses is read on its own.
                 let tree = get(format!("v2/lbaas/loadbalancers/{id}/status")).await?;
                 let lb = &tree["statuses"]["loadbalancer"];
                 let mut seen = std::collections::HashSet::new();
+                let mut listener_ids = std::collections::HashSet::new();
                 for l in lb["listeners"].as_array().into_iter().flatten() {
                     let lid = l["id"].as_str().unwrap_or_default();
                     push(&mut out, LISTENER, lid);
-                    for p in l["l7policies"].as_array().into_iter().flatten() {
-                        push(&mut out, L7POLICY, p["id"].as_str().unwrap_or_default());
-                        for r in ids(p, "rules") {
-                            push(&mut out, L7RULE, &r);
-                        }
-                    }
+                    listener_ids.insert(lid.to_string());
                     for p in l["pools"].as_array().into_iter().flatten() {
                         let pid = p["id"].as_str().unwrap_or_default();
                         if seen.insert(pid.to_string()) {
                             pool_tree(&mut out, pid, p);
+                        }
+                    }
+                }
+                if !listener_ids.is_empty() {
+                    let policies = self
+                        .os
+                        .client
+                        .list("v2/lbaas/l7policies", "l7policies", &self.by_project())
+                        .await?;
+                    for p in policies {
+                        let on_ours = p["listener_id"]
+                            .as_str()
+                            .is_some_and(|l| listener_ids.contains(l));
+                        if on_ours {
+                            push(&mut out, L7POLICY, p["id"].as_str().unwrap_or_default());
+                            for r in ids(&p, "rules") {
+                                push(&mut out, L7RULE, &r);
+                            }
                         }
                     }
                 }

@@ -488,7 +488,16 @@ fn walk_statuses(o: &Json, what: &str, depth: usize, out: &mut Vec<String>) {
             walk_statuses(c, name, depth + 1, out);
         }
     }
-    walk_statuses(&o["healthmonitor"], "health monitor", depth + 1, out);
+    walk_statuses(monitor_in_tree(o), "health monitor", depth + 1, out);
+}
+
+/// A pool's health monitor in a status tree: Octavia 19 answers `health_monitor`, its API
+/// reference shows `healthmonitor`.
+pub fn monitor_in_tree(pool: &Json) -> &Json {
+    match pool.get("health_monitor") {
+        Some(m) if !m.is_null() => m,
+        _ => &pool["healthmonitor"],
+    }
 }
 
 pub fn parse_version(v: &str) -> Option<(u32, u32)> {
