@@ -241,7 +241,7 @@ fn read_yaml(path: &Path) -> Result<Option<serde_json::Value>, ProviderError> {
     };
     serde_norway::from_str(&text).map(Some).map_err(|e| {
         // serde_norway's message carries the line and column.
-        ProviderError::invalid_input(
+        ProviderError::invalid_config(
             format!("{} is not valid YAML", path.display()),
             e.to_string(),
         )
@@ -265,7 +265,7 @@ fn load_cloud(
         looked.push(p.display().to_string());
     }
     let Some((file, mut entry)) = found else {
-        return Err(ProviderError::invalid_input(
+        return Err(ProviderError::invalid_config(
             format!("cloud \"{name}\" is in no clouds.yaml"),
             format!("looked in {}", looked.join(", ")),
         ));
@@ -358,7 +358,7 @@ impl std::fmt::Debug for Token {
 /// The identity endpoint, ending in `/v3`.
 pub fn identity_url(s: &Settings) -> Result<String, ProviderError> {
     let Some(u) = s.get("auth_url") else {
-        return Err(ProviderError::invalid_input(
+        return Err(ProviderError::invalid_config(
             "no Keystone URL".to_string(),
             format!(
                 "set auth_url in the provider block, OS_AUTH_URL, or a cloud in clouds.yaml ({})",
@@ -404,7 +404,7 @@ fn domain_of(s: &Settings, id_key: &str, name_key: &str) -> serde_json::Value {
 /// The body of `POST /v3/auth/tokens` for these settings.
 pub fn token_request(s: &Settings) -> Result<serde_json::Value, ProviderError> {
     let missing = |what: &str| {
-        ProviderError::invalid_input(
+        ProviderError::invalid_config(
             format!("the credentials lack {what}"),
             format!(
                 "set it in the provider block, the environment or clouds.yaml ({})",

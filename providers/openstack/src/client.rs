@@ -32,10 +32,10 @@ fn http_client(s: &Settings) -> Result<reqwest::Client, ProviderError> {
         .user_agent(concat!("ballast/", env!("CARGO_PKG_VERSION")));
     if let Some(ca) = s.get("cacert") {
         let pem = std::fs::read(ca).map_err(|e| {
-            ProviderError::invalid_input(format!("reading the CA bundle {ca}"), e.to_string())
+            ProviderError::invalid_config(format!("reading the CA bundle {ca}"), e.to_string())
         })?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            ProviderError::invalid_input(
+            ProviderError::invalid_config(
                 format!("the CA bundle {ca} holds no PEM certificate"),
                 e.to_string(),
             )
@@ -69,15 +69,15 @@ impl Client {
         let http = http_client(&settings)?;
         if settings.auth_type() == AuthType::NoAuth {
             let endpoint = settings.get("endpoint").ok_or_else(|| {
-                ProviderError::invalid_input(
+                ProviderError::invalid_config(
                     "auth_type \"noauth\" needs the Octavia endpoint",
                     "set endpoint_overrides = { \"load-balancer\" = \"http://host:9876\" }",
                 )
             })?;
             let project = settings.get("project_id").ok_or_else(|| {
-                ProviderError::invalid_input(
+                ProviderError::invalid_config(
                     "auth_type \"noauth\" needs the project",
-                    "set tenant_id (or OS_PROJECT_ID)",
+                    "set project_id (or OS_PROJECT_ID)",
                 )
             })?;
             return Ok(Client {
@@ -100,7 +100,7 @@ impl Client {
                 settings.get("region_name"),
             )
             .map_err(|m| {
-                ProviderError::invalid_input(
+                ProviderError::invalid_config(
                     format!("Keystone at {identity} ({})", settings.who()),
                     format!("{m}; set endpoint_overrides to name Octavia's URL"),
                 )
@@ -157,7 +157,7 @@ impl Client {
     fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<Url, ProviderError> {
         let raw = format!("{}/{}", self.endpoint, path.trim_start_matches('/'));
         let mut url = Url::parse(&raw).map_err(|e| {
-            ProviderError::invalid_input(format!("the Octavia URL {raw}"), e.to_string())
+            ProviderError::invalid_config(format!("the Octavia URL {raw}"), e.to_string())
         })?;
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);

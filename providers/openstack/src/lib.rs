@@ -93,7 +93,7 @@ impl Provider for OpenStack {
             .as_f64()
             .unwrap_or(1.0);
         if max_failovers < 1.0 {
-            return Err(ProviderError::invalid_input(
+            return Err(ProviderError::invalid_config(
                 "max_concurrent_failovers must be at least 1",
                 format!("it is {max_failovers}"),
             ));

@@ -158,7 +158,7 @@ impl ResourceType for Members {
     ) -> Result<Applied, ProviderError> {
         let obj = req.prior.unwrap_or(req.planned);
         let Some(pool) = obj.get("pool_id").as_str().map(str::to_string) else {
-            return Err(ProviderError::invalid_input(
+            return Err(ProviderError::invalid_config(
                 format!("{}: no pool_id", req.address),
                 "set pool_id",
             ));

@@ -720,7 +720,7 @@ impl ResourceType for Object {
             Some(attr) => match id.split_once('/') {
                 Some((p, i)) => (Some(p), i),
                 None => {
-                    return Err(ProviderError::invalid_input(
+                    return Err(ProviderError::invalid_config(
                         format!("\"{id}\" is not an import ID of {}", self.kind.type_name),
                         format!("give {} (the {attr} first)", self.kind.import_id),
                     ))

@@ -161,7 +161,7 @@ impl Octavia {
                 return self.lb_of_parent(attr, id).await;
             }
         }
-        Err(ProviderError::invalid_input(
+        Err(ProviderError::invalid_config(
             format!(
                 "{}: cannot tell which load balancer this belongs to",
                 kind.type_name

@@ -77,6 +77,21 @@ impl ProviderError {
             message,
         )
     }
+    /// Bad input found before any server saw it (a configuration value, an import ID):
+    /// what is wrong, and what to do about it.
+    pub fn invalid_config(message: impl Into<String>, help: impl Into<String>) -> Self {
+        let (message, help) = (message.into(), help.into());
+        Self::with_kind(
+            ErrorKind::InvalidInput {
+                server_message: String::new(),
+            },
+            if help.is_empty() {
+                message
+            } else {
+                format!("{message}: {help}")
+            },
+        )
+    }
     pub fn not_implemented(message: impl Into<String>) -> Self {
         Self::with_kind(ErrorKind::NotImplemented, message)
     }
