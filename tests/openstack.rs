@@ -223,6 +223,23 @@ fn a_web_tree_applies_plans_clean_changes_in_place_and_goes_in_one_cascading_del
     w.ok(&["apply", "-auto-approve"], 0);
     w.assert_converged();
 
+    // Removing only a child deletes just that child.
+    let monitor = hcl
+        .find("resource \"openstack_lb_monitor\" \"app\"")
+        .expect("the monitor");
+    let end = monitor + hcl[monitor..].find("\n}\n").expect("its end") + 3;
+    let without = format!("{}{}", &hcl[..monitor], &hcl[end..]);
+    w.write("main.hcl", &without);
+    let plan = w.ok(&["plan"], 0);
+    assert!(
+        plan.stdout.contains("0 to add, 0 to change, 1 to destroy"),
+        "{}",
+        plan.stdout
+    );
+    let apply = w.ok(&["apply", "-auto-approve"], 0);
+    assert!(apply.stdout.contains("1 destroyed"), "{}", apply.stdout);
+    w.assert_converged();
+
     let destroy = w.ok(&["destroy", "-auto-approve"], 0);
     let events = format!("{}{}", destroy.stdout, destroy.stderr);
     assert!(
@@ -237,8 +254,27 @@ fn a_web_tree_applies_plans_clean_changes_in_place_and_goes_in_one_cascading_del
         1,
         "no child is deleted one by one: {events}"
     );
+    assert!(destroy.stdout.contains("9 destroyed"), "{}", destroy.stdout);
+}
+
+#[test]
+fn the_octavia_example_plans_applies_converges_and_destroys() {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/octavia/main.hcl"
+    ))
+    .expect("the example");
+    let w = work("bt-example", &example);
+    let name = ["-var", "name=bt-example"];
+    let plan = w.ok(&["plan", name[0], name[1]], 0);
+    assert!(plan.stdout.contains("11 to add"), "{}", plan.stdout);
+    w.ok(&["apply", "-auto-approve", name[0], name[1]], 0);
+    let again = w.ok(&["plan", "-detailed-exitcode", name[0], name[1]], 0);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+    w.ok(&["drift", name[0], name[1]], 0);
+    let destroy = w.ok(&["destroy", "-auto-approve", name[0], name[1]], 0);
     assert!(
-        destroy.stdout.contains("10 destroyed"),
+        destroy.stdout.contains("11 destroyed"),
         "{}",
         destroy.stdout
     );
@@ -385,6 +421,16 @@ fn wrong_credentials_and_unreachable_services_name_the_url_user_and_cloud_never_
         r.stderr
             .contains("no load-balancer endpoint (interface public, region Nowhere)"),
         "{}",
+        r.stderr
+    );
+
+    // Keystone answers, Octavia does not.
+    w.write("main.hcl", &via("http://127.0.0.1:9", ""));
+    let r = w.ok(&["plan"], 1);
+    assert!(r.stderr.contains("http://127.0.0.1:9/"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("demo"),
+        "the cloud is named: {}",
         r.stderr
     );
     assert!(!w.file(".ballast").exists(), "no state was written");

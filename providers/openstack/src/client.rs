@@ -191,7 +191,11 @@ impl Client {
                 req = req.json(b);
             }
             let resp = req.send().await.map_err(|e| {
-                ProviderError::transient(format!("{method} {url}: {}", transport(&e)))
+                ProviderError::transient(format!(
+                    "{method} {url} ({}): {}",
+                    self.who(),
+                    transport(&e)
+                ))
             })?;
             let status = resp.status();
             let text = resp.text().await.map_err(|e| {
