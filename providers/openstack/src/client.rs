@@ -51,6 +51,12 @@ fn http_client(s: &Settings) -> Result<reqwest::Client, ProviderError> {
         .map_err(|e| ProviderError::new(format!("building the HTTP client: {e}")))
 }
 
+/// Whether a cached token is still good to send: more than `RENEW_BEFORE` from its expiry
+/// (a long wait must not find it expired half-way through a call).
+fn usable(t: &Token, now: SystemTime) -> bool {
+    t.expires > now + RENEW_BEFORE
+}
+
 /// What went wrong in transport, in words (reqwest's Display names the URL already).
 fn transport(e: &reqwest::Error) -> String {
     let mut msg = e.to_string();
@@ -136,7 +142,7 @@ impl Client {
         let mut slot = self.token.lock().await;
         let fresh = slot
             .as_ref()
-            .is_some_and(|t| !stale && t.expires > SystemTime::now() + RENEW_BEFORE);
+            .is_some_and(|t| !stale && usable(t, SystemTime::now()));
         if !fresh {
             *slot = Some(authenticate(&self.http, &self.settings, identity).await?);
         }
@@ -339,5 +345,25 @@ async fn authenticate(
                 ProviderError::auth(msg)
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_renewed_five_minutes_before_it_expires() {
+        let now = SystemTime::now();
+        let token = |mins: u64| Token {
+            value: String::new(),
+            expires: now + Duration::from_secs(mins * 60),
+            project_id: None,
+            catalog: Json::Null,
+            roles: Vec::new(),
+        };
+        assert!(usable(&token(6), now));
+        assert!(!usable(&token(4), now));
+        assert!(!usable(&token(0), now));
     }
 }
