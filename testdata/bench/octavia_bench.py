@@ -34,6 +34,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import keystoneauth1.exceptions
 import openstack
 
 D = os.environ.get("BALLAST_OPENSTACK_DIR", "/tmp/ballast-openstack")
@@ -123,11 +124,23 @@ class Calls:
 
 # --- the openstacksdk script ----------------------------------------------------------
 
+def read(f, tries=3):
+    """A read, tried again when a kept-alive connection was reset under it (as ballast's
+    waits ride out a failed read)."""
+    for n in range(tries):
+        try:
+            return f()
+        except (openstack.exceptions.SDKException, keystoneauth1.exceptions.ConnectionError):
+            if n + 1 == tries:
+                raise
+            time.sleep(0.2)
+
+
 def wait_active(conn, lb_id, deadline=600):
     """Polls like ballast: 150 ms, doubling up to 2 s."""
     delay, start = 0.15, time.monotonic()
     while time.monotonic() - start < deadline:
-        lb = conn.load_balancer.get_load_balancer(lb_id)
+        lb = read(lambda: conn.load_balancer.get_load_balancer(lb_id))
         if lb.provisioning_status == "ACTIVE":
             return
         if lb.provisioning_status == "ERROR":
@@ -140,7 +153,7 @@ def wait_active(conn, lb_id, deadline=600):
 def wait_gone(conn, lb_id, deadline=600):
     delay, start = 0.15, time.monotonic()
     while time.monotonic() - start < deadline:
-        if conn.load_balancer.find_load_balancer(lb_id) is None:
+        if read(lambda: conn.load_balancer.find_load_balancer(lb_id)) is None:
             return
         time.sleep(delay)
         delay = min(delay * 2, 2.0)
