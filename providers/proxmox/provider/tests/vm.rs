@@ -1,0 +1,936 @@
+//! `proxmox_vm` through the provider contract, against the PVE API simulator
+//! (`ballast-pve-sim`, started in process: HTTPS, token and ticket auth, schema-checked
+//! requests, tasks, locks, fault injection). It is a simulator, not Proxmox VE.
+
+use ballast_proxmox::Proxmox;
+use ballast_pve_sim::{PveVersion, SimConfig, SimHandle};
+use ballast_sdk::{
+    Applied, ApplyContext, ApplyRequest, CancellationToken, ChangeKind, ConfigureContext,
+    ErrorKind, PlanRequest, PlanResponse, Progress, Provider, ProviderError, ResourceType,
+    ResumeRequest, Session, Value,
+};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const LINEAGE: &str = "0d5e7c9a-1111-4222-8333-944455556666";
+
+/// An ApplyContext that records every call.
+#[derive(Default)]
+struct Recorder {
+    /// Fired when the object is created (an interrupt at the first safe point).
+    cancel_on_created: Option<CancellationToken>,
+    created: Mutex<Vec<Value>>,
+    private: Mutex<Vec<Vec<u8>>>,
+    progress: Mutex<Vec<String>>,
+}
+
+impl Recorder {
+    fn created(&self) -> Vec<Value> {
+        self.created
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+    fn private(&self) -> Vec<u8> {
+        self.private
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last()
+            .cloned()
+            .unwrap_or_default()
+    }
+    fn progress(&self) -> Vec<String> {
+        self.progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl ApplyContext for Recorder {
+    fn created(&self, object: &Value) -> Result<(), ProviderError> {
+        assert!(object.get("id").as_str().is_some(), "created without an id");
+        assert!(!object.has_unknown(), "created with unknown values");
+        self.created
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(object.clone());
+        if let Some(c) = &self.cancel_on_created {
+            c.cancel();
+        }
+        Ok(())
+    }
+    fn save_private(&self, private: &[u8]) -> Result<(), ProviderError> {
+        assert!(
+            !self.created().is_empty(),
+            "private data saved before created"
+        );
+        self.private
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(private.to_vec());
+        Ok(())
+    }
+    fn progress(&self, p: Progress) {
+        self.progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(p.message);
+    }
+}
+
+struct Env {
+    sim: SimHandle,
+    session: Session,
+}
+
+async fn sim(version: PveVersion) -> SimHandle {
+    ballast_pve_sim::start(SimConfig {
+        pve_version: version,
+        task_ms: 50,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("the simulator starts")
+}
+
+fn token_block(sim: &SimHandle) -> Value {
+    Value::map([
+        ("endpoint", Value::from(sim.url.as_str())),
+        (
+            "api_token",
+            Value::from(format!("{}={}", sim.token_id, sim.token_secret)),
+        ),
+        ("ca_file", Value::from(sim.ca_file.display().to_string())),
+        ("lock_retry_attempts", Value::from(4i64)),
+    ])
+}
+
+fn password_block(sim: &SimHandle, password: &str) -> Value {
+    Value::map([
+        ("endpoint", Value::from(format!("{}/", sim.url))),
+        ("username", Value::from(sim.username.as_str())),
+        ("password", Value::from(password)),
+        ("ca_file", Value::from(sim.ca_file.display().to_string())),
+    ])
+}
+
+async fn configure(block: &Value) -> Result<Session, ProviderError> {
+    Proxmox::default()
+        .configure(
+            block,
+            &ConfigureContext {
+                lineage: LINEAGE.into(),
+                working_dir: std::env::temp_dir(),
+            },
+        )
+        .await
+}
+
+async fn env(version: PveVersion) -> Env {
+    let sim = sim(version).await;
+    let session = configure(&token_block(&sim)).await.expect("configure");
+    Env { sim, session }
+}
+
+impl Env {
+    fn vm(&self) -> Arc<dyn ResourceType> {
+        self.session.resources[0].clone()
+    }
+
+    async fn plan(&self, prior: Option<&Value>, config: &Value) -> PlanResponse {
+        self.try_plan(prior, config).await.expect("plan")
+    }
+
+    async fn try_plan(
+        &self,
+        prior: Option<&Value>,
+        config: &Value,
+    ) -> Result<PlanResponse, ProviderError> {
+        let vm = self.vm();
+        let (config, problems) = ballast_sdk::conform(vm.schema(), config);
+        assert!(problems.is_empty(), "{problems:?}");
+        vm.plan(PlanRequest {
+            prior,
+            config: &config,
+            address: "proxmox_vm.web",
+            capabilities: &self.session.capabilities,
+        })
+        .await
+    }
+
+    async fn apply(
+        &self,
+        kind: ChangeKind,
+        prior: Option<&Value>,
+        planned: &Value,
+        private: &[u8],
+        ctx: &Recorder,
+    ) -> Result<Applied, ProviderError> {
+        self.vm()
+            .apply(
+                ApplyRequest {
+                    kind,
+                    prior,
+                    planned,
+                    address: "proxmox_vm.web",
+                    private,
+                    cancel: CancellationToken::new(),
+                    deadline: Instant::now() + Duration::from_secs(60),
+                },
+                ctx,
+            )
+            .await
+    }
+
+    /// Plan and create; the object.
+    async fn create(&self, config: &Value) -> Value {
+        let p = self.plan(None, config).await;
+        assert_eq!(p.conflict, None);
+        let ctx = Recorder::default();
+        let applied = self
+            .apply(ChangeKind::Create, None, &p.planned, &[], &ctx)
+            .await
+            .expect("create");
+        applied.object.expect("an object")
+    }
+
+    async fn read(&self, o: &Value) -> Option<Value> {
+        self.vm()
+            .read_many(std::slice::from_ref(o))
+            .await
+            .expect("read")
+            .pop()
+            .flatten()
+    }
+
+    async fn faults(&self, body: serde_json::Value) {
+        let ca = reqwest::Certificate::from_pem(self.sim.ca_pem.as_bytes()).expect("CA");
+        let http = reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .build()
+            .expect("client");
+        let r = http
+            .post(format!("{}/api2/json/_sim/faults", self.sim.url))
+            .header(
+                "Authorization",
+                format!(
+                    "PVEAPIToken={}={}",
+                    self.sim.token_id, self.sim.token_secret
+                ),
+            )
+            .json(&body)
+            .send()
+            .await
+            .expect("faults");
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+}
+
+fn web() -> Value {
+    Value::map([
+        ("name", Value::from("web")),
+        ("description", Value::from("the web server")),
+        (
+            "tags",
+            Value::List(vec![
+                Value::from("Prod"),
+                Value::from("db"),
+                Value::from("prod"),
+            ]),
+        ),
+        (
+            "cpu",
+            Value::List(vec![Value::map([
+                ("cores", Value::from(2i64)),
+                ("type", Value::from("host")),
+            ])]),
+        ),
+        (
+            "memory",
+            Value::List(vec![Value::map([("dedicated", Value::from(1024i64))])]),
+        ),
+        (
+            "disk",
+            Value::List(vec![Value::map([
+                ("interface", Value::from("scsi0")),
+                ("size", Value::from(16i64)),
+                ("iothread", Value::Bool(true)),
+                ("discard", Value::from("on")),
+            ])]),
+        ),
+        (
+            "agent",
+            Value::List(vec![Value::map([("enabled", Value::Bool(true))])]),
+        ),
+        ("machine", Value::from("q35")),
+        (
+            "boot_order",
+            Value::List(vec![Value::from("scsi0"), Value::from("net0")]),
+        ),
+        (
+            "network_device",
+            Value::List(vec![Value::map([("vlan_id", Value::from(10i64))])]),
+        ),
+    ])
+}
+
+fn with(mut v: Value, key: &str, val: Value) -> Value {
+    v.set(key, val);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configure_with_a_token_or_a_password_probes_the_server() {
+    let e = env(PveVersion::V9_1).await;
+    let caps = &e.session.capabilities;
+    assert_eq!(caps.server_version.as_deref(), Some("PVE 9.1.3"));
+    assert!(caps.has("import-from") && caps.has("pve-9.1"), "{caps:?}");
+
+    let old = sim(PveVersion::V7_1).await;
+    let s = configure(&password_block(&old, &old.password))
+        .await
+        .expect("configure with a password");
+    assert_eq!(s.capabilities.server_version.as_deref(), Some("PVE 7.1-12"));
+    assert!(!s.capabilities.has("import-from"));
+
+    // A ticket drives writes too (the CSRF header): create, then delete.
+    let ticketed = Env {
+        sim: old,
+        session: s,
+    };
+    let o = ticketed
+        .create(&with(web(), "started", Value::Bool(false)))
+        .await;
+    assert_eq!(o.get("status"), &Value::from("stopped"));
+    let ctx = Recorder::default();
+    ticketed
+        .apply(ChangeKind::Delete, Some(&o), &Value::Null, &[], &ctx)
+        .await
+        .expect("delete with a ticket");
+
+    let wrong = "not-the-password-1234";
+    let err = configure(&password_block(&e.sim, wrong))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(err.kind, ErrorKind::Auth, "{err}");
+    assert!(err.message.contains("user root@pam"), "{err}");
+    assert!(!err.message.contains(wrong), "{err}");
+    let mut bad = token_block(&e.sim);
+    bad.set(
+        "api_token",
+        Value::from(format!(
+            "{}=00000000-0000-0000-0000-000000000000",
+            e.sim.token_id
+        )),
+    );
+    let err = configure(&bad).await.err().expect("refused");
+    assert_eq!(err.kind, ErrorKind::Auth, "{err}");
+    assert!(err.message.contains("API token root@pam!ballast"), "{err}");
+    assert!(!err.message.contains("00000000-0000"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_update_stop_repair_import_and_delete() {
+    let e = env(PveVersion::V9_1).await;
+    let p = e.plan(None, &web()).await;
+    assert_eq!(
+        p.planned.get("vm_id"),
+        &Value::Unknown,
+        "allocated at apply"
+    );
+    assert_eq!(p.planned.get("node_name"), &Value::from("pve"));
+    assert_eq!(
+        p.planned.get("tags"),
+        &Value::List(vec!["db".into(), "prod".into()]),
+        "tags as PVE normalises them"
+    );
+    assert_eq!(e.vm().create_target(&p.planned), None);
+    let ctx = Recorder::default();
+    let o = e
+        .apply(ChangeKind::Create, None, &p.planned, &[], &ctx)
+        .await
+        .expect("create")
+        .object
+        .expect("object");
+    let created = ctx.created();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].get("id"), o.get("id"));
+    assert!(String::from_utf8_lossy(&ctx.private()).starts_with("UPID:pve:"));
+    assert!(
+        ctx.progress()
+            .iter()
+            .any(|m| m.contains("s elapsed; task log:")),
+        "{:?}",
+        ctx.progress()
+    );
+    assert_eq!(o.get("status"), &Value::from("running"));
+    assert_eq!(o.get("description"), &Value::from("the web server"));
+    assert_eq!(o.get("cpu").get("cores"), &Value::Number(2.0));
+    assert_eq!(o.get("agent").get("enabled"), &Value::Bool(true));
+    assert_eq!(o.get("machine"), &Value::from("q35"));
+    assert_eq!(o.get("scsi_hardware"), &Value::from("virtio-scsi-pci"));
+    assert_eq!(
+        o.get("boot_order"),
+        &Value::List(vec![Value::from("scsi0"), Value::from("net0")])
+    );
+    let Value::List(nics) = o.get("network_device") else {
+        panic!("nics")
+    };
+    assert!(
+        nics[0].get("mac_address").as_str().is_some(),
+        "MAC computed"
+    );
+
+    // Nothing changed: the refreshed object plans as a no-op.
+    let read = e.read(&o).await.expect("exists");
+    assert_eq!(read, o);
+    let again = e.plan(Some(&read), &web()).await;
+    assert_eq!(again.planned, read, "no drift right after create");
+    assert_eq!(again.repair, None);
+
+    // An in-place update.
+    let mut cfg = with(web(), "name", Value::from("web2"));
+    cfg.set(
+        "memory",
+        Value::List(vec![Value::map([("dedicated", Value::from(2048i64))])]),
+    );
+    cfg.set(
+        "disk",
+        Value::List(vec![Value::map([
+            ("interface", Value::from("scsi0")),
+            ("size", Value::from(16i64)),
+            ("iothread", Value::Bool(true)),
+            ("discard", Value::from("on")),
+            ("cache", Value::from("writeback")),
+        ])]),
+    );
+    cfg.set("machine", Value::Null);
+    let up = e.plan(Some(&read), &cfg).await;
+    assert!(up.requires_replace.is_empty(), "{:?}", up.requires_replace);
+    let ctx = Recorder::default();
+    let o2 = e
+        .apply(ChangeKind::Update, Some(&read), &up.planned, &[], &ctx)
+        .await
+        .expect("update")
+        .object
+        .expect("object");
+    assert_eq!(o2.get("name"), &Value::from("web2"));
+    assert_eq!(o2.get("memory").get("dedicated"), &Value::Number(2048.0));
+    assert_eq!(o2.get("machine"), &Value::Null, "removed");
+    let disk = &list_of(o2.get("disk"))[0];
+    assert_eq!(disk.get("cache"), &Value::from("writeback"));
+    assert_eq!(disk.get("iothread"), &Value::Bool(true));
+    assert_eq!(disk.get("size"), &Value::Number(16.0));
+    assert_eq!(
+        disk.get("path_in_datastore"),
+        list_of(o.get("disk"))[0].get("path_in_datastore")
+    );
+    assert_eq!(
+        e.plan(Some(&o2), &cfg).await.planned,
+        o2,
+        "no drift after the update"
+    );
+    assert_eq!(o2.get("id"), o.get("id"));
+    assert_eq!(
+        list_of(o2.get("network_device"))[0].get("mac_address"),
+        list_of(o.get("network_device"))[0].get("mac_address"),
+        "the MAC stays"
+    );
+
+    // Stopped outside ballast: drift, repaired by start.
+    let stop = with(cfg.clone(), "started", Value::Bool(false));
+    let sp = e.plan(Some(&o2), &stop).await;
+    let o3 = e
+        .apply(
+            ChangeKind::Update,
+            Some(&o2),
+            &sp.planned,
+            &[],
+            &Recorder::default(),
+        )
+        .await
+        .expect("stop")
+        .object
+        .expect("object");
+    assert_eq!(o3.get("status"), &Value::from("stopped"));
+    let fix = e.plan(Some(&o3), &cfg).await;
+    let repair = fix.repair.clone().expect("a repair");
+    assert_eq!(repair.action, "start");
+    let o4 = e
+        .apply(
+            ChangeKind::Repair("start".into()),
+            Some(&o3),
+            &fix.planned,
+            &[],
+            &Recorder::default(),
+        )
+        .await
+        .expect("repair")
+        .object
+        .expect("object");
+    assert_eq!(o4.get("status"), &Value::from("running"));
+
+    // Import by node/vmid, and orphan discovery by the marks.
+    let id = o4.get("id").as_str().expect("id").to_string();
+    let imported = e.vm().import(&id).await.expect("import");
+    assert_eq!(imported.get("name"), &Value::from("web2"));
+    let err = e.vm().import("pve/999").await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    let found = e.vm().discover(&[]).await.expect("discover");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, id);
+    assert_eq!(found[0].lineage, LINEAGE);
+    assert_eq!(found[0].address, "proxmox_vm.web");
+
+    // Delete: stops the running VM first, then purges it.
+    let ctx = Recorder::default();
+    let gone = e
+        .apply(ChangeKind::Delete, Some(&o4), &Value::Null, &[], &ctx)
+        .await
+        .expect("delete");
+    assert_eq!(gone.object, None);
+    assert!(ctx.progress().iter().any(|m| m.contains("stopping VM")));
+    assert_eq!(e.read(&o4).await, None);
+}
+
+fn list_of(v: &Value) -> Vec<Value> {
+    match v {
+        Value::List(l) => l.clone(),
+        _ => Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_from_needs_pve_7_2_and_a_disk_never_shrinks() {
+    let old = env(PveVersion::V7_1).await;
+    let cfg = with(
+        web(),
+        "disk",
+        Value::List(vec![Value::map([
+            ("interface", Value::from("scsi0")),
+            ("import_from", Value::from("local:import/noble.qcow2")),
+        ])]),
+    );
+    let p = old.plan(None, &cfg).await;
+    assert_eq!(p.requires.len(), 1, "{:?}", p.requires);
+    let r = &p.requires[0];
+    assert_eq!(r.capability, "import-from");
+    assert_eq!(r.since.as_deref(), Some("PVE 7.2"));
+    assert_eq!(r.needed_for, "disk[0].import_from");
+    assert!(!old.session.capabilities.has(&r.capability));
+
+    // On 9.1 the same plan needs nothing the server lacks, and the import works.
+    let new = env(PveVersion::V9_1).await;
+    let p = new.plan(None, &cfg).await;
+    assert!(new.session.capabilities.has(&p.requires[0].capability));
+    let o = new
+        .create(&with(cfg.clone(), "started", Value::Bool(false)))
+        .await;
+    let disk = &list_of(o.get("disk"))[0];
+    assert_eq!(
+        disk.get("import_from"),
+        &Value::from("local:import/noble.qcow2")
+    );
+    assert_eq!(disk.get("size"), &Value::Number(2.0), "the image's size");
+
+    // Shrinking is refused at plan; growing reaches PUT resize, which this server does
+    // not implement: a 501, not retried.
+    let disk_of = |size: i64| {
+        Value::List(vec![Value::map([
+            ("interface", Value::from("scsi0")),
+            ("import_from", Value::from("local:import/noble.qcow2")),
+            ("size", Value::from(size)),
+        ])])
+    };
+    let stopped = with(cfg, "started", Value::Bool(false));
+    let err = new
+        .try_plan(Some(&o), &with(stopped.clone(), "disk", disk_of(1)))
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("cannot shrink"), "{err}");
+    let grow = new.plan(Some(&o), &with(stopped, "disk", disk_of(4))).await;
+    let err = new
+        .apply(
+            ChangeKind::Update,
+            Some(&o),
+            &grow.planned,
+            &[],
+            &Recorder::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotImplemented, "{err}");
+    assert!(
+        err.message.contains("not implemented by this server"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_task_that_fails_after_the_vm_exists_leaves_it_recorded() {
+    let e = env(PveVersion::V9_1).await;
+    e.faults(serde_json::json!({"fail_next_create": "import failed: no space left on device"}))
+        .await;
+    let p = e.plan(None, &web()).await;
+    let ctx = Recorder::default();
+    let err = e
+        .apply(ChangeKind::Create, None, &p.planned, &[], &ctx)
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("no space left on device"), "{err}");
+    assert!(err.message.contains("tainted"), "{err}");
+    let created = ctx.created();
+    assert_eq!(created.len(), 1, "recorded once, before the wait");
+    let tainted = created[0].clone();
+    let id = tainted.get("id").as_str().expect("id").to_string();
+    assert!(e.read(&tainted).await.is_some(), "the VM exists");
+    let private = ctx.private();
+    assert!(String::from_utf8_lossy(&private).contains(":qmcreate:"));
+
+    // The replacement deletes that one VM: its create lock is stale (our task ended).
+    let del = Recorder::default();
+    e.apply(
+        ChangeKind::Delete,
+        Some(&tainted),
+        &Value::Null,
+        &private,
+        &del,
+    )
+    .await
+    .expect("delete the tainted VM");
+    assert_eq!(e.read(&tainted).await, None, "{id} is gone");
+    assert!(del
+        .progress()
+        .iter()
+        .any(|m| m.contains("failed create task")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_vmid_is_retried_with_a_new_one() {
+    let e = env(PveVersion::V9_1).await;
+    e.faults(serde_json::json!({"steal_next_vmid": true})).await;
+    let o = e.create(&with(web(), "started", Value::Bool(false))).await;
+    // The competing client took 100; ours is another.
+    assert_eq!(o.get("id"), &Value::from("pve/101"));
+    assert_eq!(o.get("name"), &Value::from("web"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_that_never_clears_gives_up_with_a_clear_error() {
+    let e = env(PveVersion::V9_1).await;
+    e.faults(serde_json::json!({"stuck_locks": true})).await;
+    let p = e.plan(None, &web()).await;
+    let ctx = Recorder::default();
+    let started = Instant::now();
+    let err = e
+        .apply(ChangeKind::Create, None, &p.planned, &[], &ctx)
+        .await
+        .unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::Pending { .. }), "{err:?}");
+    assert!(err.message.contains("VM is locked (create)"), "{err}");
+    assert!(err.message.contains("gave up after 4 attempts"), "{err}");
+    assert!(err.message.contains("qm unlock 100"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(ctx.created().len(), 1, "the VM is recorded all the same");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmanaged_vms_with_a_declared_vmid_or_name_are_conflicts() {
+    let e = env(PveVersion::V9_1).await;
+    // Someone else's VM 100, named "legacy".
+    e.faults(serde_json::json!({"steal_next_vmid": true})).await;
+    let stolen = e.create(&with(web(), "started", Value::Bool(false))).await;
+    assert_eq!(stolen.get("id"), &Value::from("pve/101"));
+
+    let taken = with(web(), "vm_id", Value::from(100i64));
+    let p = e.plan(None, &taken).await;
+    let c = p.conflict.expect("a conflict");
+    assert_eq!(c.import_id, "pve/100");
+    assert_eq!(e.vm().create_target(&p.planned).as_deref(), Some("pve/100"));
+
+    let named = with(web(), "name", Value::from("competing-client"));
+    let c = e.plan(None, &named).await.conflict.expect("a conflict");
+    assert!(c.message.contains("competing-client"), "{}", c.message);
+    // Our own VM of the same name is no conflict.
+    assert_eq!(e.plan(None, &web()).await.conflict, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_create_is_resumed_from_its_task_id() {
+    let e = env(PveVersion::V9_1).await;
+    let p = e.plan(None, &web()).await;
+    e.faults(serde_json::json!({"task_ms": 800})).await;
+    let cancel = CancellationToken::new();
+    let ctx = Recorder {
+        cancel_on_created: Some(cancel.clone()),
+        ..Recorder::default()
+    };
+    let err = e
+        .vm()
+        .apply(
+            ApplyRequest {
+                kind: ChangeKind::Create,
+                prior: None,
+                planned: &p.planned,
+                address: "proxmox_vm.web",
+                private: &[],
+                cancel,
+                deadline: Instant::now() + Duration::from_secs(60),
+            },
+            &ctx,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Interrupted, "{err}");
+    let created = ctx.created();
+    assert_eq!(created.len(), 1);
+    e.faults(serde_json::json!({"task_ms": 50})).await;
+    let resumed = e
+        .vm()
+        .resume(
+            ResumeRequest {
+                object: &created[0],
+                private: &ctx.private(),
+                address: "proxmox_vm.web",
+                cancel: CancellationToken::new(),
+                deadline: Instant::now() + Duration::from_secs(60),
+            },
+            &Recorder::default(),
+        )
+        .await
+        .expect("resume")
+        .expect("something to resume");
+    let o = resumed.object.expect("object");
+    assert_eq!(o.get("id"), created[0].get("id"));
+    assert_eq!(o.get("status"), &Value::from("running"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_survive_a_503_and_a_failed_create_call_records_nothing() {
+    let e = env(PveVersion::V9_1).await;
+    let cfg = with(web(), "vm_id", Value::from(150i64));
+    let p = e.plan(None, &cfg).await;
+    assert_eq!(e.vm().create_target(&p.planned).as_deref(), Some("pve/150"));
+    e.faults(serde_json::json!({"http_5xx": 1})).await;
+    let ctx = Recorder::default();
+    let err = e
+        .apply(ChangeKind::Create, None, &p.planned, &[], &ctx)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Transient, "{err}");
+    assert!(ctx.created().is_empty(), "no VM, nothing recorded");
+    assert!(e.vm().import("pve/150").await.unwrap_err().is_not_found());
+
+    let o = e.create(&with(cfg, "started", Value::Bool(false))).await;
+    e.faults(serde_json::json!({"http_5xx": 2})).await;
+    let read = e.read(&o).await.expect("read after two 503s");
+    assert_eq!(read.get("id"), &Value::from("pve/150"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_fingerprint_trusts_that_certificate_only() {
+    let s = sim(PveVersion::V9_1).await;
+    let block = |fp: &str| {
+        let mut b = token_block(&s);
+        b.set("ca_file", Value::Null);
+        b.set("fingerprint", Value::from(fp));
+        b
+    };
+    let wrong = ["00"; 32].join(":");
+    let err = configure(&block(&wrong)).await.err().expect("refused");
+    let marker = "has the SHA-256 fingerprint ";
+    let at = err.message.find(marker).expect("the fingerprint seen") + marker.len();
+    let seen: String = err.message[at..].chars().take(95).collect();
+    assert_ne!(seen, wrong);
+    let session = configure(&block(&seen)).await.expect("pinned");
+    assert_eq!(
+        session.capabilities.server_version.as_deref(),
+        Some("PVE 9.1.3")
+    );
+    // Without a CA, a pin or insecure, the simulator's certificate is not trusted.
+    let mut plain = token_block(&s);
+    plain.set("ca_file", Value::Null);
+    let err = configure(&plain).await.err().expect("refused");
+    assert_eq!(err.kind, ErrorKind::Other, "not retried: {err}");
+    assert!(err.message.contains("set ca_file, fingerprint"), "{err}");
+    let mut both = block(&seen);
+    both.set("insecure", Value::Bool(true));
+    let err = configure(&both).await.err().expect("refused");
+    assert!(err.message.contains("cannot go with insecure"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_is_cloned_full_or_linked_and_configured_as_declared() {
+    let e = env(PveVersion::V9_1).await;
+    let tpl_cfg = with(
+        with(web(), "template", Value::Bool(true)),
+        "name",
+        Value::from("tpl"),
+    );
+    let tpl = e.create(&tpl_cfg).await;
+    assert_eq!(tpl.get("template"), &Value::Bool(true));
+    assert_eq!(tpl.get("status"), &Value::from("stopped"));
+    let err = e
+        .try_plan(None, &with(tpl_cfg, "started", Value::Bool(true)))
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("cannot be started"), "{err}");
+    let src = tpl.get("vm_id").clone();
+
+    for (full, label) in [(true, "full"), (false, "linked")] {
+        let mut clone = Value::map([("vm_id", src.clone()), ("full", Value::Bool(full))]);
+        if full {
+            clone.set("datastore_id", Value::from("local-lvm"));
+        }
+        let mut cfg = with(web(), "name", Value::from(format!("clone-{label}")));
+        cfg.set("clone", Value::List(vec![clone]));
+        cfg.set(
+            "tags",
+            Value::List(vec![Value::from("cloned"), Value::from(label)]),
+        );
+        cfg.set(
+            "cpu",
+            Value::List(vec![Value::map([("cores", Value::from(4i64))])]),
+        );
+        let p = e.plan(None, &cfg).await;
+        assert_eq!(p.conflict, None);
+        let ctx = Recorder::default();
+        let o = e
+            .apply(ChangeKind::Create, None, &p.planned, &[], &ctx)
+            .await
+            .expect("clone")
+            .object
+            .expect("object");
+        assert!(String::from_utf8_lossy(&ctx.private()).contains(":qmclone:"));
+        assert_eq!(ctx.created().len(), 1);
+        assert_eq!(o.get("template"), &Value::Bool(false));
+        assert_eq!(o.get("status"), &Value::from("running"), "{label}");
+        assert_eq!(o.get("cpu").get("cores"), &Value::Number(4.0));
+        assert_eq!(
+            o.get("tags"),
+            &Value::List(vec![Value::from("cloned"), Value::from(label)])
+        );
+        let path = list_of(o.get("disk"))[0].get("path_in_datastore").clone();
+        let linked = path.as_str().is_some_and(|p| p.starts_with("base-"));
+        assert_eq!(linked, !full, "{path}");
+        // The clone carries this state's marks: it is found by discovery.
+        let found = e.vm().discover(&[]).await.expect("discover");
+        assert!(found
+            .iter()
+            .any(|d| Some(d.id.as_str()) == o.get("id").as_str()));
+        let again = e.plan(Some(&o), &cfg).await;
+        assert_eq!(again.planned, o, "no drift after a {label} clone");
+    }
+
+    let bad = with(
+        web(),
+        "clone",
+        Value::List(vec![Value::map([
+            ("vm_id", src.clone()),
+            ("full", Value::Bool(false)),
+            ("datastore_id", Value::from("local-lvm")),
+        ])]),
+    );
+    let err = e.try_plan(None, &bad).await.unwrap_err();
+    assert!(err.message.contains("only for full clones"), "{err}");
+    let err = e
+        .try_plan(None, &with(web(), "vm_id", Value::from(99.5)))
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("vm_id is 99.5"), "{err}");
+    let missing = with(
+        web(),
+        "clone",
+        Value::List(vec![Value::map([("vm_id", Value::from(4242i64))])]),
+    );
+    let err = e.try_plan(None, &missing).await.unwrap_err();
+    assert!(err.message.contains("not a VM of this cluster"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_get_distinct_vmids_and_disks_come_and_go_in_place() {
+    let e = env(PveVersion::V9_1).await;
+    let stopped = with(web(), "started", Value::Bool(false));
+    let cfgs: Vec<Value> = ["a", "b", "c"]
+        .iter()
+        .map(|n| with(stopped.clone(), "name", Value::from(*n)))
+        .collect();
+    let (a, b, c) = tokio::join!(e.create(&cfgs[0]), e.create(&cfgs[1]), e.create(&cfgs[2]));
+    let mut ids: Vec<_> = [&a, &b, &c]
+        .iter()
+        .map(|o| o.get("id").as_str().unwrap_or_default().to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+
+    let two_disks = with(
+        with(stopped.clone(), "name", Value::from("a")),
+        "disk",
+        Value::List(vec![
+            Value::map([
+                ("interface", Value::from("scsi0")),
+                ("size", Value::from(16i64)),
+                ("iothread", Value::Bool(true)),
+                ("discard", Value::from("on")),
+            ]),
+            Value::map([
+                ("interface", Value::from("virtio1")),
+                ("size", Value::from(4i64)),
+            ]),
+        ]),
+    );
+    let p = e.plan(Some(&a), &two_disks).await;
+    assert!(p.requires_replace.is_empty(), "{:?}", p.requires_replace);
+    let a2 = e
+        .apply(
+            ChangeKind::Update,
+            Some(&a),
+            &p.planned,
+            &[],
+            &Recorder::default(),
+        )
+        .await
+        .expect("add a disk")
+        .object
+        .expect("object");
+    let disks = list_of(a2.get("disk"));
+    assert_eq!(disks.len(), 2);
+    assert_eq!(disks[1].get("interface"), &Value::from("virtio1"));
+    assert_eq!(disks[1].get("size"), &Value::Number(4.0));
+    let back = with(stopped, "name", Value::from("a"));
+    let p = e.plan(Some(&a2), &back).await;
+    let a3 = e
+        .apply(
+            ChangeKind::Update,
+            Some(&a2),
+            &p.planned,
+            &[],
+            &Recorder::default(),
+        )
+        .await
+        .expect("remove the disk")
+        .object
+        .expect("object");
+    assert_eq!(list_of(a3.get("disk")).len(), 1);
+    assert_eq!(a3.get("id"), a.get("id"));
+
+    // Deleted outside ballast: refresh says it is gone; the others are still there.
+    e.apply(
+        ChangeKind::Delete,
+        Some(&b),
+        &Value::Null,
+        &[],
+        &Recorder::default(),
+    )
+    .await
+    .expect("delete");
+    let read = e
+        .vm()
+        .read_many(&[a3.clone(), b.clone(), c.clone()])
+        .await
+        .expect("read");
+    assert!(read[0].is_some() && read[1].is_none() && read[2].is_some());
+}
