@@ -27,6 +27,12 @@ const KNOWN: &[(&str, &str, &[&str], bool)] = &[
         &["openstack_"],
         cfg!(feature = "openstack"),
     ),
+    (
+        "proxmox",
+        "proxmox",
+        &["proxmox_"],
+        cfg!(feature = "proxmox"),
+    ),
     ("test", "testing", &["test_"], cfg!(feature = "testing")),
 ];
 
@@ -38,6 +44,8 @@ pub fn providers() -> Providers {
         Arc::new(ballast_libvirt::Libvirt::default()),
         #[cfg(feature = "openstack")]
         Arc::new(ballast_openstack::OpenStack::default()),
+        #[cfg(feature = "proxmox")]
+        Arc::new(ballast_proxmox::Proxmox::default()),
         #[cfg(feature = "testing")]
         Arc::new(ballast_testing::Testing::default()),
     ];
