@@ -150,6 +150,18 @@ struct Wait<'a> {
     ctx: &'a dyn ApplyContext,
 }
 
+/// Who holds a VM's lock (see `Vm::lock_holder`).
+enum LockHolder {
+    /// A running task (its UPID when the task list names it).
+    Task(Option<String>),
+    /// The `lock` property with no task behind it.
+    Stale(String),
+    /// The `lock` property; whether a task holds it is not known.
+    Unknown(String),
+    /// No lock any more.
+    Gone,
+}
+
 pub struct Vm {
     pve: Arc<Pve>,
     schema: ResourceSchema,
@@ -687,6 +699,150 @@ impl Vm {
         })
     }
 
+    /// A change to VM `vmid` that runs as a task, or answers at once (`null`: a
+    /// synchronous call such as `PUT config`, or `resize` before PVE 9). While the VM is
+    /// locked (the call refused with a lock text, or its task ended with one: PVE's
+    /// workers check the lock only once they run) the whole change is tried again with
+    /// the bounded backoff (`lock_retry_attempts`), within the deadline; each task is
+    /// waited on with progress. `idempotent`: transient failures are retried too.
+    /// Returns the task's exit status, `None` for a synchronous answer.
+    #[allow(clippy::too_many_arguments)]
+    async fn locked_change(
+        &self,
+        node: &str,
+        vmid: u64,
+        method: Method,
+        path: &str,
+        params: &[(&str, String)],
+        idempotent: bool,
+        what: &str,
+        w: &Wait<'_>,
+    ) -> Result<Option<String>, ProviderError> {
+        let c = &self.pve.client;
+        let busy = self.pve.busy;
+        let started = Instant::now();
+        let op = |n: u32| {
+            let method = method.clone();
+            async move {
+                if n > 0 {
+                    w.ctx.progress(Progress::message(format!(
+                        "{what}: VM {node}/{vmid} is locked; attempt {} of {} ({}s elapsed)",
+                        n + 1,
+                        busy.attempts.max(1),
+                        started.elapsed().as_secs()
+                    )));
+                }
+                match c
+                    .call(method, path, params)
+                    .await
+                    .map_err(|e| prefix(what, e))?
+                {
+                    Json::Null => Ok(None),
+                    upid => self
+                        .wait(&upid, what, w.deadline, w.cancel, w.ctx)
+                        .await
+                        .map(Some),
+                }
+            }
+        };
+        let r = if idempotent {
+            retry_within(busy, w.cancel, Some(w.deadline), op).await
+        } else {
+            retry_busy_within(busy, w.cancel, Some(w.deadline), op).await
+        };
+        match r {
+            Err(e)
+                if matches!(e.kind, ErrorKind::Pending { .. } | ErrorKind::Timeout)
+                    && crate::client::is_lock_text(&e.message) =>
+            {
+                Err(self.explain_lock(node, vmid, e, started).await)
+            }
+            other => other,
+        }
+    }
+
+    /// Who holds VM `vmid`'s lock, after a change gave up on it (`text`: the last
+    /// refusal). The active task list says it when the server serves it; else the text:
+    /// a config file lock that timed out is held by a running task, and a `create`,
+    /// `clone` or `destroyed` lock refused once the config file lock was taken (PVE checks
+    /// the lock under it) has no task behind it: their workers hold the file lock while
+    /// they run.
+    async fn lock_holder(&self, node: &str, vmid: u64, text: &str) -> LockHolder {
+        let path = Self::vm_path(node, vmid);
+        let lock_now = match self.pve.client.get(&format!("{path}/config")).await {
+            Ok(cfg) => cfg.get("lock").and_then(as_text),
+            Err(_) => None,
+        };
+        let active = self
+            .pve
+            .client
+            .call(
+                Method::GET,
+                &format!("/nodes/{}/tasks", enc(node)),
+                &[("vmid", vmid.to_string()), ("source", "active".to_string())],
+            )
+            .await;
+        if let Ok(Json::Array(tasks)) = active {
+            let running = tasks.iter().find_map(|t| {
+                let status = t.get("status").and_then(Json::as_str);
+                matches!(status, None | Some("running"))
+                    .then(|| t.get("upid").and_then(Json::as_str).map(str::to_string))
+                    .flatten()
+            });
+            return match (running, lock_now) {
+                (Some(upid), _) => LockHolder::Task(Some(upid)),
+                (None, Some(l)) => LockHolder::Stale(l),
+                (None, None) => LockHolder::Gone,
+            };
+        }
+        if text.contains("can't lock file") && text.contains("got timeout") {
+            return LockHolder::Task(None);
+        }
+        match lock_now {
+            Some(l) if matches!(l.as_str(), "create" | "clone" | "destroyed") => {
+                LockHolder::Stale(l)
+            }
+            Some(l) => LockHolder::Unknown(l),
+            None => LockHolder::Gone,
+        }
+    }
+
+    /// A lock that outlived every retry: say who holds it and what an operator can do.
+    async fn explain_lock(
+        &self,
+        node: &str,
+        vmid: u64,
+        e: ProviderError,
+        started: Instant,
+    ) -> ProviderError {
+        let waited = started.elapsed().as_secs();
+        let note = match self.lock_holder(node, vmid, &e.message).await {
+            LockHolder::Task(Some(upid)) => format!(
+                "the lock of VM {vmid} is held by the running task {upid}; waited {waited}s for \
+                 that task to end; try again once it has ended (the lock is not stale: do not \
+                 unlock it)"
+            ),
+            LockHolder::Task(None) => format!(
+                "a running task holds the config lock of VM {vmid}; waited {waited}s for that \
+                 task to end; try again once it has ended (the lock is not stale: do not \
+                 unlock it)"
+            ),
+            LockHolder::Stale(l) => format!(
+                "VM {vmid} keeps the lock '{l}' but no task holds it (a stale lock, left by a \
+                 task that died); once you are sure nothing works on the VM, `qm unlock {vmid}` \
+                 on node {node} clears it"
+            ),
+            LockHolder::Unknown(l) => format!(
+                "VM {vmid} keeps the lock '{l}' after {waited}s; if no task holds it any more, \
+                 `qm unlock {vmid}` on node {node} clears it"
+            ),
+            LockHolder::Gone => {
+                format!("VM {vmid} has no lock any more (it cleared after {waited}s); try again")
+            }
+        };
+        ProviderError::with_kind(e.kind, format!("{}; {note}", e.message))
+    }
+
     /// Starts or stops the VM to match `started`, waiting for the task.
     async fn converge_power(
         &self,
@@ -720,18 +876,22 @@ impl Vm {
             )
         };
         ctx.progress(Progress::message(what.clone()));
-        let upid = self
-            .change(
-                Method::POST,
-                &format!("{path}/status/{action}"),
-                &params,
-                false,
-                cancel,
-                deadline,
-            )
-            .await
-            .map_err(|e| prefix(&what, e))?;
-        self.wait(&upid, &what, deadline, cancel, ctx).await?;
+        let w = Wait {
+            deadline,
+            cancel,
+            ctx,
+        };
+        self.locked_change(
+            node,
+            vmid,
+            Method::POST,
+            &format!("{path}/status/{action}"),
+            &params,
+            false,
+            &what,
+            &w,
+        )
+        .await?;
         Ok(())
     }
 
@@ -907,8 +1067,7 @@ impl Vm {
                 .converge(node, vmid, &read, planned, address, &["tags"], w)
                 .await;
         }
-        self.grow_disks(node, vmid, &read, planned, cancel, deadline)
-            .await?;
+        self.grow_disks(node, vmid, &read, planned, w).await?;
         if planned.get("started").as_bool() != Some(false) {
             self.converge_power(node, vmid, true, cancel, deadline, ctx)
                 .await?;
@@ -918,15 +1077,16 @@ impl Vm {
         ))
     }
 
-    /// Grows every disk whose planned size is larger than its size now (`PUT resize`).
+    /// Grows every disk whose planned size is larger than its size now (`PUT resize`:
+    /// a task since PVE 9, whose UPID is waited on; `null` from older servers, which
+    /// resize at once). A smaller size never gets here: it is a plan error.
     async fn grow_disks(
         &self,
         node: &str,
         vmid: u64,
         now: &Value,
         planned: &Value,
-        cancel: &CancellationToken,
-        deadline: Instant,
+        w: &Wait<'_>,
     ) -> Result<(), ProviderError> {
         for d in list(planned.get("disk")) {
             let (Some(iface), Some(want)) = (d.get("interface").as_str(), num(d.get("size")))
@@ -939,25 +1099,36 @@ impl Vm {
                 .and_then(|x| num(x.get("size")));
             if let Some(have) = have {
                 if want > have + 1e-9 {
-                    self.change(
+                    let what = format!(
+                        "growing {iface} of VM {node}/{vmid} from {}G to {}G",
+                        int_text(have),
+                        int_text(want)
+                    );
+                    w.ctx.progress(Progress::message(what.clone()));
+                    // An absolute size: repeating it after a transient failure is safe.
+                    self.locked_change(
+                        node,
+                        vmid,
                         Method::PUT,
                         &format!("{}/resize", Self::vm_path(node, vmid)),
-                        &[("disk", iface.to_string()), ("size", format!("{}G", int_text(want)))],
+                        &[
+                            ("disk", iface.to_string()),
+                            ("size", format!("{}G", int_text(want))),
+                        ],
                         true,
-                        cancel,
-                        deadline,
+                        &what,
+                        w,
                     )
                     .await
-                    .map_err(|e| {
-                        let what = match e.kind {
-                            ErrorKind::NotImplemented => format!(
-                                "growing {iface} of VM {node}/{vmid} to {}G ({} does not implement disk resize)",
-                                int_text(want),
-                                self.pve.server_version
+                    .map_err(|e| match e.kind {
+                        ErrorKind::NotImplemented => ProviderError::with_kind(
+                            e.kind,
+                            format!(
+                                "{} ({} does not implement disk resize)",
+                                e.message, self.pve.server_version
                             ),
-                            _ => format!("growing {iface} of VM {node}/{vmid}"),
-                        };
-                        prefix(&what, e)
+                        ),
+                        _ => e,
                     })?;
                 }
             }
@@ -1073,19 +1244,19 @@ impl Vm {
                     .collect::<Vec<_>>()
                     .join(", ")
             )));
-            self.change(
+            self.locked_change(
+                &node,
+                vmid,
                 Method::PUT,
                 &format!("{path}/config"),
                 &params,
                 true,
-                cancel,
-                deadline,
+                &format!("updating VM {node}/{vmid}"),
+                w,
             )
-            .await
-            .map_err(|e| prefix(&format!("updating VM {node}/{vmid}"), e))?;
-        }
-        self.grow_disks(&node, vmid, prior, planned, cancel, deadline)
             .await?;
+        }
+        self.grow_disks(&node, vmid, prior, planned, w).await?;
         let started = planned.get("started").as_bool() != Some(false);
         self.converge_power(&node, vmid, started, cancel, deadline, ctx)
             .await?;
@@ -1104,6 +1275,11 @@ impl Vm {
             .ok_or_else(|| ProviderError::new("a delete without a prior object"))?;
         let (node, vmid) = parse_id(prior.get("id").as_str().unwrap_or_default())?;
         let path = Self::vm_path(&node, vmid);
+        let w = Wait {
+            deadline: req.deadline,
+            cancel: &req.cancel,
+            ctx,
+        };
         let status = match self.pve.client.get(&format!("{path}/status/current")).await {
             Ok(s) => s,
             Err(e) if e.is_not_found() => return Ok(Applied::deleted()),
@@ -1132,42 +1308,41 @@ impl Vm {
         if status.get("status").and_then(Json::as_str) == Some("running") {
             let what = format!("stopping VM {node}/{vmid} before deleting it");
             ctx.progress(Progress::message(what.clone()));
-            let upid = self
-                .change(
-                    Method::POST,
-                    &format!("{path}/status/stop"),
-                    &skiplock,
-                    false,
-                    &req.cancel,
-                    req.deadline,
-                )
-                .await
-                .map_err(|e| prefix(&what, e))?;
-            self.wait(&upid, &what, req.deadline, &req.cancel, ctx)
-                .await?;
+            self.locked_change(
+                &node,
+                vmid,
+                Method::POST,
+                &format!("{path}/status/stop"),
+                &skiplock,
+                false,
+                &what,
+                &w,
+            )
+            .await?;
         }
         let what = format!("deleting VM {node}/{vmid}");
         let mut params = skiplock.clone();
         params.push(("purge", "1".to_string()));
         params.push(("destroy-unreferenced-disks", "1".to_string()));
-        let upid = match self
-            .change(
+        // A destroy refused because the VM is locked fails in its task (PVE checks the
+        // lock in the worker): the whole delete is tried again, bounded.
+        match self
+            .locked_change(
+                &node,
+                vmid,
                 Method::DELETE,
                 &path,
                 &params,
                 false,
-                &req.cancel,
-                req.deadline,
+                &what,
+                &w,
             )
             .await
         {
-            Ok(u) => u,
-            Err(e) if e.is_not_found() => return Ok(Applied::deleted()),
-            Err(e) => return Err(prefix(&what, e)),
-        };
-        self.wait(&upid, &what, req.deadline, &req.cancel, ctx)
-            .await?;
-        Ok(Applied::deleted())
+            Ok(_) => Ok(Applied::deleted()),
+            Err(e) if e.is_not_found() => Ok(Applied::deleted()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Whether VM `vmid` exists and carries this state's marks for `address` (a create

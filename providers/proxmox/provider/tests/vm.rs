@@ -204,26 +204,46 @@ impl Env {
             .flatten()
     }
 
-    async fn faults(&self, body: serde_json::Value) {
+    fn http(&self) -> reqwest::Client {
         let ca = reqwest::Certificate::from_pem(self.sim.ca_pem.as_bytes()).expect("CA");
-        let http = reqwest::Client::builder()
+        reqwest::Client::builder()
             .add_root_certificate(ca)
             .build()
-            .expect("client");
-        let r = http
+            .expect("client")
+    }
+
+    fn token(&self) -> String {
+        format!(
+            "PVEAPIToken={}={}",
+            self.sim.token_id, self.sim.token_secret
+        )
+    }
+
+    async fn faults(&self, body: serde_json::Value) {
+        let r = self
+            .http()
             .post(format!("{}/api2/json/_sim/faults", self.sim.url))
-            .header(
-                "Authorization",
-                format!(
-                    "PVEAPIToken={}={}",
-                    self.sim.token_id, self.sim.token_secret
-                ),
-            )
+            .header("Authorization", self.token())
             .json(&body)
             .send()
             .await
             .expect("faults");
         assert!(r.status().is_success(), "{}", r.status());
+    }
+
+    /// A POST straight to the API (another client's call); its `data`.
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> serde_json::Value {
+        let r = self
+            .http()
+            .post(format!("{}/api2/json{path}", self.sim.url))
+            .header("Authorization", self.token())
+            .form(form)
+            .send()
+            .await
+            .expect("POST");
+        assert!(r.status().is_success(), "{}", r.status());
+        let j: serde_json::Value = r.json().await.expect("JSON");
+        j["data"].clone()
     }
 }
 
@@ -535,8 +555,8 @@ async fn import_from_needs_pve_7_2_and_a_disk_never_shrinks() {
     );
     assert_eq!(disk.get("size"), &Value::Number(2.0), "the image's size");
 
-    // Shrinking is refused at plan; growing reaches PUT resize, which this server does
-    // not implement: a 501, not retried.
+    // Shrinking is refused at plan; growing is PUT resize, a task on 9.1 (its UPID is
+    // waited on before the size is read back).
     let disk_of = |size: i64| {
         Value::List(vec![Value::map([
             ("interface", Value::from("scsi0")),
@@ -550,20 +570,43 @@ async fn import_from_needs_pve_7_2_and_a_disk_never_shrinks() {
         .await
         .unwrap_err();
     assert!(err.message.contains("cannot shrink"), "{err}");
-    let grow = new.plan(Some(&o), &with(stopped, "disk", disk_of(4))).await;
+    let grow = new
+        .plan(Some(&o), &with(stopped.clone(), "disk", disk_of(4)))
+        .await;
+    let ctx = Recorder::default();
+    let grown = new
+        .apply(ChangeKind::Update, Some(&o), &grow.planned, &[], &ctx)
+        .await
+        .expect("grow")
+        .object
+        .expect("object");
+    let disk = &list_of(grown.get("disk"))[0];
+    assert_eq!(disk.get("size"), &Value::Number(4.0), "read after the task");
+    assert_eq!(disk.get("path_in_datastore"), &Value::from("vm-100-disk-0"));
+    assert!(
+        ctx.progress()
+            .iter()
+            .any(|m| m.contains("growing scsi0 of VM pve/100 from 2G to 4G")),
+        "{:?}",
+        ctx.progress()
+    );
+    assert!(
+        ctx.progress()
+            .iter()
+            .any(|m| m.contains("s elapsed; task log:")),
+        "the resize task is waited on: {:?}",
+        ctx.progress()
+    );
+    let again = new
+        .plan(Some(&grown), &with(stopped.clone(), "disk", disk_of(4)))
+        .await;
+    assert_eq!(again.planned, grown, "no drift after the resize");
     let err = new
-        .apply(
-            ChangeKind::Update,
-            Some(&o),
-            &grow.planned,
-            &[],
-            &Recorder::default(),
-        )
+        .try_plan(Some(&grown), &with(stopped, "disk", disk_of(3)))
         .await
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::NotImplemented, "{err}");
     assert!(
-        err.message.contains("not implemented by this server"),
+        err.message.contains("is 4G and cannot shrink to 3G"),
         "{err}"
     );
 }
@@ -620,20 +663,122 @@ async fn a_stolen_vmid_is_retried_with_a_new_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_that_never_clears_gives_up_with_a_clear_error() {
     let e = env(PveVersion::V9_1).await;
+    let cfg = with(web(), "started", Value::Bool(false));
+    let o = e.create(&cfg).await;
+    assert_eq!(o.get("id"), &Value::from("pve/100"));
+    // A destroy worker that dies after it wrote the zombie config leaves a stale lock
+    // `destroyed` (tasks that end OK never leave a lock).
     e.faults(serde_json::json!({"stuck_locks": true})).await;
-    let p = e.plan(None, &web()).await;
+    let err = e
+        .apply(
+            ChangeKind::Delete,
+            Some(&o),
+            &Value::Null,
+            &[],
+            &Recorder::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("unexpected status"), "{err}");
+    e.faults(serde_json::json!({"stuck_locks": false})).await;
+
+    // An update meets the lock at once (HTTP 500), a delete in its task: both are
+    // retried with a bounded backoff and give up naming the lock and the remedy.
+    let up = e
+        .plan(Some(&o), &with(cfg.clone(), "name", Value::from("web2")))
+        .await;
+    let delete = |ctx| e.apply(ChangeKind::Delete, Some(&o), &Value::Null, &[], ctx);
     let ctx = Recorder::default();
     let started = Instant::now();
+    let update = e
+        .apply(ChangeKind::Update, Some(&o), &up.planned, &[], &ctx)
+        .await
+        .unwrap_err();
+    let del_ctx = Recorder::default();
+    let del = delete(&del_ctx).await.unwrap_err();
+    for (err, ctx) in [(update, ctx), (del, del_ctx)] {
+        assert!(matches!(err.kind, ErrorKind::Pending { .. }), "{err:?}");
+        assert!(err.message.contains("VM is locked (destroyed)"), "{err}");
+        assert!(err.message.contains("gave up after 4 attempts"), "{err}");
+        assert!(err.message.contains("stale lock"), "{err}");
+        assert!(err.message.contains("`qm unlock 100`"), "{err}");
+        assert!(!err.message.contains(&e.sim.token_secret), "{err}");
+        let retries = ctx
+            .progress()
+            .iter()
+            .filter(|m| m.contains("is locked; attempt"))
+            .count();
+        assert_eq!(retries, 3, "{:?}", ctx.progress());
+    }
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_waits_for_a_lock_that_a_running_task_holds() {
+    let e = env(PveVersion::V9_1).await;
+    // Another client's create task that does not end: it holds the config file lock and
+    // the lock `create`. Workers give up on a busy config lock after 300 ms.
+    e.faults(serde_json::json!({"hang_tasks": true, "lock_wait_ms": 300}))
+        .await;
+    let upid = e
+        .post("/nodes/pve/qemu", &[("vmid", "100"), ("name", "busy")])
+        .await;
+    let upid = upid.as_str().expect("a UPID").to_string();
+    let o = e.vm().import("pve/100").await.expect("import");
+
+    // The task never ends: the delete gives up, saying it waited for a running task.
+    let ctx = Recorder::default();
     let err = e
-        .apply(ChangeKind::Create, None, &p.planned, &[], &ctx)
+        .apply(ChangeKind::Delete, Some(&o), &Value::Null, &[], &ctx)
         .await
         .unwrap_err();
     assert!(matches!(err.kind, ErrorKind::Pending { .. }), "{err:?}");
-    assert!(err.message.contains("VM is locked (create)"), "{err}");
+    assert!(
+        err.message
+            .contains("can't lock file '/var/lock/qemu-server/lock-100.conf' - got timeout"),
+        "{err}"
+    );
     assert!(err.message.contains("gave up after 4 attempts"), "{err}");
-    assert!(err.message.contains("qm unlock 100"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(20));
-    assert_eq!(ctx.created().len(), 1, "the VM is recorded all the same");
+    assert!(
+        err.message.contains("a running task holds the config lock"),
+        "{err}"
+    );
+    assert!(err.message.contains("waited"), "{err}");
+    assert!(!err.message.contains("qm unlock"), "{err}");
+    assert!(e.read(&o).await.is_some(), "nothing was deleted");
+
+    // The task ends within the retry window: the delete gets the lock and succeeds.
+    let clear = {
+        let url = format!("{}/api2/json/_sim/faults", e.sim.url);
+        let (http, token) = (e.http(), e.token());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            http.post(url)
+                .header("Authorization", token)
+                .json(&serde_json::json!({"hang_tasks": false}))
+                .send()
+                .await
+        })
+    };
+    let ctx = Recorder::default();
+    e.apply(ChangeKind::Delete, Some(&o), &Value::Null, &[], &ctx)
+        .await
+        .expect("delete once the task has ended");
+    assert!(clear
+        .await
+        .expect("joined")
+        .expect("sent")
+        .status()
+        .is_success());
+    assert_eq!(e.read(&o).await, None, "deleted");
+    assert!(
+        ctx.progress()
+            .iter()
+            .any(|m| m.contains("deleting VM pve/100: VM pve/100 is locked; attempt 2")),
+        "{:?}",
+        ctx.progress()
+    );
+    assert!(!upid.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -764,10 +909,24 @@ async fn a_pinned_fingerprint_trusts_that_certificate_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_template_is_cloned_full_or_linked_and_configured_as_declared() {
     let e = env(PveVersion::V9_1).await;
+    // ZFS: a linked clone's volume names its base (`base-<tpl>-disk-0/vm-<new>-disk-N`).
+    let on = |store: &str| {
+        Value::List(vec![Value::map([
+            ("interface", Value::from("scsi0")),
+            ("datastore_id", Value::from(store)),
+            ("size", Value::from(16i64)),
+            ("iothread", Value::Bool(true)),
+            ("discard", Value::from("on")),
+        ])])
+    };
     let tpl_cfg = with(
-        with(web(), "template", Value::Bool(true)),
-        "name",
-        Value::from("tpl"),
+        with(
+            with(web(), "template", Value::Bool(true)),
+            "name",
+            Value::from("tpl"),
+        ),
+        "disk",
+        on("local-zfs"),
     );
     let tpl = e.create(&tpl_cfg).await;
     assert_eq!(tpl.get("template"), &Value::Bool(true));
@@ -785,6 +944,8 @@ async fn a_template_is_cloned_full_or_linked_and_configured_as_declared() {
             clone.set("datastore_id", Value::from("local-lvm"));
         }
         let mut cfg = with(web(), "name", Value::from(format!("clone-{label}")));
+        // A full clone's disks go where datastore_id says; a linked one's stay.
+        cfg.set("disk", on(if full { "local-lvm" } else { "local-zfs" }));
         cfg.set("clone", Value::List(vec![clone]));
         cfg.set(
             "tags",
@@ -812,9 +973,19 @@ async fn a_template_is_cloned_full_or_linked_and_configured_as_declared() {
             o.get("tags"),
             &Value::List(vec![Value::from("cloned"), Value::from(label)])
         );
-        let path = list_of(o.get("disk"))[0].get("path_in_datastore").clone();
-        let linked = path.as_str().is_some_and(|p| p.starts_with("base-"));
-        assert_eq!(linked, !full, "{path}");
+        let disk = &list_of(o.get("disk"))[0];
+        let tpl_id = tpl.get("vm_id").as_f64().unwrap_or_default();
+        let new_id = o.get("vm_id").as_f64().unwrap_or_default();
+        let want = if full {
+            format!("vm-{new_id}-disk-0")
+        } else {
+            format!("base-{tpl_id}-disk-0/vm-{new_id}-disk-0")
+        };
+        assert_eq!(disk.get("path_in_datastore"), &Value::from(want), "{label}");
+        assert_eq!(
+            disk.get("datastore_id"),
+            &Value::from(if full { "local-lvm" } else { "local-zfs" })
+        );
         // The clone carries this state's marks: it is found by discovery.
         let found = e.vm().discover(&[]).await.expect("discover");
         assert!(found

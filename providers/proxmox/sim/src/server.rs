@@ -526,6 +526,8 @@ async fn handle_inner(
         }
         ("DELETE", "/nodes/{node}/qemu/{vmid}") => sim.destroy(&user, &params)?,
         ("POST", "/nodes/{node}/qemu/{vmid}/clone") => sim.clone_vm(&user, &params)?,
+        ("POST", "/nodes/{node}/qemu/{vmid}/template") => sim.template(&user, &params)?,
+        ("PUT", "/nodes/{node}/qemu/{vmid}/resize") => sim.resize(&user, &params)?,
         ("GET", "/nodes/{node}/tasks/{upid}/status") => sim.task_status(&params)?,
         ("GET", "/nodes/{node}/tasks/{upid}/log") => sim.task_log(&params)?,
         _ => return Err(not_implemented()),

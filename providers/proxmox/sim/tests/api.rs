@@ -458,10 +458,10 @@ async fn clone_and_delete() {
             &[("newid", "101"), ("storage", "local-lvm")],
         )
         .await;
-    assert_eq!(a.status, 400);
+    // A plain die in qemu-server's load_and_check: HTTP 500.
     assert_eq!(
-        a.body["errors"]["storage"],
-        "parameter 'storage' not allowed for linked clones"
+        (a.status.as_u16(), a.reason.as_str()),
+        (500, "parameter 'storage' not allowed for linked clones")
     );
     let a = api
         .call(
@@ -507,8 +507,8 @@ async fn clone_and_delete() {
         .await;
     assert_eq!(a.status, 200, "{:?}", a.body);
     let upid = a.body["data"].as_str().unwrap().to_string();
-    let s = api.get("/nodes/pve/qemu/101/status/current").await;
-    assert_eq!(s.body["data"]["lock"], "destroyed");
+    // The 'destroyed' lock is written by the worker once it holds the config
+    // file lock and has freed the disks; the sim applies that at the task's end.
     let t = api.wait(&upid).await;
     assert_eq!(
         (t["type"].clone(), t["exitstatus"].clone()),
@@ -591,8 +591,12 @@ async fn faults() {
     assert_eq!(t["exitstatus"], "import failed: unable to read source");
     let c = api.get("/nodes/pve/qemu/100/config").await.body["data"].clone();
     assert_eq!(c["lock"], "create");
+    // destroy checks the lock in its worker (destroy_vm), not before the fork.
     let a = api.call(Method::DELETE, "/nodes/pve/qemu/100", &[]).await;
-    assert_eq!(a.reason, "VM is locked (create)");
+    let t = api.wait(a.body["data"].as_str().unwrap()).await;
+    assert_eq!(t["exitstatus"], "VM is locked (create)");
+    let after = api.get("/nodes/pve/qemu/100/config").await.body["data"].clone();
+    assert_eq!(after, c, "config unchanged");
     let a = api
         .call(Method::DELETE, "/nodes/pve/qemu/100", &[("skiplock", "1")])
         .await;
@@ -615,13 +619,14 @@ async fn faults() {
         .await;
     assert_eq!(a.reason, format!("VM {id} already exists on node 'pve'"));
 
-    // Locks that never clear, and slow tasks.
+    // Locks that never clear (their task was killed), and slow tasks.
     api.raw(set(json!({"stuck_locks": true, "task_ms": 300})))
         .await;
     let upid = api.create(&[("vmid", "300")]).await;
     let t0 = std::time::Instant::now();
-    api.wait(&upid).await;
+    let t = api.wait(&upid).await;
     assert!(t0.elapsed() >= Duration::from_millis(250));
+    assert_eq!(t["exitstatus"], "unexpected status");
     let c = api.get("/nodes/pve/qemu/300/config").await.body["data"].clone();
     assert_eq!(c["lock"], "create");
     let a = api
@@ -788,4 +793,371 @@ async fn proxmoxer_works_unchanged() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("proxmoxer OK"));
+}
+
+/// POST a fault patch.
+async fn set_faults(api: &Api, v: Value) -> Answer {
+    api.raw(
+        api.http
+            .post(format!("{}/api2/json/_sim/faults", api.sim.url))
+            .header("Authorization", api.token())
+            .json(&v),
+    )
+    .await
+}
+
+async fn config(api: &Api, vmid: u32) -> Value {
+    api.get(&format!("/nodes/pve/qemu/{vmid}/config"))
+        .await
+        .body["data"]
+        .clone()
+}
+
+/// Start a task with `form` and wait for it; returns the task status.
+async fn task(api: &Api, method: Method, path: &str, form: &[(&str, &str)]) -> Value {
+    let a = api.call(method, path, form).await;
+    assert_eq!(a.status, 200, "{} {:?}", a.reason, a.body);
+    api.wait(a.body["data"].as_str().expect("UPID")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_takes_the_config_lock_before_marking_it_destroyed() {
+    let api = start(PveVersion::V9_1).await;
+    // A create task that does not end holds the config file lock (and `lock: create`).
+    set_faults(&api, json!({"hang_tasks": true, "lock_wait_ms": 300})).await;
+    let create = api
+        .create(&[("vmid", "100"), ("name", "web"), ("scsi0", "local-lvm:4")])
+        .await;
+    let before = config(&api, 100).await;
+    assert_eq!(before["lock"], "create");
+    // Even with skiplock the worker must get the file lock first.
+    let a = api
+        .call(Method::DELETE, "/nodes/pve/qemu/100", &[("skiplock", "1")])
+        .await;
+    assert_eq!(a.status, 200, "no check before the fork: {:?}", a.body);
+    let upid = a.body["data"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(config(&api, 100).await, before, "not marked while waiting");
+    let t = api.wait(&upid).await;
+    assert_eq!(
+        t["exitstatus"],
+        "can't lock file '/var/lock/qemu-server/lock-100.conf' - got timeout"
+    );
+    assert_eq!(config(&api, 100).await, before, "config left unchanged");
+    let s = api
+        .get(&format!("/nodes/pve/tasks/{}/status", urlenc(&create)))
+        .await;
+    assert_eq!(
+        s.body["data"]["status"], "running",
+        "the create task still runs"
+    );
+
+    // Once the create task ends, destroy gets the lock and removes the VM.
+    set_faults(&api, json!({"hang_tasks": false})).await;
+    assert_eq!(api.wait(&create).await["exitstatus"], "OK");
+    let t = task(&api, Method::DELETE, "/nodes/pve/qemu/100", &[]).await;
+    assert_eq!(t["exitstatus"], "OK");
+    assert_eq!(api.get("/nodes/pve/qemu/100/config").await.status, 500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuck_locks_come_from_killed_tasks_and_hang_tasks_holds_them() {
+    let api = start(PveVersion::V9_1).await;
+    // A task that ends OK clears its lock, whatever the faults.
+    let t = task(&api, Method::POST, "/nodes/pve/qemu", &[("vmid", "100")]).await;
+    assert_eq!(t["exitstatus"], "OK");
+    assert!(config(&api, 100).await.get("lock").is_none());
+
+    // stuck_locks: lock-taking tasks are killed holding their lock.
+    set_faults(&api, json!({"stuck_locks": true})).await;
+    let t = task(&api, Method::POST, "/nodes/pve/qemu", &[("vmid", "101")]).await;
+    assert_eq!(t["exitstatus"], "unexpected status");
+    assert_eq!(config(&api, 101).await["lock"], "create");
+    let log = api
+        .get(&format!(
+            "/nodes/pve/tasks/{}/log",
+            urlenc(t["upid"].as_str().unwrap())
+        ))
+        .await;
+    assert!(log.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| !l["t"].as_str().unwrap().starts_with("TASK ")));
+    let t = task(
+        &api,
+        Method::POST,
+        "/nodes/pve/qemu/100/clone",
+        &[("newid", "102")],
+    )
+    .await;
+    assert_eq!(t["exitstatus"], "unexpected status");
+    assert_eq!(config(&api, 102).await["lock"], "clone");
+    assert!(
+        config(&api, 100).await.get("lock").is_none(),
+        "the source has no lock"
+    );
+    // Tasks without a config lock are not affected.
+    let t = task(
+        &api,
+        Method::POST,
+        "/nodes/pve/qemu/100/config",
+        &[("cores", "2")],
+    )
+    .await;
+    assert_eq!(t["exitstatus"], "OK");
+    // A killed destroy leaves the zombie config.
+    let t = task(&api, Method::DELETE, "/nodes/pve/qemu/100", &[]).await;
+    assert_eq!(t["exitstatus"], "unexpected status");
+    let z = config(&api, 100).await;
+    assert_eq!(z["lock"], "destroyed");
+    assert!(z.get("cores").is_none(), "only the lock is left: {z}");
+
+    // hang_tasks: the task stays running and so does its lock.
+    set_faults(&api, json!({"stuck_locks": false, "hang_tasks": true})).await;
+    let upid = api.create(&[("vmid", "103")]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s = api
+        .get(&format!("/nodes/pve/tasks/{}/status", urlenc(&upid)))
+        .await;
+    assert_eq!(s.body["data"]["status"], "running");
+    assert_eq!(config(&api, 103).await["lock"], "create");
+    let a = api
+        .raw(
+            api.http
+                .delete(format!("{}/api2/json/_sim/faults", api.sim.url))
+                .header("Authorization", api.token()),
+        )
+        .await;
+    assert_eq!(a.body["data"]["hang_tasks"], false);
+    assert_eq!(api.wait(&upid).await["exitstatus"], "OK");
+    assert!(config(&api, 103).await.get("lock").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clone_gets_new_macs_and_is_named_after_its_source() {
+    let api = start(PveVersion::V9_1).await;
+    let t = task(
+        &api,
+        Method::POST,
+        "/nodes/pve/qemu",
+        &[
+            ("vmid", "100"),
+            ("name", "web"),
+            ("scsi0", "local-lvm:4"),
+            ("net0", "virtio,bridge=vmbr0,firewall=1"),
+            ("net1", "e1000=BC:24:11:AA:BB:CC,bridge=vmbr1"),
+        ],
+    )
+    .await;
+    assert_eq!(t["exitstatus"], "OK");
+    let src = config(&api, 100).await;
+    assert_ne!(src["net0"], src["net1"]);
+    let t = task(
+        &api,
+        Method::POST,
+        "/nodes/pve/qemu/100/clone",
+        &[("newid", "101")],
+    )
+    .await;
+    assert_eq!(t["exitstatus"], "OK");
+    let c = config(&api, 101).await;
+    assert_eq!(c["name"], "Copy-of-VM-web");
+    for (k, model, rest) in [
+        ("net0", "virtio", ",bridge=vmbr0,firewall=1"),
+        ("net1", "e1000", ",bridge=vmbr1"),
+    ] {
+        let v = c[k].as_str().unwrap();
+        assert_ne!(
+            v,
+            src[k].as_str().unwrap(),
+            "{k} keeps no MAC of its source"
+        );
+        let (mac, tail) = v
+            .strip_prefix(&format!("{model}="))
+            .and_then(|r| r.split_at_checked(17))
+            .unwrap();
+        assert!(mac.starts_with("BC:24:11:"), "{v}");
+        assert_eq!(tail, rest);
+    }
+    assert_ne!(c["smbios1"], src["smbios1"]);
+    // A source without a name: "Copy-of-VM-<vmid>".
+    task(&api, Method::POST, "/nodes/pve/qemu", &[("vmid", "200")]).await;
+    task(
+        &api,
+        Method::POST,
+        "/nodes/pve/qemu/200/clone",
+        &[("newid", "201")],
+    )
+    .await;
+    assert_eq!(config(&api, 201).await["name"], "Copy-of-VM-200");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_have_base_volumes_and_linked_clones_name_each_disk() {
+    let api = start(PveVersion::V9_1).await;
+    // Created as a template: base volumes at once.
+    task(
+        &api,
+        Method::POST,
+        "/nodes/pve/qemu",
+        &[
+            ("vmid", "100"),
+            ("template", "1"),
+            ("scsi0", "local-lvm:8"),
+            ("scsi1", "local-zfs:4"),
+            ("ide2", "none,media=cdrom"),
+        ],
+    )
+    .await;
+    let c = config(&api, 100).await;
+    assert_eq!(c["scsi0"], "local-lvm:base-100-disk-0,size=8G");
+    assert_eq!(c["scsi1"], "local-zfs:base-100-disk-1,size=4G");
+
+    // Converted with POST /template: vm- volumes become base- volumes.
+    task(
+        &api,
+        Method::POST,
+        "/nodes/pve/qemu",
+        &[
+            ("vmid", "200"),
+            ("scsi0", "local-zfs:8"),
+            ("virtio1", "local-lvm:2"),
+        ],
+    )
+    .await;
+    let a = api
+        .call(
+            Method::POST,
+            "/nodes/pve/qemu/200/clone",
+            &[("newid", "299"), ("full", "0")],
+        )
+        .await;
+    assert_eq!(
+        a.reason,
+        "Linked clone feature is not supported for 'local-zfs:vm-200-disk-0' (scsi0)"
+    );
+    let t = task(&api, Method::POST, "/nodes/pve/qemu/200/template", &[]).await;
+    assert_eq!(
+        (t["type"].clone(), t["exitstatus"].clone()),
+        (json!("qmtemplate"), json!("OK"))
+    );
+    let c = config(&api, 200).await;
+    assert_eq!(c["template"], 1);
+    assert_eq!(c["scsi0"], "local-zfs:base-200-disk-0,size=8G");
+    assert_eq!(c["virtio1"], "local-lvm:base-200-disk-1,size=2G");
+    let a = api
+        .call(Method::POST, "/nodes/pve/qemu/200/template", &[])
+        .await;
+    assert_eq!(a.reason, "you can't convert a template to a template");
+
+    // Linked clones: one volume per disk, named as each storage names it
+    // (ZFS "base-X-disk-N/vm-Y-disk-M", LVM-thin only "vm-Y-disk-M").
+    let t = task(
+        &api,
+        Method::POST,
+        "/nodes/pve/qemu/200/clone",
+        &[("newid", "201")],
+    )
+    .await;
+    assert_eq!(t["exitstatus"], "OK");
+    let c = config(&api, 201).await;
+    assert_eq!(
+        c["scsi0"],
+        "local-zfs:base-200-disk-0/vm-201-disk-0,size=8G"
+    );
+    assert_eq!(c["virtio1"], "local-lvm:vm-201-disk-1,size=2G");
+    // A full clone copies: vm- volumes.
+    task(
+        &api,
+        Method::POST,
+        "/nodes/pve/qemu/200/clone",
+        &[("newid", "202"), ("full", "1")],
+    )
+    .await;
+    let c = config(&api, 202).await;
+    assert_eq!(c["scsi0"], "local-zfs:vm-202-disk-0,size=8G");
+
+    // The template cannot go while a linked clone uses its base volumes.
+    let t = task(&api, Method::DELETE, "/nodes/pve/qemu/200", &[]).await;
+    assert_eq!(
+        t["exitstatus"],
+        "base volume 'local-zfs:base-200-disk-0' is still in use by linked cloned"
+    );
+    task(&api, Method::DELETE, "/nodes/pve/qemu/201", &[]).await;
+    let t = task(&api, Method::DELETE, "/nodes/pve/qemu/200", &[]).await;
+    assert_eq!(t["exitstatus"], "OK");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resize_grows_in_a_task_and_refuses_to_shrink() {
+    let api = start(PveVersion::V9_1).await;
+    task(
+        &api,
+        Method::POST,
+        "/nodes/pve/qemu",
+        &[
+            ("vmid", "100"),
+            (
+                "scsi0",
+                "local-lvm:0,import-from=local:import/noble.qcow2,iothread=1",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        config(&api, 100).await["scsi0"],
+        "local-lvm:vm-100-disk-0,iothread=1,size=2G"
+    );
+    // 9.1.3: returns a UPID (the task ID), task type 'resize'.
+    let t = task(
+        &api,
+        Method::PUT,
+        "/nodes/pve/qemu/100/resize",
+        &[("disk", "scsi0"), ("size", "16G")],
+    )
+    .await;
+    assert_eq!(
+        (t["type"].clone(), t["exitstatus"].clone()),
+        (json!("resize"), json!("OK"))
+    );
+    assert_eq!(
+        config(&api, 100).await["scsi0"],
+        "local-lvm:vm-100-disk-0,iothread=1,size=16G"
+    );
+    task(
+        &api,
+        Method::PUT,
+        "/nodes/pve/qemu/100/resize",
+        &[("disk", "scsi0"), ("size", "+512M")],
+    )
+    .await;
+    assert_eq!(
+        config(&api, 100).await["scsi0"],
+        "local-lvm:vm-100-disk-0,iothread=1,size=16896M"
+    );
+    let t = task(
+        &api,
+        Method::PUT,
+        "/nodes/pve/qemu/100/resize",
+        &[("disk", "scsi0"), ("size", "8G")],
+    )
+    .await;
+    assert_eq!(t["exitstatus"], "shrinking disks is not supported");
+    let t = task(
+        &api,
+        Method::PUT,
+        "/nodes/pve/qemu/100/resize",
+        &[("disk", "scsi1"), ("size", "+1G")],
+    )
+    .await;
+    assert_eq!(t["exitstatus"], "disk 'scsi1' does not exist");
+    let a = api
+        .call(
+            Method::PUT,
+            "/nodes/pve/qemu/100/resize",
+            &[("disk", "scsi0"), ("size", "-1G")],
+        )
+        .await;
+    assert_eq!(a.status, 400, "the schema's size pattern");
 }
