@@ -165,3 +165,58 @@ fn import_from_against_pve_7_1_is_refused_at_plan_and_nothing_is_created() {
     w.ok(&["apply", "-auto-approve"], 1);
     assert!(pve.vms("app").is_empty(), "nothing was created");
 }
+
+#[test]
+fn an_existing_vm_is_imported_with_generated_configuration_that_plans_clean() {
+    let pve = Pve::start(ballast_pve_sim::PveVersion::V9_1);
+    // Made by hand, the way an operator would with the API or `qm create`.
+    let upid = pve.call(
+        reqwest::Method::POST,
+        "/nodes/pve/qemu",
+        Some(json!({
+            "vmid": 150,
+            "name": "legacy",
+            "cores": 2,
+            "memory": 1024,
+            "scsi0": "local-lvm:4",
+            "net0": "virtio,bridge=vmbr0",
+            "tags": "prod;web",
+        })),
+    );
+    assert!(
+        upid["data"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("UPID:")),
+        "{upid}"
+    );
+    // The create task runs for the simulated duration.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let w = Work::new();
+    w.write("main.hcl", &pve.provider());
+    let r = w.ok(
+        &[
+            "import",
+            "-generate-config-out=legacy.hcl",
+            "proxmox_vm.legacy",
+            "pve/150",
+        ],
+        0,
+    );
+    assert!(r.stdout.contains("Import successful"), "{}", r.stdout);
+    let hcl = w.read("legacy.hcl");
+    // The MAC address is the simulator's random one.
+    let shown: String = hcl
+        .lines()
+        .map(|l| match l.split_once("mac_address = ") {
+            Some((head, _)) => format!("{head}mac_address = \"[MAC]\"\n"),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    insta::assert_snapshot!("proxmox_import_hcl", shown);
+    let plan = w.ok(&["plan", "-detailed-exitcode"], 0);
+    assert!(
+        plan.stdout.contains("No changes."),
+        "{}\n{hcl}",
+        plan.stdout
+    );
+}
