@@ -25,20 +25,25 @@ fn services() -> PathBuf {
 /// Removes load balancers named `prefix*` (what an earlier failed run left), as admin.
 fn scrub(prefix: &str) {
     let d = services();
-    let out = Command::new(d.join("octavia-venv/bin/python"))
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/testdata/openstack/scrub.py"
-        ))
-        .arg(prefix)
-        .env("OS_CLIENT_CONFIG_FILE", d.join("clouds.yaml"))
-        .output()
-        .expect("run scrub.py");
+    let mut cmd = Command::new(d.join("octavia-venv/bin/python"));
+    cmd.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/openstack/scrub.py"
+    ))
+    .arg(prefix)
+    .env("OS_CLIENT_CONFIG_FILE", d.join("clouds.yaml"));
+    run_ok(&mut cmd, "scrub.py");
+}
+
+/// Runs a command that must succeed; its standard output, trimmed.
+fn run_ok(cmd: &mut Command, what: &str) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {what}: {e}"));
     assert!(
         out.status.success(),
-        "scrub.py: {}",
+        "{what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// A work directory with the test clouds (demo, admin, demo-appcred, demo-secure, ...),
@@ -78,15 +83,7 @@ resource "openstack_lb_loadbalancer" "{label}" {{
 }
 
 fn mysql(sql: &str) {
-    let out = Command::new("mysql")
-        .args(["octavia", "-e", sql])
-        .output()
-        .expect("run mysql");
-    assert!(
-        out.status.success(),
-        "mysql: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(Command::new("mysql").args(["octavia", "-e", sql]), "mysql");
 }
 
 fn output(w: &Work, name: &str) -> String {
@@ -533,16 +530,10 @@ fn a_provider_driver_or_flavor_the_server_lacks_fails_the_plan_not_the_apply() {
 
 /// One column of one row from Octavia's database.
 fn mysql_value(sql: &str) -> String {
-    let out = Command::new("mysql")
-        .args(["octavia", "-N", "-B", "-e", sql])
-        .output()
-        .expect("run mysql");
-    assert!(
-        out.status.success(),
-        "mysql: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    run_ok(
+        Command::new("mysql").args(["octavia", "-N", "-B", "-e", sql]),
+        "mysql",
+    )
 }
 
 #[test]
@@ -953,16 +944,9 @@ fn a_ca_bundle_trusts_a_private_ca_and_insecure_skips_the_check() {
     let w = work("bt-tls", "");
     // A private CA, and a server certificate for 127.0.0.1 it signs.
     let openssl = |args: &str| {
-        let out = Command::new("openssl")
-            .args(args.split(' '))
-            .current_dir(w.path())
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut cmd = Command::new("openssl");
+        cmd.args(args.split(' ')).current_dir(w.path());
+        run_ok(&mut cmd, &format!("openssl {args}"));
     };
     openssl(
         "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=bt-ca -keyout ca-key.pem -out ca.pem",

@@ -87,6 +87,12 @@ impl Engine {
                 .await
                 .map_err(|e| anyhow!("importing what belongs to {address}: {e}"))?;
             let state = self.state.resources()?;
+            let managed: HashMap<(&str, &str), &str> = state
+                .iter()
+                .filter_map(|r| {
+                    Some(((r.type_name.as_str(), r.id.as_deref()?), r.address.as_str()))
+                })
+                .collect();
             let mut taken: BTreeSet<String> = state.iter().map(|r| r.address.clone()).collect();
             taken.extend(self.ws.cfg.resources.iter().map(|r| r.addr()));
             taken.insert(address.to_string());
@@ -100,13 +106,10 @@ impl Engine {
             }
             for r in related {
                 let rid = r.object.get("id").as_str().unwrap_or_default().to_string();
-                if let Some(m) = state
-                    .iter()
-                    .find(|s| s.type_name == r.type_name && s.id.as_deref() == Some(&rid))
-                {
+                if let Some(at) = managed.get(&(r.type_name.as_str(), rid.as_str())) {
                     imported
                         .already_managed
-                        .push(format!("{} {rid} at {}", r.type_name, m.address));
+                        .push(format!("{} {rid} at {at}", r.type_name));
                     continue;
                 }
                 let at = unique_address(&r.type_name, &r.label, root, &taken);

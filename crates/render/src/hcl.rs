@@ -10,8 +10,11 @@ use std::collections::BTreeMap;
 /// attributes, and nested blocks with theirs, at any depth (sensitive values are left out:
 /// the user supplies them). For adopting an imported object with one paste.
 pub fn config_block(schema: &ResourceSchema, address: &str, v: &Value) -> String {
-    let none = Refs::new();
-    let block = resource_block(schema, address, v, &none);
+    block_text(resource_block(schema, address, v, &Refs::new()))
+}
+
+/// One block, in the canonical layout.
+fn block_text(block: hcl::Block) -> String {
     let body = hcl::Body::builder().add_block(block).build();
     ballast_lang::format::format_text(&hcl::to_string(&body).unwrap_or_default())
 }
@@ -22,17 +25,18 @@ pub fn config_block(schema: &ResourceSchema, address: &str, v: &Value) -> String
 /// the dependency order is the configuration's.
 pub fn import_config(imported: &Imported) -> String {
     let mut refs = Refs::new();
-    let mut body = hcl::Body::builder();
+    let mut blocks = Vec::new();
     for i in std::iter::once(imported).chain(&imported.related) {
-        body = body.add_block(resource_block(&i.schema, &i.address, &i.object, &refs));
+        blocks.push(block_text(resource_block(
+            &i.schema, &i.address, &i.object, &refs,
+        )));
         // (An instance address such as `x.y[0]` is not a plain traversal: left literal.)
         if let (Some(id), false) = (i.object.get("id").as_str(), i.address.contains('[')) {
             refs.entry(id.to_string())
                 .or_insert_with(|| i.address.clone());
         }
     }
-    let text = hcl::to_string(&body.build()).unwrap_or_default();
-    ballast_lang::format::format_text(&text.replace("}\nresource", "}\n\nresource"))
+    blocks.join("\n")
 }
 
 /// Object ID → the address whose `id` it is.

@@ -48,16 +48,8 @@ impl Audit for Amphorae {
             .collect();
         let mut out = Vec::new();
         for a in amphorae {
-            let (Some(id), Some(_)) = (a["id"].as_str(), reason(&a, |lb| lbs.contains(lb))) else {
-                continue;
-            };
-            if let Some((reason, remedy)) = confirm(c, id).await? {
-                out.push(Finding {
-                    kind: "amphora".into(),
-                    id: id.to_string(),
-                    reason,
-                    remedy: remedy.replace("{id}", id),
-                });
+            if let Some(suspect) = finding(&a, |lb| lbs.contains(lb)) {
+                out.extend(confirm(c, &suspect.id).await?);
             }
         }
         Ok(out)
@@ -71,9 +63,9 @@ fn lb_of(a: &Json) -> Option<&str> {
         .and_then(Json::as_str)
 }
 
-/// Why an amphora is worth reporting, if it is, and what an operator can do (`{id}` stands
-/// for the amphora's).
-fn reason(a: &Json, lb_exists: impl Fn(&str) -> bool) -> Option<(String, &'static str)> {
+/// The amphora as a finding (why it is reported, and what an operator can do), if it is one.
+fn finding(a: &Json, lb_exists: impl Fn(&str) -> bool) -> Option<Finding> {
+    let id = a["id"].as_str()?;
     let status = a["status"].as_str().unwrap_or("UNKNOWN");
     if GOING.contains(&status) {
         return None;
@@ -82,23 +74,27 @@ fn reason(a: &Json, lb_exists: impl Fn(&str) -> bool) -> Option<(String, &'stati
         .as_str()
         .map(|r| format!(", role {r}"))
         .unwrap_or_default();
-    const FAILOVER: &str = "replace it: openstack loadbalancer amphora failover {id}";
-    const DELETE: &str = "remove it: openstack loadbalancer amphora delete {id}";
-    match lb_of(a) {
-        Some(lb) if status == "ERROR" => {
-            Some((format!("in ERROR{role}, load balancer {lb}"), FAILOVER))
-        }
-        None if status == "ERROR" => Some((format!("in ERROR{role}, no load balancer"), DELETE)),
-        Some(lb) if !lb_exists(lb) => Some((
+    let failover = format!("replace it: openstack loadbalancer amphora failover {id}");
+    let delete = format!("remove it: openstack loadbalancer amphora delete {id}");
+    let (reason, remedy) = match lb_of(a) {
+        Some(lb) if status == "ERROR" => (format!("in ERROR{role}, load balancer {lb}"), failover),
+        None if status == "ERROR" => (format!("in ERROR{role}, no load balancer"), delete),
+        Some(lb) if !lb_exists(lb) => (
             format!("its load balancer {lb} no longer exists (amphora {status}{role})"),
-            DELETE,
-        )),
-        _ => None,
-    }
+            delete,
+        ),
+        _ => return None,
+    };
+    Some(Finding {
+        kind: "amphora".into(),
+        id: id.to_string(),
+        reason,
+        remedy,
+    })
 }
 
 /// Reads the amphora and its load balancer again: reported only if it still is a finding.
-async fn confirm(c: &Client, id: &str) -> Result<Option<(String, &'static str)>, ProviderError> {
+async fn confirm(c: &Client, id: &str) -> Result<Option<Finding>, ProviderError> {
     let a = match c.get(&format!("v2/octavia/amphorae/{id}")).await {
         Ok(mut doc) => doc.get_mut("amphora").map(Json::take).unwrap_or(doc),
         Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
@@ -112,5 +108,5 @@ async fn confirm(c: &Client, id: &str) -> Result<Option<(String, &'static str)>,
         },
         None => false,
     };
-    Ok(reason(&a, |_| exists))
+    Ok(finding(&a, |_| exists))
 }

@@ -463,11 +463,13 @@ impl ResourceType for Object {
         }
         // The refresh's listing when there was one (filtered here), else one tag-filtered list.
         let cell = self.os.listing(self.kind);
-        let found = match cell.get() {
-            Some(all) => all.clone(),
+        let filtered;
+        let found: &[Json] = match cell.get() {
+            Some(all) => all,
             None => {
                 let [lineage_mark, _] = self.os.marks("");
-                self.list(None, &[("tags", &lineage_mark)]).await?
+                filtered = self.list(None, &[("tags", &lineage_mark)]).await?;
+                &filtered
             }
         };
         Ok(found

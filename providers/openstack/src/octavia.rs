@@ -226,7 +226,13 @@ impl Octavia {
         let root = &tree["statuses"]["loadbalancer"];
         walk_statuses(root, "load balancer", 1, &mut lines);
         // The tree has the pools behind listeners only: the others, from one list.
-        let in_tree = tree.to_string();
+        let in_tree: std::collections::HashSet<&str> = root["listeners"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|l| l["pools"].as_array().into_iter().flatten())
+            .filter_map(|p| p["id"].as_str())
+            .collect();
         let pools = self
             .client
             .list("v2/lbaas/pools", "pools", &[("loadbalancer_id", lb)])

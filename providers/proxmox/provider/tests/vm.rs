@@ -183,6 +183,15 @@ impl Env {
             .await
     }
 
+    /// Applies a change to `prior` with a fresh context; the object after it.
+    async fn changed(&self, kind: ChangeKind, prior: &Value, planned: &Value, what: &str) -> Value {
+        self.apply(kind, Some(prior), planned, &[], &Recorder::default())
+            .await
+            .expect(what)
+            .object
+            .expect("object")
+    }
+
     /// Plan and create; the object.
     async fn create(&self, config: &Value) -> Value {
         let p = self.plan(None, config).await;
@@ -463,33 +472,20 @@ async fn create_update_stop_repair_import_and_delete() {
     let stop = with(cfg.clone(), "started", Value::Bool(false));
     let sp = e.plan(Some(&o2), &stop).await;
     let o3 = e
-        .apply(
-            ChangeKind::Update,
-            Some(&o2),
-            &sp.planned,
-            &[],
-            &Recorder::default(),
-        )
-        .await
-        .expect("stop")
-        .object
-        .expect("object");
+        .changed(ChangeKind::Update, &o2, &sp.planned, "stop")
+        .await;
     assert_eq!(o3.get("status"), &Value::from("stopped"));
     let fix = e.plan(Some(&o3), &cfg).await;
     let repair = fix.repair.clone().expect("a repair");
     assert_eq!(repair.action, "start");
     let o4 = e
-        .apply(
+        .changed(
             ChangeKind::Repair("start".into()),
-            Some(&o3),
+            &o3,
             &fix.planned,
-            &[],
-            &Recorder::default(),
+            "repair",
         )
-        .await
-        .expect("repair")
-        .object
-        .expect("object");
+        .await;
     assert_eq!(o4.get("status"), &Value::from("running"));
 
     // Import by node/vmid, and orphan discovery by the marks.
@@ -1056,17 +1052,8 @@ async fn concurrent_creates_get_distinct_vmids_and_disks_come_and_go_in_place() 
     let p = e.plan(Some(&a), &two_disks).await;
     assert!(p.requires_replace.is_empty(), "{:?}", p.requires_replace);
     let a2 = e
-        .apply(
-            ChangeKind::Update,
-            Some(&a),
-            &p.planned,
-            &[],
-            &Recorder::default(),
-        )
-        .await
-        .expect("add a disk")
-        .object
-        .expect("object");
+        .changed(ChangeKind::Update, &a, &p.planned, "add a disk")
+        .await;
     let disks = list_of(a2.get("disk"));
     assert_eq!(disks.len(), 2);
     assert_eq!(disks[1].get("interface"), &Value::from("virtio1"));
@@ -1074,17 +1061,8 @@ async fn concurrent_creates_get_distinct_vmids_and_disks_come_and_go_in_place() 
     let back = with(stopped, "name", Value::from("a"));
     let p = e.plan(Some(&a2), &back).await;
     let a3 = e
-        .apply(
-            ChangeKind::Update,
-            Some(&a2),
-            &p.planned,
-            &[],
-            &Recorder::default(),
-        )
-        .await
-        .expect("remove the disk")
-        .object
-        .expect("object");
+        .changed(ChangeKind::Update, &a2, &p.planned, "remove the disk")
+        .await;
     assert_eq!(list_of(a3.get("disk")).len(), 1);
     assert_eq!(a3.get("id"), a.get("id"));
 
