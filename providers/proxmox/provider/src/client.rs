@@ -39,15 +39,13 @@ pub struct Client {
 
 /// Percent-encodes one path segment (a UPID holds `:` `@` `!`).
 pub fn enc(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    // Unreserved characters (RFC 3986) stay; everything else is percent-encoded.
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(segment, KEEP).to_string()
 }
 
 /// What went wrong in transport, in words.

@@ -104,32 +104,13 @@ impl Api {
     }
 }
 
+/// A path segment or cookie value, percent-encoded.
 fn urlenc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 fn upid_ok(upid: &str) -> bool {
-    regex_lite_upid(upid)
-}
-
-/// The decode regex of upid-vectors.json, checked by hand (no regex dev-dep).
-fn regex_lite_upid(upid: &str) -> bool {
-    let f: Vec<&str> = upid.split(':').collect();
-    f.len() == 9
-        && f[0] == "UPID"
-        && f[2].len() == 8
-        && (8..=9).contains(&f[3].len())
-        && f[4].len() == 8
-        && [f[2], f[3], f[4]]
-            .iter()
-            .all(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
-        && !f[5].is_empty()
-        && f[8].is_empty()
+    ballast_pve_sim::state::upid_is_valid(upid)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
