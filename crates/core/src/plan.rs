@@ -473,11 +473,9 @@ impl Engine {
             // A string that is a whole number converts, as in Terraform (`-var n=3` gives
             // an untyped variable the string "3").
             let v = match scope.eval(c)? {
-                Value::String(s) => s
-                    .trim()
-                    .parse::<f64>()
+                s @ Value::String(_) => ballast_lang::convert::to_number(&s)
                     .map(Value::Number)
-                    .unwrap_or(Value::String(s)),
+                    .unwrap_or(s),
                 v => v,
             };
             let n = match v {
