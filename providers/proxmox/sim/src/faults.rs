@@ -9,8 +9,20 @@
 //!  "lock_wait_ms": 500,                       // how long a worker waits for a busy config file lock (PVE: 10 s)
 //!  "http_5xx": 3,                             // next 3 API requests answer 503
 //!  "task_ms": 5000,                           // task duration override
-//!  "steal_next_vmid": true}                   // a competing client takes the next free vmid right after GET /cluster/nextid
+//!  "steal_next_vmid": true,
+//!  "token_is_root": true,                     // NOT PVE: the API token may use skiplock / delete=lock                  // a competing client takes the next free vmid right after GET /cluster/nextid
+//!  "downloads": {"https://example.invalid/x.qcow2":   // what download-url finds at a URL (null removes an entry)
+//!      {"size": 1073741824, "sha256": "<hex>", "error": "download failed: exit code 8"}},
+//!  "volumes": [{"volid": "local:snippets/user.yaml", "size": 120, "node": "pve"}]}  // create file volumes now
 //! ```
+//!
+//! `downloads`: without an entry (or without the algorithm in it), the
+//! "true" checksum of a URL is the hex digest of the URL string itself
+//! (e.g. `printf %s URL | sha256sum`), and its size depends on the file
+//! extension (see `storage.rs`). `error` makes the download fail with that
+//! text. `volumes` is not kept as a setting: it creates the volumes at
+//! once (iso, vztmpl, import or snippets on `local`), for example the
+//! snippet that `cicustom` names.
 //!
 //! Stale locks on a real PVE come from workers that failed or were killed
 //! before they cleared the `lock` property of the config; a worker that ends
@@ -20,7 +32,9 @@
 //! ends with exitstatus `unexpected status`, as a killed worker does. A lock
 //! that a *running* task holds is `hang_tasks`.
 
-use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Faults {
@@ -31,6 +45,43 @@ pub struct Faults {
     pub http_5xx: u32,
     pub task_ms: Option<u64>,
     pub steal_next_vmid: bool,
+    pub downloads: BTreeMap<String, Download>,
+    /// NOT PVE: let the API token act as root@pam for `skiplock` and the
+    /// root-only config keys (`lock`). Real PVE refuses both to tokens
+    /// ("Only root may use this option."); this exists only so that a
+    /// client can be tested before it switches to a ticket for them.
+    pub token_is_root: bool,
+}
+
+/// What download-url finds at a URL.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Download {
+    pub size: Option<u64>,
+    /// algorithm (md5, sha1, sha224, sha256, sha384, sha512) -> hex
+    pub checksums: BTreeMap<String, String>,
+    pub error: Option<String>,
+}
+
+const ALGS: &[&str] = &["md5", "sha1", "sha224", "sha256", "sha384", "sha512"];
+
+fn parse_download(v: &Value) -> Result<Download, String> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| format!("faults: bad download entry {v}"))?;
+    let mut d = Download::default();
+    for (k, x) in obj {
+        let bad = || format!("faults: bad value for downloads.{k}: {x}");
+        match k.as_str() {
+            "size" => d.size = Some(x.as_u64().ok_or_else(bad)?),
+            "error" => d.error = Some(x.as_str().ok_or_else(bad)?.to_string()),
+            a if ALGS.contains(&a) => {
+                d.checksums
+                    .insert(a.to_string(), x.as_str().ok_or_else(bad)?.to_lowercase());
+            }
+            _ => return Err(format!("faults: unknown key 'downloads.{k}'")),
+        }
+    }
+    Ok(d)
 }
 
 impl Faults {
@@ -70,6 +121,17 @@ impl Faults {
                     }
                 }
                 "steal_next_vmid" => self.steal_next_vmid = v.as_bool().ok_or_else(bad)?,
+                "token_is_root" => self.token_is_root = v.as_bool().ok_or_else(bad)?,
+                "downloads" => {
+                    let map = v.as_object().ok_or_else(bad)?;
+                    for (url, entry) in map {
+                        if entry.is_null() {
+                            self.downloads.remove(url);
+                        } else {
+                            self.downloads.insert(url.clone(), parse_download(entry)?);
+                        }
+                    }
+                }
                 _ => return Err(format!("faults: unknown key '{k}'")),
             }
         }
@@ -85,6 +147,20 @@ impl Faults {
             "http_5xx": self.http_5xx,
             "task_ms": self.task_ms,
             "steal_next_vmid": self.steal_next_vmid,
+            "token_is_root": self.token_is_root,
+            "downloads": self.downloads.iter().map(|(u, d)| {
+                let mut m = Map::new();
+                if let Some(s) = d.size {
+                    m.insert("size".into(), json!(s));
+                }
+                for (a, h) in &d.checksums {
+                    m.insert(a.clone(), json!(h));
+                }
+                if let Some(e) = &d.error {
+                    m.insert("error".into(), json!(e));
+                }
+                (u.clone(), Value::Object(m))
+            }).collect::<Map<String, Value>>(),
         })
     }
 }

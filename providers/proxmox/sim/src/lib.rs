@@ -7,12 +7,19 @@
 //! `shared/fidelity/pve` beside the repository.
 //!
 //! Modules: [`schema`] (schema + validation), [`server`] (HTTPS, auth,
-//! routing), [`state`] (VMs, tasks, locks), [`faults`] (fault injection).
+//! routing), [`state`] (VMs, nodes, tasks, locks), [`storage`] (storages,
+//! volumes, download-url), [`pools`], [`cloudinit`], [`crypt`] (the `$5$`
+//! hash of `cipassword`), [`faults`] (fault injection). The endpoints,
+//! faults and gaps are listed in the crate's README.md.
 
+pub mod cloudinit;
+pub mod crypt;
 pub mod faults;
+pub mod pools;
 pub mod schema;
 pub mod server;
 pub mod state;
+pub mod storage;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -81,6 +88,23 @@ impl PveVersion {
     pub fn error_message_in_body(self) -> bool {
         self >= PveVersion::V9_1
     }
+
+    /// `download-url` and `upload` accept `content=import` since pve-storage
+    /// 40df25d (2024-11-18, PVE 8.3; behaviour-catalogue.json `import`).
+    pub fn has_import_content(self) -> bool {
+        self >= PveVersion::V9_1
+    }
+
+    /// `download-url` has `compression` since pve-storage 2197ff9 (2023-08, PVE 8.1).
+    pub fn has_download_compression(self) -> bool {
+        self >= PveVersion::V8_2
+    }
+
+    /// Nested pools and `GET|PUT|DELETE /pools?poolid=` since pve-manager
+    /// 4448f8d3 (2023-11, PVE 8.1); `allow-move` since f9cfa38e (2023-09, PVE 8.1).
+    pub fn has_nested_pools(self) -> bool {
+        self >= PveVersion::V8_2
+    }
 }
 
 /// How to start a simulator.
@@ -88,7 +112,12 @@ impl PveVersion {
 pub struct SimConfig {
     /// 0 picks a free port.
     pub port: u16,
+    /// The first (or only) node; the one that `SimHandle::node` names.
     pub node: String,
+    /// All nodes of the simulated cluster (`--nodes pve,pve2,pve3`). Empty
+    /// means just `node`; otherwise `node` should be its first entry (the
+    /// simulator makes it so).
+    pub nodes: Vec<String>,
     pub pve_version: PveVersion,
     pub fidelity_dir: PathBuf,
     /// Simulated duration of every task.
@@ -100,9 +129,21 @@ impl Default for SimConfig {
         SimConfig {
             port: 0,
             node: "pve".to_string(),
+            nodes: Vec::new(),
             pve_version: PveVersion::V9_1,
             fidelity_dir: fidelity_dir(None),
             task_ms: 200,
+        }
+    }
+}
+
+impl SimConfig {
+    /// The node list: `nodes`, or `[node]` when it is empty.
+    pub fn node_list(&self) -> Vec<String> {
+        if self.nodes.is_empty() {
+            vec![self.node.clone()]
+        } else {
+            self.nodes.clone()
         }
     }
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use ballast_pve_sim::{fidelity_dir, PveVersion, SimConfig};
 
-const USAGE: &str = "usage: pve-sim [--port N] [--node NAME] [--pve-version 7.1|8.2|9.1] [--fidelity DIR] [--task-ms N]";
+const USAGE: &str = "usage: pve-sim [--port N] [--node NAME] [--nodes A,B,C] [--pve-version 7.1|8.2|9.1] [--fidelity DIR] [--task-ms N]";
 
 fn parse_args() -> Result<SimConfig, String> {
     let mut cfg = SimConfig::default();
@@ -31,6 +31,16 @@ fn parse_args() -> Result<SimConfig, String> {
         match flag.as_str() {
             "--port" => cfg.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
             "--node" => cfg.node = value()?,
+            "--nodes" => {
+                cfg.nodes = value()?
+                    .split(',')
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if let Some(first) = cfg.nodes.first() {
+                    cfg.node = first.clone();
+                }
+            }
             "--pve-version" => cfg.pve_version = PveVersion::parse(&value()?)?,
             "--fidelity" => fidelity = Some(PathBuf::from(value()?)),
             "--task-ms" => cfg.task_ms = value()?.parse().map_err(|e| format!("--task-ms: {e}"))?,

@@ -100,10 +100,22 @@ impl Schema {
     /// Find the template for a (percent-decoded) path such as
     /// `/nodes/pve/qemu/100/config`. Literal segments win over `{vars}`.
     pub fn lookup(&self, path: &str) -> Option<Matched<'_>> {
-        let segs = split_path(path);
+        let all = split_path(path);
         let mut best: Option<(usize, Matched<'_>)> = None;
         for ep in &self.endpoints {
-            if ep.segments.len() != segs.len() {
+            // The storage content handler is registered with
+            // `fragmentDelimiter => ''` (pve-storage API2/Storage.pm): the
+            // rest of the path is one `{volume}`, slashes included
+            // (pve-common RESTHandler map_path_to_methods).
+            let joined;
+            let mut segs = all.clone();
+            let n = ep.segments.len();
+            if ep.template.ends_with("/content/{volume}") && segs.len() > n && n > 0 {
+                joined = segs[n - 1..].join("/");
+                segs.truncate(n - 1);
+                segs.push(joined.as_str());
+            }
+            if n != segs.len() {
                 continue;
             }
             let mut vars = Vec::new();
@@ -193,6 +205,15 @@ pub fn validate_params(
             Some(p) => {
                 if let Err(e) = check_value(p, k, v, version) {
                     errors.entry(k.clone()).or_insert(e);
+                }
+                // JSONSchema check_object: `requires` names another property.
+                if let Some(req) = p.get("requires").and_then(Value::as_str) {
+                    if !params.iter().any(|(q, _)| q == req) {
+                        errors.insert(
+                            req.to_string(),
+                            format!("missing property required by '{k}'"),
+                        );
+                    }
                 }
             }
             None if !additional => {
@@ -348,6 +369,40 @@ fn check_format(format: &str, path: &str, value: &str, version: PveVersion) -> R
         }
         "pve-configid" if !re(r"^[a-z][a-z0-9_-]+$").is_match(value) => {
             return bad(format!("invalid configuration ID '{value}'"));
+        }
+        "pve-poolid" => {
+            // pve-access-control AccessControl.pm verify_poolname
+            if value.split('/').count() > 3 {
+                return bad(format!(
+                    "pool name '{value}' nested too deeply (max levels = 3)"
+                ));
+            }
+            if !re(r"^[A-Za-z0-9.\-_]+(?:/[A-Za-z0-9.\-_]+){0,2}$").is_match(value) {
+                return bad(format!("pool name '{value}' contains invalid characters"));
+            }
+        }
+        "pve-vmid-list" => {
+            for id in value
+                .split([',', ';', ' ', '\0', '\n', '\t'])
+                .filter(|s| !s.is_empty())
+            {
+                check_format("pve-vmid", path, id, version)?;
+            }
+        }
+        "urlencoded" if !re(r"^[-%a-zA-Z0-9_.!~*'()]*$").is_match(value) => {
+            // pve-common JSONSchema.pm pve_verify_urlencoded
+            return bad(format!("invalid urlencoded string: {value}"));
+        }
+        "pve-qm-cicustom" => {
+            // Sub-keys from the `typetext` of cicustom in pve-apidata-9.1.3.
+            let mut dict = Map::new();
+            for k in ["meta", "network", "user", "vendor"] {
+                dict.insert(
+                    k.to_string(),
+                    serde_json::json!({"type": "string", "optional": 1}),
+                );
+            }
+            check_property_string(&dict, path, value, version)?;
         }
         "pve-configid-list" => {
             for id in value.split([',', ';', ' ']).filter(|s| !s.is_empty()) {

@@ -44,7 +44,10 @@ struct Ctx {
 pub struct SimHandle {
     pub url: String,
     pub port: u16,
+    /// The first node.
     pub node: String,
+    /// All nodes.
+    pub nodes: Vec<String>,
     pub username: String,
     pub password: String,
     pub token_id: String,
@@ -63,6 +66,7 @@ impl SimHandle {
         json!({
             "url": self.url,
             "node": self.node,
+            "nodes": self.nodes,
             "token_id": self.token_id,
             "token_secret": self.token_secret,
             "username": self.username,
@@ -171,8 +175,13 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, String> {
         token_secret: uuid::Uuid::new_v4().to_string(),
         tickets: Mutex::new(HashMap::new()),
     };
+    let nodes = config.node_list();
+    let first = nodes
+        .first()
+        .cloned()
+        .unwrap_or_else(|| config.node.clone());
     let sim = Arc::new(Sim::new(
-        config.node.clone(),
+        nodes.clone(),
         config.pve_version,
         config.task_ms,
         config_props,
@@ -187,9 +196,9 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, String> {
     let ctx = Arc::new(Ctx { sim, schema, auth });
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     eprintln!(
-        "*** ballast pve-sim: a SIMULATOR of the Proxmox VE {} API (not Proxmox VE) on https://127.0.0.1:{port}, node '{}' ***",
+        "*** ballast pve-sim: a SIMULATOR of the Proxmox VE {} API (not Proxmox VE) on https://127.0.0.1:{port}, node(s) '{}' ***",
         config.pve_version.release(),
-        config.node
+        nodes.join(",")
     );
     let task = tokio::spawn(async move {
         loop {
@@ -221,7 +230,8 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, String> {
     Ok(SimHandle {
         url: format!("https://127.0.0.1:{port}"),
         port,
-        node: config.node,
+        node: first,
+        nodes,
         username: handle_info.0,
         password: handle_info.1,
         token_id: handle_info.2,
@@ -464,6 +474,9 @@ async fn handle_inner(
     if rel == "/_sim/faults" {
         return sim_faults(ctx, &method, &body);
     }
+    if rel == "/_sim/stats" {
+        return sim_stats(ctx, &method);
+    }
     {
         let mut st = ctx.sim.lock_state();
         if st.faults.http_5xx > 0 {
@@ -475,7 +488,15 @@ async fn handle_inner(
         }
     }
 
-    let matched = ctx.schema.lookup(&rel).ok_or_else(not_implemented)?;
+    let matched = ctx.schema.lookup(&rel);
+    {
+        let route = matched
+            .as_ref()
+            .map_or(rel.as_str(), |m| m.endpoint.template.as_str());
+        let mut st = ctx.sim.lock_state();
+        *st.requests.entry(format!("{method} {route}")).or_default() += 1;
+    }
+    let matched = matched.ok_or_else(not_implemented)?;
     let template = matched.endpoint.template.clone();
     let method_schema = matched
         .endpoint
@@ -486,8 +507,21 @@ async fn handle_inner(
         params.push((k, v));
     }
     let params = check_params(ctx, method_schema, params)?;
+    version_gate(ctx, method.as_str(), &template, &params)?;
+    // qemu-server: `skiplock` is for root@pam only; an API token is never
+    // root@pam (qemu-server issue #10), unless the fault `token_is_root`.
+    let skiplock = params
+        .get("skiplock")
+        .and_then(|v| schema::parse_bool(v))
+        .unwrap_or(false);
+    if skiplock && user != "root@pam" && !ctx.sim.lock_state().faults.token_is_root {
+        return Err(ApiError::param(
+            "skiplock",
+            "Only root may use this option.",
+        ));
+    }
     if let Some(node) = params.get("node") {
-        if *node != ctx.sim.node {
+        if !ctx.sim.nodes.contains(node) {
             // Not in the catalogue: what a real node answers for an unknown node name.
             return Err(ApiError::die(format!(
                 "hostname lookup '{node}' failed - failed to get address info for: {node}: Name or service not known"
@@ -500,11 +534,13 @@ async fn handle_inner(
         ("GET", "/nodes") => sim.nodes(),
         ("GET", "/cluster/nextid") => sim.nextid(&params)?,
         ("GET", "/cluster/resources") => sim.cluster_resources(&params),
-        ("GET", "/nodes/{node}/qemu") => sim.vm_list(),
+        ("GET", "/nodes/{node}/qemu") => sim.vm_list(&params),
         ("POST", "/nodes/{node}/qemu") => sim.create_vm(&user, &params)?,
         ("GET", "/nodes/{node}/qemu/{vmid}/config") => sim.vm_config(&params)?,
         ("POST", "/nodes/{node}/qemu/{vmid}/config") => sim.update_config_async(&user, &params)?,
-        ("PUT", "/nodes/{node}/qemu/{vmid}/config") => sim.update_config_sync(&params)?,
+        ("PUT", "/nodes/{node}/qemu/{vmid}/config") => {
+            sim.update_config_sync(&user, &params).await?
+        }
         ("GET", "/nodes/{node}/qemu/{vmid}/status/current") => sim.vm_status(&params)?,
         ("POST", "/nodes/{node}/qemu/{vmid}/status/start") => sim.power(&user, "start", &params)?,
         ("POST", "/nodes/{node}/qemu/{vmid}/status/stop") => sim.power(&user, "stop", &params)?,
@@ -516,6 +552,25 @@ async fn handle_inner(
         ("POST", "/nodes/{node}/qemu/{vmid}/template") => sim.template(&user, &params)?,
         ("PUT", "/nodes/{node}/qemu/{vmid}/resize") => sim.resize(&user, &params)?,
         ("GET", "/nodes/{node}/tasks/{upid}/status") => sim.task_status(&params)?,
+        ("GET", "/nodes/{node}/tasks") => sim.task_list(&params)?,
+        ("GET", "/nodes/{node}/storage") => sim.storage_list(&params),
+        ("GET", "/nodes/{node}/storage/{storage}/status") => sim.storage_status(&params)?,
+        ("GET", "/nodes/{node}/storage/{storage}/content") => sim.storage_content_list(&params)?,
+        ("GET", "/nodes/{node}/storage/{storage}/content/{volume}") => sim.volume_info(&params)?,
+        ("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}") => {
+            sim.volume_delete(&user, &params)?
+        }
+        ("POST", "/nodes/{node}/storage/{storage}/download-url") => {
+            sim.download_url(&user, &params)?
+        }
+        ("GET", "/nodes/{node}/qemu/{vmid}/cloudinit") => sim.cloudinit_pending(&params)?,
+        ("PUT", "/nodes/{node}/qemu/{vmid}/cloudinit") => sim.cloudinit_update(&params)?,
+        ("GET", "/nodes/{node}/qemu/{vmid}/cloudinit/dump") => sim.cloudinit_dump(&params)?,
+        ("GET", "/pools") => sim.pool_index(&params)?,
+        ("POST", "/pools") => sim.pool_create(&params)?,
+        ("PUT", "/pools") | ("PUT", "/pools/{poolid}") => sim.pool_update(&params)?,
+        ("DELETE", "/pools") | ("DELETE", "/pools/{poolid}") => sim.pool_delete(&params)?,
+        ("GET", "/pools/{poolid}") => sim.pool_read(&params)?,
         ("GET", "/nodes/{node}/tasks/{upid}/log") => sim.task_log(&params)?,
         _ => return Err(not_implemented()),
     };
@@ -527,6 +582,50 @@ async fn handle_inner(
         }
     }
     Ok(ok(data))
+}
+
+/// What the 9.1.3 schema has but the simulated older version lacks
+/// (see `PveVersion`): unknown parameters, enum values and methods.
+fn version_gate(ctx: &Ctx, method: &str, template: &str, p: &Params) -> Result<(), ApiError> {
+    let v = ctx.sim.version;
+    let mut errors = schema::Errors::new();
+    let unknown = |errors: &mut schema::Errors, k: &str| {
+        if p.contains_key(k) {
+            errors.insert(k.to_string(), schema::MSG_UNKNOWN.to_string());
+        }
+    };
+    match (method, template) {
+        ("POST", "/nodes/{node}/storage/{storage}/download-url") => {
+            if !v.has_download_compression() {
+                unknown(&mut errors, "compression");
+            }
+            if !v.has_import_content() && p.get("content").is_some_and(|c| c == "import") {
+                errors.insert(
+                    "content".into(),
+                    "value 'import' does not have a value in the enumeration 'iso, vztmpl'".into(),
+                );
+            }
+        }
+        ("GET", "/pools") if !v.has_nested_pools() => {
+            unknown(&mut errors, "poolid");
+            unknown(&mut errors, "type");
+        }
+        ("PUT", "/pools") | ("DELETE", "/pools") if !v.has_nested_pools() => {
+            return Err(ApiError::Status(
+                501,
+                format!("Method '{method} /pools' not implemented"),
+            ));
+        }
+        ("PUT", "/pools/{poolid}") if !v.has_nested_pools() => unknown(&mut errors, "allow-move"),
+        // `type` on GET /pools/{poolid}: pve-manager 09ba4136 (2022-01, PVE 7.2).
+        ("GET", "/pools/{poolid}") if v == crate::PveVersion::V7_1 => unknown(&mut errors, "type"),
+        _ => {}
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Params(errors))
+    }
 }
 
 fn validate(
@@ -556,17 +655,76 @@ fn check_params(
     Ok(params.into_iter().collect::<BTreeMap<_, _>>())
 }
 
+/// The fault `volumes`: `[{"volid": "local:snippets/user.yaml", "size": 123, "node": "pve"}]`
+/// (size in bytes, default 1024; node default the first node).
+fn add_volumes(ctx: &Ctx, st: &mut crate::state::State, volumes: &Value) -> Result<(), String> {
+    let list = match volumes {
+        Value::Null => return Ok(()),
+        Value::Array(l) => l,
+        _ => return Err("faults: 'volumes' must be a list".into()),
+    };
+    for v in list {
+        let bad = || format!("faults: bad volume {v}");
+        let volid = v.get("volid").and_then(Value::as_str).ok_or_else(bad)?;
+        let size = match v.get("size") {
+            None | Some(Value::Null) => 1024,
+            Some(s) => s.as_u64().ok_or_else(bad)?,
+        };
+        let node = match v.get("node") {
+            None | Some(Value::Null) => ctx.sim.node.clone(),
+            Some(n) => n.as_str().ok_or_else(bad)?.to_string(),
+        };
+        if !ctx.sim.nodes.contains(&node) {
+            return Err(format!("faults: no such node '{node}'"));
+        }
+        Sim::add_file(st, &node, volid, size).map_err(|e| format!("faults: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `GET /_sim/stats` (not a PVE endpoint): the API requests served so far, in all and by
+/// route (`GET /nodes/{node}/qemu/{vmid}/config`); `DELETE` starts the count again.
+/// Requests the `http_5xx` fault answered are not counted; ticket logins are not either.
+fn sim_stats(ctx: &Ctx, method: &Method) -> Result<Response<Full<Bytes>>, ApiError> {
+    let mut st = ctx.sim.lock_state();
+    match *method {
+        Method::GET => {}
+        Method::DELETE => st.requests.clear(),
+        _ => {
+            return Err(ApiError::Status(
+                501,
+                format!("Method '{method} /_sim/stats' not implemented"),
+            ))
+        }
+    }
+    let total: u64 = st.requests.values().sum();
+    Ok(ok(serde_json::json!({
+        "requests": total,
+        "by_route": st.requests,
+    })))
+}
+
 fn sim_faults(ctx: &Ctx, method: &Method, body: &[u8]) -> Result<Response<Full<Bytes>>, ApiError> {
     let mut st = ctx.sim.lock_state();
     match *method {
         Method::GET => {}
         Method::DELETE => st.faults = Default::default(),
         Method::POST => {
-            let patch: Value = serde_json::from_slice(body)
+            let mut patch: Value = serde_json::from_slice(body)
                 .map_err(|e| ApiError::Status(400, format!("faults: invalid JSON: {e}")))?;
-            st.faults
-                .apply(&patch)
-                .map_err(|e| ApiError::Status(400, e))?;
+            // `volumes` creates file volumes at once; it is not a setting.
+            let volumes = patch
+                .as_object_mut()
+                .and_then(|o| o.remove("volumes"))
+                .unwrap_or(Value::Null);
+            let mut faults = st.faults.clone();
+            faults.apply(&patch).map_err(|e| ApiError::Status(400, e))?;
+            let before = st.files.clone();
+            if let Err(e) = add_volumes(ctx, &mut st, &volumes) {
+                st.files = before;
+                return Err(ApiError::Status(400, e));
+            }
+            st.faults = faults;
         }
         _ => {
             return Err(ApiError::Status(

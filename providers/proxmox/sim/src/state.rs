@@ -20,9 +20,14 @@ pub type Params = BTreeMap<String, String>;
 #[derive(Debug, Clone)]
 pub struct Vm {
     pub vmid: u32,
+    /// The node the VM lives on.
+    pub node: String,
     /// The config file, key -> raw value (includes `lock`, `template`).
     pub config: BTreeMap<String, String>,
     pub running_since: Option<Instant>,
+    /// The `[special:cloudinit]` section: the values the current cloud-init
+    /// image was made with, for options changed since (`added`: new ones).
+    pub cloudinit: BTreeMap<String, String>,
 }
 
 impl Vm {
@@ -43,8 +48,10 @@ pub struct Task {
     pub kind: String,
     pub id: String,
     pub user: String,
+    pub node: String,
     /// `None` while running, then "OK" or the error text.
     pub exit: Option<String>,
+    pub endtime: Option<u64>,
     pub log: Vec<String>,
 }
 
@@ -60,7 +67,20 @@ pub struct State {
     /// that running tasks hold. Not the `lock` property of the config.
     flocks: BTreeMap<u32, Flock>,
     /// The base volume of each LVM-thin linked clone volume (volid -> volid).
-    origins: BTreeMap<String, String>,
+    pub(crate) origins: BTreeMap<String, String>,
+    /// File volumes (iso, vztmpl, import, snippets): (node, volid) -> volume.
+    pub files: BTreeMap<(String, String), crate::storage::Volume>,
+    /// The checksums of downloaded files: (node, volid) -> algorithm -> hex.
+    pub(crate) files_checksum: BTreeMap<(String, String), BTreeMap<String, String>>,
+    /// Resource pools (user.cfg).
+    pub pools: BTreeMap<String, crate::pools::Pool>,
+    /// Lines a task's end function logs (drained into its task log).
+    pub(crate) log_buf: Vec<String>,
+    /// Image volumes freed through the storage API while a config may still
+    /// name them: (node, volid).
+    pub(crate) freed_images: std::collections::BTreeSet<(String, String)>,
+    /// API requests served, by `METHOD /path/{template}` (see `/_sim/stats`).
+    pub requests: BTreeMap<String, u64>,
 }
 
 /// A held config file lock: shared (clone of a stopped VM) or exclusive.
@@ -71,6 +91,11 @@ enum Flock {
 }
 
 impl State {
+    /// A newly allocated image volume exists again.
+    pub(crate) fn unfree(&mut self, volid: &str) {
+        self.freed_images.retain(|(_, v)| v != volid);
+    }
+
     /// Take all of `want` ((vmid, shared)) or none; `Err(vmid)` names a busy one.
     fn try_flocks(&mut self, want: &[(u32, bool)]) -> Result<(), u32> {
         for &(vmid, shared) in want {
@@ -111,21 +136,34 @@ impl State {
     }
 }
 
-/// What a task does when its simulated duration is over.
-type TaskEnd = Box<dyn FnOnce(&mut State) -> Result<(), String> + Send>;
+/// What a task does when its simulated duration is over. An error that
+/// starts with [`WARN`] ends the task with `WARNINGS: 1` (the rest is the
+/// warning); lines pushed to `State::log_buf` go to the task log.
+pub(crate) type TaskEnd = Box<dyn FnOnce(&mut State) -> Result<(), String> + Send>;
 
 /// The exitstatus of a worker that was killed (PVE's task list shows
 /// `unexpected status` when a worker ended without writing its status).
 pub const KILLED: &str = "unexpected status";
 
+/// Prefix of a task end "error" that is a warning (see [`TaskEnd`]).
+pub(crate) const WARN: &str = "\u{1}warn:";
+
 /// The config file locks a task takes: (vmid, shared), and the lock timeout
 /// in seconds (`lock_config` waits 10 s; clone uses 1 s).
-struct TaskLocks {
+pub(crate) struct TaskLocks {
     flocks: Vec<(u32, bool)>,
     timeout_s: u64,
 }
 
 impl TaskLocks {
+    /// A worker that takes no config file lock.
+    pub(crate) fn none() -> TaskLocks {
+        TaskLocks {
+            flocks: Vec::new(),
+            timeout_s: 10,
+        }
+    }
+
     fn exclusive(vmid: u32) -> TaskLocks {
         TaskLocks {
             flocks: vec![(vmid, false)],
@@ -138,9 +176,12 @@ fn lock_timeout_msg(vmid: u32) -> String {
     format!("can't lock file '/var/lock/qemu-server/lock-{vmid}.conf' - got timeout")
 }
 
-/// The simulated node.
+/// The simulated cluster.
 pub struct Sim {
+    /// The first node.
     pub node: String,
+    /// All nodes.
+    pub nodes: Vec<String>,
     pub version: PveVersion,
     pub task_ms: u64,
     /// Parameter schemas of the qemu config keys (from POST /nodes/{node}/qemu),
@@ -150,11 +191,211 @@ pub struct Sim {
     started: Instant,
 }
 
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// Config keys that check_vm_modify_config_perm leaves to root@pam
+/// ("catches args, lock, etc.").
+const ROOT_ONLY_KEYS: &[&str] = &["lock", "args"];
+
+/// PVE::QemuServer::Helpers::windows_version: a Windows ostype.
+fn is_windows(ostype: &str) -> bool {
+    matches!(
+        ostype,
+        "wxp" | "w2k" | "w2k3" | "w2k8" | "wvista" | "win7" | "win8" | "win10" | "win11"
+    )
+}
+
+/// One line of `sshkeys` as `ssh-keygen -l` accepts it: blank, or
+/// `[options] <type> <base64 blob whose first string is the type> [comment]`.
+fn valid_ssh_key_line(line: &str) -> bool {
+    let line = line.trim();
+    if line.is_empty() {
+        return true;
+    }
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words.windows(2).any(|w| {
+        let ty = w[0];
+        let known = ty.starts_with("ssh-")
+            || ty.starts_with("ecdsa-sha2-")
+            || ty.starts_with("sk-ssh-")
+            || ty.starts_with("sk-ecdsa-");
+        known
+            && base64_decode(w[1]).is_some_and(|b| {
+                b.len() >= 4 && {
+                    let n = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+                    b.get(4..4 + n) == Some(ty.as_bytes())
+                }
+            })
+    })
+}
+
+/// Standard base64 (with padding) or None.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// PVE::JSONSchema::print_property_string for a drive: the volume first,
+/// then the other keys sorted.
+fn print_drive(file: &str, mut opts: Vec<(String, String)>) -> String {
+    opts.sort();
+    let mut out = file.to_string();
+    for (k, v) in opts {
+        out.push_str(&format!(",{k}={v}"));
+    }
+    out
+}
+
+/// The size of an `import-from` source, as create_disks finds it (its
+/// errors are the worker's). `import` volumes are untrusted: file_size_info
+/// dies "failed to stat"; other volumes go through import_from_volid.
+fn import_size(st: &State, node: &str, vmid: u32, src: &str) -> Result<u64, String> {
+    if src.starts_with('/') {
+        // An absolute path: the simulator has no files; a fixed 2 GiB.
+        return Ok(2 << 30);
+    }
+    match Sim::volume_type(src) {
+        Ok(Some("import")) => Sim::file_volume(st, node, src)
+            .map(|(_, size)| size)
+            .ok_or_else(|| format!("failed to stat '{}'", Sim::volume_path(src))),
+        Ok(Some(_)) => {
+            let (store, _) = src.split_once(':').unwrap_or(("", ""));
+            let size = st
+                .vms
+                .values()
+                .filter(|v| v.node == node)
+                .flat_map(|v| v.config.iter())
+                .filter(|(k, _)| is_disk_key(k))
+                .find_map(|(_, d)| {
+                    let mut parts = d.split(',');
+                    (parts.next() == Some(src)).then(|| {
+                        parts
+                            .find_map(|p| p.strip_prefix("size="))
+                            .and_then(parse_size)
+                    })?
+                });
+            let _ = (store, vmid);
+            size.ok_or_else(|| format!("cannot import from '{src}' - could not get size of {src}"))
+        }
+        Ok(None) => Ok(2 << 30),
+        Err(e) => Err(e),
+    }
+}
+
+/// qemu-server vmconfig_apply_pending's `$cloudinit_record_changed`: keep
+/// the value the cloud-init image was made with for options changed since.
+fn record_cloudinit_change(
+    ci: &mut BTreeMap<String, String>,
+    opt: &str,
+    old: Option<&str>,
+    new: Option<&str>,
+) {
+    let tracked = matches!(
+        opt,
+        "cicustom"
+            | "cipassword"
+            | "citype"
+            | "ciuser"
+            | "ciupgrade"
+            | "nameserver"
+            | "searchdomain"
+            | "sshkeys"
+            | "name"
+    ) || ["ipconfig", "net"].iter().any(|p| {
+        opt.strip_prefix(p)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    });
+    if !tracked {
+        return;
+    }
+    let recorded = ci.get(opt).cloned();
+    let mut added: std::collections::BTreeSet<String> = ci
+        .remove("added")
+        .map(|a| {
+            a.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    match (new, old) {
+        (Some(new), Some(old)) => {
+            if let Some(r) = &recorded {
+                if new == r {
+                    ci.remove(opt);
+                    added.remove(opt);
+                }
+            } else if !added.contains(opt) && old != new {
+                ci.insert(opt.to_string(), old.to_string());
+            }
+        }
+        (Some(new), None) => {
+            if let Some(r) = &recorded {
+                if new == r {
+                    ci.remove(opt);
+                    added.remove(opt);
+                }
+            } else {
+                added.insert(opt.to_string());
+            }
+        }
+        (None, None) => {}
+        (None, Some(old)) => {
+            if recorded.is_none() && !added.remove(opt) {
+                ci.insert(opt.to_string(), old.to_string());
+            }
+        }
+    }
+    if !added.is_empty() {
+        ci.insert(
+            "added".into(),
+            added.into_iter().collect::<Vec<_>>().join(","),
+        );
+    }
+}
+
+/// Does the config have a cloud-init drive (`vm-<id>-cloudinit`)?
+fn has_cloudinit_drive(config: &BTreeMap<String, String>) -> bool {
+    config.iter().any(|(k, v)| {
+        is_disk_key(k)
+            && v.split(',')
+                .next()
+                .is_some_and(|f| f.contains("-cloudinit"))
+    })
+}
+
+/// The node a request names (its `{node}` path variable).
+pub(crate) fn req_node(p: &Params) -> String {
+    p.get("node").cloned().unwrap_or_default()
+}
+
+/// qemu-server load_config's error: it looks only on its own node.
+fn no_such_vm_msg(node: &str, vmid: u32) -> String {
+    format!("Configuration file 'nodes/{node}/qemu-server/{vmid}.conf' does not exist")
 }
 
 /// Parameters that are arguments of the create call, not config keys.
@@ -185,7 +426,7 @@ const UPDATE_NON_CONFIG: &[&str] = &[
     "import-working-storage",
 ];
 
-fn is_disk_key(k: &str) -> bool {
+pub(crate) fn is_disk_key(k: &str) -> bool {
     if k == "efidisk0" || k == "tpmstate0" {
         return true;
     }
@@ -209,21 +450,36 @@ fn check_lock(vm: &Vm, p: &Params) -> Result<(), ApiError> {
 }
 
 impl Sim {
+    /// `nodes` must not be empty (else a node `pve` is assumed).
     pub fn new(
-        node: String,
+        nodes: Vec<String>,
         version: PveVersion,
         task_ms: u64,
         config_props: Map<String, Value>,
     ) -> Sim {
+        let nodes = if nodes.is_empty() {
+            vec!["pve".to_string()]
+        } else {
+            nodes
+        };
+        let mut st = State {
+            next_pid: 0x1000,
+            ..State::default()
+        };
+        for n in &nodes {
+            // The seeded cloud image (storage.rs SEEDED_IMPORT), on 9.1 only:
+            // older versions have no `import` content.
+            if version.has_import_content() {
+                let _ = Sim::add_file(&mut st, n, crate::storage::SEEDED_IMPORT, 2 << 30);
+            }
+        }
         Sim {
-            node,
+            node: nodes[0].clone(),
+            nodes,
             version,
             task_ms,
             config_props,
-            state: Mutex::new(State {
-                next_pid: 0x1000,
-                ..State::default()
-            }),
+            state: Mutex::new(st),
             started: Instant::now(),
         }
     }
@@ -233,15 +489,14 @@ impl Sim {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn no_such_vm(&self, vmid: u32) -> ApiError {
-        ApiError::die(self.no_such_vm_msg(vmid))
-    }
-
-    fn no_such_vm_msg(&self, vmid: u32) -> String {
-        format!(
-            "Configuration file 'nodes/{}/qemu-server/{vmid}.conf' does not exist",
-            self.node
-        )
+    /// The VM `vmid` if its config is on the node of the request; else
+    /// load_config's error, which names the requested node.
+    fn vm_on<'a>(st: &'a State, p: &Params, vmid: u32) -> Result<&'a Vm, ApiError> {
+        let node = req_node(p);
+        st.vms
+            .get(&vmid)
+            .filter(|v| v.node == node)
+            .ok_or_else(|| ApiError::die(no_such_vm_msg(&node, vmid)))
     }
 
     fn vmid(p: &Params, key: &str) -> Result<u32, ApiError> {
@@ -254,9 +509,11 @@ impl Sim {
     /// for them as `lock_config` does, then failing with PVE's timeout text),
     /// holds them for the simulated duration (longer while the fault
     /// `hang_tasks` is set), then runs `end` and releases them.
-    fn spawn_task(
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn spawn_task_on(
         self: &Arc<Self>,
         st: &mut State,
+        node: &str,
         kind: &str,
         id: &str,
         user: &str,
@@ -268,10 +525,8 @@ impl Sim {
         let pstart = 0x0100_0000 + self.started.elapsed().as_millis() as u64 / 10;
         let starttime = now_secs();
         // UPID:node:pid:pstart:starttime:type:id:user: (upid-vectors.json)
-        let upid = format!(
-            "UPID:{}:{pid:08X}:{pstart:08X}:{starttime:08X}:{kind}:{id}:{user}:",
-            self.node
-        );
+        let upid =
+            format!("UPID:{node}:{pid:08X}:{pstart:08X}:{starttime:08X}:{kind}:{id}:{user}:");
         st.tasks.insert(
             upid.clone(),
             Task {
@@ -282,7 +537,9 @@ impl Sim {
                 kind: kind.to_string(),
                 id: id.to_string(),
                 user: user.to_string(),
+                node: node.to_string(),
                 exit: None,
+                endtime: None,
                 log: vec![format!("simulated task {kind} {id} started")],
             },
         );
@@ -298,11 +555,19 @@ impl Sim {
         let sim = Arc::clone(self);
         let key = upid.clone();
         let finish = |st: &mut State, key: &str, result: Result<(), String>| {
+            let lines = std::mem::take(&mut st.log_buf);
             if let Some(t) = st.tasks.get_mut(key) {
+                t.log.extend(lines);
+                t.endtime = Some(now_secs());
                 match result {
                     Ok(()) => {
                         t.log.push("TASK OK".into());
                         t.exit = Some("OK".into());
+                    }
+                    Err(w) if w.starts_with(WARN) => {
+                        t.log.push(format!("WARN: {}", &w[WARN.len()..]));
+                        t.log.push("TASK WARNINGS: 1".into());
+                        t.exit = Some("WARNINGS: 1".into());
                     }
                     // A killed worker writes no final line.
                     Err(e) if e == KILLED => t.exit = Some(e),
@@ -360,16 +625,25 @@ impl Sim {
     }
 
     pub fn nodes(&self) -> Value {
-        json!([{
-            "node": self.node,
-            "status": "online",
-            "cpu": 0.01,
-            "maxcpu": 8,
-            "mem": 2u64 << 30,
-            "maxmem": 32u64 << 30,
-            "uptime": self.started.elapsed().as_secs(),
-            "level": "",
-        }])
+        Value::Array(
+            self.nodes
+                .iter()
+                .map(|n| {
+                    json!({
+                        "node": n,
+                        "status": "online",
+                        "cpu": 0.01,
+                        "maxcpu": 8,
+                        "mem": 2u64 << 30,
+                        "maxmem": 32u64 << 30,
+                        "uptime": self.started.elapsed().as_secs(),
+                        "level": "",
+                        "id": format!("node/{n}"),
+                        "type": "node",
+                    })
+                })
+                .collect(),
+        )
     }
 
     /// GET /cluster/nextid. Does not reserve the ID. The real server answers
@@ -395,8 +669,10 @@ impl Sim {
                 free,
                 Vm {
                     vmid: free,
+                    node: self.node.clone(),
                     config,
                     running_since: None,
+                    cloudinit: BTreeMap::new(),
                 },
             );
         }
@@ -455,49 +731,69 @@ impl Sim {
         m
     }
 
+    /// A VM as `/cluster/resources` (and a pool's member list) shows it:
+    /// with `node`, and `pool` when it is in one.
+    pub(crate) fn vm_resource(&self, st: &State, vm: &Vm) -> Value {
+        let mut m = self.vm_summary(vm);
+        let cpus = m.remove("cpus").unwrap_or(json!(1));
+        m.insert("maxcpu".into(), cpus);
+        m.insert("id".into(), json!(format!("qemu/{}", vm.vmid)));
+        m.insert("type".into(), json!("qemu"));
+        m.insert("node".into(), json!(vm.node));
+        m.insert("template".into(), json!(i32::from(vm.is_template())));
+        if let Some(pool) = crate::pools::pool_of(st, vm.vmid) {
+            m.insert("pool".into(), json!(pool));
+        }
+        Value::Object(m)
+    }
+
     pub fn cluster_resources(&self, p: &Params) -> Value {
         let ty = p.get("type").map(String::as_str);
         let st = self.lock_state();
         let mut out = Vec::new();
+        // pve-manager API2/Cluster.pm resources: pools first (only without
+        // `type`: the parameter's enum has no 'pool').
+        if ty.is_none() {
+            for pool in st.pools.keys() {
+                out.push(json!({"id": format!("/pool/{pool}"), "pool": pool, "type": "pool"}));
+            }
+        }
         if ty.is_none() || ty == Some("vm") {
             for vm in st.vms.values() {
-                let mut m = self.vm_summary(vm);
-                let cpus = m.remove("cpus").unwrap_or(json!(1));
-                m.insert("maxcpu".into(), cpus);
-                m.insert("id".into(), json!(format!("qemu/{}", vm.vmid)));
-                m.insert("type".into(), json!("qemu"));
-                m.insert("node".into(), json!(self.node));
-                m.insert("template".into(), json!(i32::from(vm.is_template())));
-                out.push(Value::Object(m));
+                out.push(self.vm_resource(&st, vm));
             }
         }
         if ty.is_none() || ty == Some("node") {
-            out.push(json!({"id": format!("node/{}", self.node), "type": "node",
-                "node": self.node, "status": "online", "maxcpu": 8, "maxmem": 32u64 << 30}));
+            for n in &self.nodes {
+                out.push(json!({"id": format!("node/{n}"), "type": "node",
+                    "node": n, "status": "online", "maxcpu": 8, "maxmem": 32u64 << 30}));
+            }
         }
         if ty.is_none() || ty == Some("storage") {
-            // local (dir), local-lvm (LVM-thin) and local-zfs (zfspool): their
-            // volume naming differs for linked clones (see clone_vm).
-            for (s, content, plugin) in [
-                ("local", "iso,vztmpl,backup,import", "dir"),
-                ("local-lvm", "images,rootdir", "lvmthin"),
-                ("local-zfs", "images,rootdir", "zfspool"),
-            ] {
-                out.push(
-                    json!({"id": format!("storage/{}/{s}", self.node), "type": "storage",
-                    "node": self.node, "storage": s, "status": "available", "content": content,
-                    "plugintype": plugin, "shared": 0}),
-                );
+            // local (dir), local-lvm (LVM-thin) and local-zfs (zfspool) on
+            // every node: their volume naming differs for linked clones (see
+            // clone_vm).
+            for n in &self.nodes {
+                for def in crate::storage::STORAGES {
+                    let s = def.id;
+                    out.push(json!({"id": format!("storage/{n}/{s}"), "type": "storage",
+                        "node": n, "storage": s, "status": "available",
+                        "content": crate::storage::storage_content(def, self.version),
+                        "plugintype": def.plugin, "shared": 0}));
+                }
             }
         }
         Value::Array(out)
     }
 
-    pub fn vm_list(&self) -> Value {
+    /// GET /nodes/{node}/qemu: the VMs of that node.
+    pub fn vm_list(&self, p: &Params) -> Value {
+        let node = req_node(p);
         let st = self.lock_state();
         Value::Array(
             st.vms
                 .values()
+                .filter(|vm| vm.node == node)
                 .map(|vm| Value::Object(self.vm_summary(vm)))
                 .collect(),
         )
@@ -524,10 +820,14 @@ impl Sim {
     pub fn vm_config(&self, p: &Params) -> Result<Value, ApiError> {
         let vmid = Self::vmid(p, "vmid")?;
         let st = self.lock_state();
-        let vm = st.vms.get(&vmid).ok_or_else(|| self.no_such_vm(vmid))?;
+        let vm = Self::vm_on(&st, p, vmid)?;
         let mut m = Map::new();
         for (k, v) in &vm.config {
             m.insert(k.clone(), self.typed(k, v));
+        }
+        // vm_config: `$conf->{cipassword} = '**********' if $conf->{cipassword}`.
+        if vm.config.get("cipassword").is_some_and(|v| !v.is_empty()) {
+            m.insert("cipassword".into(), json!("**********"));
         }
         m.insert("digest".into(), json!(digest(&vm.config)));
         Ok(Value::Object(m))
@@ -536,7 +836,7 @@ impl Sim {
     pub fn vm_status(&self, p: &Params) -> Result<Value, ApiError> {
         let vmid = Self::vmid(p, "vmid")?;
         let st = self.lock_state();
-        let vm = st.vms.get(&vmid).ok_or_else(|| self.no_such_vm(vmid))?;
+        let vm = Self::vm_on(&st, p, vmid)?;
         let mut m = self.vm_summary(vm);
         let running = vm.running_since.is_some();
         m.insert(
@@ -554,29 +854,66 @@ impl Sim {
     /// create/update workers do. On a template (`template` set in the same
     /// create call, or already a template) the new volume is made a base
     /// volume at once (create_disks: `vdisk_create_base if is_template`).
-    fn materialize(st: &mut State, vmid: u32, key: &str, value: &str, template: bool) -> String {
+    fn materialize(
+        st: &mut State,
+        node: &str,
+        vmid: u32,
+        key: &str,
+        value: &str,
+        template: bool,
+    ) -> Result<String, String> {
         if is_disk_key(key) {
             let mut parts = value.split(',');
             let file = parts.next().unwrap_or("");
             let rest: Vec<&str> = parts.filter(|p| !p.starts_with("import-from=")).collect();
-            let imported = value.contains("import-from=");
+            let import_src = value
+                .split(',')
+                .find_map(|p| p.strip_prefix("import-from="));
             if let Some((storage, size)) = file.split_once(':') {
+                if size == "cloudinit" {
+                    // create_disks: "vm-$vmid-cloudinit", qcow2 on a path storage,
+                    // always media=cdrom; no size in the drive string.
+                    let name = match crate::storage::storage_def(storage) {
+                        Some(d) if d.path.is_some() => {
+                            let fmt = rest
+                                .iter()
+                                .find_map(|r| r.strip_prefix("format="))
+                                .unwrap_or("qcow2");
+                            format!("{storage}:{vmid}/vm-{vmid}-cloudinit.{fmt}")
+                        }
+                        _ => format!("{storage}:vm-{vmid}-cloudinit"),
+                    };
+                    let opts: Vec<(String, String)> = rest
+                        .iter()
+                        .filter_map(|r| r.split_once('='))
+                        .filter(|(k, _)| !matches!(*k, "media" | "format" | "size"))
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .chain([("media".to_string(), "cdrom".to_string())])
+                        .collect();
+                    return Ok(print_drive(&name, opts));
+                }
                 if !size.is_empty() && size.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                    let bytes = match import_src {
+                        Some(src) => import_size(st, node, vmid, src)?,
+                        None => parse_size(&format!("{size}G")).unwrap_or(0),
+                    };
                     let n = st.disk_counter.entry(vmid).or_insert(0);
                     let disk = *n;
                     *n += 1;
-                    let gib = if imported { "2" } else { size };
                     let prefix = if template { "base" } else { "vm" };
-                    let mut out = format!("{storage}:{prefix}-{vmid}-disk-{disk}");
-                    for r in rest.iter().filter(|r| !r.starts_with("size=")) {
-                        out.push(',');
-                        out.push_str(r);
-                    }
-                    out.push_str(&format!(",size={gib}G"));
-                    return out;
+                    let name = format!("{storage}:{prefix}-{vmid}-disk-{disk}");
+                    st.unfree(&name);
+                    let mut opts: Vec<(String, String)> = rest
+                        .iter()
+                        .filter_map(|r| r.split_once('='))
+                        .filter(|(k, _)| *k != "size")
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect();
+                    opts.push(("size".into(), format_size(bytes)));
+                    return Ok(print_drive(&name, opts));
                 }
             }
-            return value.to_string();
+            return Ok(value.to_string());
         }
         if key.starts_with("net") && !value.contains("macaddr=") {
             let mut parts: Vec<String> = value.split(',').map(str::to_string).collect();
@@ -586,41 +923,90 @@ impl Sim {
                     *first = format!("{first}={}", random_mac());
                 }
             }
-            return parts.join(",");
+            return Ok(parts.join(","));
         }
-        value.to_string()
+        Ok(value.to_string())
+    }
+
+    /// Checks of the create/update API before the fork: `import-from`
+    /// sources (check_storage_access), `sshkeys` (validate_ssh_public_keys),
+    /// `pool` (check_pool_exist).
+    fn check_new_values(st: &State, p: &Params) -> Result<(), ApiError> {
+        if let Some(pool) = p.get("pool") {
+            crate::pools::check_pool_exist(st, pool)?;
+        }
+        if let Some(keys) = p.get("sshkeys") {
+            let raw = percent_encoding::percent_decode_str(keys).decode_utf8_lossy();
+            if !raw.split('\n').all(valid_ssh_key_line) {
+                return Err(ApiError::die("SSH public key validation error"));
+            }
+        }
+        for (k, v) in p.iter().filter(|(k, _)| is_disk_key(k)) {
+            let Some(src) = v.split(',').find_map(|p| p.strip_prefix("import-from=")) else {
+                continue;
+            };
+            if src.starts_with('/') {
+                continue;
+            }
+            match Sim::volume_type(src) {
+                Ok(Some(t)) if t != "images" && t != "import" => {
+                    return Err(ApiError::param(
+                        k,
+                        format!("{src} has wrong type '{t}' - needs to be 'images' or 'import'"),
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(ApiError::die(e)),
+            }
+        }
+        Ok(())
     }
 
     pub fn create_vm(self: &Arc<Self>, user: &str, p: &Params) -> Result<Value, ApiError> {
         let vmid = Self::vmid(p, "vmid")?;
+        let node = req_node(p);
         let mut st = self.lock_state();
-        if st.vms.contains_key(&vmid) {
+        if let Some(vm) = st.vms.get(&vmid) {
             return Err(ApiError::die(format!(
                 "VM {vmid} already exists on node '{}'",
-                self.node
+                vm.node
             )));
         }
+        Self::check_new_values(&st, p)?;
         let mut lock_cfg = BTreeMap::new();
         lock_cfg.insert("lock".to_string(), "create".to_string());
         st.vms.insert(
             vmid,
             Vm {
                 vmid,
+                node: node.clone(),
                 config: lock_cfg,
                 running_since: None,
+                cloudinit: BTreeMap::new(),
             },
         );
         let params = p.clone();
         let fail = st.faults.fail_next_create.take();
         let start = flag(p, "start");
         let template = flag(p, "template");
+        let pool = p.get("pool").cloned();
         let end: TaskEnd = Box::new(move |st: &mut State| {
             let stuck = st.faults.stuck_locks;
             let mut config = BTreeMap::new();
             for (k, v) in &params {
                 if !CREATE_NON_CONFIG.contains(&k.as_str()) {
-                    let v = Sim::materialize(st, vmid, k, v, template);
-                    config.insert(k.clone(), v);
+                    match Sim::materialize(st, &node, vmid, k, v, template) {
+                        Ok(v) => {
+                            config.insert(k.clone(), v);
+                        }
+                        Err(e) => {
+                            // create_disks frees what it allocated, the qmcreate
+                            // worker unlinks the config.
+                            st.vms.remove(&vmid);
+                            st.disk_counter.remove(&vmid);
+                            return Err(format!("unable to create VM {vmid} - {e}"));
+                        }
+                    }
                 }
             }
             config
@@ -647,10 +1033,15 @@ impl Sim {
             if start {
                 vm.running_since = Some(Instant::now());
             }
+            // add_vm_to_pool after write_config (a pool deleted meanwhile is ignored).
+            if let Some(pool) = &pool {
+                crate::pools::add_vm_to_pool(st, vmid, pool);
+            }
             Ok(())
         });
-        let upid = self.spawn_task(
+        let upid = self.spawn_task_on(
             &mut st,
+            &req_node(p),
             "qmcreate",
             &vmid.to_string(),
             user,
@@ -661,32 +1052,101 @@ impl Sim {
     }
 
     fn apply_update(st: &mut State, vmid: u32, p: &Params) -> Result<(), String> {
-        let template = st.vms.get(&vmid).is_some_and(Vm::is_template);
+        let (template, node, windows) = match st.vms.get(&vmid) {
+            Some(vm) => (
+                vm.is_template(),
+                vm.node.clone(),
+                vm.config.get("ostype").is_some_and(|o| is_windows(o)),
+            ),
+            None => return Err(format!("VM {vmid} vanished")),
+        };
         let mut updates = Vec::new();
         for (k, v) in p {
-            if !UPDATE_NON_CONFIG.contains(&k.as_str()) {
-                updates.push((k.clone(), Sim::materialize(st, vmid, k, v, template)));
+            if UPDATE_NON_CONFIG.contains(&k.as_str()) {
+                continue;
             }
+            let v = if k == "cipassword" {
+                // update_vm_api: crypted unless Windows or already a crypt hash.
+                let hashed = crate::schema::cached(r"^\$(?:[156]|2[ay])(\$.+){2}")
+                    .is_some_and(|r| r.is_match(v));
+                if windows || hashed {
+                    v.clone()
+                } else {
+                    crate::crypt::sha256_crypt(v)
+                }
+            } else {
+                Sim::materialize(st, &node, vmid, k, v, template)?
+            };
+            updates.push((k.clone(), v));
         }
         let vm = st
             .vms
             .get_mut(&vmid)
             .ok_or_else(|| format!("VM {vmid} vanished"))?;
         for (k, v) in updates {
-            vm.config.insert(k, v);
+            let old = vm.config.insert(k.clone(), v.clone());
+            // cipassword is written to the config directly, not via pending.
+            if k != "cipassword" {
+                record_cloudinit_change(&mut vm.cloudinit, &k, old.as_deref(), Some(&v));
+            }
         }
         if let Some(del) = p.get("delete") {
             for k in del.split([',', ';', ' ']).filter(|s| !s.is_empty()) {
-                vm.config.remove(k);
+                let k = if k == "cdrom" { "ide2" } else { k };
+                if let Some(old) = vm.config.remove(k) {
+                    record_cloudinit_change(&mut vm.cloudinit, k, Some(&old), None);
+                }
             }
         }
         Ok(())
     }
 
-    /// Checks done before the fork for config POST/PUT (load_and_check_config).
-    fn check_update(&self, st: &State, p: &Params) -> Result<u32, ApiError> {
+    /// Checks done before the fork for config POST/PUT (load_and_check_config
+    /// and the parameter checks before it), in update_vm_api's order.
+    fn check_update(&self, st: &State, user: &str, p: &Params) -> Result<u32, ApiError> {
         let vmid = Self::vmid(p, "vmid")?;
-        let vm = st.vms.get(&vmid).ok_or_else(|| self.no_such_vm(vmid))?;
+        let root = user == "root@pam" || st.faults.token_is_root;
+        if flag(p, "skiplock") && !root {
+            return Err(ApiError::param(
+                "skiplock",
+                "Only root may use this option.",
+            ));
+        }
+        let mut deletes = Vec::new();
+        if let Some(del) = p.get("delete") {
+            for k in del.split([',', ';', ' ', '\0']).filter(|s| !s.is_empty()) {
+                let k = if k == "cdrom" { "ide2" } else { k };
+                if p.contains_key(k) {
+                    return Err(ApiError::param(
+                        "delete",
+                        format!("you can't use '-{k}' and -delete {k}' at the same time"),
+                    ));
+                }
+                if crate::schema::property(&self.config_props, k).is_none() {
+                    return Err(ApiError::param("delete", format!("unknown option '{k}'")));
+                }
+                deletes.push(k.to_string());
+            }
+        }
+        let options = p
+            .keys()
+            .filter(|k| !UPDATE_NON_CONFIG.contains(&k.as_str()))
+            .count();
+        if options == 0 && deletes.is_empty() && !p.contains_key("revert") {
+            return Err(ApiError::die("no options specified"));
+        }
+        Self::check_new_values(st, p)?;
+        // check_vm_modify_config_perm: keys without a privilege (lock, args,
+        // ...) are for root@pam only; tokens are never root@pam.
+        if !root {
+            let set = p.keys().map(String::as_str);
+            for k in deletes.iter().map(String::as_str).chain(set) {
+                if ROOT_ONLY_KEYS.contains(&k) {
+                    return Err(ApiError::die(format!("only root can set '{k}' config")));
+                }
+            }
+        }
+        let vm = Self::vm_on(st, p, vmid)?;
         if let Some(d) = p.get("digest") {
             if *d != digest(&vm.config) {
                 return Err(ApiError::die(
@@ -695,25 +1155,40 @@ impl Sim {
             }
         }
         check_lock(vm, p)?;
-        if let Some(del) = p.get("delete") {
-            for k in del.split([',', ';', ' ']).filter(|s| !s.is_empty()) {
-                if p.contains_key(k) {
-                    return Err(ApiError::param(
-                        "delete",
-                        format!("cannot set and delete '{k}' at the same time"),
-                    ));
-                }
-            }
-        }
         Ok(vmid)
     }
 
-    /// PUT config: synchronous, returns null.
-    pub fn update_config_sync(&self, p: &Params) -> Result<Value, ApiError> {
-        let mut st = self.lock_state();
-        let vmid = self.check_update(&st, p)?;
-        Sim::apply_update(&mut st, vmid, p).map_err(ApiError::die)?;
-        Ok(Value::Null)
+    /// PUT config: the early checks, then (synchronously) lock_config with
+    /// its 10 s wait ("got timeout" as HTTP 500), the checks again, and the
+    /// change. Returns null.
+    pub async fn update_config_sync(&self, user: &str, p: &Params) -> Result<Value, ApiError> {
+        let vmid = {
+            let st = self.lock_state();
+            self.check_update(&st, user, p)?
+        };
+        let wait = {
+            let st = self.lock_state();
+            Duration::from_millis(st.faults.lock_wait_ms.unwrap_or(10_000))
+        };
+        let t0 = Instant::now();
+        let held = [(vmid, false)];
+        loop {
+            {
+                let mut st = self.lock_state();
+                if st.try_flocks(&held).is_ok() {
+                    let r = self.check_update(&st, user, p).and_then(|vmid| {
+                        Sim::apply_update(&mut st, vmid, p).map_err(ApiError::die)
+                    });
+                    st.release_flocks(&held);
+                    r?;
+                    return Ok(Value::Null);
+                }
+                if t0.elapsed() >= wait {
+                    return Err(ApiError::die(lock_timeout_msg(vmid)));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// POST config: a `qmconfig` task.
@@ -723,11 +1198,30 @@ impl Sim {
         p: &Params,
     ) -> Result<Value, ApiError> {
         let mut st = self.lock_state();
-        let vmid = self.check_update(&st, p)?;
+        let vmid = self.check_update(&st, user, p)?;
         let params = p.clone();
-        let end: TaskEnd = Box::new(move |st: &mut State| Sim::apply_update(st, vmid, &params));
-        Ok(json!(self.spawn_task(
+        let no_such = no_such_vm_msg(&req_node(p), vmid);
+        let end: TaskEnd = Box::new(move |st: &mut State| {
+            // updatefn repeats load_and_check_config under the config lock.
+            let vm = st
+                .vms
+                .get(&vmid)
+                .filter(|v| v.node == req_node(&params))
+                .ok_or(no_such)?;
+            if params
+                .get("digest")
+                .is_some_and(|d| *d != digest(&vm.config))
+            {
+                return Err("checksum mismatch (file change by other user?)".into());
+            }
+            if let Some(l) = vm.lock().filter(|_| !flag(&params, "skiplock")) {
+                return Err(format!("VM is locked ({l})"));
+            }
+            Sim::apply_update(st, vmid, &params)
+        });
+        Ok(json!(self.spawn_task_on(
             &mut st,
+            &req_node(p),
             "qmconfig",
             &vmid.to_string(),
             user,
@@ -746,7 +1240,7 @@ impl Sim {
     ) -> Result<Value, ApiError> {
         let vmid = Self::vmid(p, "vmid")?;
         let mut st = self.lock_state();
-        let vm = st.vms.get(&vmid).ok_or_else(|| self.no_such_vm(vmid))?;
+        let vm = Self::vm_on(&st, p, vmid)?;
         check_lock(vm, p)?;
         if action == "start" && vm.is_template() {
             return Err(ApiError::die("you can't start a vm if it's a template"));
@@ -756,20 +1250,48 @@ impl Sim {
         let end: TaskEnd = Box::new(move |st: &mut State| {
             let vm = st
                 .vms
-                .get_mut(&vmid)
-                .ok_or_else(|| format!("VM {vmid} vanished"))?;
+                .get(&vmid)
+                .ok_or_else(|| format!("VM {vmid} vanished"))?
+                .clone();
             if start {
                 if vm.running_since.is_some() {
                     return Err(format!("VM {vmid} already running"));
                 }
+                // vm_start generates the cloud-init image (if the VM has a
+                // cloud-init drive): cicustom snippets must exist.
+                if has_cloudinit_drive(&vm.config) {
+                    let node = vm.node.clone();
+                    let cicustom = vm.config.get("cicustom").cloned().unwrap_or_default();
+                    for part in cicustom.split(',') {
+                        let Some((_, volid)) = part.split_once('=') else {
+                            continue;
+                        };
+                        match Sim::volume_type(volid) {
+                            Ok(Some("snippets")) | Ok(None) => {}
+                            Ok(Some(_)) => {
+                                return Err(format!("{volid} is not in the snippets directory"))
+                            }
+                            Err(e) => return Err(e),
+                        }
+                        if Sim::file_volume(st, &node, volid).is_none() {
+                            return Err(format!("can't find file '{volid}'"));
+                        }
+                    }
+                }
+                let vm = st
+                    .vms
+                    .get_mut(&vmid)
+                    .ok_or_else(|| format!("VM {vmid} vanished"))?;
+                vm.cloudinit.clear();
                 vm.running_since = Some(Instant::now());
-            } else {
+            } else if let Some(vm) = st.vms.get_mut(&vmid) {
                 vm.running_since = None;
             }
             Ok(())
         });
-        Ok(json!(self.spawn_task(
+        Ok(json!(self.spawn_task_on(
             &mut st,
+            &req_node(p),
             &kind,
             &vmid.to_string(),
             user,
@@ -791,13 +1313,13 @@ impl Sim {
     pub fn destroy(self: &Arc<Self>, user: &str, p: &Params) -> Result<Value, ApiError> {
         let vmid = Self::vmid(p, "vmid")?;
         let mut st = self.lock_state();
-        let vm = st.vms.get(&vmid).ok_or_else(|| self.no_such_vm(vmid))?;
+        let vm = Self::vm_on(&st, p, vmid)?;
         let running = |vmid: u32| format!("VM {vmid} is running - destroy failed");
         if vm.running_since.is_some() {
             return Err(ApiError::die(running(vmid)));
         }
         let skiplock = flag(p, "skiplock");
-        let no_such = self.no_such_vm_msg(vmid);
+        let no_such = no_such_vm_msg(&req_node(p), vmid);
         let end: TaskEnd = Box::new(move |st: &mut State| {
             let vm = st.vms.get(&vmid).ok_or(no_such)?;
             if vm.running_since.is_some() {
@@ -835,10 +1357,13 @@ impl Sim {
             st.disk_counter.remove(&vmid);
             let gone = format!("-{vmid}-disk-");
             st.origins.retain(|k, _| !k.contains(&gone));
+            // AccessControl::remove_vm_access: also drops it from its pool.
+            crate::pools::remove_vm_from_pools(st, vmid);
             Ok(())
         });
-        Ok(json!(self.spawn_task(
+        Ok(json!(self.spawn_task_on(
             &mut st,
+            &req_node(p),
             "qmdestroy",
             &vmid.to_string(),
             user,
@@ -858,13 +1383,41 @@ impl Sim {
         let vmid = Self::vmid(p, "vmid")?;
         let newid = Self::vmid(p, "newid")?;
         let mut st = self.lock_state();
-        let src = st.vms.get(&vmid).ok_or_else(|| self.no_such_vm(vmid))?;
-        if let Some(target) = p.get("target") {
-            if *target != self.node {
-                // Not from the catalogue: a single-node simulator has no other member.
-                return Err(ApiError::die(format!("no such cluster node '{target}'")));
+        let here = req_node(p);
+        // load_and_check, in qemu-server's order.
+        if let Some(pool) = p.get("pool") {
+            crate::pools::check_pool_exist(&st, pool)?;
+        }
+        let target = p
+            .get("target")
+            .filter(|t| **t != here && t.as_str() != "localhost")
+            .cloned();
+        if let Some(t) = &target {
+            if !self.nodes.contains(t) {
+                // pve-cluster PVE::Cluster::check_node_exists
+                return Err(ApiError::die(format!("no such cluster node '{t}'")));
             }
         }
+        if let Some(storage) = p.get("storage") {
+            let def = crate::storage::storage_def(storage)
+                .ok_or_else(|| ApiError::die(format!("storage '{storage}' does not exist")))?;
+            if !crate::storage::storage_content(def, self.version)
+                .split(',')
+                .any(|c| c == "images")
+            {
+                return Err(ApiError::param(
+                    "storage",
+                    format!("storage '{storage}' does not support vm images"),
+                ));
+            }
+            if target.is_some() {
+                // All of the simulator's storages are local (shared 0).
+                return Err(ApiError::die(format!(
+                    "can't clone to non-shared storage '{storage}'"
+                )));
+            }
+        }
+        let src = Self::vm_on(&st, p, vmid)?;
         check_lock(src, &Params::new())?;
         let full = p
             .get("full")
@@ -899,11 +1452,28 @@ impl Sim {
                 }
             }
         }
+        if let Some(t) = &target {
+            // $check_storage_access_clone: a VM with a volume on a
+            // non-shared storage is not "shared" (none of the simulator's
+            // storages are shared).
+            let local = src
+                .config
+                .iter()
+                .filter(|(k, _)| is_disk_key(k))
+                .any(|(_, v)| v.split(',').next().is_some_and(|f| f.contains(':')));
+            if local {
+                return Err(ApiError::die(format!(
+                    "can't clone VM to node '{t}' (VM uses local storage)"
+                )));
+            }
+        }
         if st.vms.contains_key(&newid) {
             return Err(ApiError::die(format!(
                 "unable to create VM {newid}: config file already exists"
             )));
         }
+        let target_node = target.clone().unwrap_or_else(|| here.clone());
+        let pool = p.get("pool").cloned();
         let src_running = src.running_since.is_some();
         let src_name = src.config.get("name").cloned();
         let mut config: BTreeMap<String, String> = src
@@ -940,8 +1510,10 @@ impl Sim {
             newid,
             Vm {
                 vmid: newid,
+                node: target_node.clone(),
                 config: BTreeMap::from([("lock".to_string(), "clone".to_string())]),
                 running_since: None,
+                cloudinit: BTreeMap::new(),
             },
         );
         let end: TaskEnd = Box::new(move |st: &mut State| {
@@ -951,6 +1523,25 @@ impl Sim {
                     // "always change MAC! address" (random_ether_addr with the
                     // datacenter mac_prefix, BC:24:11 by default).
                     *v = with_mac(v, &random_mac());
+                } else if is_disk_key(k)
+                    && v.split(',').next().is_some_and(|f| f.contains("cloudinit"))
+                {
+                    // clone_disk: a cloud-init drive gets "vm-$newid-cloudinit"
+                    // (with the format as extension on a path storage).
+                    let (file, rest) = v.split_once(',').unwrap_or((v.as_str(), ""));
+                    let src_store = file.split_once(':').map_or("local-lvm", |x| x.0);
+                    let store = storage.clone().unwrap_or_else(|| src_store.to_string());
+                    let name = match crate::storage::storage_def(&store) {
+                        Some(d) if d.path.is_some() => {
+                            format!("{store}:{newid}/vm-{newid}-cloudinit.qcow2")
+                        }
+                        _ => format!("{store}:vm-{newid}-cloudinit"),
+                    };
+                    *v = if rest.is_empty() {
+                        name
+                    } else {
+                        format!("{name},{rest}")
+                    };
                 } else if is_disk_key(k) && !v.contains("media=cdrom") {
                     let (file, rest) = v.split_once(',').unwrap_or((v.as_str(), ""));
                     let (src_store, volname) = file.split_once(':').unwrap_or(("local-lvm", file));
@@ -970,6 +1561,7 @@ impl Sim {
                         // ZFS/RBD clone_image: "$basename/$name".
                         format!("{store}:{volname}/vm-{newid}-disk-{disk}")
                     };
+                    st.unfree(&name);
                     *v = if rest.is_empty() {
                         name
                     } else {
@@ -1000,14 +1592,18 @@ impl Sim {
             if stuck {
                 return Err(KILLED.into());
             }
+            if let Some(pool) = &pool {
+                crate::pools::add_vm_to_pool(st, newid, pool);
+            }
             Ok(())
         });
         let locks = TaskLocks {
             flocks: vec![(vmid, !src_running), (newid, false)],
             timeout_s: 1,
         };
-        Ok(json!(self.spawn_task(
+        Ok(json!(self.spawn_task_on(
             &mut st,
+            &req_node(p),
             "qmclone",
             &vmid.to_string(),
             user,
@@ -1038,7 +1634,7 @@ impl Sim {
             }
             Ok(())
         };
-        let vm = st.vms.get(&vmid).ok_or_else(|| self.no_such_vm(vmid))?;
+        let vm = Self::vm_on(&st, p, vmid)?;
         check(vm, &disk).map_err(ApiError::die)?;
         let end: TaskEnd = Box::new(move |st: &mut State| {
             let vm = st
@@ -1070,8 +1666,9 @@ impl Sim {
             }
             Ok(())
         });
-        Ok(json!(self.spawn_task(
+        Ok(json!(self.spawn_task_on(
             &mut st,
+            &req_node(p),
             "qmtemplate",
             &vmid.to_string(),
             user,
@@ -1092,7 +1689,7 @@ impl Sim {
         let digest_given = p.get("digest").cloned();
         let skiplock = flag(p, "skiplock");
         let mut st = self.lock_state();
-        let no_such = self.no_such_vm_msg(vmid);
+        let no_such = no_such_vm_msg(&req_node(p), vmid);
         let end: TaskEnd = Box::new(move |st: &mut State| {
             let vm = st.vms.get_mut(&vmid).ok_or(no_such)?;
             if digest_given.is_some_and(|d| d != digest(&vm.config)) {
@@ -1134,8 +1731,9 @@ impl Sim {
             vm.config.insert(disk, parts.join(","));
             Ok(())
         });
-        Ok(json!(self.spawn_task(
+        Ok(json!(self.spawn_task_on(
             &mut st,
+            &req_node(p),
             "resize",
             &vmid.to_string(),
             user,
@@ -1148,22 +1746,22 @@ impl Sim {
 
     fn task<'a>(&self, st: &'a State, p: &Params) -> Result<&'a Task, ApiError> {
         let upid = p.get("upid").map(String::as_str).unwrap_or("");
+        // pve-manager API2/Tasks.pm read_task_status / read_task_log.
         if !upid_is_valid(upid) {
-            // Not from the catalogue.
-            return Err(ApiError::die(format!(
-                "unable to parse worker upid '{upid}'"
-            )));
+            return Err(ApiError::param("upid", "unable to parse worker upid"));
         }
+        // Task logs are per node (/var/log/pve/tasks is not shared).
         st.tasks
             .get(upid)
-            .ok_or_else(|| ApiError::die(format!("no such task '{upid}'")))
+            .filter(|t| t.node == req_node(p))
+            .ok_or_else(|| ApiError::param("upid", "no such task"))
     }
 
     pub fn task_status(&self, p: &Params) -> Result<Value, ApiError> {
         let st = self.lock_state();
         let t = self.task(&st, p)?;
         let mut v = json!({
-            "upid": t.upid, "node": self.node, "pid": t.pid, "pstart": t.pstart,
+            "upid": t.upid, "node": t.node, "pid": t.pid, "pstart": t.pstart,
             "starttime": t.starttime, "type": t.kind, "id": t.id, "user": t.user,
             "status": if t.exit.is_some() { "stopped" } else { "running" },
         });
@@ -1171,6 +1769,102 @@ impl Sim {
             o.insert("exitstatus".into(), json!(e));
         }
         Ok(v)
+    }
+
+    /// GET /nodes/{node}/tasks (pve-manager API2/Tasks.pm node_tasks):
+    /// `source=archive` (default) lists finished tasks, newest first;
+    /// `active` the running ones (status `RUNNING`), `all` both. Filters:
+    /// vmid (the task id), typefilter, userfilter, statusfilter, errors,
+    /// since, until; then start and limit (default 50). A token's tasks show
+    /// `user` and `tokenid` apart.
+    pub fn task_list(&self, p: &Params) -> Result<Value, ApiError> {
+        let node = req_node(p);
+        let source = p.get("source").map_or("archive", String::as_str);
+        let start: usize = p.get("start").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let mut limit: i64 = p.get("limit").and_then(|v| v.parse().ok()).unwrap_or(50);
+        let errors = flag(p, "errors");
+        let mut status_ok: Vec<String> = vec!["ok", "warning", "error", "unknown"]
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        if let (Some(f), false) = (p.get("statusfilter"), errors) {
+            status_ok = f
+                .split([',', ';', ' '])
+                .filter(|s| !s.is_empty())
+                .map(str::to_lowercase)
+                .collect();
+        } else if errors {
+            status_ok.retain(|s| s != "ok");
+        }
+        let since: Option<u64> = p.get("since").and_then(|v| v.parse().ok());
+        let until: Option<u64> = p.get("until").and_then(|v| v.parse().ok());
+        let st = self.lock_state();
+        let mut running: Vec<&Task> = st
+            .tasks
+            .values()
+            .filter(|t| t.node == node && t.exit.is_none())
+            .collect();
+        running.sort_by_key(|t| std::cmp::Reverse((t.starttime, t.pid)));
+        let mut done: Vec<&Task> = st
+            .tasks
+            .values()
+            .filter(|t| t.node == node && t.exit.is_some())
+            .collect();
+        done.sort_by_key(|t| std::cmp::Reverse((t.endtime, t.starttime, t.pid)));
+        let mut list: Vec<&Task> = Vec::new();
+        if source == "active" || source == "all" {
+            list.extend(running);
+        }
+        if source != "active" {
+            list.extend(done);
+        }
+        let mut count = 0usize;
+        let mut out = Vec::new();
+        for t in list {
+            if p.get("userfilter")
+                .is_some_and(|u| !t.user.to_lowercase().contains(&u.to_lowercase()))
+            {
+                continue;
+            }
+            if p.get("typefilter").is_some_and(|f| *f != t.kind) {
+                continue;
+            }
+            if p.get("vmid").is_some_and(|v| *v != t.id) {
+                continue;
+            }
+            if since.is_some_and(|s| t.starttime < s) || until.is_some_and(|u| t.starttime > u) {
+                continue;
+            }
+            let kind = match t.exit.as_deref() {
+                None | Some(KILLED) => "unknown",
+                Some("OK") => "ok",
+                Some(w) if w.starts_with("WARNINGS: ") => "warning",
+                Some(_) => "error",
+            };
+            if !status_ok.iter().any(|s| s == kind) {
+                continue;
+            }
+            count += 1;
+            if count <= start || limit <= 0 {
+                continue;
+            }
+            let (user, token) = match t.user.rsplit_once('!') {
+                Some((u, tok)) => (u.to_string(), Some(tok.to_string())),
+                None => (t.user.clone(), None),
+            };
+            let mut e = json!({"upid": t.upid, "node": t.node, "pid": t.pid, "pstart": t.pstart,
+                "starttime": t.starttime, "type": t.kind, "id": t.id, "user": user,
+                "status": t.exit.clone().unwrap_or_else(|| "RUNNING".into())});
+            if let Some(tok) = token {
+                e["tokenid"] = json!(tok);
+            }
+            if let Some(end) = t.endtime {
+                e["endtime"] = json!(end);
+            }
+            out.push(e);
+            limit -= 1;
+        }
+        Ok(Value::Array(out))
     }
 
     pub fn task_log(&self, p: &Params) -> Result<Value, ApiError> {
@@ -1212,7 +1906,7 @@ fn is_lvmthin(store: &str) -> bool {
 /// Does a VM other than `vmid` use the base volume `store:volname`? ZFS
 /// linked clones name their base in the volid; LVM-thin ones do not (the LV
 /// origin is a storage fact), so `State::origins` remembers it.
-fn base_in_use(st: &State, vmid: u32, store: &str, volname: &str) -> bool {
+pub(crate) fn base_in_use(st: &State, vmid: u32, store: &str, volname: &str) -> bool {
     let base = format!("{store}:{volname}");
     st.vms.values().filter(|v| v.vmid != vmid).any(|v| {
         v.config
@@ -1268,7 +1962,7 @@ fn with_mac(net: &str, mac: &str) -> String {
 }
 
 /// PVE::JSONSchema::parse_size: a number with an optional K/M/G/T unit, in bytes.
-fn parse_size(s: &str) -> Option<u64> {
+pub(crate) fn parse_size(s: &str) -> Option<u64> {
     let (num, mult) = match s.chars().last()? {
         'K' => (&s[..s.len() - 1], 1u64 << 10),
         'M' => (&s[..s.len() - 1], 1 << 20),
@@ -1281,7 +1975,7 @@ fn parse_size(s: &str) -> Option<u64> {
 }
 
 /// PVE::JSONSchema::format_size: the largest unit that divides the size.
-fn format_size(b: u64) -> String {
+pub(crate) fn format_size(b: u64) -> String {
     for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
         if b > 0 && b.is_multiple_of(1u64 << shift) {
             return format!("{}{unit}", b >> shift);
@@ -1325,27 +2019,65 @@ mod tests {
     #[test]
     fn disks_are_allocated() {
         let mut st = State::default();
+        let m = |st: &mut State, key: &str, value: &str| {
+            Sim::materialize(st, "pve", 100, key, value, false)
+        };
         assert_eq!(
-            Sim::materialize(&mut st, 100, "scsi0", "local-lvm:32,iothread=1", false),
-            "local-lvm:vm-100-disk-0,iothread=1,size=32G"
+            m(&mut st, "scsi0", "local-lvm:32,iothread=1"),
+            Ok("local-lvm:vm-100-disk-0,iothread=1,size=32G".to_string())
         );
+        // import-from: the size is the source volume's.
+        Sim::add_file(&mut st, "pve", "local:import/x.qcow2", 3 << 30).unwrap();
         assert_eq!(
-            Sim::materialize(
+            m(
                 &mut st,
-                100,
                 "scsi1",
-                "local-lvm:0,import-from=local:import/x.qcow2",
-                false
+                "local-lvm:0,import-from=local:import/x.qcow2,ssd=1"
             ),
-            "local-lvm:vm-100-disk-1,size=2G"
+            Ok("local-lvm:vm-100-disk-1,size=3G,ssd=1".to_string())
+        );
+        // A missing import volume: file_size_info on an untrusted image.
+        assert_eq!(
+            m(
+                &mut st,
+                "scsi2",
+                "local-lvm:0,import-from=local:import/gone.qcow2"
+            ),
+            Err("failed to stat '/var/lib/vz/import/gone.qcow2'".to_string())
         );
         assert_eq!(
-            Sim::materialize(&mut st, 100, "ide2", "none,media=cdrom", false),
-            "none,media=cdrom"
+            m(&mut st, "ide2", "none,media=cdrom"),
+            Ok("none,media=cdrom".to_string())
         );
-        assert!(
-            Sim::materialize(&mut st, 100, "net0", "virtio,bridge=vmbr0", false)
-                .starts_with("virtio=BC:24:11:")
+        assert_eq!(
+            m(&mut st, "ide2", "local-lvm:cloudinit"),
+            Ok("local-lvm:vm-100-cloudinit,media=cdrom".to_string())
         );
+        assert_eq!(
+            m(&mut st, "ide2", "local:cloudinit"),
+            Ok("local:100/vm-100-cloudinit.qcow2,media=cdrom".to_string())
+        );
+        assert!(m(&mut st, "net0", "virtio,bridge=vmbr0")
+            .unwrap()
+            .starts_with("virtio=BC:24:11:"));
+    }
+
+    #[test]
+    fn ssh_keys_and_cloudinit_records() {
+        assert!(valid_ssh_key_line(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f me@host"
+        ));
+        assert!(!valid_ssh_key_line("ssh-ed25519 notbase64!"));
+        assert!(!valid_ssh_key_line("hello"));
+        assert!(valid_ssh_key_line("  "));
+        let mut ci = BTreeMap::new();
+        record_cloudinit_change(&mut ci, "ciuser", Some("a"), Some("b"));
+        assert_eq!(ci.get("ciuser").map(String::as_str), Some("a"));
+        record_cloudinit_change(&mut ci, "ciuser", Some("b"), Some("a"));
+        assert!(ci.is_empty());
+        record_cloudinit_change(&mut ci, "ipconfig0", None, Some("ip=dhcp"));
+        assert_eq!(ci.get("added").map(String::as_str), Some("ipconfig0"));
+        record_cloudinit_change(&mut ci, "memory", None, Some("512"));
+        assert_eq!(ci.len(), 1);
     }
 }

@@ -78,6 +78,40 @@ impl Api {
         self.raw(req).await
     }
 
+    /// A call as root@pam with a ticket (what `skiplock` and `delete=lock` need).
+    async fn root_call(&self, method: Method, path: &str, form: &[(&str, &str)]) -> Answer {
+        let a = self
+            .raw(
+                self.http
+                    .post(format!("{}/api2/json/access/ticket", self.sim.url))
+                    .form(&[
+                        ("username", self.sim.username.as_str()),
+                        ("password", self.sim.password.as_str()),
+                    ]),
+            )
+            .await;
+        let ticket = a.body["data"]["ticket"]
+            .as_str()
+            .expect("ticket")
+            .to_string();
+        let csrf = a.body["data"]["CSRFPreventionToken"]
+            .as_str()
+            .expect("csrf")
+            .to_string();
+        let url = format!("{}/api2/json{path}", self.sim.url);
+        let mut req = self
+            .http
+            .request(method.clone(), url)
+            .header("Cookie", format!("PVEAuthCookie={}", urlenc(&ticket)))
+            .header("CSRFPreventionToken", csrf);
+        req = if method == Method::GET || method == Method::DELETE {
+            req.query(form)
+        } else {
+            req.form(form)
+        };
+        self.raw(req).await
+    }
+
     async fn get(&self, path: &str) -> Answer {
         self.call(Method::GET, path, &[]).await
     }
@@ -513,12 +547,13 @@ async fn clone_and_delete() {
 async fn import_from_needs_7_2() {
     let form = [
         ("vmid", "100"),
-        ("scsi0", "local-lvm:0,import-from=local:import/jammy.qcow2"),
+        ("scsi0", "local-lvm:0,import-from=local:import/noble.qcow2"),
     ];
     let new = start(PveVersion::V9_1).await;
     let upid = new.create(&form).await;
     new.wait(&upid).await;
     let c = new.get("/nodes/pve/qemu/100/config").await.body["data"].clone();
+    // The seeded 2 GiB image's size.
     assert_eq!(c["scsi0"], "local-lvm:vm-100-disk-0,size=2G");
 
     let old = start(PveVersion::V7_1).await;
@@ -565,7 +600,7 @@ async fn faults() {
     let upid = api
         .create(&[
             ("vmid", "100"),
-            ("scsi0", "local-lvm:0,import-from=local:import/x.qcow2"),
+            ("scsi0", "local-lvm:0,import-from=local:import/noble.qcow2"),
         ])
         .await;
     let t = api.wait(&upid).await;
@@ -578,8 +613,17 @@ async fn faults() {
     assert_eq!(t["exitstatus"], "VM is locked (create)");
     let after = api.get("/nodes/pve/qemu/100/config").await.body["data"].clone();
     assert_eq!(after, c, "config unchanged");
+    // skiplock is for root@pam: not for an API token.
     let a = api
         .call(Method::DELETE, "/nodes/pve/qemu/100", &[("skiplock", "1")])
+        .await;
+    assert_eq!(a.status, 400);
+    assert_eq!(
+        a.body["errors"]["skiplock"],
+        "Only root may use this option."
+    );
+    let a = api
+        .root_call(Method::DELETE, "/nodes/pve/qemu/100", &[("skiplock", "1")])
         .await;
     api.wait(a.body["data"].as_str().unwrap()).await;
 
@@ -813,7 +857,7 @@ async fn destroy_takes_the_config_lock_before_marking_it_destroyed() {
     assert_eq!(before["lock"], "create");
     // Even with skiplock the worker must get the file lock first.
     let a = api
-        .call(Method::DELETE, "/nodes/pve/qemu/100", &[("skiplock", "1")])
+        .root_call(Method::DELETE, "/nodes/pve/qemu/100", &[("skiplock", "1")])
         .await;
     assert_eq!(a.status, 200, "no check before the fork: {:?}", a.body);
     let upid = a.body["data"].as_str().unwrap().to_string();
