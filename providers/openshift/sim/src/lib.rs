@@ -1,0 +1,84 @@
+//! `ballast-kube-sim`: a SIMULATOR of the Kubernetes API server with an
+//! OpenShift machine-config controller, for testing ballast's `openshift`
+//! provider. It is not Kubernetes and not OpenShift.
+//!
+//! The MachineConfig and MachineConfigPool CRDs (their `openAPIV3Schema`) are
+//! loaded at runtime from the fidelity directory (never copied into this
+//! repository): `--fidelity DIR`, env `BALLAST_KUBE_FIDELITY`, or
+//! `shared/fidelity/openshift` beside the repository.
+//!
+//! Modules: [`schema`] (CRDs, structural validation, pruning, printer
+//! columns), [`store`] (objects, resourceVersions, watch history, selectors),
+//! [`ssa`] (managed fields, server-side apply, patches), [`controller`] (the
+//! simulated machine-config controller and daemon), [`faults`] (fault
+//! injection), [`server`] (HTTPS, authentication, routing).
+
+pub mod controller;
+pub mod faults;
+pub mod schema;
+pub mod server;
+pub mod ssa;
+pub mod store;
+pub mod util;
+
+use std::path::PathBuf;
+
+/// Environment variable naming the fidelity directory.
+pub const FIDELITY_ENV: &str = "BALLAST_KUBE_FIDELITY";
+
+/// The fidelity directory beside the repository root (computed at compile time).
+pub const DEFAULT_FIDELITY_DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../../shared/fidelity/openshift"
+);
+
+/// What the simulator says it is, in its startup line and banner.
+pub const SIMULATOR: &str = "ballast-kube-sim (NOT Kubernetes, NOT OpenShift)";
+
+/// The fidelity directory: explicit, else `$BALLAST_KUBE_FIDELITY`, else the default.
+pub fn fidelity_dir(explicit: Option<PathBuf>) -> PathBuf {
+    explicit
+        .or_else(|| std::env::var_os(FIDELITY_ENV).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_FIDELITY_DIR))
+}
+
+/// How to start a simulator.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// 0 picks a free port (always on 127.0.0.1).
+    pub port: u16,
+    /// Number of worker nodes (there are always 3 masters).
+    pub workers: usize,
+    /// Simulated duration of one node's update (drain + reboot), in ms.
+    pub node_ms: u64,
+    /// How long the controller waits after a MachineConfig change before it
+    /// renders (during which the pool still says Updated=True), in ms.
+    pub render_delay_ms: u64,
+    pub fidelity_dir: PathBuf,
+    /// Where to write `kubeconfig` (and the client key). `None`: a fresh
+    /// directory under the temp dir, removed when the handle is dropped.
+    /// A given directory is never removed; only the files written are.
+    pub dir: Option<PathBuf>,
+    /// How many watch events are kept for resuming a watch; older
+    /// resourceVersions get "too old resource version" (410 Expired).
+    pub watch_history: usize,
+    /// Controller tick, in ms.
+    pub tick_ms: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            port: 0,
+            workers: 3,
+            node_ms: 500,
+            render_delay_ms: 1000,
+            fidelity_dir: fidelity_dir(None),
+            dir: None,
+            watch_history: 1000,
+            tick_ms: 20,
+        }
+    }
+}
+
+pub use server::{start, SimHandle};
