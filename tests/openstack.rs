@@ -5,7 +5,7 @@
 //! its own prefix, so tests run in parallel.
 
 mod common;
-use common::Work;
+use common::{run_ok, Work};
 use insta::assert_snapshot;
 use std::path::PathBuf;
 use std::process::Command;
@@ -33,17 +33,6 @@ fn scrub(prefix: &str) {
     .arg(prefix)
     .env("OS_CLIENT_CONFIG_FILE", d.join("clouds.yaml"));
     run_ok(&mut cmd, "scrub.py");
-}
-
-/// Runs a command that must succeed; its standard output, trimmed.
-fn run_ok(cmd: &mut Command, what: &str) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("run {what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// A work directory with the test clouds (demo, admin, demo-appcred, demo-secure, ...),

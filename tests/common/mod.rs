@@ -177,6 +177,18 @@ fn replace_hex64(s: &str) -> String {
 }
 
 /// `n` test objects whose create waits `delay_ms` after the object exists.
+/// Runs a command that must succeed; its standard output, trimmed.
+#[allow(dead_code)]
+pub fn run_ok(cmd: &mut Command, what: &str) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 pub fn slow_objects(n: usize, delay_ms: u64) -> String {
     format!(
         r#"

@@ -115,6 +115,22 @@ impl ApplyContext for Journal {
         Ok(())
     }
 
+    fn target(&self, target: &str) -> Result<(), ProviderError> {
+        let Some(intent) = &self.intent else {
+            return Ok(());
+        };
+        self.state
+            .commit(vec![Write::IntentTarget {
+                id: intent.clone(),
+                target: target.to_string(),
+            }])
+            .map_err(|e| {
+                ProviderError::new(format!(
+                    "cannot journal the create's target {target}: {e:#}"
+                ))
+            })
+    }
+
     fn progress(&self, p: ballast_sdk::Progress) {
         let address = self.inner().record.address.clone();
         self.events.emit(Event::Progress {

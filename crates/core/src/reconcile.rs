@@ -161,15 +161,20 @@ impl Engine {
         writes: &mut Vec<Write>,
     ) -> Result<Option<Reconciled>> {
         let (key, _, rt) = self.intent_type(intent).await?;
-        let found: Option<Value> = match intent.object_id.as_ref().or(intent.target.as_ref()) {
-            // The intent named the object before the call: read exactly that one.
-            Some(id) => match rt.import(id).await {
+        let found: Option<Value> = match (&intent.object_id, &intent.target) {
+            // The provider reported the object: read exactly that one.
+            (Some(id), _) => match rt.import(id).await {
                 Ok(v) => Some(v),
                 Err(e) if e.is_not_found() => None,
                 Err(e) => return Err(anyhow!("reconciling {}: {e}", intent.address)),
             },
+            // The intent named its target before the call: that object, if it is ours.
+            (None, Some(target)) => rt
+                .adopt(target, &intent.address)
+                .await
+                .map_err(|e| anyhow!("reconciling {}: {e}", intent.address))?,
             // Else the object's ownership mark says whose it is.
-            None => {
+            (None, None) => {
                 let lineage = self.state.lineage();
                 let marked = rt
                     .discover(&[&intent.planned])

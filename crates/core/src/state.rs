@@ -144,7 +144,10 @@ impl State {
         let changes_state = writes.iter().any(|w| {
             !matches!(
                 w,
-                Write::OpenIntent(_) | Write::IntentObject { .. } | Write::CloseIntent { .. }
+                Write::OpenIntent(_)
+                    | Write::IntentObject { .. }
+                    | Write::IntentTarget { .. }
+                    | Write::CloseIntent { .. }
             )
         });
         let raise = changes_state && !i.raised;

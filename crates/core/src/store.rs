@@ -134,6 +134,11 @@ pub enum Write {
         id: IntentId,
         object_id: String,
     },
+    /// The target a create learned during its call (see `ApplyContext::target`).
+    IntentTarget {
+        id: IntentId,
+        target: String,
+    },
     CloseIntent {
         id: IntentId,
         outcome: Outcome,

@@ -103,6 +103,11 @@ impl StateStore for Memory {
                 Write::SetOutputs(o) => m.outputs = o.clone(),
                 Write::OpenIntent(i) => m.intents.push(i.clone()),
                 Write::IntentObject { .. } => {}
+                Write::IntentTarget { id, target } => {
+                    if let Some(i) = m.intents.iter_mut().find(|i| i.id == *id) {
+                        i.target = Some(target.clone());
+                    }
+                }
                 Write::CloseIntent { id, .. } => m.intents.retain(|i| i.id != *id),
             }
         }

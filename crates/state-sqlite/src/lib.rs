@@ -293,6 +293,11 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
                 .prepare_cached("UPDATE journal SET object_id = ?3 WHERE run = ?1 AND step = ?2")?;
             st.execute(params![id.run, id.step as i64, object_id])?;
         }
+        Write::IntentTarget { id, target } => {
+            let mut st =
+                tx.prepare_cached("UPDATE journal SET target = ?3 WHERE run = ?1 AND step = ?2")?;
+            st.execute(params![id.run, id.step as i64, target])?;
+        }
         Write::CloseIntent { id, outcome } => {
             let error = match outcome {
                 ballast_core::store::Outcome::Failed(e) => Some(e.as_str()),

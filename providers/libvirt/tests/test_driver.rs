@@ -26,6 +26,9 @@ impl ApplyContext for Recorder {
     fn save_private(&self, _: &[u8]) -> Result<(), ProviderError> {
         Ok(())
     }
+    fn target(&self, _: &str) -> Result<(), ProviderError> {
+        Ok(())
+    }
     fn progress(&self, p: Progress) {
         self.progress
             .lock()

@@ -312,6 +312,12 @@ pub trait ApplyContext: Send + Sync {
     fn created(&self, object: &Value) -> Result<(), ProviderError>;
     /// Records private data with the object at once (a task ID to resume waiting on).
     fn save_private(&self, private: &[u8]) -> Result<(), ProviderError>;
+    /// Called before a create call whose target became known only during apply (an ID
+    /// chosen just before the call, such as a Proxmox VMID), and again each time the call
+    /// is retried with another one. The engine journals it before returning: a crash
+    /// between the call and [`ApplyContext::created`] is found again by
+    /// [`ResourceType::adopt`].
+    fn target(&self, id: &str) -> Result<(), ProviderError>;
     fn progress(&self, progress: Progress);
 }
 
@@ -345,6 +351,20 @@ pub trait ResourceType: Send + Sync {
     /// planned `id` when the plan knows it.
     fn create_target(&self, planned: &Value) -> Option<String> {
         planned.get("id").as_str().map(str::to_string)
+    }
+
+    /// After a crash between a create call and its record: the object a journaled target
+    /// names, if it is the one this create made for `address` (`None` when there is none,
+    /// or it is somebody else's). By default, [`ResourceType::import`] of the target, for
+    /// types whose targets are names nobody else can hold meanwhile; a type whose target is
+    /// an ID that another client may take (an allocated number) checks its marks.
+    async fn adopt(&self, target: &str, address: &str) -> Result<Option<Value>, ProviderError> {
+        let _ = address;
+        match self.import(target).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Lock keys: changes that share one run one at a time ("every child of this load

@@ -183,6 +183,12 @@ impl Client {
         self.settings.who()
     }
 
+    /// Whether the calls are made as `root@pam` itself (a ticket): only that user may skip
+    /// a VM's lock (`skiplock`); an API token never may, even root's.
+    pub fn is_root(&self) -> bool {
+        matches!(&self.settings.credentials, Credentials::Password { username, .. } if username == "root@pam")
+    }
+
     /// The ticket and CSRF token (password auth only), renewed when old or `stale`.
     async fn ticket(&self, stale: bool) -> Result<Option<(String, String)>, ProviderError> {
         let Credentials::Password { username, password } = &self.settings.credentials else {

@@ -12,6 +12,8 @@
 
 mod auth;
 mod client;
+mod cloud_image;
+mod cloudinit;
 mod pve;
 mod vm;
 
@@ -56,12 +58,15 @@ impl Default for Proxmox {
             AttrSchema::optional("lock_retry_attempts", AttrType::Number)
                 .default(10i64)
                 .describe("attempts of a call refused because the VM is locked (backoff 250 ms doubling to 10 s)"),
+            AttrSchema::optional("remove_stale_locks", AttrType::Bool)
+                .default(false)
+                .describe("remove a VM's lock that no running task holds (as `qm unlock` does), as a planned repair; default false: such a lock is only reported"),
         ];
         Proxmox {
             schema: ProviderSchema {
                 name: "proxmox",
                 config,
-                resources: vec![vm::schema()],
+                resources: vec![vm::schema(), cloud_image::schema()],
                 data_sources: Vec::new(),
             },
         }
@@ -111,10 +116,12 @@ impl Provider for Proxmox {
             nodes,
             default_node,
             busy,
+            config.get("remove_stale_locks").as_bool() == Some(true),
         ));
         Ok(Session::new(caps)
             .limits(Limits { max_parallel: 8 })
-            .resource(vm::Vm::new(pve)))
+            .resource(vm::Vm::new(pve.clone()))
+            .resource(cloud_image::CloudImage::new(pve)))
     }
 }
 
@@ -149,6 +156,10 @@ async fn probe(client: &client::Client) -> Result<(Capabilities, Vec<String>), P
     caps.features.insert(format!("pve-{major}.{minor}"));
     if (major, minor) >= IMPORT_FROM_SINCE {
         caps.features.insert(IMPORT_FROM.to_string());
+    }
+    if (major, minor) >= cloud_image::IMPORT_CONTENT_SINCE {
+        caps.features
+            .insert(cloud_image::IMPORT_CONTENT.to_string());
     }
     let nodes: Vec<String> = client
         .get("/nodes")

@@ -27,11 +27,18 @@ pub struct Pve {
     pub default_node: Option<String>,
     /// Retries of calls refused because the VM is locked.
     pub busy: Backoff,
+    /// The provider block's `remove_stale_locks`.
+    pub remove_stale_locks: bool,
     /// This run's `/cluster/resources?type=vm` (refresh, conflicts and discovery share it).
     listing: Mutex<Option<Vec<Json>>>,
+    /// The address lines of VM descriptions read in this run (vmid → address), so that
+    /// discovery after a refresh reads no config twice.
+    addresses: std::sync::Mutex<std::collections::HashMap<u64, Option<String>>>,
     /// Held from `/cluster/nextid` until the create call answered: this process never asks
     /// two creates to take the same ID.
     pub alloc: Mutex<()>,
+    /// One clone at a time per source template and per target storage (see `clone_guard`).
+    clone_locks: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Mutex<()>>>>,
 }
 
 /// A PVE number that may come as a JSON string (nextid does) or number.
@@ -83,6 +90,7 @@ impl Pve {
         nodes: Vec<String>,
         default_node: Option<String>,
         busy: Backoff,
+        remove_stale_locks: bool,
     ) -> Pve {
         Pve {
             client,
@@ -91,8 +99,11 @@ impl Pve {
             nodes,
             default_node,
             busy,
+            remove_stale_locks,
             listing: Mutex::new(None),
+            addresses: Default::default(),
             alloc: Mutex::new(()),
+            clone_locks: Default::default(),
         }
     }
 
@@ -122,9 +133,30 @@ impl Pve {
         Ok(vms)
     }
 
-    /// Drops the listing (after a create or delete changed what it says).
+    /// Drops the listing and the addresses read (after a change).
     pub async fn forget_listing(&self) {
         *self.listing.lock().await = None;
+        self.addresses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Notes the address line of VM `vmid`'s description, as just read.
+    pub fn note_address(&self, vmid: u64, address: Option<String>) {
+        self.addresses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(vmid, address);
+    }
+
+    /// The address line of VM `vmid` read in this run, if it was.
+    pub fn address_read(&self, vmid: u64) -> Option<Option<String>> {
+        self.addresses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&vmid)
+            .cloned()
     }
 
     /// This run's listing, read once.
@@ -133,6 +165,62 @@ impl Pve {
             return Ok(v.clone());
         }
         self.list_vms().await
+    }
+
+    /// Holds the given clone keys (sorted, so two clones never wait on each other in
+    /// turn) until the guards drop. A full clone holds its target storage's lock on the
+    /// node for the whole copy, and clones of one template contend for it: parallel clones
+    /// otherwise time out on `can't lock file ... got timeout`.
+    pub async fn clone_guard(
+        &self,
+        mut keys: Vec<String>,
+    ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        keys.sort();
+        keys.dedup();
+        let mut guards = Vec::with_capacity(keys.len());
+        for k in keys {
+            let m = {
+                let mut all = self.clone_locks.lock().unwrap_or_else(|e| e.into_inner());
+                all.entry(k).or_default().clone()
+            };
+            guards.push(m.lock_owned().await);
+        }
+        guards
+    }
+
+    /// A task that ended with `WARNINGS: n` succeeded; its `WARN:` log lines are shown.
+    async fn show_warnings(
+        &self,
+        base: &str,
+        what: &str,
+        exit: &str,
+        ctx: Option<&dyn ApplyContext>,
+    ) {
+        let Some(ctx) = ctx else {
+            return;
+        };
+        let lines: Vec<String> = match self
+            .client
+            .call(
+                Method::GET,
+                &format!("{base}/log"),
+                &[("start", "0".to_string()), ("limit", "5000".to_string())],
+            )
+            .await
+        {
+            Ok(Json::Array(l)) => l
+                .iter()
+                .filter_map(|x| x.get("t").and_then(Json::as_str))
+                .filter(|t| t.contains("WARN"))
+                .map(|t| t.trim().to_string())
+                .collect(),
+            _ => Vec::new(),
+        };
+        ctx.progress(Progress::message(format!(
+            "{what}: done with {exit}{}{}",
+            if lines.is_empty() { "" } else { ": " },
+            lines.join("; ")
+        )));
     }
 
     /// The default node for a VM that names none: the provider's `node`, else the only
@@ -186,6 +274,9 @@ impl Pve {
                             .unwrap_or("unexpected status")
                             .to_string();
                         if task_succeeded(&exit) {
+                            if exit.starts_with("WARNINGS:") {
+                                self.show_warnings(&base, what, &exit, ctx).await;
+                            }
                             return Ok(exit);
                         }
                         let msg = format!("{what}: task {upid} failed: {exit}");

@@ -43,6 +43,11 @@ pub fn schema() -> ResourceSchema {
                 .describe("the VMID (default: the next free one, chosen at apply)"),
             s("name"),
             s("description"),
+            s("pool_id").describe("the resource pool the VM belongs to"),
+            AttrSchema::computed("smbios_uuid", AttrType::String)
+                .describe("the VM's SMBIOS UUID: its identity, since a VMID is reused once freed"),
+            AttrSchema::computed("lock", AttrType::String)
+                .describe("the lock PVE holds on the VM (backup, clone, migrate...), as last read"),
             AttrSchema::optional("tags", AttrType::set(AttrType::String))
                 .describe("compared as PVE normalises them: lower case, sorted"),
             AttrSchema::optional("started", AttrType::Bool)
@@ -129,6 +134,7 @@ pub fn schema() -> ResourceSchema {
                 AttrSchema::computed("path_in_datastore", AttrType::String),
             ],
         ),
+        crate::cloudinit::block(),
         BlockSchema::new(
             "network_device",
             Nesting::List,
@@ -149,6 +155,18 @@ struct Wait<'a> {
     cancel: &'a CancellationToken,
     ctx: &'a dyn ApplyContext,
 }
+
+/// A create call failed without an answer: what is at its VMID (`Vm::after_lost_answer`).
+enum Found {
+    Ours,
+    Nothing,
+    Other,
+}
+
+/// Create calls that failed on the way (no answer, 5xx) and left nothing: tried this often.
+const CREATE_TRANSIENT_ATTEMPTS: u32 = 4;
+/// How long a VM under its create lock is watched for this resource's marks.
+const LOST_CREATE_WAIT: Duration = Duration::from_secs(30);
 
 /// Who holds a VM's lock (see `Vm::lock_holder`).
 enum LockHolder {
@@ -284,8 +302,19 @@ fn list(v: &Value) -> &[Value] {
 
 /// The object from a VM's config, its listing entry and (for what the server does not
 /// keep, such as `import_from`) the prior object.
-fn object_from(node: &str, vmid: u64, cfg: &Json, status: &str, prior: Option<&Value>) -> Value {
+fn object_from(node: &str, vmid: u64, cfg: &Json, entry: &Json, prior: Option<&Value>) -> Value {
     let text = |k: &str| cfg.get(k).and_then(as_text);
+    let listed = |k: &str| {
+        entry
+            .get(k)
+            .and_then(Json::as_str)
+            .filter(|s| !s.is_empty())
+            .map_or(Value::Null, Value::from)
+    };
+    let status = entry
+        .get("status")
+        .and_then(Json::as_str)
+        .unwrap_or("stopped");
     let n = |k: &str, d: f64| {
         text(k)
             .and_then(|s| s.trim().parse::<f64>().ok())
@@ -316,7 +345,10 @@ fn object_from(node: &str, vmid: u64, cfg: &Json, status: &str, prior: Option<&V
         .as_object()
         .into_iter()
         .flatten()
-        .filter(|(k, v)| is_disk_key(k) && !as_text(v).unwrap_or_default().contains("media=cdrom"))
+        .filter(|(k, v)| {
+            let v = as_text(v).unwrap_or_default();
+            is_disk_key(k) && !v.contains("media=cdrom") && !crate::cloudinit::is_drive(&v)
+        })
         .map(|(k, _)| k.clone())
         .collect();
     disk_keys.sort();
@@ -419,6 +451,15 @@ fn object_from(node: &str, vmid: u64, cfg: &Json, status: &str, prior: Option<&V
         ("name", text("name").map_or(Value::Null, Value::from)),
         ("description", description.map_or(Value::Null, Value::from)),
         ("tags", tags_value(&tags)),
+        ("pool_id", listed("pool")),
+        (
+            "smbios_uuid",
+            text("smbios1")
+                .and_then(|s| props(&s).1.get("uuid").map(|u| Value::from(*u)))
+                .unwrap_or(Value::Null),
+        ),
+        ("lock", listed("lock")),
+        ("initialization", crate::cloudinit::read(cfg, prior)),
         ("started", Value::Bool(status == "running")),
         ("status", Value::from(status)),
         (
@@ -531,6 +572,9 @@ fn scalar_params(o: &Value, address: &str, mark: &str) -> BTreeMap<String, Strin
     if !boot.is_empty() {
         p.insert("boot".into(), format!("order={}", boot.join(";")));
     }
+    if let Some(ci) = crate::cloudinit::params(o.get("initialization")) {
+        p.extend(ci);
+    }
     p
 }
 
@@ -618,25 +662,25 @@ impl Vm {
         vmid: u64,
         prior: Option<&Value>,
     ) -> Result<Option<Value>, ProviderError> {
-        let path = Self::vm_path(node, vmid);
-        let status = match self.pve.client.get(&format!("{path}/status/current")).await {
-            Ok(s) => s,
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) => return Err(e),
+        // The listing has what the config does not: status, pool, lock, and the node the
+        // VM is on now.
+        let vms = self.pve.list_vms().await?;
+        let Some(entry) = vms
+            .iter()
+            .find(|v| v.get("vmid").and_then(as_u64) == Some(vmid))
+        else {
+            return Ok(None);
         };
-        let st = status
-            .get("status")
-            .and_then(Json::as_str)
-            .unwrap_or("stopped");
-        self.read_config(node, vmid, st, prior).await
+        let node = entry.get("node").and_then(Json::as_str).unwrap_or(node);
+        self.read_config(node, vmid, entry, prior).await
     }
 
-    /// The VM from its config, its power state already known (from the listing).
+    /// The VM from its config and its listing entry.
     async fn read_config(
         &self,
         node: &str,
         vmid: u64,
-        status: &str,
+        entry: &Json,
         prior: Option<&Value>,
     ) -> Result<Option<Value>, ProviderError> {
         let path = Self::vm_path(node, vmid);
@@ -645,7 +689,20 @@ impl Vm {
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
-        Ok(Some(object_from(node, vmid, &cfg, status, prior)))
+        let (_, address) =
+            split_description(&cfg.get("description").and_then(as_text).unwrap_or_default());
+        self.pve.note_address(vmid, address);
+        let now = object_from(node, vmid, &cfg, entry, prior);
+        // A VMID is reused once its VM is deleted: another VM there is not the recorded one.
+        if let (Some(was), Some(is)) = (
+            prior.and_then(|p| p.get("smbios_uuid").as_str()),
+            now.get("smbios_uuid").as_str(),
+        ) {
+            if was != is {
+                return Ok(None);
+            }
+        }
+        Ok(Some(now))
     }
 
     async fn read_back(
@@ -773,22 +830,7 @@ impl Vm {
             Ok(cfg) => cfg.get("lock").and_then(as_text),
             Err(_) => None,
         };
-        let active = self
-            .pve
-            .client
-            .call(
-                Method::GET,
-                &format!("/nodes/{}/tasks", enc(node)),
-                &[("vmid", vmid.to_string()), ("source", "active".to_string())],
-            )
-            .await;
-        if let Ok(Json::Array(tasks)) = active {
-            let running = tasks.iter().find_map(|t| {
-                let status = t.get("status").and_then(Json::as_str);
-                matches!(status, None | Some("running"))
-                    .then(|| t.get("upid").and_then(Json::as_str).map(str::to_string))
-                    .flatten()
-            });
+        if let Some(running) = self.running_task(node, vmid).await {
             return match (running, lock_now) {
                 (Some(upid), _) => LockHolder::Task(Some(upid)),
                 (None, Some(l)) => LockHolder::Stale(l),
@@ -949,6 +991,9 @@ impl Vm {
             if src_node != node {
                 p.insert("target".into(), node.clone());
             }
+            if let Some(pool) = planned.get("pool_id").as_str() {
+                p.insert("pool".into(), pool.to_string());
+            }
             (
                 format!("{}/clone", Self::vm_path(&src_node, src)),
                 p,
@@ -964,17 +1009,55 @@ impl Vm {
             if planned.get("template").as_bool() == Some(true) {
                 p.insert("template".into(), "1".into());
             }
+            if let Some(pool) = planned.get("pool_id").as_str() {
+                p.insert("pool".into(), pool.to_string());
+            }
             (format!("/nodes/{}/qemu", enc(&node)), p, "vmid")
+        };
+        // Clones of one template, and full clones onto one storage, one at a time (this
+        // process); released once the clone task has ended.
+        let clone_keys: Vec<String> = match clone.as_map() {
+            None => Vec::new(),
+            Some(_) => {
+                let src = num(clone.get("vm_id")).map_or(0, |v| v as u64);
+                let src_node = clone.get("node_name").as_str().unwrap_or(&node);
+                let mut k = vec![format!("template {src_node}/{src}")];
+                if clone.get("full").as_bool() != Some(false) {
+                    let ds = clone
+                        .get("datastore_id")
+                        .as_str()
+                        .unwrap_or("(the template's)");
+                    k.push(format!("storage {node}/{ds}"));
+                }
+                k
+            }
+        };
+        let clone_guard = if clone_keys.is_empty() {
+            Vec::new()
+        } else {
+            let waited = Instant::now();
+            let g = self.pve.clone_guard(clone_keys.clone()).await;
+            if waited.elapsed() > Duration::from_millis(100) {
+                ctx.progress(Progress::message(format!(
+                    "waited {}s for other clones ({}) to finish",
+                    waited.elapsed().as_secs(),
+                    clone_keys.join(", ")
+                )));
+            }
+            g
         };
         let (vmid, upid) = {
             let _alloc = self.pve.alloc.lock().await;
             let mut attempt = 0;
+            let mut transient = 0;
             loop {
                 attempt += 1;
                 let vmid = match explicit {
                     Some(v) => v,
                     None => self.nextid().await?,
                 };
+                // Journaled before the call: a crash before `created` finds this VM again.
+                ctx.target(&format!("{node}/{vmid}"))?;
                 let mut p: Vec<(&str, String)> = params
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.clone()))
@@ -1002,10 +1085,48 @@ impl Vm {
                         )))
                     }
                     Err(e) if e.kind == ErrorKind::Transient => {
-                        // The call may have done its work and lost the answer: look.
-                        match self.ours_after_all(&node, vmid, req.address).await {
-                            Some(()) => break (vmid, Json::Null),
-                            None => return Err(prefix(&format!("creating the VM on {node}"), e)),
+                        // The call may have done its work and lost the answer: look before
+                        // calling again.
+                        transient += 1;
+                        match self
+                            .after_lost_answer(&node, vmid, req.address, &req.cancel, req.deadline)
+                            .await?
+                        {
+                            Found::Ours => break (vmid, Json::Null),
+                            Found::Nothing if transient < CREATE_TRANSIENT_ATTEMPTS => {
+                                ctx.progress(Progress::message(format!(
+                                    "creating the VM on {node}: {} (no VM {vmid} was made; \
+                                     attempt {} of {CREATE_TRANSIENT_ATTEMPTS})",
+                                    e.message,
+                                    transient + 1
+                                )));
+                                let pause = self.pve.busy.jittered(transient - 1);
+                                tokio::select! {
+                                    _ = tokio::time::sleep(pause) => {}
+                                    _ = req.cancel.cancelled() => return Err(ProviderError::interrupted(
+                                        format!("creating the VM on {node}: interrupted")
+                                    )),
+                                }
+                                attempt -= 1;
+                            }
+                            Found::Nothing => {
+                                return Err(prefix(
+                                    &format!(
+                                        "creating the VM on {node} (gave up after \
+                                         {CREATE_TRANSIENT_ATTEMPTS} attempts; no VM was made)"
+                                    ),
+                                    e,
+                                ))
+                            }
+                            // Another client's VM took the ID meanwhile: as "already exists".
+                            Found::Other if explicit.is_none() && attempt < VMID_ATTEMPTS => {}
+                            Found::Other => {
+                                return Err(ProviderError::conflict(format!(
+                                    "creating the VM on {node}: VM {vmid} was made by another \
+                                     client while the create call failed ({})",
+                                    e.message
+                                )))
+                            }
                         }
                     }
                     Err(e) => return Err(prefix(&format!("creating the VM on {node}"), e)),
@@ -1018,6 +1139,8 @@ impl Vm {
         object.set("id", Value::from(id.as_str()));
         object.set("node_name", Value::from(node.as_str()));
         object.set("vm_id", Value::Number(vmid as f64));
+        object.set("lock", Value::Null);
+        crate::cloudinit::seal(&mut object);
         ctx.created(&object)?;
         let what = format!("creating VM {id}");
         let waited = match upid.as_str() {
@@ -1032,6 +1155,7 @@ impl Vm {
                     .await
             }
         };
+        drop(clone_guard);
         waited.map_err(|e| {
             ProviderError::with_kind(
                 e.kind,
@@ -1189,6 +1313,10 @@ impl Vm {
                 .collect();
             desired_obj.set("network_device", Value::List(nics));
         }
+        // An unset cloud-init block keeps the VM's (a clone keeps its template's drive).
+        if desired_obj.get("initialization").is_null() {
+            desired_obj.set("initialization", prior.get("initialization").clone());
+        }
         let desired = scalar_params(&desired_obj, address, &mark);
         let current = scalar_params(prior, address, &mark);
         let mut set: Vec<(String, String)> = desired
@@ -1257,12 +1385,171 @@ impl Vm {
             .await?;
         }
         self.grow_disks(&node, vmid, prior, planned, w).await?;
+        self.move_pool(&node, vmid, prior, planned, w).await?;
         let started = planned.get("started").as_bool() != Some(false);
         self.converge_power(&node, vmid, started, cancel, deadline, ctx)
             .await?;
         Ok(Applied::object(
             self.read_back(&node, vmid, Some(planned)).await?,
         ))
+    }
+
+    /// A lock on a managed VM, at plan: held by a running task, the apply waits for it (a
+    /// note); held by nothing (stale), it is reported, and removed only when the provider
+    /// block asks for it (`remove_stale_locks`: the repair `unlock`).
+    async fn plan_lock(&self, prior: &Value, resp: &mut PlanResponse) {
+        let Some(lock) = prior.get("lock").as_str() else {
+            return;
+        };
+        let Ok((node, vmid)) = parse_id(prior.get("id").as_str().unwrap_or_default()) else {
+            return;
+        };
+        match self.running_task(&node, vmid).await {
+            Some(Some(upid)) => resp.notes.push(format!(
+                "VM {node}/{vmid} is locked ({lock}) by the running task {upid}; the apply waits for it"
+            )),
+            Some(None) if self.pve.remove_stale_locks && !self.pve.client.is_root() => {
+                resp.notes.push(format!(
+                    "VM {node}/{vmid} keeps the lock '{lock}' and no task holds it (a stale lock); \
+                     remove_stale_locks is set, but PVE lets only root@pam remove a lock and this \
+                     provider signs in as {}: `qm unlock {vmid}` on node {node} removes it",
+                    self.pve.client.who()
+                ))
+            }
+            Some(None) if self.pve.remove_stale_locks => {
+                resp.planned.set("lock", Value::Null);
+                resp.repair = Some(Repair {
+                    action: "unlock".into(),
+                    reason: format!(
+                        "VM {node}/{vmid} keeps the lock '{lock}' and no task holds it (a stale \
+                         lock); removing it, as remove_stale_locks asks"
+                    ),
+                });
+            }
+            Some(None) => resp.notes.push(format!(
+                "VM {node}/{vmid} keeps the lock '{lock}' and no task holds it (a stale lock, left \
+                 by a task that died); ballast leaves it: once you are sure nothing works on the \
+                 VM, `qm unlock {vmid}` on node {node} removes it, or remove_stale_locks = true \
+                 in the provider block has ballast remove it"
+            )),
+            None => resp.notes.push(format!(
+                "VM {node}/{vmid} is locked ({lock}); the apply waits for the lock (bounded)"
+            )),
+        }
+    }
+
+    /// The running task of VM `vmid`: `Some(Some(upid))`, `Some(None)` when the node's
+    /// active task list has none, `None` when the list cannot be read.
+    async fn running_task(&self, node: &str, vmid: u64) -> Option<Option<String>> {
+        let active = self
+            .pve
+            .client
+            .call(
+                Method::GET,
+                &format!("/nodes/{}/tasks", enc(node)),
+                &[("vmid", vmid.to_string()), ("source", "active".to_string())],
+            )
+            .await
+            .ok()?;
+        let tasks = active.as_array()?;
+        // PVE lists a running task with status `RUNNING` (no status before 2019).
+        Some(tasks.iter().find_map(|t| {
+            let status = t.get("status").and_then(Json::as_str);
+            status
+                .is_none_or(|s| s.eq_ignore_ascii_case("running"))
+                .then(|| t.get("upid").and_then(Json::as_str).map(str::to_string))
+                .flatten()
+        }))
+    }
+
+    /// The repair `unlock`: removes a stale lock (`PUT config delete=lock skiplock=1`, what
+    /// `qm unlock` does), after checking once more that no task holds it; then the rest of
+    /// the planned change.
+    async fn unlock(
+        &self,
+        req: &ApplyRequest<'_>,
+        ctx: &dyn ApplyContext,
+    ) -> Result<Applied, ProviderError> {
+        let prior = req
+            .prior
+            .ok_or_else(|| ProviderError::new("an unlock without a prior object"))?;
+        let (node, vmid) = parse_id(prior.get("id").as_str().unwrap_or_default())?;
+        if let Some(Some(upid)) = self.running_task(&node, vmid).await {
+            return Err(ProviderError::conflict(format!(
+                "VM {node}/{vmid}: the lock is held by the running task {upid} now; it is not \
+                 stale and is left alone"
+            )));
+        }
+        let what = format!("removing the stale lock of VM {node}/{vmid}");
+        if !self.pve.client.is_root() {
+            return Err(ProviderError::auth(format!(
+                "{what}: PVE lets only root@pam remove a lock (skiplock), and this provider \
+                 signs in as {}; run `qm unlock {vmid}` on node {node}, or give the provider \
+                 username = \"root@pam\" and its password",
+                self.pve.client.who()
+            )));
+        }
+        ctx.progress(Progress::message(what.clone()));
+        self.change(
+            Method::PUT,
+            &format!("{}/config", Self::vm_path(&node, vmid)),
+            &[
+                ("delete", "lock".to_string()),
+                ("skiplock", "1".to_string()),
+            ],
+            true,
+            &req.cancel,
+            req.deadline,
+        )
+        .await
+        .map_err(|e| prefix(&what, e))?;
+        self.update(req, ctx).await
+    }
+
+    /// Takes the VM out of its pool and into the planned one (`PUT /pools/{id}`, which
+    /// every release has; the form with `poolid` as a parameter came with PVE 8.1).
+    async fn move_pool(
+        &self,
+        node: &str,
+        vmid: u64,
+        prior: &Value,
+        planned: &Value,
+        w: &Wait<'_>,
+    ) -> Result<(), ProviderError> {
+        let (from, to) = (
+            prior.get("pool_id").as_str(),
+            planned.get("pool_id").as_str(),
+        );
+        if from == to {
+            return Ok(());
+        }
+        let calls = from
+            .map(|p| (p, true))
+            .into_iter()
+            .chain(to.map(|p| (p, false)));
+        for (pool, remove) in calls {
+            let what = if remove {
+                format!("taking VM {node}/{vmid} out of pool {pool}")
+            } else {
+                format!("adding VM {node}/{vmid} to pool {pool}")
+            };
+            w.ctx.progress(Progress::message(what.clone()));
+            let mut params = vec![("vms", vmid.to_string())];
+            if remove {
+                params.push(("delete", "1".to_string()));
+            }
+            self.change(
+                Method::PUT,
+                &format!("/pools/{}", enc(pool)),
+                &params,
+                true,
+                w.cancel,
+                w.deadline,
+            )
+            .await
+            .map_err(|e| prefix(&what, e))?;
+        }
+        Ok(())
     }
 
     async fn delete(
@@ -1280,6 +1567,12 @@ impl Vm {
             cancel: &req.cancel,
             ctx,
         };
+        // Another VM at a reused VMID is not the recorded one: ours is gone already.
+        if !prior.get("smbios_uuid").is_null()
+            && self.read(&node, vmid, Some(prior)).await?.is_none()
+        {
+            return Ok(Applied::deleted());
+        }
         let status = match self.pve.client.get(&format!("{path}/status/current")).await {
             Ok(s) => s,
             Err(e) if e.is_not_found() => return Ok(Applied::deleted()),
@@ -1297,11 +1590,19 @@ impl Vm {
             }
             _ => false,
         };
-        let skiplock: Vec<(&str, String)> = if stale_create_lock {
+        let skiplock: Vec<(&str, String)> = if stale_create_lock && self.pve.client.is_root() {
             ctx.progress(Progress::message(format!(
                 "VM {node}/{vmid} keeps the lock of its failed create task; skipping it"
             )));
             vec![("skiplock", "1".to_string())]
+        } else if stale_create_lock {
+            return Err(ProviderError::auth(format!(
+                "deleting VM {node}/{vmid}: it keeps the lock 'create' of its failed create \
+                 task, and PVE lets only root@pam skip a lock, while this provider signs in as \
+                 {}; run `qm unlock {vmid}` on node {node} and apply again, or give the \
+                 provider username = \"root@pam\" and its password",
+                self.pve.client.who()
+            )));
         } else {
             Vec::new()
         };
@@ -1345,23 +1646,64 @@ impl Vm {
         }
     }
 
-    /// Whether VM `vmid` exists and carries this state's marks for `address` (a create
-    /// whose answer was lost).
-    async fn ours_after_all(&self, node: &str, vmid: u64, address: &str) -> Option<()> {
-        let cfg = self
-            .pve
-            .client
-            .get(&format!("{}/config", Self::vm_path(node, vmid)))
+    /// What a create call whose answer was lost left at `vmid`: this resource's VM, nothing,
+    /// or another client's VM. A VM still under its create lock writes its marks only in
+    /// its task: its lock is waited for (bounded) before its marks are read.
+    async fn after_lost_answer(
+        &self,
+        node: &str,
+        vmid: u64,
+        address: &str,
+        cancel: &CancellationToken,
+        deadline: Instant,
+    ) -> Result<Found, ProviderError> {
+        let path = format!("{}/config", Self::vm_path(node, vmid));
+        let read = || async {
+            retry_within(self.pve.busy, cancel, Some(deadline), |_| {
+                self.pve.client.get(&path)
+            })
             .await
-            .ok()?;
+        };
+        let mut cfg = match read().await {
+            Ok(c) => c,
+            Err(e) if e.is_not_found() => return Ok(Found::Nothing),
+            Err(e) => return Err(prefix("looking for the VM of a failed create call", e)),
+        };
+        let started = Instant::now();
+        while cfg.get("lock").and_then(Json::as_str) == Some("create")
+            && !self.made_for(&cfg, address)
+            && started.elapsed() < LOST_CREATE_WAIT
+        {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            cfg = match read().await {
+                Ok(c) => c,
+                Err(e) if e.is_not_found() => return Ok(Found::Nothing),
+                Err(e) => return Err(prefix("looking for the VM of a failed create call", e)),
+            };
+        }
+        Ok(if self.made_for(&cfg, address) {
+            Found::Ours
+        } else {
+            Found::Other
+        })
+    }
+
+    /// Whether a VM's config says this state made it for `address`: the description's
+    /// address line names it, and it carries no other state's mark tag (a clone has its
+    /// tags only once its config is set, so the mark may still be missing).
+    fn made_for(&self, cfg: &Json, address: &str) -> bool {
         let tags = normalise_tags([cfg
             .get("tags")
             .and_then(as_text)
             .unwrap_or_default()
             .as_str()]);
+        let mark = self.pve.mark();
         let (_, addr) =
             split_description(&cfg.get("description").and_then(as_text).unwrap_or_default());
-        (tags.contains(&self.pve.mark()) && addr.as_deref() == Some(address)).then_some(())
+        addr.as_deref() == Some(address)
+            && tags
+                .iter()
+                .all(|t| !t.starts_with(MARK_PREFIX) || *t == mark)
     }
 
     /// Waits until the VM's config holds no `lock` (a create whose task ID was lost).
@@ -1538,20 +1880,21 @@ impl ResourceType for Vm {
             let entry = vms
                 .iter()
                 .find(|v| v.get("vmid").and_then(as_u64) == Some(vmid));
-            let (Some(node), Some(status)) = (
-                entry.and_then(|e| e.get("node")).and_then(Json::as_str),
-                entry.and_then(|e| e.get("status")).and_then(Json::as_str),
-            ) else {
+            let Some((node, entry)) =
+                entry.and_then(|e| Some((e.get("node").and_then(Json::as_str)?, e)))
+            else {
                 out.push(None);
                 continue;
             };
-            out.push(self.read_config(node, vmid, status, Some(o)).await?);
+            out.push(self.read_config(node, vmid, entry, Some(o)).await?);
         }
         Ok(out)
     }
 
+    /// The VMs with this or another state's mark tag, from this run's listing; the address
+    /// comes from the description, read unless the refresh read it already.
     async fn discover(&self, _hints: &[&Value]) -> Result<Vec<Discovered>, ProviderError> {
-        let vms = self.pve.list_vms().await?;
+        let vms = self.pve.vms().await?;
         let mut out = Vec::new();
         for v in &vms {
             let tags = normalise_tags([v.get("tags").and_then(Json::as_str).unwrap_or("")]);
@@ -1564,18 +1907,25 @@ impl ResourceType for Vm {
             ) else {
                 continue;
             };
-            let cfg = match self
-                .pve
-                .client
-                .get(&format!("{}/config", Self::vm_path(node, vmid)))
-                .await
-            {
-                Ok(c) => c,
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e),
+            let address = match self.pve.address_read(vmid) {
+                Some(a) => a,
+                None => match self
+                    .pve
+                    .client
+                    .get(&format!("{}/config", Self::vm_path(node, vmid)))
+                    .await
+                {
+                    Ok(cfg) => {
+                        split_description(
+                            &cfg.get("description").and_then(as_text).unwrap_or_default(),
+                        )
+                        .1
+                    }
+                    Err(e) if e.is_not_found() => continue,
+                    Err(e) => return Err(e),
+                },
             };
-            let stored = cfg.get("description").and_then(as_text).unwrap_or_default();
-            if let (_, Some(address)) = split_description(&stored) {
+            if let Some(address) = address {
                 out.push(Discovered {
                     type_name: TYPE.to_string(),
                     id: format!("{node}/{vmid}"),
@@ -1660,6 +2010,7 @@ impl ResourceType for Vm {
             ));
         }
         let mut resp = ballast_sdk::plan_from_schema(&self.schema, req.prior, &config);
+        crate::cloudinit::plan(&mut resp.planned, req.prior);
         let prior_disks = req.prior.map(|p| list(p.get("disk"))).unwrap_or(&[]);
         for (i, d) in list(resp.planned.get("disk")).iter().enumerate() {
             let iface = d.get("interface").as_str().unwrap_or_default();
@@ -1700,25 +2051,25 @@ impl ResourceType for Vm {
         }
         match req.prior {
             None => {
+                // The source may be made earlier in the same apply (a template with an
+                // explicit vm_id): a missing one is a note, and the clone call says it.
                 if let Some(src) = num(resp.planned.get("clone").get("vm_id")) {
                     let vms = self.pve.vms().await?;
                     if !vms
                         .iter()
                         .any(|v| v.get("vmid").and_then(as_u64) == Some(src as u64))
                     {
-                        return Err(ProviderError::invalid_config(
-                            format!(
-                                "{}: clone.vm_id {} is not a VM of this cluster",
-                                req.address,
-                                int_text(src)
-                            ),
-                            "name an existing VM or template to clone",
+                        resp.notes.push(format!(
+                            "clone.vm_id {} is not a VM of this cluster yet; it must exist when \
+                             the clone runs",
+                            int_text(src)
                         ));
                     }
                 }
                 resp.conflict = self.conflict(&resp.planned).await?
             }
             Some(prior) => {
+                self.plan_lock(prior, &mut resp).await;
                 if prior.get("started") != resp.planned.get("started") {
                     resp.planned.set("status", Value::Unknown);
                 }
@@ -1726,6 +2077,7 @@ impl ResourceType for Vm {
                 if stopped
                     && resp.planned.get("started").as_bool() == Some(true)
                     && resp.requires_replace.is_empty()
+                    && resp.repair.is_none()
                 {
                     resp.repair = Some(Repair {
                         action: "start".into(),
@@ -1755,15 +2107,14 @@ impl ResourceType for Vm {
             ChangeKind::Create => self.create(&req, ctx).await,
             ChangeKind::Update => self.update(&req, ctx).await,
             ChangeKind::Repair(a) if a == "start" => self.update(&req, ctx).await,
+            ChangeKind::Repair(a) if a == "unlock" => self.unlock(&req, ctx).await,
             ChangeKind::Repair(a) => Err(ProviderError::new(format!(
                 "{}: proxmox_vm has no repair \"{a}\"",
                 req.address
             ))),
             ChangeKind::Delete => self.delete(&req, ctx).await,
         };
-        if matches!(req.kind, ChangeKind::Create | ChangeKind::Delete) {
-            self.pve.forget_listing().await;
-        }
+        self.pve.forget_listing().await;
         result
     }
 
@@ -1772,6 +2123,26 @@ impl ResourceType for Vm {
         self.read(&node, vmid, None).await?.ok_or_else(|| {
             ProviderError::not_found(format!("there is no VM {vmid} on node {node}"))
         })
+    }
+
+    /// The VMID journaled before a create call may have been taken by another client
+    /// meanwhile (the call then failed): adopted only if it carries this resource's marks.
+    async fn adopt(&self, target: &str, address: &str) -> Result<Option<Value>, ProviderError> {
+        let (node, vmid) = parse_id(target)?;
+        let cfg = match self
+            .pve
+            .client
+            .get(&format!("{}/config", Self::vm_path(&node, vmid)))
+            .await
+        {
+            Ok(c) => c,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if !self.made_for(&cfg, address) {
+            return Ok(None);
+        }
+        self.read(&node, vmid, None).await
     }
 
     async fn resume(
@@ -1835,8 +2206,13 @@ mod tests {
             "ide2": "none,media=cdrom",
             "net0": "virtio=BC:24:11:00:64:04,bridge=vmbr0,firewall=1,tag=10",
         });
-        let o = object_from("pve", 100, &cfg, "running", None);
+        let entry = serde_json::json!({"status": "running", "pool": "web", "lock": "backup"});
+        let o = object_from("pve", 100, &cfg, &entry, None);
         assert_eq!(o.get("id"), &Value::from("pve/100"));
+        assert_eq!(o.get("status"), &Value::from("running"));
+        assert_eq!(o.get("pool_id"), &Value::from("web"));
+        assert_eq!(o.get("lock"), &Value::from("backup"));
+        assert_eq!(o.get("initialization"), &Value::Null, "no cloud-init drive");
         assert_eq!(o.get("description"), &Value::from("hello"));
         assert_eq!(
             o.get("tags"),

@@ -12,6 +12,10 @@ use ballast_sdk::{
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A valid public key (PVE checks each with `ssh-keygen -l`); made for these tests only.
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPRN6gQ+GooZ++aXM7EXVlF+gnoLJB4WL+9AIRmUg9rH ops@desk";
+
 const LINEAGE: &str = "0d5e7c9a-1111-4222-8333-944455556666";
 
 /// An ApplyContext that records every call.
@@ -21,6 +25,7 @@ struct Recorder {
     cancel_on_created: Option<CancellationToken>,
     created: Mutex<Vec<Value>>,
     private: Mutex<Vec<Vec<u8>>>,
+    targets: Mutex<Vec<String>>,
     progress: Mutex<Vec<String>>,
 }
 
@@ -38,6 +43,12 @@ impl Recorder {
             .last()
             .cloned()
             .unwrap_or_default()
+    }
+    fn targets(&self) -> Vec<String> {
+        self.targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
     fn progress(&self) -> Vec<String> {
         self.progress
@@ -69,6 +80,17 @@ impl ApplyContext for Recorder {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(private.to_vec());
+        Ok(())
+    }
+    fn target(&self, id: &str) -> Result<(), ProviderError> {
+        assert!(
+            self.created().is_empty(),
+            "a target journaled after the object was created"
+        );
+        self.targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(id.to_string());
         Ok(())
     }
     fn progress(&self, p: Progress) {
@@ -628,7 +650,29 @@ async fn a_create_task_that_fails_after_the_vm_exists_leaves_it_recorded() {
     let private = ctx.private();
     assert!(String::from_utf8_lossy(&private).contains(":qmcreate:"));
 
-    // The replacement deletes that one VM: its create lock is stale (our task ended).
+    // The replacement deletes that one VM: its create lock is stale (our task ended), and
+    // PVE lets only root@pam skip a lock: with the API token, the delete says so.
+    let err = e
+        .apply(
+            ChangeKind::Delete,
+            Some(&tainted),
+            &Value::Null,
+            &private,
+            &Recorder::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("only root@pam"), "{err}");
+    assert!(err.message.contains("`qm unlock"), "{err}");
+    assert!(e.read(&tainted).await.is_some(), "nothing deleted");
+    // Signed in as root@pam (a ticket), it skips the lock.
+    let root = Env {
+        session: configure(&password_block(&e.sim, &e.sim.password))
+            .await
+            .expect("configure as root@pam"),
+        sim: e.sim,
+    };
+    let e = root;
     let del = Recorder::default();
     e.apply(
         ChangeKind::Delete,
@@ -650,10 +694,44 @@ async fn a_create_task_that_fails_after_the_vm_exists_leaves_it_recorded() {
 async fn a_stolen_vmid_is_retried_with_a_new_one() {
     let e = env(PveVersion::V9_1).await;
     e.faults(serde_json::json!({"steal_next_vmid": true})).await;
-    let o = e.create(&with(web(), "started", Value::Bool(false))).await;
+    let p = e
+        .plan(None, &with(web(), "started", Value::Bool(false)))
+        .await;
+    let ctx = Recorder::default();
+    let o = e
+        .apply(ChangeKind::Create, None, &p.planned, &[], &ctx)
+        .await
+        .expect("create")
+        .object
+        .expect("object");
     // The competing client took 100; ours is another.
     assert_eq!(o.get("id"), &Value::from("pve/101"));
     assert_eq!(o.get("name"), &Value::from("web"));
+    // Each VMID was journaled before its create call (the Recorder refuses a target after
+    // `created`): a crash after either call is found again by it.
+    assert_eq!(ctx.targets(), ["pve/100", "pve/101"]);
+    // After a crash, a journaled VMID is adopted only if the VM there is this resource's:
+    // 100 is the other client's.
+    let vm = e.vm();
+    assert_eq!(
+        vm.adopt("pve/100", "proxmox_vm.web").await.expect("adopt"),
+        None
+    );
+    assert_eq!(
+        vm.adopt("pve/101", "proxmox_vm.other")
+            .await
+            .expect("adopt"),
+        None
+    );
+    assert_eq!(
+        vm.adopt("pve/102", "proxmox_vm.web").await.expect("adopt"),
+        None
+    );
+    let adopted = vm.adopt("pve/101", "proxmox_vm.web").await.expect("adopt");
+    assert_eq!(
+        adopted.map(|v| v.get("name").clone()),
+        Some(Value::from("web"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -735,10 +813,14 @@ async fn a_delete_waits_for_a_lock_that_a_running_task_holds() {
         "{err}"
     );
     assert!(err.message.contains("gave up after 4 attempts"), "{err}");
+    // The node's active task list names the task that holds it.
     assert!(
-        err.message.contains("a running task holds the config lock"),
+        err.message.contains(&format!(
+            "the lock of VM 100 is held by the running task {upid}"
+        )),
         "{err}"
     );
+    assert!(err.message.contains("the lock is not stale"), "{err}");
     assert!(err.message.contains("waited"), "{err}");
     assert!(!err.message.contains("qm unlock"), "{err}");
     assert!(e.read(&o).await.is_some(), "nothing was deleted");
@@ -849,22 +931,48 @@ async fn an_interrupted_create_is_resumed_from_its_task_id() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reads_survive_a_503_and_a_failed_create_call_records_nothing() {
+async fn a_create_call_answered_503_is_repeated_only_once_nothing_was_made_and_reads_survive_503s()
+{
     let e = env(PveVersion::V9_1).await;
     let cfg = with(web(), "vm_id", Value::from(150i64));
     let p = e.plan(None, &cfg).await;
     assert_eq!(e.vm().create_target(&p.planned).as_deref(), Some("pve/150"));
-    e.faults(serde_json::json!({"http_5xx": 1})).await;
+    // A burst longer than the attempts: the create gives up, nothing made or recorded.
+    e.faults(serde_json::json!({"http_5xx": 40})).await;
     let ctx = Recorder::default();
     let err = e
         .apply(ChangeKind::Create, None, &p.planned, &[], &ctx)
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient, "{err}");
+    assert!(err.message.contains("503"), "{err}");
     assert!(ctx.created().is_empty(), "no VM, nothing recorded");
+    e.faults(serde_json::json!({"http_5xx": 0})).await;
     assert!(e.vm().import("pve/150").await.unwrap_err().is_not_found());
 
-    let o = e.create(&with(cfg, "started", Value::Bool(false))).await;
+    // A short burst: the create call is repeated once the VMID is seen free, and makes one VM.
+    e.faults(serde_json::json!({"http_5xx": 1})).await;
+    let ctx = Recorder::default();
+    let o = e
+        .apply(
+            ChangeKind::Create,
+            None,
+            &with(p.planned.clone(), "started", Value::Bool(false)),
+            &[],
+            &ctx,
+        )
+        .await
+        .expect("create after a 503")
+        .object
+        .expect("object");
+    assert_eq!(ctx.created().len(), 1);
+    assert!(
+        ctx.progress()
+            .iter()
+            .any(|m| m.contains("no VM 150 was made; attempt 2 of 4")),
+        "{:?}",
+        ctx.progress()
+    );
     e.faults(serde_json::json!({"http_5xx": 2})).await;
     let read = e.read(&o).await.expect("read after two 503s");
     assert_eq!(read.get("id"), &Value::from("pve/150"));
@@ -1012,8 +1120,14 @@ async fn a_template_is_cloned_full_or_linked_and_configured_as_declared() {
         "clone",
         Value::List(vec![Value::map([("vm_id", Value::from(4242i64))])]),
     );
-    let err = e.try_plan(None, &missing).await.unwrap_err();
-    assert!(err.message.contains("not a VM of this cluster"), "{err}");
+    let p = e.plan(None, &missing).await;
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("not a VM of this cluster yet")),
+        "{:?}",
+        p.notes
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1082,4 +1196,441 @@ async fn concurrent_creates_get_distinct_vmids_and_disks_come_and_go_in_place() 
         .await
         .expect("read");
     assert!(read[0].is_some() && read[1].is_none() && read[2].is_some());
+}
+
+impl Env {
+    /// A GET straight to the API; its `data`.
+    async fn get(&self, path: &str) -> serde_json::Value {
+        let r = self
+            .http()
+            .get(format!("{}/api2/json{path}", self.sim.url))
+            .header("Authorization", self.token())
+            .send()
+            .await
+            .expect("GET");
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        let j: serde_json::Value = r.json().await.expect("JSON");
+        j["data"].clone()
+    }
+}
+
+fn cloud_init(password: &str, ip: &str) -> Value {
+    Value::List(vec![Value::map([
+        (
+            "user_account",
+            Value::List(vec![Value::map([
+                ("username", Value::from("ops")),
+                ("password", Value::from(password)),
+                ("keys", Value::List(vec![Value::from(KEY)])),
+            ])]),
+        ),
+        (
+            "ip_config",
+            Value::List(vec![Value::map([(
+                "ipv4",
+                Value::List(vec![Value::map([
+                    ("address", Value::from(ip)),
+                    ("gateway", Value::from("10.0.0.1")),
+                ])]),
+            )])]),
+        ),
+        (
+            "dns",
+            Value::List(vec![Value::map([
+                ("domain", Value::from("example.com")),
+                ("servers", Value::List(vec![Value::from("10.0.0.53")])),
+            ])]),
+        ),
+    ])])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_init_is_set_and_read_back_and_its_password_never_kept() {
+    let e = env(PveVersion::V9_1).await;
+    let cfg = with(
+        with(web(), "started", Value::Bool(false)),
+        "initialization",
+        cloud_init("hunter2-secret", "10.0.0.5/24"),
+    );
+    let o = e.create(&cfg).await;
+    let on_server = e.get("/nodes/pve/qemu/100/config").await;
+    assert_eq!(on_server["ciuser"], "ops");
+    assert_eq!(on_server["ipconfig0"], "ip=10.0.0.5/24,gw=10.0.0.1");
+    assert_eq!(on_server["nameserver"], "10.0.0.53");
+    assert_eq!(on_server["searchdomain"], "example.com");
+    assert!(
+        on_server["ide2"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("local-lvm:vm-100-cloudinit")),
+        "{on_server}"
+    );
+    let keys = on_server["sshkeys"].as_str().unwrap_or_default();
+    assert!(
+        keys.contains("%20AAAAC3NzaC1lZDI1NTE5AAAAIPRN6gQ%2BGooZ%2B%2B"),
+        "URL-encoded: {keys}"
+    );
+    // The password is never in the object (state), only a salted digest of it.
+    let text = format!("{o:?}");
+    assert!(!text.contains("hunter2-secret"), "{text}");
+    let init = o.get("initialization");
+    assert_eq!(init.get("interface"), &Value::from("ide2"));
+    assert_eq!(
+        init.get("user_account").get("username"),
+        &Value::from("ops")
+    );
+    assert_eq!(
+        init.get("user_account").get("keys"),
+        &Value::List(vec![Value::from(KEY)])
+    );
+    assert!(init
+        .get("user_account")
+        .get("password")
+        .as_str()
+        .is_some_and(|p| p.starts_with("$ballast-sha256$")));
+    // The same configuration plans no change; so does one that leaves the password out.
+    assert_eq!(e.plan(Some(&o), &cfg).await.planned, o);
+    let mut without = cloud_init("x", "10.0.0.5/24");
+    if let Value::List(l) = &mut without {
+        let mut user = l[0].get("user_account").clone();
+        if let Value::List(u) = &mut user {
+            u[0].set("password", Value::Null);
+        }
+        l[0].set("user_account", user);
+    }
+    assert_eq!(
+        e.plan(Some(&o), &with(cfg.clone(), "initialization", without))
+            .await
+            .planned,
+        o
+    );
+    // A new password and a new address are a change, sent in one config update.
+    let changed = with(
+        cfg.clone(),
+        "initialization",
+        cloud_init("new-secret", "10.0.0.6/24"),
+    );
+    let p = e.plan(Some(&o), &changed).await;
+    assert_ne!(p.planned, o);
+    let o2 = e
+        .changed(ChangeKind::Update, &o, &p.planned, "update")
+        .await;
+    let on_server = e.get("/nodes/pve/qemu/100/config").await;
+    assert_eq!(on_server["ipconfig0"], "ip=10.0.0.6/24,gw=10.0.0.1");
+    assert!(!format!("{o2:?}").contains("new-secret"));
+    assert_eq!(e.plan(Some(&o2), &changed).await.planned, o2);
+
+    // A template with a cloud-init drive: its clone keeps the drive (a drive of its own).
+    let tpl = e
+        .create(&with(
+            with(
+                with(cfg.clone(), "template", Value::Bool(true)),
+                "started",
+                Value::Null,
+            ),
+            "name",
+            Value::from("tpl"),
+        ))
+        .await;
+    let clone = with(
+        with(web(), "name", Value::from("from-tpl")),
+        "clone",
+        Value::List(vec![Value::map([("vm_id", tpl.get("vm_id").clone())])]),
+    );
+    let c = e
+        .create(&with(clone.clone(), "started", Value::Bool(false)))
+        .await;
+    let id = c.get("vm_id").as_f64().unwrap_or_default();
+    let on_server = e.get(&format!("/nodes/pve/qemu/{id}/config")).await;
+    assert!(
+        on_server["ide2"]
+            .as_str()
+            .is_some_and(|d| d.starts_with(&format!("local-lvm:vm-{id}-cloudinit"))),
+        "{on_server}"
+    );
+    assert_eq!(on_server["ciuser"], "ops");
+    assert_eq!(
+        e.plan(Some(&c), &with(clone, "started", Value::Bool(false)))
+            .await
+            .planned,
+        c,
+        "an undeclared cloud-init block keeps the clone's"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_joins_leaves_and_changes_its_pool() {
+    let e = env(PveVersion::V9_1).await;
+    for pool in ["web", "db"] {
+        e.post("/pools", &[("poolid", pool)]).await;
+    }
+    let cfg = with(
+        with(web(), "started", Value::Bool(false)),
+        "pool_id",
+        Value::from("web"),
+    );
+    let o = e.create(&cfg).await;
+    assert_eq!(o.get("pool_id"), &Value::from("web"));
+    assert_eq!(e.plan(Some(&o), &cfg).await.planned, o);
+    let moved = with(cfg.clone(), "pool_id", Value::from("db"));
+    let p = e.plan(Some(&o), &moved).await;
+    let o2 = e.changed(ChangeKind::Update, &o, &p.planned, "move").await;
+    assert_eq!(o2.get("pool_id"), &Value::from("db"));
+    assert_eq!(
+        e.read(&o2).await.map(|v| v.get("pool_id").clone()),
+        Some(Value::from("db"))
+    );
+    let out = with(cfg, "pool_id", Value::Null);
+    let p = e.plan(Some(&o2), &out).await;
+    let o3 = e
+        .changed(ChangeKind::Update, &o2, &p.planned, "leave")
+        .await;
+    assert_eq!(o3.get("pool_id"), &Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_lock_is_reported_at_plan_and_removed_only_when_asked() {
+    let e = env(PveVersion::V9_1).await;
+    let cfg = with(web(), "started", Value::Bool(false));
+    let o = e.create(&cfg).await;
+    // A destroy worker killed before it cleared its lock: `destroyed`, held by no task.
+    e.faults(serde_json::json!({"stuck_locks": true})).await;
+    let _ = e
+        .apply(
+            ChangeKind::Delete,
+            Some(&o),
+            &Value::Null,
+            &[],
+            &Recorder::default(),
+        )
+        .await
+        .unwrap_err();
+    e.faults(serde_json::json!({"stuck_locks": false})).await;
+    let now = e.read(&o).await.expect("still there");
+    assert_eq!(now.get("lock"), &Value::from("destroyed"));
+    let renamed = with(cfg.clone(), "name", Value::from("web2"));
+    let p = e.plan(Some(&now), &renamed).await;
+    assert_eq!(p.repair, None, "not removed unless asked");
+    assert!(
+        p.notes.iter().any(
+            |n| n.contains("keeps the lock 'destroyed' and no task holds it")
+                && n.contains("`qm unlock 100`")
+                && n.contains("remove_stale_locks")
+        ),
+        "{:?}",
+        p.notes
+    );
+
+    // Asked for in the provider block: the repair `unlock`, then the planned change.
+    // As the token, even then only a note: PVE lets only root@pam remove a lock.
+    let mut block = token_block(&e.sim);
+    block.set("remove_stale_locks", Value::Bool(true));
+    let as_token = Env {
+        session: configure(&block).await.expect("configure"),
+        sim: e.sim,
+    };
+    let p = as_token.plan(Some(&now), &renamed).await;
+    assert_eq!(p.repair, None);
+    assert!(
+        p.notes.iter().any(|n| n.contains("only root@pam")),
+        "{:?}",
+        p.notes
+    );
+    let mut block = password_block(&as_token.sim, &as_token.sim.password);
+    block.set("remove_stale_locks", Value::Bool(true));
+    let session = configure(&block).await.expect("configure");
+    let e2 = Env {
+        sim: as_token.sim,
+        session,
+    };
+    let p = e2.plan(Some(&now), &renamed).await;
+    let repair = p.repair.clone().expect("a repair");
+    assert_eq!(repair.action, "unlock");
+    assert!(repair.reason.contains("stale"), "{}", repair.reason);
+    let ctx = Recorder::default();
+    let after = e2
+        .apply(
+            ChangeKind::Repair("unlock".into()),
+            Some(&now),
+            &p.planned,
+            &[],
+            &ctx,
+        )
+        .await
+        .expect("unlock")
+        .object
+        .expect("object");
+    assert_eq!(after.get("lock"), &Value::Null);
+    assert_eq!(after.get("name"), &Value::from("web2"));
+    assert!(ctx
+        .progress()
+        .iter()
+        .any(|m| m.contains("removing the stale lock of VM pve/100")));
+}
+
+/// Regression: a VMID freed by a delete outside ballast and taken by a new VM was read as
+/// the recorded VM (and a later destroy deleted the new one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vmid_reused_after_a_delete_is_not_taken_for_the_recorded_vm() {
+    let e = env(PveVersion::V9_1).await;
+    let o = e.create(&with(web(), "started", Value::Bool(false))).await;
+    assert!(o.get("smbios_uuid").as_str().is_some(), "{o:?}");
+    let del = e
+        .http()
+        .delete(format!("{}/api2/json/nodes/pve/qemu/100", e.sim.url))
+        .header("Authorization", e.token())
+        .send()
+        .await
+        .expect("DELETE");
+    assert!(del.status().is_success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    e.post(
+        "/nodes/pve/qemu",
+        &[("vmid", "100"), ("name", "someone-else")],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(e.read(&o).await, None, "VM 100 is another VM now");
+    // A delete of the recorded VM leaves the new one alone.
+    e.apply(
+        ChangeKind::Delete,
+        Some(&o),
+        &Value::Null,
+        &[],
+        &Recorder::default(),
+    )
+    .await
+    .expect("delete");
+    let other = e.get("/nodes/pve/qemu/100/config").await;
+    assert_eq!(other["name"], "someone-else");
+}
+
+async fn create_image(
+    images: &Arc<dyn ResourceType>,
+    planned: &Value,
+    ctx: &Recorder,
+) -> Result<Applied, ProviderError> {
+    images
+        .apply(
+            ApplyRequest {
+                kind: ChangeKind::Create,
+                prior: None,
+                planned,
+                address: "proxmox_cloud_image.noble",
+                private: &[],
+                cancel: CancellationToken::new(),
+                deadline: Instant::now() + Duration::from_secs(60),
+            },
+            ctx,
+        )
+        .await
+}
+
+fn sha256_hex(s: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, s.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloud_image_is_downloaded_checked_and_imported_into_a_vm() {
+    let e = env(PveVersion::V9_1).await;
+    let images = e.session.resources[1].clone();
+    assert_eq!(images.schema().type_name, "proxmox_cloud_image");
+    let url = "https://images.example/noble/noble-server-cloudimg-amd64.img";
+    let cfg = |checksum: &str, file: &str| {
+        Value::map([
+            ("url", Value::from(url)),
+            ("file_name", Value::from(file)),
+            ("checksum", Value::from(checksum)),
+        ])
+    };
+    let plan = |config: Value| {
+        let images = images.clone();
+        let caps = e.session.capabilities.clone();
+        async move {
+            let (config, problems) = ballast_sdk::conform(images.schema(), &config);
+            assert!(problems.is_empty(), "{problems:?}");
+            images
+                .plan(PlanRequest {
+                    prior: None,
+                    config: &config,
+                    address: "proxmox_cloud_image.noble",
+                    capabilities: &caps,
+                })
+                .await
+        }
+    };
+    // A file that is there already (the simulator has noble.qcow2) and not in state is a
+    // conflict: never overwritten.
+    let dup = plan(cfg(&sha256_hex(url), "noble.qcow2"))
+        .await
+        .expect("plan");
+    assert!(dup
+        .conflict
+        .is_some_and(|c| c.import_id == "pve/local:import/noble.qcow2"));
+    // The right checksum: downloaded, recorded with its volume ID, read back with its size.
+    let p = plan(cfg(&sha256_hex(url), "jammy.qcow2"))
+        .await
+        .expect("plan");
+    assert_eq!(p.conflict, None);
+    assert_eq!(
+        p.planned.get("id"),
+        &Value::from("local:import/jammy.qcow2")
+    );
+    assert_eq!(
+        images.create_target(&p.planned).as_deref(),
+        Some("pve/local:import/jammy.qcow2")
+    );
+    assert_eq!(p.requires[0].capability, "import-content");
+    let ctx = Recorder::default();
+    let img = create_image(&images, &p.planned, &ctx)
+        .await
+        .expect("download")
+        .object
+        .expect("object");
+    assert!(String::from_utf8_lossy(&ctx.private()).contains(":download:"));
+    assert_eq!(img.get("size"), &Value::Number((2u64 << 30) as f64));
+    let again = images
+        .read_many(std::slice::from_ref(&img))
+        .await
+        .expect("read")
+        .pop()
+        .flatten()
+        .expect("there");
+    assert_eq!(again, img);
+    assert_eq!(
+        images
+            .import("pve/local:import/jammy.qcow2")
+            .await
+            .expect("import")
+            .get("size"),
+        img.get("size")
+    );
+
+    // A VM imports it: its disk has the image's size.
+    let vm_cfg = with(
+        with(web(), "started", Value::Bool(false)),
+        "disk",
+        Value::List(vec![Value::map([
+            ("interface", Value::from("scsi0")),
+            ("import_from", img.get("id").clone()),
+        ])]),
+    );
+    let vm = e.create(&vm_cfg).await;
+    assert_eq!(list_of(vm.get("disk"))[0].get("size"), &Value::Number(2.0));
+
+    // A wrong checksum: the download task fails; the image stays recorded, tainted.
+    let p = plan(cfg("00", "other.qcow2")).await.expect("plan");
+    let ctx = Recorder::default();
+    let err = create_image(&images, &p.planned, &ctx).await.unwrap_err();
+    assert!(err.message.contains("checksum mismatch"), "{err}");
+    assert!(err.message.contains("tainted"), "{err}");
+    assert_eq!(ctx.created().len(), 1);
+
+    // No such content type before PVE 8.3: the plan says what is needed.
+    let old = env(PveVersion::V8_2).await;
+    assert!(!old.session.capabilities.has("import-content"));
+    assert!(old.session.capabilities.has("import-from"));
 }
