@@ -396,3 +396,43 @@ fn the_proxmox_example_plans_applies_converges_and_destroys() {
     assert!(out.contains("5 destroyed"), "{out}");
     assert!(pve.all_vms().is_empty(), "{:?}", pve.all_vms());
 }
+
+/// Regression: the create's journal entry held the planned object with the cloud-init
+/// password in plain text. Neither the output nor any file under .ballast has it.
+#[test]
+fn a_cloud_init_password_never_reaches_the_output_or_the_state_file() {
+    let pve = Pve::start(ballast_pve_sim::PveVersion::V9_1);
+    let w = Work::new();
+    let secret = "hunter2-topsecret";
+    w.write(
+        "main.hcl",
+        &format!(
+            r#"{}
+resource "proxmox_vm" "a" {{
+  name    = "a"
+  started = false
+  initialization {{
+    user_account {{
+      username = "ops"
+      password = "{secret}"
+    }}
+  }}
+}}
+"#,
+            pve.provider()
+        ),
+    );
+    let plan = w.ok(&["plan"], 0);
+    let apply = w.ok(&["apply", "-auto-approve"], 0);
+    let again = w.ok(&["plan", "-detailed-exitcode"], 0);
+    for out in [&plan, &apply, &again] {
+        assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret));
+    }
+    assert!(plan.stdout.contains("(sensitive value)"), "{}", plan.stdout);
+    for entry in std::fs::read_dir(w.file(".ballast")).expect(".ballast") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        let found = bytes.windows(secret.len()).any(|x| x == secret.as_bytes());
+        assert!(!found, "{} holds the password", path.display());
+    }
+}

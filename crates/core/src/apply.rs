@@ -809,7 +809,8 @@ impl Engine {
                 type_name: change.type_name.clone(),
                 provider: change.provider.clone(),
                 action: prep.operation.name(),
-                planned: prep.planned.clone(),
+                // The journal is part of the state: secrets stay out of it.
+                planned: ballast_sdk::paths::redact(&prep.planned, &change.sensitive),
                 target,
                 object_id: None,
             }));

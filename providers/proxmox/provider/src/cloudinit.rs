@@ -442,14 +442,8 @@ pub fn read(cfg: &Json, prior: Option<&Value>) -> Value {
         ("interface", iface),
         ("type", text("citype").map_or(Value::Null, Value::from)),
         ("user_account", user),
-        (
-            "ip_config",
-            if ips.is_empty() {
-                Value::Null
-            } else {
-                Value::List(ips)
-            },
-        ),
+        // A list block that is absent is an empty list, as the configuration conforms it.
+        ("ip_config", Value::List(ips)),
         ("dns", dns),
     ]);
     for (_, attr) in CUSTOM {

@@ -171,19 +171,31 @@ impl Pve {
     /// turn) until the guards drop. A full clone holds its target storage's lock on the
     /// node for the whole copy, and clones of one template contend for it: parallel clones
     /// otherwise time out on `can't lock file ... got timeout`.
+    /// `busy` is called once if another clone holds a key, before waiting for it.
     pub async fn clone_guard(
         &self,
         mut keys: Vec<String>,
+        busy: impl FnOnce(&str),
     ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
         keys.sort();
         keys.dedup();
+        let mut busy = Some(busy);
         let mut guards = Vec::with_capacity(keys.len());
         for k in keys {
             let m = {
                 let mut all = self.clone_locks.lock().unwrap_or_else(|e| e.into_inner());
-                all.entry(k).or_default().clone()
+                all.entry(k.clone()).or_default().clone()
             };
-            guards.push(m.lock_owned().await);
+            let g = match m.clone().try_lock_owned() {
+                Ok(g) => g,
+                Err(_) => {
+                    if let Some(f) = busy.take() {
+                        f(&k);
+                    }
+                    m.lock_owned().await
+                }
+            };
+            guards.push(g);
         }
         guards
     }

@@ -1032,20 +1032,15 @@ impl Vm {
                 k
             }
         };
-        let clone_guard = if clone_keys.is_empty() {
-            Vec::new()
-        } else {
-            let waited = Instant::now();
-            let g = self.pve.clone_guard(clone_keys.clone()).await;
-            if waited.elapsed() > Duration::from_millis(100) {
+        let clone_guard = self
+            .pve
+            .clone_guard(clone_keys, |k| {
                 ctx.progress(Progress::message(format!(
-                    "waited {}s for other clones ({}) to finish",
-                    waited.elapsed().as_secs(),
-                    clone_keys.join(", ")
-                )));
-            }
-            g
-        };
+                    "waiting for another clone ({k}): one at a time per template and per \
+                     target storage"
+                )))
+            })
+            .await;
         let (vmid, upid) = {
             let _alloc = self.pve.alloc.lock().await;
             let mut attempt = 0;

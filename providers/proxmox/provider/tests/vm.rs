@@ -354,11 +354,16 @@ async fn configure_with_a_token_or_a_password_probes_the_server() {
         .create(&with(web(), "started", Value::Bool(false)))
         .await;
     assert_eq!(o.get("status"), &Value::from("stopped"));
+    // The ticket expires (PVE: after two hours): the 401 gets a new ticket, once, and the
+    // call is repeated.
+    ticketed
+        .faults(serde_json::json!({"expire_tickets": true}))
+        .await;
     let ctx = Recorder::default();
     ticketed
         .apply(ChangeKind::Delete, Some(&o), &Value::Null, &[], &ctx)
         .await
-        .expect("delete with a ticket");
+        .expect("delete with a renewed ticket");
 
     let wrong = "not-the-password-1234";
     let err = configure(&password_block(&e.sim, wrong))
@@ -1633,4 +1638,108 @@ async fn a_cloud_image_is_downloaded_checked_and_imported_into_a_vm() {
     let old = env(PveVersion::V8_2).await;
     assert!(!old.session.capabilities.has("import-content"));
     assert!(old.session.capabilities.has("import-from"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clones_of_one_template_run_one_at_a_time_and_all_succeed() {
+    let e = env(PveVersion::V9_1).await;
+    let tpl = e
+        .create(&with(
+            with(web(), "template", Value::Bool(true)),
+            "name",
+            Value::from("tpl"),
+        ))
+        .await;
+    let src = tpl.get("vm_id").clone();
+    let mut plans = Vec::new();
+    for i in 0..3 {
+        let cfg = with(
+            with(
+                with(web(), "name", Value::from(format!("c{i}"))),
+                "clone",
+                Value::List(vec![Value::map([
+                    ("vm_id", src.clone()),
+                    ("full", Value::Bool(true)),
+                    ("datastore_id", Value::from("local-lvm")),
+                ])]),
+            ),
+            "started",
+            Value::Bool(false),
+        );
+        plans.push(e.plan(None, &cfg).await.planned);
+    }
+    let ctxs = [
+        Recorder::default(),
+        Recorder::default(),
+        Recorder::default(),
+    ];
+    let results = tokio::join!(
+        e.apply(ChangeKind::Create, None, &plans[0], &[], &ctxs[0]),
+        e.apply(ChangeKind::Create, None, &plans[1], &[], &ctxs[1]),
+        e.apply(ChangeKind::Create, None, &plans[2], &[], &ctxs[2]),
+    );
+    for r in [results.0, results.1, results.2] {
+        r.expect("clone");
+    }
+    let waited = ctxs
+        .iter()
+        .filter(|c| {
+            c.progress().iter().any(|m| {
+                m.contains("waiting for another clone (storage pve/local-lvm)")
+                    || m.contains("waiting for another clone (template pve/100)")
+            })
+        })
+        .count();
+    assert!(
+        waited >= 1,
+        "{:?}",
+        ctxs.iter().map(|c| c.progress()).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_ends_with_warnings_succeeded_and_its_warnings_are_shown() {
+    let e = env(PveVersion::V9_1).await;
+    let images = e.session.resources[1].clone();
+    // The seeded image, recorded by import; its file then removed behind ballast's back:
+    // PVE's delete task ends with `WARNINGS: 1`.
+    let img = images
+        .import("pve/local:import/noble.qcow2")
+        .await
+        .expect("import");
+    let r = e
+        .http()
+        .delete(format!(
+            "{}/api2/json/nodes/pve/storage/local/content/local:import%2Fnoble.qcow2",
+            e.sim.url
+        ))
+        .header("Authorization", e.token())
+        .send()
+        .await
+        .expect("DELETE");
+    assert!(r.status().is_success(), "{}", r.status());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ctx = Recorder::default();
+    images
+        .apply(
+            ApplyRequest {
+                kind: ChangeKind::Delete,
+                prior: Some(&img),
+                planned: &Value::Null,
+                address: "proxmox_cloud_image.noble",
+                private: &[],
+                cancel: CancellationToken::new(),
+                deadline: Instant::now() + Duration::from_secs(30),
+            },
+            &ctx,
+        )
+        .await
+        .expect("a task with warnings succeeded");
+    assert!(
+        ctx.progress()
+            .iter()
+            .any(|m| m.contains("done with WARNINGS: 1")),
+        "{:?}",
+        ctx.progress()
+    );
 }

@@ -9,8 +9,9 @@
 //!  "lock_wait_ms": 500,                       // how long a worker waits for a busy config file lock (PVE: 10 s)
 //!  "http_5xx": 3,                             // next 3 API requests answer 503
 //!  "task_ms": 5000,                           // task duration override
-//!  "steal_next_vmid": true,
-//!  "token_is_root": true,                     // NOT PVE: the API token may use skiplock / delete=lock                  // a competing client takes the next free vmid right after GET /cluster/nextid
+//!  "steal_next_vmid": true,                   // a competing client takes the next free vmid right after GET /cluster/nextid
+//!  "token_is_root": true,                     // NOT PVE: the API token may use skiplock / delete=lock
+//!  "expire_tickets": true,                    // every ticket issued so far expires now (an action, not a setting)
 //!  "downloads": {"https://example.invalid/x.qcow2":   // what download-url finds at a URL (null removes an entry)
 //!      {"size": 1073741824, "sha256": "<hex>", "error": "download failed: exit code 8"}},
 //!  "volumes": [{"volid": "local:snippets/user.yaml", "size": 120, "node": "pve"}]}  // create file volumes now

@@ -717,6 +717,26 @@ fn sim_faults(ctx: &Ctx, method: &Method, body: &[u8]) -> Result<Response<Full<B
                 .as_object_mut()
                 .and_then(|o| o.remove("volumes"))
                 .unwrap_or(Value::Null);
+            // `expire_tickets`: tickets older than now stop working (PVE's last 2 hours).
+            let expire = patch
+                .as_object_mut()
+                .and_then(|o| o.remove("expire_tickets"))
+                .unwrap_or(Value::Null);
+            match expire {
+                Value::Null | Value::Bool(false) => {}
+                Value::Bool(true) => ctx
+                    .auth
+                    .tickets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clear(),
+                other => {
+                    return Err(ApiError::Status(
+                        400,
+                        format!("faults: bad value for 'expire_tickets': {other}"),
+                    ))
+                }
+            }
             let mut faults = st.faults.clone();
             faults.apply(&patch).map_err(|e| ApiError::Status(400, e))?;
             let before = st.files.clone();
