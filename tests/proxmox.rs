@@ -129,6 +129,10 @@ fn an_import_that_fails_after_the_vm_exists_leaves_one_recorded_vm_twenty_times_
             "round {round}: {}",
             failed.stderr
         );
+        if round == 0 {
+            // What the operator reads: the task's error, the VM kept in state, tainted.
+            insta::assert_snapshot!("proxmox_failed_import", w.scrub(&failed.stderr));
+        }
         assert_eq!(pve.vms("app").len(), 1, "round {round}: one VM, recorded");
         let list = w.ok(&["state", "list"], 0);
         assert_eq!(list.stdout.trim(), "proxmox_vm.app", "round {round}");

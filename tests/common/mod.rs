@@ -138,8 +138,30 @@ impl Work {
             32,
             "[HEX32]",
         );
-        s
+        scrub_upids(&s)
     }
+}
+
+/// Proxmox task IDs (`UPID:node:pid:pstart:starttime:type:id:user:`) → `[UPID]`.
+fn scrub_upids(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(at) = rest.find("UPID:") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        match tail.match_indices(':').nth(7) {
+            Some((end, _)) => {
+                out.push_str("[UPID]");
+                rest = &tail[end + 1..];
+            }
+            None => {
+                out.push_str(tail);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn is_uuid_at(b: &[u8]) -> bool {
@@ -176,7 +198,6 @@ fn replace_hex64(s: &str) -> String {
     )
 }
 
-/// `n` test objects whose create waits `delay_ms` after the object exists.
 /// Runs a command that must succeed; its standard output, trimmed.
 #[allow(dead_code)]
 pub fn run_ok(cmd: &mut Command, what: &str) -> String {
@@ -189,6 +210,7 @@ pub fn run_ok(cmd: &mut Command, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// `n` test objects whose create waits `delay_ms` after the object exists.
 pub fn slow_objects(n: usize, delay_ms: u64) -> String {
     format!(
         r#"

@@ -276,18 +276,10 @@ impl CloudImage {
         ctx.created(&object)?;
         if let Some(u) = upid.as_str() {
             ctx.save_private(u.as_bytes())?;
+            // A failure leaves the image recorded, tainted (the engine says so).
             self.pve
                 .wait_task(u, &what, req.deadline, &req.cancel, Some(ctx))
-                .await
-                .map_err(|e| {
-                    ProviderError::with_kind(
-                        e.kind,
-                        format!(
-                            "{} (the image stays in state, tainted: the next apply downloads it again)",
-                            e.message
-                        ),
-                    )
-                })?;
+                .await?;
         }
         self.read_back(&object).await
     }
@@ -511,10 +503,7 @@ impl ResourceType for CloudImage {
         req: ResumeRequest<'_>,
         ctx: &dyn ApplyContext,
     ) -> Result<Option<Applied>, ProviderError> {
-        let Some(upid) = std::str::from_utf8(req.private)
-            .ok()
-            .filter(|u| u.starts_with("UPID:"))
-        else {
+        let Some(upid) = crate::pve::upid_in(req.private) else {
             return Ok(None);
         };
         let what = format!(

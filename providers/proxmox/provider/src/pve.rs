@@ -77,6 +77,13 @@ pub fn upid_node(upid: &str) -> Option<&str> {
     parts.next().filter(|n| !n.is_empty())
 }
 
+/// The task ID a create saved as private data, if it is one.
+pub fn upid_in(private: &[u8]) -> Option<&str> {
+    std::str::from_utf8(private)
+        .ok()
+        .filter(|u| u.starts_with("UPID:"))
+}
+
 /// Whether a task's exit status is a success (`OK`, or `WARNINGS: n`).
 pub fn task_succeeded(exitstatus: &str) -> bool {
     exitstatus == "OK" || exitstatus.starts_with("WARNINGS:")

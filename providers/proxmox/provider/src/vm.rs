@@ -201,6 +201,19 @@ fn parse_id(id: &str) -> Result<(String, u64), ProviderError> {
     Ok((node.to_string(), vmid))
 }
 
+/// The recorded VM a change is about, and its node and vmid.
+fn recorded<'a>(req: &ApplyRequest<'a>) -> Result<(&'a Value, String, u64), ProviderError> {
+    let prior = req.prior.ok_or_else(|| {
+        ProviderError::new(format!(
+            "{} {} without a recorded VM",
+            req.kind.gerund(),
+            req.address
+        ))
+    })?;
+    let (node, vmid) = parse_id(prior.get("id").as_str().unwrap_or_default())?;
+    Ok((prior, node, vmid))
+}
+
 /// Every `Unknown` replaced by `Null` (what `ctx.created` may record).
 fn known(v: &Value) -> Value {
     match v {
@@ -1151,15 +1164,8 @@ impl Vm {
             }
         };
         drop(clone_guard);
-        waited.map_err(|e| {
-            ProviderError::with_kind(
-                e.kind,
-                format!(
-                    "{} (VM {id} exists and stays in state, tainted: the next apply replaces it)",
-                    e.message
-                ),
-            )
-        })?;
+        // The engine adds that the VM is recorded, tainted, and replaced by the next apply.
+        waited?;
         let w = Wait {
             deadline: req.deadline,
             cancel: &req.cancel,
@@ -1260,10 +1266,7 @@ impl Vm {
         req: &ApplyRequest<'_>,
         ctx: &dyn ApplyContext,
     ) -> Result<Applied, ProviderError> {
-        let prior = req
-            .prior
-            .ok_or_else(|| ProviderError::new("an update without a prior object"))?;
-        let (node, vmid) = parse_id(prior.get("id").as_str().unwrap_or_default())?;
+        let (prior, node, vmid) = recorded(req)?;
         let w = Wait {
             deadline: req.deadline,
             cancel: &req.cancel,
@@ -1465,10 +1468,7 @@ impl Vm {
         req: &ApplyRequest<'_>,
         ctx: &dyn ApplyContext,
     ) -> Result<Applied, ProviderError> {
-        let prior = req
-            .prior
-            .ok_or_else(|| ProviderError::new("an unlock without a prior object"))?;
-        let (node, vmid) = parse_id(prior.get("id").as_str().unwrap_or_default())?;
+        let (_, node, vmid) = recorded(req)?;
         if let Some(Some(upid)) = self.running_task(&node, vmid).await {
             return Err(ProviderError::conflict(format!(
                 "VM {node}/{vmid}: the lock is held by the running task {upid} now; it is not \
@@ -1552,10 +1552,7 @@ impl Vm {
         req: &ApplyRequest<'_>,
         ctx: &dyn ApplyContext,
     ) -> Result<Applied, ProviderError> {
-        let prior = req
-            .prior
-            .ok_or_else(|| ProviderError::new("a delete without a prior object"))?;
-        let (node, vmid) = parse_id(prior.get("id").as_str().unwrap_or_default())?;
+        let (prior, node, vmid) = recorded(req)?;
         let path = Self::vm_path(&node, vmid);
         let w = Wait {
             deadline: req.deadline,
@@ -1579,10 +1576,8 @@ impl Vm {
             .map(str::to_string);
         // The lock `create` of our own create task that has ended is stale (the task failed
         // after the VM existed): it is skipped, and only then.
-        let stale_create_lock = match (&lock, std::str::from_utf8(req.private).ok()) {
-            (Some(l), Some(upid)) if l == "create" && upid.starts_with("UPID:") => {
-                self.task_ended(upid).await
-            }
+        let stale_create_lock = match (&lock, pve::upid_in(req.private)) {
+            (Some(l), Some(upid)) if l == "create" => self.task_ended(upid).await,
             _ => false,
         };
         let skiplock: Vec<(&str, String)> = if stale_create_lock && self.pve.client.is_root() {
@@ -2145,10 +2140,7 @@ impl ResourceType for Vm {
         req: ResumeRequest<'_>,
         ctx: &dyn ApplyContext,
     ) -> Result<Option<Applied>, ProviderError> {
-        let Some(upid) = std::str::from_utf8(req.private)
-            .ok()
-            .filter(|u| u.starts_with("UPID:"))
-        else {
+        let Some(upid) = pve::upid_in(req.private) else {
             return Ok(None);
         };
         let (node, vmid) = parse_id(req.object.get("id").as_str().unwrap_or_default())?;
