@@ -984,7 +984,7 @@ impl Vm {
         };
         let explicit = num(planned.get("vm_id")).map(|v| v as u64);
         let clone = planned.get("clone");
-        let (path, params, id_key) = if clone.as_map().is_some() {
+        let (path, mut params, id_key) = if clone.as_map().is_some() {
             // A clone takes a name and description; the rest is set once it exists.
             let src = num(clone.get("vm_id")).map_or(0, |v| v as u64);
             let src_node = clone.get("node_name").as_str().unwrap_or(&node).to_string();
@@ -1004,9 +1004,6 @@ impl Vm {
             if src_node != node {
                 p.insert("target".into(), node.clone());
             }
-            if let Some(pool) = planned.get("pool_id").as_str() {
-                p.insert("pool".into(), pool.to_string());
-            }
             (
                 format!("{}/clone", Self::vm_path(&src_node, src)),
                 p,
@@ -1022,11 +1019,12 @@ impl Vm {
             if planned.get("template").as_bool() == Some(true) {
                 p.insert("template".into(), "1".into());
             }
-            if let Some(pool) = planned.get("pool_id").as_str() {
-                p.insert("pool".into(), pool.to_string());
-            }
             (format!("/nodes/{}/qemu", enc(&node)), p, "vmid")
         };
+        // Both calls take the pool.
+        if let Some(pool) = planned.get("pool_id").as_str() {
+            params.insert("pool".into(), pool.to_string());
+        }
         // Clones of one template, and full clones onto one storage, one at a time (this
         // process); released once the clone task has ended.
         let clone_keys: Vec<String> = match clone.as_map() {
@@ -1663,8 +1661,14 @@ impl Vm {
         while cfg.get("lock").and_then(Json::as_str) == Some("create")
             && !self.made_for(&cfg, address)
             && started.elapsed() < LOST_CREATE_WAIT
+            && Instant::now() < deadline
         {
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = cancel.cancelled() => return Err(ProviderError::interrupted(
+                    "interrupted while looking for the VM of a failed create call",
+                )),
+            }
             cfg = match read().await {
                 Ok(c) => c,
                 Err(e) if e.is_not_found() => return Ok(Found::Nothing),
