@@ -22,6 +22,12 @@ const KNOWN: &[(&str, &str, &[&str], bool)] = &[
         cfg!(feature = "libvirt"),
     ),
     (
+        "openshift",
+        "openshift",
+        &["openshift_"],
+        cfg!(feature = "openshift"),
+    ),
+    (
         "openstack",
         "openstack",
         &["openstack_"],
@@ -42,6 +48,8 @@ pub fn providers() -> Providers {
         Arc::new(ballast_builtin::Builtin::default()),
         #[cfg(feature = "libvirt")]
         Arc::new(ballast_libvirt::Libvirt::default()),
+        #[cfg(feature = "openshift")]
+        Arc::new(ballast_openshift::OpenShift::default()),
         #[cfg(feature = "openstack")]
         Arc::new(ballast_openstack::OpenStack::default()),
         #[cfg(feature = "proxmox")]

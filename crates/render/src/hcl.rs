@@ -73,6 +73,8 @@ fn body_of(
         }
         if let Some(to) = x.as_str().and_then(|s| refs.get(s)) {
             block = block.add_attribute((a.name, reference(to)));
+        } else if let Some(h) = x.as_str().and_then(heredoc) {
+            block = block.add_attribute((a.name, h));
         } else if let Ok(e) = hcl::to_expression(x.to_json()) {
             block = block.add_attribute((a.name, e));
         }
@@ -95,6 +97,43 @@ fn body_of(
         }
     }
     block
+}
+
+/// Text of several lines (a script, a unit file) as a `<<-EOT` heredoc that reads as the
+/// text itself; `None` when a heredoc cannot hold it exactly (no final newline, a line that
+/// is the delimiter, a tab-indented line).
+fn heredoc(text: &str) -> Option<hcl::Expression> {
+    if !text.ends_with('\n') {
+        // A heredoc's text ends with a newline: take it off again.
+        let inner = heredoc(&format!("{text}\n"))?;
+        let call = hcl::expr::FuncCall::builder("trimsuffix")
+            .arg(inner)
+            .arg("\n")
+            .build();
+        return Some(hcl::Expression::from(call));
+    }
+    if text.lines().count() < 2
+        || text
+            .lines()
+            .any(|l| l.trim() == "EOT" || l.starts_with('\t'))
+    {
+        return None;
+    }
+    // Template syntax in the text stays literal.
+    let escaped = text.replace("${", "$${").replace("%{", "%%{");
+    let body: String = escaped
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                "\n".to_string()
+            } else {
+                format!("    {l}\n")
+            }
+        })
+        .collect();
+    let h = hcl::expr::Heredoc::new(hcl::Identifier::unchecked("EOT"), body)
+        .with_strip_mode(hcl::expr::HeredocStripMode::Indent);
+    Some(hcl::Expression::from(hcl::TemplateExpr::Heredoc(h)))
 }
 
 /// A state entry as an HCL block (written with hcl-rs), for `state show` and `show`.

@@ -68,6 +68,21 @@ pub fn pretty(v: &Value, indent: usize) -> String {
     let pad = "  ".repeat(indent + 1);
     let end = "  ".repeat(indent);
     match v {
+        // Text inside a nested value (a script in a `file` block) reads as text, line by
+        // line, so that its diff is a diff of lines.
+        Value::String(text) if indent > 0 && text.contains('\n') && !text.contains("\nEOT") => {
+            let mut s = String::from("<<-EOT\n");
+            for line in text.lines() {
+                if line.is_empty() {
+                    s.push('\n');
+                } else {
+                    let _ = writeln!(s, "{pad}{line}");
+                }
+            }
+            s.push_str(&end);
+            s.push_str("EOT");
+            s
+        }
         Value::List(items) if !items.is_empty() => {
             let mut s = String::from("[\n");
             for item in items {
@@ -80,7 +95,14 @@ pub fn pretty(v: &Value, indent: usize) -> String {
         Value::Map(m) if !m.is_empty() => {
             let mut s = String::from("{\n");
             let width = m.keys().map(|k| quote_key(k).len()).max().unwrap_or(0);
-            for (k, item) in m {
+            // Texts (heredocs) after the other attributes, so that a diff inside one can be
+            // shown under the attributes that say what it is (a file's path and mode).
+            let text = |v: &Value| matches!(v, Value::String(t) if t.contains('\n'));
+            let ordered = m
+                .iter()
+                .filter(|(_, v)| !text(v))
+                .chain(m.iter().filter(|(_, v)| text(v)));
+            for (k, item) in ordered {
                 let _ = writeln!(
                     s,
                     "{pad}{:width$} = {}",
@@ -115,13 +137,32 @@ fn diff_text(v: &Value) -> String {
 }
 
 /// A unified diff with three lines of context, each line prefixed by its sign.
-fn unified(old: &str, new: &str, pad: &str, style: Style) -> String {
+fn unified(old: &str, new: &str, pad: &str, style: Style, nested: bool) -> String {
     let diff = TextDiff::from_lines(old, new);
+    let old_lines: Vec<&str> = old.lines().collect();
     let mut out = String::new();
+    let mut shown_to = 0;
     for (gi, group) in diff.grouped_ops(3).iter().enumerate() {
+        let start = group.first().map(|op| op.old_range().start).unwrap_or(0);
+        // In a nested value, the lines that say where the change is (not already shown).
+        let header: Vec<(usize, &str)> = if nested {
+            enclosing(&old_lines, start)
+                .into_iter()
+                .filter(|(i, _)| *i >= shown_to)
+                .collect()
+        } else {
+            Vec::new()
+        };
         if gi > 0 {
             let _ = writeln!(out, "{pad}  ...");
         }
+        for (_, line) in &header {
+            let _ = writeln!(out, "{pad}  {line}");
+        }
+        if header.last().is_some_and(|(i, _)| i + 1 < start) {
+            let _ = writeln!(out, "{pad}  ...");
+        }
+        shown_to = group.last().map(|op| op.old_range().end).unwrap_or(start);
         for op in group {
             for change in diff.iter_changes(op) {
                 let line = change.value().trim_end_matches('\n');
@@ -134,6 +175,53 @@ fn unified(old: &str, new: &str, pad: &str, style: Style) -> String {
             }
         }
     }
+    out
+}
+
+/// The lines above line `at` that say where it is in a nested value: each enclosing line
+/// (less indented), and the attributes beside a heredoc that holds it (a file's path and
+/// mode), `= null` ones left out. Empty at the top level.
+fn enclosing<'a>(lines: &[&'a str], at: usize) -> Vec<(usize, &'a str)> {
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let Some(first) = lines.get(at) else {
+        return Vec::new();
+    };
+    let mut cur = indent(first);
+    let mut out = Vec::new();
+    let mut i = at;
+    while i > 0 && cur > 0 {
+        i -= 1;
+        let l = lines[i];
+        let t = l.trim_end();
+        let opener = t.ends_with("<<-EOT") || t.ends_with('{') || t.ends_with('[');
+        if !opener || indent(l) >= cur {
+            continue;
+        }
+        cur = indent(l);
+        if t.contains(" = ") {
+            out.push((i, l));
+        }
+        if t.ends_with("<<-EOT") {
+            let mut j = i;
+            while j > 0 {
+                j -= 1;
+                let s = lines[j];
+                if indent(s) != cur {
+                    break;
+                }
+                let t = s.trim_end();
+                if !(t.ends_with("= null")
+                    || t.ends_with('{')
+                    || t.ends_with('[')
+                    || t.ends_with("EOT")
+                    || t.ends_with(','))
+                {
+                    out.push((j, s));
+                }
+            }
+        }
+    }
+    out.sort_by_key(|(i, _)| *i);
     out
 }
 
@@ -211,6 +299,7 @@ fn attr_lines(
                     &diff_text(a),
                     &format!("{pad}    "),
                     style,
+                    !matches!((b, a), (Value::String(_), _) | (_, Value::String(_))),
                 ));
                 let _ = writeln!(out, "{pad}  EOT");
             } else {
@@ -664,6 +753,44 @@ mod tests {
             out,
             "      ~ content = <<-EOT\n            one\n          - two\n          + 2\n            three\n        EOT\n"
         );
+    }
+
+    #[test]
+    fn text_inside_blocks_diffs_by_line_under_the_attributes_that_name_it() {
+        let file = |script: &str| {
+            Value::List(vec![Value::map([
+                ("path", Value::from("/etc/x.sh")),
+                ("mode", Value::Number(493.0)),
+                ("user", Value::Null),
+                ("contents", Value::from(script)),
+            ])])
+        };
+        let long: String = (1..=12).map(|i| format!("line {i}\n")).collect();
+        let mut out = String::new();
+        attr_lines(
+            &mut out,
+            Line {
+                key: "file",
+                width: 4,
+                sensitive: false,
+                forces: false,
+            },
+            Some(&file(&long)),
+            Some(&file(&long.replace("line 9\n", "line nine\n"))),
+            Style { color: false },
+        );
+        assert!(out.contains("path     = \"/etc/x.sh\""), "{out}");
+        assert!(out.contains("mode     = 493"), "{out}");
+        assert!(!out.contains("user"), "nulls left out: {out}");
+        assert!(
+            out.lines()
+                .any(|l| l.trim_start().starts_with('-') && l.ends_with(" line 9"))
+                && out
+                    .lines()
+                    .any(|l| l.trim_start().starts_with('+') && l.ends_with(" line nine")),
+            "{out}"
+        );
+        assert!(!out.contains("line 2\n"), "far lines hidden: {out}");
     }
 
     #[test]

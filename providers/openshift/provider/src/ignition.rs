@@ -1,0 +1,391 @@
+//! The Ignition config of a MachineConfig, written in plain HCL (`file`, `systemd_unit`
+//! blocks with decoded contents) and converted to and from the JSON the cluster stores (file
+//! contents as `data:` URLs).
+
+use ballast_sdk::{ProviderError, Value};
+use base64::Engine as _;
+use serde_json::{json, Map, Value as Json};
+use std::collections::BTreeMap;
+
+/// The Ignition version written when the configuration names none: the one of the
+/// MachineConfigs the field note's operator applied (`90-worker-kubelet-swap`), which every
+/// OpenShift 4.x release since 4.6 accepts.
+pub const DEFAULT_VERSION: &str = "3.2.0";
+
+/// The `data:` URL prefix the cluster's own objects use for file contents.
+const DATA_PREFIX: &str = "data:text/plain;charset=utf-8;base64,";
+
+/// Encodes text as the `data:` URL the cluster stores.
+pub fn encode(text: &str) -> String {
+    format!(
+        "{DATA_PREFIX}{}",
+        base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
+    )
+}
+
+/// Decodes a `data:` URL (base64 or percent-encoded) to its bytes; `None` for another URL.
+pub fn decode_bytes(source: &str) -> Option<Vec<u8>> {
+    let rest = source.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    if meta.split(';').any(|p| p == "base64") {
+        // Some writers break the base64 into lines or leave out the padding.
+        let clean: String = data.chars().filter(|c| !c.is_whitespace()).collect();
+        let clean = percent_encoding::percent_decode_str(&clean)
+            .decode_utf8()
+            .ok()?;
+        base64::engine::general_purpose::STANDARD
+            .decode(clean.as_bytes())
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(clean.as_bytes()))
+            .ok()
+    } else {
+        Some(percent_encoding::percent_decode_str(data).collect())
+    }
+}
+
+/// Decodes a `data:` URL holding UTF-8 text.
+pub fn decode(source: &str) -> Option<String> {
+    decode_bytes(source).and_then(|b| String::from_utf8(b).ok())
+}
+
+/// A file mode as configured: a number (decimal, as Ignition stores it: 493) or a string
+/// holding an octal mode ("0755", "755", "0o755"). Returns the number.
+pub fn mode(v: &Value, path: &str) -> Result<Value, ProviderError> {
+    match v {
+        Value::Null | Value::Unknown => Ok(v.clone()),
+        Value::Number(n) => {
+            let whole = n.fract() == 0.0 && *n >= 0.0 && *n <= 4095.0;
+            if !whole {
+                return Err(ProviderError::invalid_config(
+                    format!("file \"{path}\": mode {n} is not a file mode"),
+                    "write it as an octal string (\"0644\") or its decimal value (420)",
+                ));
+            }
+            // An octal mode written as a decimal number (`mode = 644`) is a classic mistake:
+            // 644 is 0o1204 (sticky bit, odd permissions). Refuse what looks like one.
+            let digits = format!("{}", *n as u64);
+            if *n > 511.0 && digits.len() == 3 && digits.chars().all(|c| ('0'..='7').contains(&c)) {
+                return Err(ProviderError::invalid_config(
+                    format!("file \"{path}\": mode {digits} is a decimal number (octal {:o})", *n as u64),
+                    format!(
+                        "Ignition stores modes as decimal numbers; for octal {digits} write mode = \"0{digits}\" (or {})",
+                        u64::from_str_radix(&digits, 8).unwrap_or(0)
+                    ),
+                ));
+            }
+            Ok(v.clone())
+        }
+        Value::String(s) => {
+            let t = s.trim();
+            let t = t.strip_prefix("0o").unwrap_or(t);
+            match u32::from_str_radix(t, 8) {
+                Ok(m) if m <= 0o7777 => Ok(Value::Number(m as f64)),
+                _ => Err(ProviderError::invalid_config(
+                    format!("file \"{path}\": mode \"{s}\" is not an octal file mode"),
+                    "write it as \"0644\" or \"0755\" (or a decimal number such as 420)",
+                )),
+            }
+        }
+        other => Err(ProviderError::invalid_config(
+            format!("file \"{path}\": mode is a {}", other.type_name()),
+            "write it as \"0644\" or a decimal number such as 420",
+        )),
+    }
+}
+
+fn list(v: &Value) -> &[Value] {
+    match v {
+        Value::List(l) => l,
+        _ => &[],
+    }
+}
+
+fn set_str(m: &mut Map<String, Json>, k: &str, v: &Value) {
+    if let Some(s) = v.as_str() {
+        m.insert(k.into(), json!(s));
+    }
+}
+
+fn set_bool(m: &mut Map<String, Json>, k: &str, v: &Value) {
+    if let Some(b) = v.as_bool() {
+        m.insert(k.into(), json!(b));
+    }
+}
+
+/// The Ignition JSON for the `file` and `systemd_unit` blocks of a (planned) object.
+pub fn to_ignition(v: &Value) -> Json {
+    let version = v
+        .get("ignition_version")
+        .as_str()
+        .unwrap_or(DEFAULT_VERSION);
+    let mut cfg = Map::new();
+    cfg.insert("ignition".into(), json!({ "version": version }));
+    let files: Vec<Json> = list(v.get("file"))
+        .iter()
+        .map(|f| {
+            let mut m = Map::new();
+            set_str(&mut m, "path", f.get("path"));
+            if let Some(n) = f.get("mode").as_f64() {
+                m.insert("mode".into(), json!(n as u64));
+            }
+            set_bool(&mut m, "overwrite", f.get("overwrite"));
+            if let Some(u) = f.get("user").as_str() {
+                m.insert("user".into(), json!({ "name": u }));
+            }
+            if let Some(g) = f.get("group").as_str() {
+                m.insert("group".into(), json!({ "name": g }));
+            }
+            if let Some(c) = f.get("contents").as_str() {
+                m.insert("contents".into(), json!({ "source": encode(c) }));
+            } else if let Some(s) = f.get("source").as_str() {
+                m.insert("contents".into(), json!({ "source": s }));
+            }
+            Json::Object(m)
+        })
+        .collect();
+    if !files.is_empty() {
+        cfg.insert("storage".into(), json!({ "files": files }));
+    }
+    let units: Vec<Json> = list(v.get("systemd_unit"))
+        .iter()
+        .map(|u| {
+            let mut m = Map::new();
+            set_str(&mut m, "name", u.get("name"));
+            set_bool(&mut m, "enabled", u.get("enabled"));
+            set_bool(&mut m, "mask", u.get("mask"));
+            set_str(&mut m, "contents", u.get("contents"));
+            let dropins: Vec<Json> = list(u.get("dropin"))
+                .iter()
+                .map(|d| {
+                    let mut dm = Map::new();
+                    set_str(&mut dm, "name", d.get("name"));
+                    set_str(&mut dm, "contents", d.get("contents"));
+                    Json::Object(dm)
+                })
+                .collect();
+            if !dropins.is_empty() {
+                m.insert("dropins".into(), Json::Array(dropins));
+            }
+            Json::Object(m)
+        })
+        .collect();
+    if !units.is_empty() {
+        cfg.insert("systemd".into(), json!({ "units": units }));
+    }
+    Json::Object(cfg)
+}
+
+fn s(j: Option<&Json>) -> Value {
+    match j.and_then(Json::as_str) {
+        Some(x) => Value::str(x),
+        None => Value::Null,
+    }
+}
+
+fn b(j: Option<&Json>) -> Value {
+    match j.and_then(Json::as_bool) {
+        Some(x) => Value::Bool(x),
+        None => Value::Null,
+    }
+}
+
+/// Checks that an object has only the given keys; else why not.
+fn only(o: &Json, keys: &[&str], what: &str) -> Result<(), String> {
+    if let Some(m) = o.as_object() {
+        if let Some(k) = m.keys().find(|k| !keys.contains(&k.as_str())) {
+            return Err(format!("{what} has \"{k}\""));
+        }
+    }
+    Ok(())
+}
+
+/// The blocks for an Ignition config, with decoded contents. `Err` (with the reason) when the
+/// config holds something the blocks cannot express (users, disks, compressed or binary
+/// contents, ...): such an object is kept as a raw `config`.
+pub fn from_ignition(cfg: &Json) -> Result<BTreeMap<String, Value>, String> {
+    only(cfg, &["ignition", "storage", "systemd"], "the config")?;
+    if let Some(i) = cfg.get("ignition") {
+        only(i, &["version"], "ignition")?;
+    }
+    let mut out = BTreeMap::new();
+    out.insert(
+        "ignition_version".to_string(),
+        s(cfg.pointer("/ignition/version")),
+    );
+    let mut files = Vec::new();
+    if let Some(st) = cfg.get("storage") {
+        only(st, &["files"], "storage")?;
+    }
+    for f in cfg
+        .pointer("/storage/files")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let path = f.get("path").and_then(Json::as_str).unwrap_or("?");
+        only(
+            f,
+            &["path", "mode", "overwrite", "user", "group", "contents"],
+            &format!("file {path}"),
+        )?;
+        let name_only = |k: &str| -> Result<Value, String> {
+            match f.get(k) {
+                None | Some(Json::Null) => Ok(Value::Null),
+                Some(o) => {
+                    only(o, &["name"], &format!("file {path} {k}"))?;
+                    Ok(s(o.get("name")))
+                }
+            }
+        };
+        let mut m = BTreeMap::new();
+        m.insert("path".into(), s(f.get("path")));
+        m.insert(
+            "mode".into(),
+            f.get("mode")
+                .and_then(Json::as_f64)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
+        );
+        m.insert("overwrite".into(), b(f.get("overwrite")));
+        m.insert("user".into(), name_only("user")?);
+        m.insert("group".into(), name_only("group")?);
+        let (mut contents, mut source) = (Value::Null, Value::Null);
+        if let Some(c) = f.get("contents") {
+            only(c, &["source"], &format!("file {path} contents"))?;
+            if let Some(src) = c.get("source").and_then(Json::as_str) {
+                match decode(src) {
+                    Some(text) => contents = Value::str(text),
+                    None => source = Value::str(src),
+                }
+            }
+        }
+        m.insert("contents".into(), contents);
+        m.insert("source".into(), source);
+        files.push(Value::Map(m));
+    }
+    out.insert("file".into(), Value::List(files));
+    if let Some(sd) = cfg.get("systemd") {
+        only(sd, &["units"], "systemd")?;
+    }
+    let mut units = Vec::new();
+    for u in cfg
+        .pointer("/systemd/units")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = u.get("name").and_then(Json::as_str).unwrap_or("?");
+        only(
+            u,
+            &["name", "enabled", "mask", "contents", "dropins"],
+            &format!("unit {name}"),
+        )?;
+        let mut dropins = Vec::new();
+        for d in u
+            .get("dropins")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+        {
+            only(d, &["name", "contents"], &format!("unit {name} drop-in"))?;
+            dropins.push(Value::map([
+                ("name", s(d.get("name"))),
+                ("contents", s(d.get("contents"))),
+            ]));
+        }
+        units.push(Value::map([
+            ("name", s(u.get("name"))),
+            ("enabled", b(u.get("enabled"))),
+            ("mask", b(u.get("mask"))),
+            ("contents", s(u.get("contents"))),
+            ("dropin", Value::List(dropins)),
+        ]));
+    }
+    out.insert("systemd_unit".into(), Value::List(units));
+    Ok(out)
+}
+
+/// Parses a raw Ignition config (YAML or JSON text).
+pub fn parse_raw(text: &str) -> Result<Json, ProviderError> {
+    let j: Json = serde_norway::from_str(text)
+        .map_err(|e| ProviderError::invalid_config("config is not YAML or JSON", e.to_string()))?;
+    if !j.is_object() {
+        return Err(ProviderError::invalid_config(
+            "config must be an Ignition config object",
+            "for example {\"ignition\": {\"version\": \"3.2.0\"}, ...}",
+        ));
+    }
+    if j.pointer("/ignition/version")
+        .and_then(Json::as_str)
+        .is_none()
+    {
+        return Err(ProviderError::invalid_config(
+            "config has no ignition.version",
+            "add ignition: {version: 3.2.0}",
+        ));
+    }
+    Ok(j)
+}
+
+/// A config as YAML text, for state when the live object no longer matches the configured text.
+pub fn to_yaml(j: &Json) -> String {
+    serde_norway::to_string(j).unwrap_or_else(|_| j.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_urls_round_trip_and_percent_encoding_decodes() {
+        let script = "#!/bin/bash\necho \"hi\" > /tmp/x\n";
+        assert_eq!(decode(&encode(script)).as_deref(), Some(script));
+        assert_eq!(
+            decode("data:,hello%20world%0A").as_deref(),
+            Some("hello world\n")
+        );
+        assert_eq!(decode("https://example.invalid/x"), None);
+    }
+
+    #[test]
+    fn the_real_objects_contents_decode() {
+        let src = "data:text/plain;charset=utf-8;base64,YXBpVmVyc2lvbjoga3ViZWxldC5jb25maWcuazhzLmlvL3YxYmV0YTEKa2luZDogS3ViZWxldENvbmZpZ3VyYXRpb24KbWVtb3J5U3dhcDoKICBzd2FwQmVoYXZpb3I6IExpbWl0ZWRTd2FwCg==";
+        let text = decode(src).unwrap_or_default();
+        assert!(text.contains("swapBehavior: LimitedSwap"), "{text}");
+        assert_eq!(
+            encode(&text),
+            src,
+            "encoded as the cluster's own objects are"
+        );
+    }
+
+    #[test]
+    fn modes_as_users_write_them() {
+        assert_eq!(
+            mode(&Value::str("0755"), "/x").ok(),
+            Some(Value::Number(493.0))
+        );
+        assert_eq!(
+            mode(&Value::str("644"), "/x").ok(),
+            Some(Value::Number(420.0))
+        );
+        assert_eq!(
+            mode(&Value::Number(420.0), "/x").ok(),
+            Some(Value::Number(420.0))
+        );
+        let e = mode(&Value::Number(755.0), "/x")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("\"0755\"") && e.contains("493"), "{e}");
+        assert!(mode(&Value::str("9"), "/x").is_err());
+    }
+
+    #[test]
+    fn unrepresentable_configs_are_refused_with_the_reason() {
+        let cfg = json!({"ignition": {"version": "3.2.0"}, "passwd": {"users": []}});
+        assert_eq!(
+            from_ignition(&cfg).err().as_deref(),
+            Some("the config has \"passwd\"")
+        );
+    }
+}

@@ -1,0 +1,445 @@
+//! The openshift provider through the real binary, against the Kubernetes API +
+//! machine-config controller simulator (`providers/openshift/sim`: no OpenShift cluster can
+//! run here). Field note 4 replayed with examples/openshift-swap: plan the decoded script,
+//! apply on a 10-worker pool and follow the rollout, change one line, drift, delete; a
+//! degraded node; a timeout; import; a name that someone else's object holds.
+
+mod common;
+use common::Work;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use serde_json::{json, Value};
+use std::process::Command;
+
+const NAME: &str = "90-worker-kubelet-swap";
+
+struct Kube {
+    rt: tokio::runtime::Runtime,
+    sim: Option<ballast_kube_sim::SimHandle>,
+    client: kube::Client,
+}
+
+fn ar(kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("machineconfiguration.openshift.io", "v1", kind),
+        plural,
+    )
+}
+
+impl Kube {
+    fn start(workers: usize, node_ms: u64) -> Kube {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let sim = rt
+            .block_on(ballast_kube_sim::start(ballast_kube_sim::SimConfig {
+                workers,
+                node_ms,
+                render_delay_ms: 300,
+                ..Default::default()
+            }))
+            .expect("the simulator starts");
+        let path = sim.kubeconfig.clone();
+        let client = rt.block_on(async {
+            let kc = kube::config::Kubeconfig::read_from(&path).expect("its kubeconfig");
+            let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .expect("a config");
+            kube::Client::try_from(cfg).expect("a client")
+        });
+        Kube {
+            rt,
+            sim: Some(sim),
+            client,
+        }
+    }
+
+    fn sim(&self) -> &ballast_kube_sim::SimHandle {
+        self.sim.as_ref().expect("running")
+    }
+
+    fn kubeconfig(&self) -> String {
+        self.sim().kubeconfig.display().to_string()
+    }
+
+    /// Runs ballast with KUBECONFIG pointing at the simulator.
+    fn ballast(&self, w: &Work, args: &[&str], code: i32) -> common::Run {
+        let out = w
+            .command(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .output()
+            .expect("run ballast");
+        let r = common::Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        assert_eq!(
+            r.code, code,
+            "ballast {args:?} exited {}\nstdout:\n{}\nstderr:\n{}",
+            r.code, r.stdout, r.stderr
+        );
+        r
+    }
+
+    fn pool(&self) -> Value {
+        let api: Api<DynamicObject> = Api::all_with(
+            self.client.clone(),
+            &ar("MachineConfigPool", "machineconfigpools"),
+        );
+        let p = self
+            .rt
+            .block_on(api.get("worker"))
+            .expect("the worker pool");
+        serde_json::to_value(p).unwrap_or_default()
+    }
+
+    fn mcs(&self) -> Api<DynamicObject> {
+        Api::all_with(self.client.clone(), &ar("MachineConfig", "machineconfigs"))
+    }
+
+    /// Someone else applies the real object (kubectl's field manager).
+    fn apply_real_object(&self) {
+        let text = std::fs::read_to_string(format!(
+            "{}/90-worker-kubelet-swap.machineconfig.yaml",
+            ballast_kube_sim::fidelity_dir(None).display()
+        ))
+        .expect("the fidelity object");
+        let obj: Value = serde_norway::from_str(&text).expect("its YAML");
+        self.rt
+            .block_on(self.mcs().patch(
+                NAME,
+                &PatchParams::apply("kubectl-client-side-apply"),
+                &Patch::Apply(&obj),
+            ))
+            .expect("applied");
+    }
+
+    /// Someone edits file `index`'s contents source: `kubectl patch --type json` when
+    /// kubectl is there (CI requires it: BALLAST_REQUIRE_KUBECTL), else the same change as
+    /// a merge patch through the API.
+    fn edit_file_source(&self, index: usize, source: &str) {
+        let kubectl = Command::new("kubectl")
+            .args(["version", "--client"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if kubectl {
+            let patch = json!([{
+                "op": "replace",
+                "path": format!("/spec/config/storage/files/{index}/contents/source"),
+                "value": source,
+            }]);
+            let out = Command::new("kubectl")
+                .env("KUBECONFIG", self.kubeconfig())
+                .args([
+                    "patch",
+                    "mc",
+                    NAME,
+                    "--type",
+                    "json",
+                    "-p",
+                    &patch.to_string(),
+                ])
+                .output()
+                .expect("kubectl runs");
+            assert!(
+                out.status.success(),
+                "kubectl patch: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return;
+        }
+        assert!(
+            std::env::var_os("BALLAST_REQUIRE_KUBECTL").is_none(),
+            "kubectl is required (BALLAST_REQUIRE_KUBECTL) but not on PATH"
+        );
+        eprintln!("kubectl is not on PATH: editing through the API instead");
+        let mc = self.rt.block_on(self.mcs().get(NAME)).expect("the object");
+        let mut live = serde_json::to_value(mc).unwrap_or_default();
+        live["spec"]["config"]["storage"]["files"][index]["contents"]["source"] = json!(source);
+        self.rt
+            .block_on(self.mcs().patch(
+                NAME,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": live["spec"].clone()})),
+            ))
+            .expect("patched");
+    }
+}
+
+impl Drop for Kube {
+    fn drop(&mut self) {
+        if let Some(sim) = self.sim.take() {
+            self.rt.block_on(sim.shutdown());
+        }
+    }
+}
+
+fn sources(pool: &Value) -> Vec<String> {
+    pool.pointer("/spec/configuration/source")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn rolled_out(pool: &Value) -> bool {
+    let s = &pool["status"];
+    pool.pointer("/status/configuration/name") == pool.pointer("/spec/configuration/name")
+        && s["updatedMachineCount"] == s["machineCount"]
+        && s["readyMachineCount"] == s["machineCount"]
+        && s["machineCount"].as_u64().unwrap_or(0) > 0
+}
+
+fn example() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/openshift-swap/main.hcl"
+    ))
+    .expect("the example")
+}
+
+/// The lines of a diff that add or remove something.
+fn changed_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            (t.starts_with("- ") || t.starts_with("+ ")) && !t.starts_with("+ resource")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_swap_machine_config_plans_decoded_rolls_out_changes_one_line_drifts_and_rolls_back() {
+    let k = Kube::start(10, 100);
+    let w = Work::new();
+    w.write("main.hcl", &example());
+
+    // The review: the script and the kubelet drop-in as text, never base64.
+    let plan = k.ballast(&w, &["plan"], 0);
+    assert!(plan.stdout.contains("PARTLABEL=\"CNV_SWAP\""));
+    assert!(plan.stdout.contains("swapBehavior: LimitedSwap"));
+    assert!(!plan.stdout.contains("base64"));
+    insta::assert_snapshot!("openshift_swap_plan", plan.text(&w));
+
+    // Apply on 10 workers: the rollout is followed to the end.
+    let before = k.pool()["spec"]["configuration"]["name"].clone();
+    let apply = k.ballast(&w, &["apply", "-auto-approve"], 0);
+    let all = format!("{}{}", apply.stdout, apply.stderr);
+    assert!(
+        all.contains("openshift_machine_config.swap: worker: "),
+        "{all}"
+    );
+    assert!(all.contains("Creation complete"), "{all}");
+    let pool = k.pool();
+    assert_ne!(pool["spec"]["configuration"]["name"], before);
+    assert!(sources(&pool).contains(&NAME.to_string()));
+    assert!(rolled_out(&pool), "{pool}");
+    w.assert_converged_with(|args| k.ballast(&w, args, 0));
+
+    // One line of the script changes: a one-line diff, under the file's path and mode.
+    w.write(
+        "main.hcl",
+        &example().replace(
+            "echo \"Enabling swap on $DEVICE\" >&2",
+            "echo \"Enabling swap on $DEVICE (ballast)\" >&2",
+        ),
+    );
+    let plan = k.ballast(&w, &["plan"], 0);
+    assert_eq!(changed_lines(&plan.stdout).len(), 2, "{}", plan.stdout);
+    insta::assert_snapshot!("openshift_swap_one_line", plan.text(&w));
+    let rendered = k.pool()["spec"]["configuration"]["name"].clone();
+    let apply = k.ballast(&w, &["apply", "-auto-approve", "-json"], 0);
+    let progress: Vec<&str> = apply
+        .stdout
+        .lines()
+        .filter(|l| l.contains("\"apply_progress\""))
+        .collect();
+    assert!(
+        progress
+            .iter()
+            .any(|l| l.contains("worker: Updated ") && l.contains("/10, Ready ")),
+        "{}",
+        apply.stdout
+    );
+    let pool = k.pool();
+    assert_ne!(
+        pool["spec"]["configuration"]["name"], rendered,
+        "rendered again"
+    );
+    assert!(rolled_out(&pool));
+
+    // Someone edits the drop-in with kubectl: drift shows the decoded difference, exit 2.
+    let unlimited = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nmemorySwap:\n  swapBehavior: UnlimitedSwap\n";
+    k.edit_file_source(
+        1,
+        &format!(
+            "data:,{}",
+            unlimited
+                .replace(' ', "%20")
+                .replace('\n', "%0A")
+                .replace(':', "%3A")
+                .replace('/', "%2F")
+        ),
+    );
+    let drift = k.ballast(&w, &["drift"], 2);
+    assert!(
+        drift.stdout.contains("-         swapBehavior: LimitedSwap"),
+        "{}",
+        drift.stdout
+    );
+    assert!(
+        drift
+            .stdout
+            .contains("+         swapBehavior: UnlimitedSwap"),
+        "{}",
+        drift.stdout
+    );
+    insta::assert_snapshot!("openshift_swap_drift", drift.text(&w));
+    // kubectl now owns the files: putting them back is a conflict that names it, and
+    // ballast takes them over only when told to.
+    let refused = k.ballast(&w, &["apply", "-auto-approve"], 1);
+    assert!(
+        refused.stderr.contains("conflict with \""),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("force_conflicts = true"),
+        "{}",
+        refused.stderr
+    );
+    w.write(
+        "main.hcl",
+        &example().replace(
+            "  name = \"90-worker-kubelet-swap\"\n",
+            "  name = \"90-worker-kubelet-swap\"\n  force_conflicts = true\n",
+        ),
+    );
+    k.ballast(&w, &["apply", "-auto-approve"], 0);
+    let live = serde_json::to_value(k.rt.block_on(k.mcs().get(NAME)).expect("the object"))
+        .unwrap_or_default();
+    let managers: Vec<&str> = live
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"ballast"), "{managers:?}");
+    w.assert_converged_with(|args| k.ballast(&w, args, 0));
+
+    // Disabling: delete the MachineConfig; the pool renders without it and rolls back.
+    w.write("main.hcl", "provider \"openshift\" {}\n");
+    let destroy = k.ballast(&w, &["apply", "-auto-approve"], 0);
+    let all = format!("{}{}", destroy.stdout, destroy.stderr);
+    assert!(all.contains("Destruction complete"), "{all}");
+    let pool = k.pool();
+    assert!(!sources(&pool).contains(&NAME.to_string()));
+    assert!(rolled_out(&pool), "{pool}");
+}
+
+#[test]
+fn a_degraded_node_fails_the_apply_with_its_message_and_the_object_stays_in_state() {
+    let k = Kube::start(10, 100);
+    k.sim()
+        .faults(&json!({"degrade_node": {"node": "next", "message": "error running rpm-ostree: failed to drain"}}))
+        .expect("a fault");
+    let w = Work::new();
+    w.write("main.hcl", &example());
+    let r = k.ballast(&w, &["apply", "-auto-approve"], 1);
+    assert!(r.stderr.contains("pool worker is degraded"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("1 of 10 machines degraded"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("failed to drain"), "{}", r.stderr);
+    let list = k.ballast(&w, &["state", "list"], 0);
+    assert_eq!(list.stdout.trim(), "openshift_machine_config.swap");
+}
+
+#[test]
+fn a_rollout_timeout_ends_cleanly_with_the_pools_state_and_the_object_in_state() {
+    let k = Kube::start(10, 100);
+    k.sim()
+        .faults(&json!({"stuck_node": "next"}))
+        .expect("a fault");
+    let w = Work::new();
+    w.write(
+        "main.hcl",
+        &example().replace("create = \"12h\"", "create = \"6s\""),
+    );
+    let r = k.ballast(&w, &["apply", "-auto-approve"], 1);
+    assert!(
+        r.stderr.contains("did not finish before the timeout"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("worker: Updated 0/10, Ready"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("the object is applied and recorded"),
+        "{}",
+        r.stderr
+    );
+    let list = k.ballast(&w, &["state", "list"], 0);
+    assert_eq!(list.stdout.trim(), "openshift_machine_config.swap");
+    // It is there on the cluster, with this state's mark.
+    let mc = k.rt.block_on(k.mcs().get(NAME)).expect("the object");
+    assert!(mc
+        .metadata
+        .labels
+        .unwrap_or_default()
+        .contains_key("ballast.dev/lineage"));
+}
+
+#[test]
+fn someone_elses_object_is_a_conflict_at_plan_and_import_writes_heredocs_that_plan_clean() {
+    let k = Kube::start(2, 50);
+    k.apply_real_object();
+    let w = Work::new();
+    w.write("main.hcl", &example());
+    let plan = k.ballast(&w, &["plan"], 1);
+    let all = format!("{}{}", plan.stdout, plan.stderr);
+    assert!(all.contains("this state does not manage it"), "{all}");
+    assert!(all.contains("kubectl-client-side-apply"), "{all}");
+    insta::assert_snapshot!("openshift_conflict", plan.text(&w));
+
+    let w = Work::new();
+    w.write("main.hcl", "provider \"openshift\" {}\n");
+    k.ballast(
+        &w,
+        &[
+            "import",
+            "-generate-config-out=swap.hcl",
+            "openshift_machine_config.swap",
+            NAME,
+        ],
+        0,
+    );
+    let hcl = w.read("swap.hcl");
+    assert!(hcl.contains("<<-EOT"), "{hcl}");
+    assert!(hcl.contains("PARTLABEL=\"CNV_SWAP\""), "{hcl}");
+    insta::assert_snapshot!("openshift_import_hcl", hcl);
+    w.assert_converged_with(|args| k.ballast(&w, args, 0));
+}
+
+trait Converged {
+    fn assert_converged_with(&self, run: impl Fn(&[&str]) -> common::Run);
+}
+
+impl Converged for Work {
+    fn assert_converged_with(&self, run: impl Fn(&[&str]) -> common::Run) {
+        assert_eq!(
+            run(&["plan", "-detailed-exitcode"]).stdout.trim(),
+            "No changes. The real state matches the configuration."
+        );
+    }
+}
