@@ -358,8 +358,18 @@ fn a_degraded_node_fails_the_apply_with_its_message_and_the_object_stays_in_stat
         r.stderr
     );
     assert!(r.stderr.contains("failed to drain"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("only the wait for the server failed"),
+        "{}",
+        r.stderr
+    );
     let list = k.ballast(&w, &["state", "list"], 0);
     assert_eq!(list.stdout.trim(), "openshift_machine_config.swap");
+    // Applied, not tainted: the next plan does not replace it (a delete and a create would
+    // roll the pool twice); the operator fixes the node and the controller goes on.
+    let plan = k.ballast(&w, &["plan"], 0);
+    assert!(!plan.stdout.contains("replace"), "{}", plan.stdout);
+    assert!(!plan.stdout.contains("tainted"), "{}", plan.stdout);
 }
 
 #[test]
@@ -385,12 +395,14 @@ fn a_rollout_timeout_ends_cleanly_with_the_pools_state_and_the_object_in_state()
         r.stderr
     );
     assert!(
-        r.stderr.contains("the object is applied and recorded"),
+        r.stderr.contains("only the wait for the server failed"),
         "{}",
         r.stderr
     );
     let list = k.ballast(&w, &["state", "list"], 0);
     assert_eq!(list.stdout.trim(), "openshift_machine_config.swap");
+    let plan = k.ballast(&w, &["plan"], 0);
+    assert!(!plan.stdout.contains("replace"), "{}", plan.stdout);
     // It is there on the cluster, with this state's mark.
     let mc = k.rt.block_on(k.mcs().get(NAME)).expect("the object");
     assert!(mc

@@ -173,6 +173,8 @@ struct Done {
     result: Result<Applied, ProviderError>,
     elapsed: Duration,
     created: bool,
+    /// The provider recorded the object as applied before a wait (`ApplyContext::settled`).
+    settled: bool,
     saved_private: Option<Vec<u8>>,
 }
 
@@ -659,7 +661,9 @@ impl Engine {
                             });
                         }
                         let mut msg = e.to_string();
-                        if done.created && !paused {
+                        if done.settled && !paused {
+                            msg.push_str("; the object was applied and is recorded as such: only the wait for the server failed, and the next apply does not replace it");
+                        } else if done.created && !paused {
                             msg.push_str("; the object was created and is recorded as tainted: the next apply replaces it");
                         }
                         self.emit(Event::Failed {
@@ -908,6 +912,7 @@ impl Engine {
                 result,
                 elapsed: started.elapsed(),
                 created: journal.created(),
+                settled: journal.settled(),
                 saved_private: journal.saved_private(),
             }
         });

@@ -24,6 +24,7 @@ struct Inner {
     /// Whether the record is in the state (false for a create until `created`).
     recorded: bool,
     created: bool,
+    settled: bool,
     private: Option<Vec<u8>>,
 }
 
@@ -47,6 +48,7 @@ impl Journal {
                 record,
                 recorded,
                 created: false,
+                settled: false,
                 private: None,
             }),
         }
@@ -59,6 +61,11 @@ impl Journal {
     /// Whether the provider reported a new object.
     pub fn created(&self) -> bool {
         self.inner().created
+    }
+
+    /// Whether the provider said the object is applied and only a wait remained.
+    pub fn settled(&self) -> bool {
+        self.inner().settled
     }
 
     /// The private data the provider saved during the call, if any.
@@ -129,6 +136,27 @@ impl ApplyContext for Journal {
                     "cannot journal the create's target {target}: {e:#}"
                 ))
             })
+    }
+
+    fn settled(&self, object: &Value) -> Result<(), ProviderError> {
+        let mut inner = self.inner();
+        if !inner.recorded {
+            return Err(ProviderError::new(
+                "the provider settled an object before reporting it created",
+            ));
+        }
+        let mut r = inner.record.clone();
+        if let Some(id) = object.get("id").as_str() {
+            r.id = Some(id.to_string());
+        }
+        r.attributes = object.clone();
+        r.tainted = false;
+        self.state
+            .commit(vec![Write::PutResource(r.clone())])
+            .map_err(|e| ProviderError::new(format!("cannot record the applied object: {e:#}")))?;
+        inner.record = r;
+        inner.settled = true;
+        Ok(())
     }
 
     fn progress(&self, p: ballast_sdk::Progress) {

@@ -29,6 +29,9 @@ impl ApplyContext for Recorder {
     fn target(&self, _: &str) -> Result<(), ProviderError> {
         Ok(())
     }
+    fn settled(&self, _: &Value) -> Result<(), ProviderError> {
+        Ok(())
+    }
     fn progress(&self, p: Progress) {
         self.progress
             .lock()

@@ -318,6 +318,11 @@ pub trait ApplyContext: Send + Sync {
     /// between the call and [`ApplyContext::created`] is found again by
     /// [`ResourceType::adopt`].
     fn target(&self, id: &str) -> Result<(), ProviderError>;
+    /// Called when the object is as planned on the server and what remains is only a wait
+    /// for the server to act on it (a rollout over a pool of machines). The engine records
+    /// the object at once, not tainted: a failed or timed-out wait then leaves it applied,
+    /// and the next apply does not replace it (which would start the rollout over twice).
+    fn settled(&self, object: &Value) -> Result<(), ProviderError>;
     fn progress(&self, progress: Progress);
 }
 

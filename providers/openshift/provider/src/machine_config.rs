@@ -562,24 +562,19 @@ impl ResourceType for MachineConfig {
         if req.kind == ChangeKind::Create {
             ctx.created(&obj)?;
         }
-        let waits = planned.get("wait").as_bool() != Some(false) && !targets.is_empty();
-        if waits {
-            // An interrupted run resumes this wait (see `resume`).
-            if let Err(e) = ctx.save_private(&rollout::save(&targets)) {
-                ctx.progress(ballast_sdk::Progress::message(format!(
-                    "(the wait cannot be resumed after an interruption: {e})"
-                )));
-            }
-            rollout::wait(
-                &self.cluster,
-                targets,
-                ctx,
-                &req.cancel,
-                req.deadline,
-                &what,
-            )
-            .await?;
-        }
+        // The MachineConfig is as planned; the rollout is the cluster's work (an interrupted
+        // run resumes the wait, see `resume`).
+        let waits = rollout::settle_and_wait(
+            &self.cluster,
+            targets,
+            &obj,
+            planned,
+            ctx,
+            &req.cancel,
+            req.deadline,
+            &what,
+        )
+        .await?;
         Ok(Applied {
             object: Some(obj),
             private: waits.then(Vec::new),

@@ -226,6 +226,34 @@ pub fn selecting<'a>(pools: &'a [Json], labels: &serde_json::Map<String, Json>) 
 
 /// Waits for every target; progress per pool through `ctx`. Paused pools are reported and
 /// not waited on.
+/// After an object was applied (`obj`, as read back): unless `planned` says `wait =
+/// false` or no pool is affected, records it as applied (`settled`: a failed wait must not
+/// taint it, or the next apply would replace it and roll twice), keeps the targets as
+/// private data (an interrupted run resumes the wait), and waits. Whether it waited.
+#[allow(clippy::too_many_arguments)]
+pub async fn settle_and_wait(
+    cluster: &Cluster,
+    targets: Vec<Target>,
+    obj: &ballast_sdk::Value,
+    planned: &ballast_sdk::Value,
+    ctx: &dyn ApplyContext,
+    cancel: &CancellationToken,
+    deadline: Instant,
+    what: &str,
+) -> Result<bool, ProviderError> {
+    if planned.get("wait").as_bool() == Some(false) || targets.is_empty() {
+        return Ok(false);
+    }
+    ctx.settled(obj)?;
+    if let Err(e) = ctx.save_private(&save(&targets)) {
+        ctx.progress(Progress::message(format!(
+            "(the wait cannot be resumed after an interruption: {e})"
+        )));
+    }
+    wait(cluster, targets, ctx, cancel, deadline, what).await?;
+    Ok(true)
+}
+
 pub async fn wait(
     cluster: &Cluster,
     targets: Vec<Target>,
@@ -259,7 +287,7 @@ pub async fn wait(
             }
             _ = tokio::time::sleep_until(deadline) => {
                 return Err(ProviderError::timeout(format!(
-                    "{what}: the rollout did not finish before the timeout ({} elapsed); the object is applied and recorded; {}",
+                    "{what}: the rollout did not finish before the timeout ({} elapsed): {}",
                     human(started.elapsed()),
                     state_of(&pending, &pools, started)
                 )));
@@ -310,7 +338,7 @@ pub async fn wait(
             match assess(t, p) {
                 Err(msg) => {
                     return Err(ProviderError::new(format!(
-                        "{what}: {msg} ({}); the object is applied and recorded",
+                        "{what}: {msg} ({})",
                         summary(p, None, started.elapsed())
                     )));
                 }

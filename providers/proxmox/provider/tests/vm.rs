@@ -82,6 +82,9 @@ impl ApplyContext for Recorder {
             .push(private.to_vec());
         Ok(())
     }
+    fn settled(&self, _: &Value) -> Result<(), ProviderError> {
+        Ok(())
+    }
     fn target(&self, id: &str) -> Result<(), ProviderError> {
         assert!(
             self.created().is_empty(),
