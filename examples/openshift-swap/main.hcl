@@ -19,7 +19,7 @@ resource "openshift_machine_config" "swap" {
     path      = "/etc/find-swap-partition"
     mode      = "0755"
     overwrite = true
-    contents  = <<-EOT
+    contents = <<-EOT
       #!/usr/bin/env bash
       set -euo pipefail
 
@@ -46,7 +46,7 @@ resource "openshift_machine_config" "swap" {
     path      = "/etc/openshift/kubelet.conf.d/90-swap.conf"
     mode      = "0644"
     overwrite = true
-    contents  = <<-EOT
+    contents = <<-EOT
       apiVersion: kubelet.config.k8s.io/v1beta1
       kind: KubeletConfiguration
       memorySwap:
@@ -55,8 +55,8 @@ resource "openshift_machine_config" "swap" {
   }
 
   systemd_unit {
-    name     = "swap-provision.service"
-    enabled  = true
+    name    = "swap-provision.service"
+    enabled = true
     contents = <<-EOT
       [Unit]
       Description=Provision and enable swap
@@ -74,8 +74,8 @@ resource "openshift_machine_config" "swap" {
   }
 
   systemd_unit {
-    name     = "cgroup-system-slice-config.service"
-    enabled  = true
+    name    = "cgroup-system-slice-config.service"
+    enabled = true
     contents = <<-EOT
       [Unit]
       Description=Restrict swap for system slice

@@ -155,8 +155,39 @@ impl<'a> Scope<'a> {
             Expression::Variable(v) => self.root(v.as_str(), None, expr, file)?,
             Expression::Traversal(t) => self.traversal(t, file)?,
             Expression::Conditional(c) => match self.ev(&c.cond_expr, file)? {
-                Value::Bool(true) => self.ev(&c.true_expr, file)?,
-                Value::Bool(false) => self.ev(&c.false_expr, file)?,
+                // Both results convert to their common type, as Terraform's do (a number and
+                // a string give a string); the other branch is evaluated for its type only.
+                Value::Bool(b) => {
+                    let (chosen_expr, other_expr) = if b {
+                        (&c.true_expr, &c.false_expr)
+                    } else {
+                        (&c.false_expr, &c.true_expr)
+                    };
+                    let chosen = self.ev(chosen_expr, file)?;
+                    // What the other branch reads (a sensitive value) does not mark the result.
+                    let marked = self.take_sensitive();
+                    let other = self.ev(other_expr, file).ok();
+                    self.sensitive.set(marked);
+                    match other {
+                        Some(o) => {
+                            let (tv, fv) = if b { (&chosen, &o) } else { (&o, &chosen) };
+                            let pair = crate::convert::unify(vec![tv.clone(), fv.clone()])
+                                .map_err(|_| {
+                                    self.err(
+                                        format!(
+                                            "the true and false result expressions must have consistent types; the 'true' value is {}, but the 'false' value is {}",
+                                            tv.type_name(),
+                                            fv.type_name()
+                                        ),
+                                        expr,
+                                        file,
+                                    )
+                                })?;
+                            pair.into_iter().nth(usize::from(!b)).unwrap_or(chosen)
+                        }
+                        None => chosen,
+                    }
+                }
                 Value::Unknown => Value::Unknown,
                 other => {
                     return Err(self.err(
@@ -195,8 +226,63 @@ impl<'a> Scope<'a> {
                     }
                 }
             }
+            Expression::FuncCall(call) if call.name.name.as_str() == "convert" => {
+                // convert(value, type): the second argument is a type constraint, as in a
+                // variable's `type`.
+                funcs::check_arity("convert", call.args.len())
+                    .map_err(|m| self.err(format!("convert(): {m}"), expr, file))?;
+                let mut it = call.args.iter();
+                let (Some(value), Some(ty)) = (it.next(), it.next()) else {
+                    return Err(self.err("convert(): takes 2 arguments", expr, file));
+                };
+                let v = self.ev(value, file)?;
+                let t = crate::types::parse(ty, &|d| self.ev(d, file).map_err(|d| d.message))
+                    .map_err(|m| self.err(format!("convert(): argument 2: {m}"), ty, file))?;
+                crate::types::convert(v, &t, "")
+                    .map_err(|m| self.err(format!("convert(): {m}"), expr, file))?
+            }
+            Expression::FuncCall(call)
+                if matches!(
+                    call.name.name.as_str(),
+                    "sensitive" | "nonsensitive" | "issensitive"
+                ) =>
+            {
+                let name = call.name.name.as_str();
+                funcs::check_arity(name, call.args.len())
+                    .map_err(|m| self.err(format!("{name}(): {m}"), expr, file))?;
+                let Some(arg) = call.args.iter().next() else {
+                    return Err(self.err(format!("{name}(): takes 1 argument, got 0"), expr, file));
+                };
+                // Sensitivity is a mark on the evaluation: save what was read before the
+                // argument, see whether the argument reads something sensitive, then mark.
+                let before = self.take_sensitive();
+                let v = self.ev(arg, file)?;
+                let inner = self.take_sensitive();
+                match name {
+                    "sensitive" => {
+                        self.sensitive.set(true);
+                        v
+                    }
+                    "nonsensitive" => {
+                        self.sensitive.set(before);
+                        v
+                    }
+                    _ => {
+                        self.sensitive.set(before);
+                        if v == Value::Unknown && !inner {
+                            Value::Unknown
+                        } else {
+                            Value::Bool(inner)
+                        }
+                    }
+                }
+            }
             Expression::FuncCall(call) => {
                 let name = call.name.name.as_str();
+                if !call.args.expand_final() {
+                    funcs::check_arity(name, call.args.len())
+                        .map_err(|m| self.err(format!("{name}(): {m}"), expr, file))?;
+                }
                 let mut args = Vec::with_capacity(call.args.len());
                 for a in call.args.iter() {
                     args.push(self.ev(a, file)?);
@@ -251,6 +337,12 @@ impl<'a> Scope<'a> {
     }
 
     fn template(&self, t: &Template, file: usize) -> R {
+        // A template that is exactly one interpolation yields the value itself, with its type.
+        if let (1, Some(Element::Interpolation(i))) = (t.len(), t.get(0)) {
+            if !i.strip.strip_start() && !i.strip.strip_end() {
+                return self.ev(&i.expr, file);
+            }
+        }
         let mut out = String::new();
         match self.render(t, file, false, &mut out)? {
             true => Ok(Value::String(out)),
@@ -798,7 +890,14 @@ impl funcs::Context for Scope<'_> {
         );
         let inner = Scope::new(self.cfg, &v, &s, &l, &r);
         inner.bindings.borrow_mut().extend(vars);
-        inner.template(&t, usize::MAX).map_err(|d| d.message)
+        match inner.template(&t, usize::MAX).map_err(|d| d.message)? {
+            v @ (Value::String(_) | Value::Unknown) => Ok(v),
+            // A template of one interpolation yields its value; the template functions
+            // return strings.
+            v => to_string(&v)
+                .map(Value::String)
+                .map_err(|m| format!("invalid template result: {m}")),
+        }
     }
 }
 
@@ -1033,7 +1132,7 @@ mod tests {
         );
         check(
             "length(1)",
-            "error: length(): cannot take the length of a number",
+            "error: length(): argument must be a string, a collection type, or a structural type",
         );
         check("{a = 1}.b", "error: this object has no attribute \"b\"");
         check(

@@ -33,12 +33,67 @@ pub struct Ref {
     pub span: SrcSpan,
 }
 
+/// A function call found in an expression.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub name: String,
+    pub args: usize,
+    /// The last argument is expanded (`f(list...)`): the count is not known statically.
+    pub expanded: bool,
+    pub span: SrcSpan,
+}
+
+#[derive(Default)]
+struct Found {
+    refs: Vec<Ref>,
+    calls: Vec<Call>,
+}
+
 /// Every reference in an expression, skipping names bound by `for` expressions.
 pub fn refs(e: &Expr) -> Vec<Ref> {
-    let mut out = Vec::new();
+    let mut out = Found::default();
     let mut bound = Vec::new();
     walk(&e.expr, e.file, &mut bound, &mut out);
-    out
+    out.refs
+}
+
+/// Every function call in an expression.
+pub fn calls(e: &Expr) -> Vec<Call> {
+    let mut out = Found::default();
+    let mut bound = Vec::new();
+    walk(&e.expr, e.file, &mut bound, &mut out);
+    out.calls
+}
+
+/// Checks that every function called in `e` exists and gets a number of arguments it takes:
+/// what `validate` must say without evaluating anything.
+pub fn check_calls(e: &Expr, cfg: &Config, diags: &mut Vec<Diag>) {
+    for c in calls(e) {
+        let problem = if c.expanded {
+            if crate::funcs::is_known(&c.name) {
+                continue;
+            }
+            crate::funcs::check_arity(&c.name, 0).err()
+        } else {
+            crate::funcs::check_arity(&c.name, c.args).err()
+        };
+        if let Some(m) = problem {
+            diags.push(Diag::at(
+                format!("{}(): {m}", c.name),
+                &cfg.sources,
+                &c.span,
+            ));
+        }
+    }
+}
+
+fn body_calls(b: &BodyExpr, cfg: &Config, diags: &mut Vec<Diag>) {
+    for (_, e) in &b.attrs {
+        check_calls(e, cfg, diags);
+    }
+    for (_, nested) in &b.blocks {
+        body_calls(nested, cfg, diags);
+    }
 }
 
 fn body_refs(b: &BodyExpr, out: &mut Vec<Ref>) {
@@ -50,7 +105,7 @@ fn body_refs(b: &BodyExpr, out: &mut Vec<Ref>) {
     }
 }
 
-fn walk(e: &Expression, file: usize, bound: &mut Vec<String>, out: &mut Vec<Ref>) {
+fn walk(e: &Expression, file: usize, bound: &mut Vec<String>, out: &mut Found) {
     let span = |x: &dyn Span| SrcSpan {
         file,
         range: x.span().unwrap_or(0..0),
@@ -74,7 +129,7 @@ fn walk(e: &Expression, file: usize, bound: &mut Vec<String>, out: &mut Vec<Ref>
         Expression::Parenthesis(p) => walk(p.inner(), file, bound, out),
         Expression::Variable(v) => {
             if !bound.iter().any(|b| b == v.as_str()) {
-                out.push(Ref {
+                out.refs.push(Ref {
                     root: v.as_str().to_string(),
                     name: None,
                     span: span(e),
@@ -98,7 +153,7 @@ fn walk(e: &Expression, file: usize, bound: &mut Vec<String>, out: &mut Vec<Ref>
                             _ => None,
                         };
                     }
-                    out.push(Ref {
+                    out.refs.push(Ref {
                         root: v.as_str().to_string(),
                         name,
                         span: span(e),
@@ -117,7 +172,24 @@ fn walk(e: &Expression, file: usize, bound: &mut Vec<String>, out: &mut Vec<Ref>
             walk(&c.true_expr, file, bound, out);
             walk(&c.false_expr, file, bound, out);
         }
-        Expression::FuncCall(f) => f.args.iter().for_each(|a| walk(a, file, bound, out)),
+        Expression::FuncCall(f) => {
+            out.calls.push(Call {
+                name: f.name.name.as_str().to_string(),
+                args: f.args.len(),
+                expanded: f.args.expand_final(),
+                span: span(e),
+            });
+            // The second argument of convert() is a type constraint, not an expression.
+            let n = if f.name.name.as_str() == "convert" {
+                1
+            } else {
+                usize::MAX
+            };
+            f.args
+                .iter()
+                .take(n)
+                .for_each(|a| walk(a, file, bound, out))
+        }
         Expression::UnaryOp(op) => walk(&op.expr, file, bound, out),
         Expression::BinaryOp(op) => {
             walk(&op.lhs_expr, file, bound, out);
@@ -142,7 +214,7 @@ fn walk(e: &Expression, file: usize, bound: &mut Vec<String>, out: &mut Vec<Ref>
     }
 }
 
-fn walk_template(t: &Template, file: usize, bound: &mut Vec<String>, out: &mut Vec<Ref>) {
+fn walk_template(t: &Template, file: usize, bound: &mut Vec<String>, out: &mut Found) {
     for el in t.iter() {
         match el {
             Element::Literal(_) => {}
@@ -255,13 +327,16 @@ impl Graph {
         for (name, e) in &cfg.locals {
             let from = g.index[&Node::Local(name.clone())];
             check(from, refs(e), &mut diags, &g);
+            check_calls(e, cfg, &mut diags);
         }
         for r in &cfg.resources {
             let from = g.index[&Node::Resource(r.addr())];
             let mut rs = Vec::new();
             body_refs(&r.body, &mut rs);
+            body_calls(&r.body, cfg, &mut diags);
             for e in r.count.iter().chain(r.for_each.iter()) {
                 rs.extend(refs(e));
+                check_calls(e, cfg, &mut diags);
             }
             for c in r
                 .lifecycle
@@ -271,6 +346,8 @@ impl Graph {
             {
                 rs.extend(refs(&c.condition));
                 rs.extend(refs(&c.error_message));
+                check_calls(&c.condition, cfg, &mut diags);
+                check_calls(&c.error_message, cfg, &mut diags);
             }
             let named = r
                 .lifecycle
@@ -291,9 +368,12 @@ impl Graph {
         for (name, o) in &cfg.outputs {
             let from = g.index[&Node::Output(name.clone())];
             let mut rs = refs(&o.value);
+            check_calls(&o.value, cfg, &mut diags);
             for c in &o.preconditions {
                 rs.extend(refs(&c.condition));
                 rs.extend(refs(&c.error_message));
+                check_calls(&c.condition, cfg, &mut diags);
+                check_calls(&c.error_message, cfg, &mut diags);
             }
             check(from, rs, &mut diags, &g);
         }

@@ -169,6 +169,21 @@ pub fn convert(v: Value, t: &Type, path: &str) -> Result<Value, String> {
                         out.push(c);
                     }
                 }
+                if matches!(**et, Type::Any) {
+                    // list(any) and set(any): the elements take their common type.
+                    out = crate::convert::unify(out).map_err(|_| {
+                        format!(
+                            "all elements of {}{} must have the same type",
+                            a_type(t),
+                            at(path)
+                        )
+                    })?;
+                }
+                if matches!(t, Type::Set(_)) {
+                    // Sets are iterated, converted and printed in Terraform's order.
+                    out.sort_by(crate::convert::set_order);
+                    out.dedup();
+                }
                 Ok(Value::List(out))
             }
             other => Err(wrong(&other)),
@@ -197,6 +212,18 @@ pub fn convert(v: Value, t: &Type, path: &str) -> Result<Value, String> {
                     convert(x, et, &p).map(|c| (k, c))
                 })
                 .collect::<Result<BTreeMap<_, _>, _>>()
+                .and_then(|m| {
+                    if !matches!(**et, Type::Any) {
+                        return Ok(m);
+                    }
+                    // map(any): the values take their common type.
+                    let (ks, vs): (Vec<String>, Vec<Value>) = m.into_iter().unzip();
+                    crate::convert::unify(vs)
+                        .map(|vs| ks.into_iter().zip(vs).collect())
+                        .map_err(|_| {
+                            format!("all values of a map{} must have the same type", at(path))
+                        })
+                })
                 .map(Value::Map),
             other => Err(wrong(&other)),
         },
@@ -299,6 +326,13 @@ mod tests {
             "{ name = \"x\", size = 10, tag = null }",
         );
         check("any", "[1, \"x\"]", "[1, \"x\"]");
+        // Sets in Terraform's order: strings lexically, numbers numerically (cty set rules).
+        check("set(string)", "[\"b\", \"a\", \"b\"]", "[\"a\", \"b\"]");
+        check("set(number)", "[10, 9, 100]", "[9, 10, 100]");
+        // list(any), set(any), map(any): the elements take their common type.
+        check("list(any)", "[1, \"a\"]", "[\"1\", \"a\"]");
+        check("set(any)", "[\"b\", 1]", "[\"1\", \"b\"]");
+        check("map(any)", "{a = 1, b = \"x\"}", "{ a = \"1\", b = \"x\" }");
         check("string", "null", "null");
     }
 
@@ -328,6 +362,11 @@ mod tests {
             "map(bool)",
             "{a = 1}",
             "error: a bool is required at [\"a\"], not a number",
+        );
+        check(
+            "list(any)",
+            "[1, true]",
+            "error: all elements of a list must have the same type",
         );
         check(
             "tuple([string])",

@@ -196,6 +196,18 @@ fn conform_type(
                 .collect(),
         ),
         (t, v) if t.accepts(v) => v.clone(),
+        // Primitives convert as Terraform converts them: "${count.index}" is a number, and a
+        // string attribute takes it as "0"; "8" is a number, "true" a bool.
+        (AttrType::String, Value::Number(n)) => Value::String(crate::format_number(*n)),
+        (AttrType::String, Value::Bool(b)) => Value::String(b.to_string()),
+        (AttrType::Number, Value::String(s))
+            if s.trim().parse::<f64>().is_ok_and(f64::is_finite) =>
+        {
+            Value::Number(s.trim().parse::<f64>().unwrap_or_default())
+        }
+        (AttrType::Bool, Value::String(s)) if s == "true" || s == "false" => {
+            Value::Bool(s == "true")
+        }
         _ => {
             wrong(problems, path);
             v.clone()
@@ -574,6 +586,22 @@ mod tests {
         assert_eq!(r.planned.get("uuid"), &Value::Unknown);
         let same = plan_from_schema(&schema(), Some(&prior), &Value::map([("name", "a".into())]));
         assert_eq!(same.planned, prior);
+    }
+
+    #[test]
+    fn primitives_convert_as_terraform_converts_them() {
+        let cfg = Value::map([("name", Value::Number(3.0)), ("size", "8".into())]);
+        let (c, problems) = crate::conform(&schema(), &cfg);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(c.get("name"), &Value::from("3"));
+        assert_eq!(c.get("size"), &Value::Number(8.0));
+        let (_, problems) = crate::conform(&schema(), &Value::map([("size", "big".into())]));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.message == "\"size\" must be a number, not a string"),
+            "{problems:?}"
+        );
     }
 
     #[test]
