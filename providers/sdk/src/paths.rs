@@ -34,20 +34,26 @@ fn is_ident(k: &str) -> bool {
 /// A copy of `v` with every non-null value at a sensitive path replaced by [`SENSITIVE`].
 /// Patterns are relative to `v` (an object).
 pub fn redact(v: &Value, patterns: &[String]) -> Value {
+    redact_with(v, patterns, &|_| Value::from(SENSITIVE))
+}
+
+/// [`redact`] with each sensitive value replaced by `leaf(value)` (for example a marker that
+/// differs when the value differs, so that a diff shows a changed secret as changed).
+pub fn redact_with(v: &Value, patterns: &[String], leaf: &dyn Fn(&Value) -> Value) -> Value {
     if patterns.is_empty() {
         return v.clone();
     }
     let split: Vec<Vec<&str>> = patterns.iter().map(|p| p.split('.').collect()).collect();
     let refs: Vec<&[&str]> = split.iter().map(|p| p.as_slice()).collect();
-    redact_steps(v, &refs)
+    redact_steps(v, &refs, leaf)
 }
 
-fn redact_steps(v: &Value, patterns: &[&[&str]]) -> Value {
+fn redact_steps(v: &Value, patterns: &[&[&str]], leaf: &dyn Fn(&Value) -> Value) -> Value {
     if v.is_null() || *v == Value::Unknown {
         return v.clone();
     }
     if patterns.iter().any(|p| p.is_empty()) {
-        return Value::from(SENSITIVE);
+        return leaf(v);
     }
     match v {
         Value::Map(m) => Value::Map(
@@ -61,7 +67,7 @@ fn redact_steps(v: &Value, patterns: &[&[&str]]) -> Value {
                     let x = if inner.is_empty() {
                         x.clone()
                     } else {
-                        redact_steps(x, &inner)
+                        redact_steps(x, &inner, leaf)
                     };
                     (k.clone(), x)
                 })
@@ -76,7 +82,12 @@ fn redact_steps(v: &Value, patterns: &[&[&str]]) -> Value {
             if inner.is_empty() {
                 return v.clone();
             }
-            Value::List(items.iter().map(|x| redact_steps(x, &inner)).collect())
+            Value::List(
+                items
+                    .iter()
+                    .map(|x| redact_steps(x, &inner, leaf))
+                    .collect(),
+            )
         }
         other => other.clone(),
     }

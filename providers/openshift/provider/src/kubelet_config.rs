@@ -336,25 +336,20 @@ impl ResourceType for KubeletConfig {
             .apply(&crate::kc(), &name, &body, force)
             .await?;
         let obj = Self::from_object(&live, Some(planned));
-        if req.kind == ChangeKind::Create {
-            ctx.created(&obj)?;
-        }
-        let waits = rollout::settle_and_wait(
+        // The object is as planned; the rollout is the cluster's work (an interrupted run
+        // resumes the wait, see `resume`).
+        rollout::applied(
             &self.cluster,
+            &req.kind,
             targets,
-            &obj,
+            obj,
             planned,
             ctx,
             &req.cancel,
             req.deadline,
             &what,
         )
-        .await?;
-        Ok(Applied {
-            object: Some(obj),
-            private: waits.then(Vec::new),
-            ..Applied::default()
-        })
+        .await
     }
 
     async fn resume(
@@ -362,18 +357,9 @@ impl ResourceType for KubeletConfig {
         req: ResumeRequest<'_>,
         ctx: &dyn ApplyContext,
     ) -> Result<Option<Applied>, ProviderError> {
-        let Some(targets) = rollout::saved(req.private) else {
+        if !rollout::resume_wait(&self.cluster, &req, ctx).await? {
             return Ok(None);
-        };
-        rollout::wait(
-            &self.cluster,
-            targets,
-            ctx,
-            &req.cancel,
-            req.deadline,
-            &format!("{} (resumed)", req.address),
-        )
-        .await?;
+        }
         let now = self.read_many(std::slice::from_ref(req.object)).await?;
         Ok(now.into_iter().next().flatten().map(|o| Applied {
             object: Some(o),

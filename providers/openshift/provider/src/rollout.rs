@@ -226,6 +226,54 @@ pub fn selecting<'a>(pools: &'a [Json], labels: &serde_json::Map<String, Json>) 
 
 /// Waits for every target; progress per pool through `ctx`. Paused pools are reported and
 /// not waited on.
+/// The end of an apply of a MachineConfig or KubeletConfig read back as `obj`: a create is
+/// recorded at once, then [`settle_and_wait`]; the object, with its private data cleared
+/// once a wait has ended.
+#[allow(clippy::too_many_arguments)]
+pub async fn applied(
+    cluster: &Cluster,
+    kind: &ballast_sdk::ChangeKind,
+    targets: Vec<Target>,
+    obj: ballast_sdk::Value,
+    planned: &ballast_sdk::Value,
+    ctx: &dyn ApplyContext,
+    cancel: &CancellationToken,
+    deadline: Instant,
+    what: &str,
+) -> Result<ballast_sdk::Applied, ProviderError> {
+    if *kind == ballast_sdk::ChangeKind::Create {
+        ctx.created(&obj)?;
+    }
+    let waited =
+        settle_and_wait(cluster, targets, &obj, planned, ctx, cancel, deadline, what).await?;
+    Ok(ballast_sdk::Applied {
+        object: Some(obj),
+        private: waited.then(Vec::new),
+        ..ballast_sdk::Applied::default()
+    })
+}
+
+/// Resumes the wait an interrupted run left in the private data; whether there was one.
+pub async fn resume_wait(
+    cluster: &Cluster,
+    req: &ballast_sdk::ResumeRequest<'_>,
+    ctx: &dyn ApplyContext,
+) -> Result<bool, ProviderError> {
+    let Some(targets) = saved(req.private) else {
+        return Ok(false);
+    };
+    wait(
+        cluster,
+        targets,
+        ctx,
+        &req.cancel,
+        req.deadline,
+        &format!("{} (resumed)", req.address),
+    )
+    .await?;
+    Ok(true)
+}
+
 /// After an object was applied (`obj`, as read back): unless `planned` says `wait =
 /// false` or no pool is affected, records it as applied (`settled`: a failed wait must not
 /// taint it, or the next apply would replace it and roll twice), keeps the targets as

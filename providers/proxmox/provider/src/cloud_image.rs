@@ -214,10 +214,7 @@ impl CloudImage {
         ctx: &dyn ApplyContext,
     ) -> Result<Applied, ProviderError> {
         let p = req.planned;
-        let node = match p.get("node_name").as_str() {
-            Some(n) => n.to_string(),
-            None => self.pve.default_node()?,
-        };
+        let node = self.pve.node_of(p)?;
         let id = volid(p).ok_or_else(|| ProviderError::new("a cloud image without a volume"))?;
         let store = p.get("datastore_id").as_str().unwrap_or("local");
         let mut params: Vec<(&str, String)> = vec![
@@ -383,17 +380,7 @@ impl ResourceType for CloudImage {
                 None => config.set("node_name", Value::from(self.pve.default_node()?)),
             }
         }
-        if let Some(n) = config.get("node_name").as_str() {
-            if !self.pve.nodes.iter().any(|x| x == n) {
-                return Err(ProviderError::invalid_config(
-                    format!(
-                        "{}: node_name \"{n}\" is not a node of this cluster",
-                        req.address
-                    ),
-                    format!("it has: {}", self.pve.nodes.join(", ")),
-                ));
-            }
-        }
+        self.pve.check_node(req.address, &config)?;
         if config.get("file_name").is_null() {
             if let Some(url) = config.get("url").as_str() {
                 match file_name_of(url) {

@@ -242,6 +242,29 @@ impl Pve {
         )));
     }
 
+    /// The node an object goes to: its `node_name`, else the default node.
+    pub fn node_of(&self, planned: &ballast_sdk::Value) -> Result<String, ProviderError> {
+        match planned.get("node_name").as_str() {
+            Some(n) => Ok(n.to_string()),
+            None => self.default_node(),
+        }
+    }
+
+    /// A configured `node_name` must be a node of the cluster.
+    pub fn check_node(
+        &self,
+        address: &str,
+        config: &ballast_sdk::Value,
+    ) -> Result<(), ProviderError> {
+        match config.get("node_name").as_str() {
+            Some(n) if !self.nodes.iter().any(|x| x == n) => Err(ProviderError::invalid_config(
+                format!("{address}: node_name \"{n}\" is not a node of this cluster"),
+                format!("it has: {}", self.nodes.join(", ")),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The default node for a VM that names none: the provider's `node`, else the only
     /// node of the cluster.
     pub fn default_node(&self) -> Result<String, ProviderError> {

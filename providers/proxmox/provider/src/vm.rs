@@ -978,10 +978,7 @@ impl Vm {
         ctx: &dyn ApplyContext,
     ) -> Result<Applied, ProviderError> {
         let planned = req.planned;
-        let node = match planned.get("node_name").as_str() {
-            Some(n) => n.to_string(),
-            None => self.pve.default_node()?,
-        };
+        let node = self.pve.node_of(planned)?;
         let explicit = num(planned.get("vm_id")).map(|v| v as u64);
         let clone = planned.get("clone");
         let (path, mut params, id_key) = if clone.as_map().is_some() {
@@ -1939,17 +1936,7 @@ impl ResourceType for Vm {
             _ => None,
         };
         let config = normalise_config(req.config, default_node);
-        if let Some(n) = config.get("node_name").as_str() {
-            if !self.pve.nodes.iter().any(|x| x == n) {
-                return Err(ProviderError::invalid_config(
-                    format!(
-                        "{}: node_name \"{n}\" is not a node of this cluster",
-                        req.address
-                    ),
-                    format!("it has: {}", self.pve.nodes.join(", ")),
-                ));
-            }
-        }
+        self.pve.check_node(req.address, &config)?;
         check_whole(req.address, "vm_id", config.get("vm_id"), 100, 999_999_999)?;
         check_whole(
             req.address,
