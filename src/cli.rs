@@ -12,7 +12,9 @@ use ballast_core::store::{LockRequest, StateStore, Unlock, Unlocked, Write};
 use ballast_core::{Engine, Workspace};
 use ballast_lang::diag::Diags;
 use ballast_lang::vars::VarInputs;
-use ballast_render::{hcl as render_hcl, json as render_json, text as render};
+use ballast_render::{
+    hcl as render_hcl, json as render_json, report as render_report, text as render,
+};
 use ballast_sdk::Value;
 use ballast_state_sqlite::SqliteStore;
 use clap::{Args, Parser, Subcommand};
@@ -85,6 +87,20 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
+/// Reports written beside the normal output, for CI (`plan` and `drift`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ReportArgs {
+    /// Write a Markdown report (for a pull-request or issue comment) to FILE.
+    #[arg(long = "report-markdown", value_name = "FILE")]
+    pub report_markdown: Option<PathBuf>,
+    /// Write a JUnit XML report (one test case per managed object) to FILE.
+    #[arg(long = "report-junit", value_name = "FILE")]
+    pub report_junit: Option<PathBuf>,
+    /// Write the machine-readable JSON (as -json prints it) to FILE.
+    #[arg(long = "report-json", value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Show what apply would do.
@@ -100,6 +116,8 @@ pub enum Command {
         /// Write resource blocks for `import` blocks whose target is not declared, then plan.
         #[arg(long = "generate-config-out", value_name = "FILE")]
         generate_config_out: Option<PathBuf>,
+        #[command(flatten)]
+        reports: ReportArgs,
     },
     /// Make the real state match the configuration.
     Apply {
@@ -138,6 +156,8 @@ pub enum Command {
     Drift {
         #[command(flatten)]
         args: PlanArgs,
+        #[command(flatten)]
+        reports: ReportArgs,
     },
     /// Update the state from the real objects.
     Refresh {
@@ -168,6 +188,7 @@ pub enum Command {
     Graph,
     /// Show a saved plan, or the state.
     Show {
+        /// JSON: a saved plan in Terraform's JSON plan representation (docs/plan-json.md).
         #[arg(long = "json")]
         json: bool,
         plan_file: Option<PathBuf>,
@@ -237,14 +258,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| format!("\"{s}\" is not a duration such as 30s or 5m"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => return Ok(Duration::from_millis(n)),
-        "m" => n * 60,
-        "h" => n * 3600,
+    let per_unit: u64 = match unit {
+        "" | "s" => 1000,
+        "ms" => 1,
+        "m" => 60_000,
+        "h" => 3_600_000,
         _ => return Err(format!("\"{s}\" is not a duration such as 30s or 5m")),
     };
-    Ok(Duration::from_secs(secs))
+    // A week at most: anything longer is a typo, and would overflow the clock.
+    const MAX_MS: u64 = 7 * 24 * 3_600_000;
+    match n.checked_mul(per_unit) {
+        Some(ms) if ms <= MAX_MS => Ok(Duration::from_millis(ms)),
+        _ => Err(format!(
+            "\"{s}\" is too long; the longest duration accepted is 168h (a week)"
+        )),
+    }
 }
 
 fn dir_of(cli: &Cli) -> Result<PathBuf> {
@@ -414,7 +442,9 @@ pub async fn run(cli: Cli, ui: Arc<Ui>, interrupt: Interrupt) -> Result<i32> {
             out,
             detailed_exitcode,
             generate_config_out,
+            reports,
         } => {
+            let started = std::time::Instant::now();
             if let Some(file) = generate_config_out {
                 let path = dir.join(&file);
                 if path.exists() {
@@ -452,6 +482,7 @@ pub async fn run(cli: Cli, ui: Arc<Ui>, interrupt: Interrupt) -> Result<i32> {
             let opts = options(&args, Mode::Normal);
             let plan = engine.plan(&opts).await?;
             print_plan(&ui, &plan, args.json);
+            write_reports(&ui, &reports, &plan, render_report::Kind::Plan, started)?;
             if let Some(path) = out {
                 let saved = SavedPlan {
                     plan: plan.clone(),
@@ -491,7 +522,8 @@ pub async fn run(cli: Cli, ui: Arc<Ui>, interrupt: Interrupt) -> Result<i32> {
             args.refresh_only = true;
             apply_flow(&dir, &args, Mode::RefreshOnly, true, &ui).await
         }
-        Command::Drift { args } => {
+        Command::Drift { args, reports } => {
+            let started = std::time::Instant::now();
             let ws = load(&dir, &args.vars, None)?;
             let mut engine = engine(ws, &ui, "drift", Some(&args), args.lock.lock_timeout)?;
             let opts = PlanOptions {
@@ -537,6 +569,7 @@ pub async fn run(cli: Cli, ui: Arc<Ui>, interrupt: Interrupt) -> Result<i32> {
                 }
                 ui.out(&text);
             }
+            write_reports(&ui, &reports, &plan, render_report::Kind::Drift, started)?;
             Ok(if dirty { 2 } else { 0 })
         }
         Command::Import {
@@ -602,6 +635,48 @@ fn print_plan(ui: &Ui, plan: &Plan, json: bool) {
     } else {
         ui.out(&render::plan_text(plan, ui.style));
     }
+}
+
+/// Writes the reports asked for (`-report-markdown`, `-report-junit`, `-report-json`),
+/// creating their directories; a path that cannot be written is an error.
+fn write_reports(
+    ui: &Ui,
+    reports: &ReportArgs,
+    plan: &Plan,
+    kind: render_report::Kind,
+    started: std::time::Instant,
+) -> Result<()> {
+    let seconds = started.elapsed().as_secs_f64();
+    let wanted = [
+        (reports.report_markdown.as_deref(), "Markdown"),
+        (reports.report_junit.as_deref(), "JUnit"),
+        (reports.report_json.as_deref(), "JSON"),
+    ];
+    for (path, what) in wanted {
+        let Some(path) = path else { continue };
+        let text = match what {
+            "Markdown" => render_report::markdown(plan, kind, render_report::Limits::default()),
+            "JUnit" => render_report::junit(plan, kind, seconds),
+            _ => {
+                let mut s = serde_json::to_string_pretty(&render_json::plan_json(plan))?;
+                s.push('\n');
+                s
+            }
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).with_context(|| {
+                format!(
+                    "cannot write the {what} report to {}: cannot create {}",
+                    path.display(),
+                    parent.display()
+                )
+            })?;
+        }
+        std::fs::write(path, text)
+            .with_context(|| format!("cannot write the {what} report to {}", path.display()))?;
+        ui.status(&format!("Wrote the {what} report to {}.", path.display()));
+    }
+    Ok(())
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -741,7 +816,8 @@ async fn apply_saved(dir: &Path, file: &Path, args: &PlanArgs, ui: &Arc<Ui>) -> 
             || engine.state.serial() != saved.plan.serial
         {
             bail!(
-                "the saved plan is stale: it was made for state serial {} (lineage {}), but the state is now at serial {} (lineage {}); make a new plan",
+                "the saved plan {} is stale: it was made for state serial {} (lineage {}), but the state is now at serial {} (lineage {}); make a new plan",
+                file.display(),
                 saved.plan.serial,
                 saved.plan.lineage,
                 engine.state.serial(),
@@ -750,12 +826,15 @@ async fn apply_saved(dir: &Path, file: &Path, args: &PlanArgs, ui: &Arc<Ui>) -> 
         }
     } else {
         if saved.plan.serial != 0 {
-            bail!("the saved plan is stale: it was made for an existing state, and there is none now; make a new plan");
+            bail!(
+                "the saved plan {} is stale: it was made for an existing state, and there is none now; make a new plan",
+                file.display()
+            );
         }
         engine.state.set_new_lineage(&saved.plan.lineage)?;
     }
     let fresh = engine.plan(&saved.options).await?;
-    saved_plan::check_still_valid(&saved.plan, &fresh)?;
+    saved_plan::check_still_valid(&saved.plan, &fresh, &file.display().to_string())?;
     // The fresh plan proposes exactly the saved changes, and carries the refreshed objects
     // a refresh-only apply records.
     let report = engine.apply(&fresh).await?;
@@ -886,6 +965,8 @@ fn state_command(dir: &Path, sc: StateCommand, ui: &Ui) -> Result<i32> {
             }
         }
         StateCommand::Mv { from, to } => {
+            ballast_core::address::check_move(&from, &to)
+                .map_err(|m| anyhow!("{m}; nothing was moved"))?;
             let state = edit("state mv")?;
             state.commit(vec![Write::MoveResource {
                 from: from.clone(),
@@ -954,7 +1035,14 @@ fn show(dir: &Path, json: bool, plan_file: Option<&Path>, ui: &Ui) -> Result<i32
     if let Some(f) = plan_file {
         let bytes = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
         let saved = saved_plan::decode(&bytes, &f.display().to_string())?;
-        print_plan(ui, &saved.plan, json);
+        if json {
+            // Terraform's JSON plan representation (docs/plan-json.md).
+            ui.out(&serde_json::to_string_pretty(
+                &render_json::terraform_plan(&saved.plan),
+            )?);
+        } else {
+            print_plan(ui, &saved.plan, false);
+        }
         return Ok(0);
     }
     let store = open_store(dir)?;

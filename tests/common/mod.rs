@@ -198,6 +198,60 @@ fn replace_hex64(s: &str) -> String {
     )
 }
 
+/// Creates `dir` by building it in a fresh sibling directory and renaming it into place,
+/// so that tests running at once never see it half made.
+pub fn install_once(dir: &Path, ready: impl Fn(&Path) -> bool, build: impl Fn(&Path)) -> PathBuf {
+    if ready(dir) {
+        return dir.to_path_buf();
+    }
+    let staging = dir.with_extension(format!("tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    build(&staging);
+    if std::fs::rename(&staging, dir).is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    assert!(
+        ready(dir),
+        "{} is not usable after installing",
+        dir.display()
+    );
+    dir.to_path_buf()
+}
+
+/// A Python that can import `module`, from a venv under the temp directory with
+/// `requirement` (for example `lxml==6.0.2`) installed from PyPI on first use.
+pub fn python_with(requirement: &str, module: &str) -> PathBuf {
+    let venv = std::env::temp_dir().join(format!(
+        "ballast-tests-venv-{}",
+        requirement.replace(['=', '<', '>', ' '], "-")
+    ));
+    let has = |v: &Path| {
+        Command::new(v.join("bin/python"))
+            .args(["-c", &format!("import {module}")])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let dir = install_once(&venv, has, |staging| {
+        let how = format!(
+            "python3 -m venv {0} && {0}/bin/pip install {requirement}",
+            venv.display()
+        );
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(staging)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "cannot create a Python venv (python3 with the venv module is needed); install python3 + python3-venv, then: {how}");
+        let ok = Command::new(staging.join("bin/pip"))
+            .args(["install", "-q", requirement])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "cannot install {requirement} from PyPI; run: {how}");
+    });
+    // A venv's scripts name its own path: use the renamed one only through its python.
+    dir.join("bin/python")
+}
+
 /// Runs a command that must succeed; its standard output, trimmed.
 #[allow(dead_code)]
 pub fn run_ok(cmd: &mut Command, what: &str) -> String {

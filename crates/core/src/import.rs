@@ -30,19 +30,37 @@ pub struct Imported {
 impl Engine {
     /// Reads the object `id` and records it at `address`.
     pub async fn import(&mut self, address: &str, id: &str) -> Result<Imported> {
+        crate::address::check(address).map_err(|m| anyhow!("cannot import: {m}"))?;
+        if crate::address::is_data(address) {
+            bail!("cannot import into {address}: data sources are read, not imported; import into a resource address");
+        }
         let resource = resource_of(address);
         let decl = self.ws.cfg.resource(&resource).cloned();
-        if decl.is_none() && !resource.contains('.') {
-            bail!("{address} is not a resource address such as libvirt_domain.web");
-        }
         let type_name = match &decl {
             Some(d) => d.type_name.clone(),
             None => type_of(&resource).to_string(),
         };
         let key =
             self.provider_key_for(&type_name, decl.as_ref().and_then(|d| d.provider.as_ref()))?;
-        if self.state.resources()?.iter().any(|r| r.address == address) {
+        let recorded = self.state.resources()?;
+        if recorded.iter().any(|r| r.address == address) {
             bail!("{address} is already managed; to import another object there, first run: ballast state rm {address}");
+        }
+        // One object, one address: a second would make a later plan destroy the object
+        // (the first address, if no longer declared) or fight over it.
+        let managed_at = |object_id: &str| {
+            recorded
+                .iter()
+                .find(|r| r.type_name == type_name && r.id.as_deref() == Some(object_id))
+                .map(|r| r.address.clone())
+        };
+        let already = |at: String, object_id: &str| {
+            anyhow!(
+                "cannot import {type_name} {object_id} into {address}: {at} already manages it, and two addresses for one object would make a later plan destroy it or fight over it; to give it the new address, run: ballast state mv {at} {address}"
+            )
+        };
+        if let Some(at) = managed_at(id) {
+            return Err(already(at, id));
         }
         let p = self.provider(&key).await?;
         let rt = p.resource(&type_name)?;
@@ -50,6 +68,11 @@ impl Engine {
             .import(id)
             .await
             .map_err(|e| anyhow!("importing {address} from {id}: {e}"))?;
+        if let Some(real) = object.get("id").as_str() {
+            if let Some(at) = managed_at(real) {
+                return Err(already(at, real));
+            }
+        }
         let schema = rt.schema().clone();
         let record = |address: &str,
                       type_name: &str,

@@ -316,6 +316,7 @@ impl Engine {
             }
             self.plan_config(opts, &current, &by_addr, &mut plan)
                 .await?;
+            check_replace(&opts.replace, &plan)?;
             let declared: BTreeSet<&str> =
                 plan.changes.iter().map(|c| c.address.as_str()).collect();
             let conflicted: BTreeSet<&str> =
@@ -508,6 +509,14 @@ impl Engine {
         if let Some(fe) = &r.for_each {
             let items: Vec<(String, Value)> = match scope.eval(fe)? {
                 Value::Map(m) => m.into_iter().collect(),
+                Value::List(_) if ballast_lang::eval::is_list_not_set(cfg, &fe.expr) => {
+                    return Err(Diag::at(
+                        "for_each needs a map or a set of strings, and this is a list (a tuple); Terraform refuses it too, since a list's order would decide the instances' addresses",
+                        &cfg.sources,
+                        &fe.span(),
+                    )
+                    .with_help("convert it to a set with toset(...), as in for_each = toset([\"a\", \"b\"])"))
+                }
                 Value::List(l) => {
                     let mut out = Vec::new();
                     for v in l {
@@ -1118,4 +1127,34 @@ fn delete_change(r: &ResourceState, now: Value, reason: Option<String>) -> Chang
         dependencies: r.dependencies.clone(),
         ..Change::default()
     }
+}
+
+/// Every `-replace` address must name a managed resource or instance of the configuration:
+/// one that matches nothing would otherwise be ignored without a word.
+fn check_replace(replace: &[String], plan: &Plan) -> Result<()> {
+    for x in replace {
+        let matched = plan
+            .changes
+            .iter()
+            .any(|c| !is_data(&c.address) && (&c.address == x || &c.resource == x))
+            || plan
+                .conflicts
+                .iter()
+                .any(|c| &c.address == x || resource_of(&c.address) == *x);
+        if !matched {
+            let known: Vec<&str> = plan
+                .changes
+                .iter()
+                .filter(|c| !is_data(&c.address))
+                .map(|c| c.address.as_str())
+                .collect();
+            let hint = if known.is_empty() {
+                "the configuration declares no managed resource".to_string()
+            } else {
+                format!("instances in the configuration: {}", known.join(", "))
+            };
+            bail!("-replace={x} matches no managed resource or instance in the configuration ({hint})");
+        }
+    }
+    Ok(())
 }

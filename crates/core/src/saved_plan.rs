@@ -209,10 +209,36 @@ pub fn encode(saved: &SavedPlan) -> Result<Vec<u8>> {
 
 /// Reads a plan file; `what` names it in errors.
 pub fn decode(bytes: &[u8], what: &str) -> Result<SavedPlan> {
-    let header: Header = serde_json::from_slice(bytes)
-        .ok()
-        .filter(|h: &Header| h.format == FORMAT)
-        .ok_or_else(|| anyhow!("{what} is not a ballast plan file"))?;
+    let raw: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        if e.is_eof() {
+            anyhow!("{what} is truncated (it ends in the middle); make a new plan")
+        } else if bytes.first().is_some_and(|b| *b == b'{') {
+            anyhow!("{what} is damaged ({e}); make a new plan")
+        } else {
+            anyhow!("{what} is not a ballast plan file")
+        }
+    })?;
+    if raw.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+        bail!("{what} is not a ballast plan file");
+    }
+    let header = match raw.get("version") {
+        Some(serde_json::Value::Number(n)) if n.as_u64().is_some_and(|v| v <= u32::MAX as u64) => {
+            Header {
+                format: FORMAT.into(),
+                version: n.as_u64().unwrap_or_default() as u32,
+                written_by: raw
+                    .get("written_by")
+                    .and_then(|w| w.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+            }
+        }
+        Some(v) => bail!(
+            "{what} is a ballast plan of an unknown format version ({v}); this ballast ({}) reads version {VERSION} only. Make a new plan with this ballast",
+            env!("CARGO_PKG_VERSION")
+        ),
+        None => bail!("{what} is a ballast plan without a format version, so it cannot be read; make a new plan"),
+    };
     if header.version != VERSION {
         let by = if header.written_by.is_empty() {
             "an older ballast".to_string()
@@ -225,7 +251,7 @@ pub fn decode(bytes: &[u8], what: &str) -> Result<SavedPlan> {
             env!("CARGO_PKG_VERSION")
         );
     }
-    let f: FileV2 = serde_json::from_slice(bytes).with_context(|| format!("{what} is damaged"))?;
+    let f: FileV2 = serde_json::from_value(raw).with_context(|| format!("{what} is damaged"))?;
     let changes = f
         .changes
         .into_iter()
@@ -321,14 +347,82 @@ pub fn decode(bytes: &[u8], what: &str) -> Result<SavedPlan> {
 
 /// The honesty check of `apply FILE`: a plan made now (`fresh`) must propose exactly what
 /// the saved one did. The state's lineage and serial are checked by apply itself.
-pub fn check_still_valid(saved: &Plan, fresh: &Plan) -> Result<()> {
+pub fn check_still_valid(saved: &Plan, fresh: &Plan, what: &str) -> Result<()> {
     let same = fresh.changes == saved.changes
         && fresh.conflicts == saved.conflicts
         && (saved.mode != Mode::RefreshOnly || fresh.drift == saved.drift);
     if !same {
-        bail!("the configuration or the real objects changed since the plan was saved, so it cannot be applied exactly; make a new plan");
+        bail!(
+            "the saved plan {what} cannot be applied exactly: the configuration or the real objects changed since it was saved ({}); make a new plan",
+            first_difference(saved, fresh)
+        );
     }
     Ok(())
+}
+
+/// The first object (by address) whose planned change differs between two plans, said
+/// in a few words.
+fn first_difference(saved: &Plan, fresh: &Plan) -> String {
+    let by_addr = |p: &Plan| -> BTreeMap<String, Change> {
+        p.changes
+            .iter()
+            .map(|c| (c.address.clone(), c.clone()))
+            .collect()
+    };
+    let (old, new) = (by_addr(saved), by_addr(fresh));
+    let addrs: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    for a in addrs {
+        match (old.get(a), new.get(a)) {
+            (Some(o), Some(n)) if o == n => {}
+            (Some(o), Some(n)) if o.action != n.action => {
+                return format!(
+                    "{a}: the plan says {}, now it would be {}",
+                    o.action.as_str(),
+                    n.action.as_str()
+                )
+            }
+            (Some(o), Some(n)) => {
+                let what = if o.before != n.before {
+                    "its current attributes differ from the ones the plan saw"
+                } else if o.after != n.after {
+                    "the planned attributes differ"
+                } else {
+                    "the details of its change differ"
+                };
+                return format!("{a}: {what}");
+            }
+            (Some(o), None) => {
+                return format!(
+                    "{a}: the plan says {}, now it has no change",
+                    o.action.as_str()
+                )
+            }
+            (None, Some(n)) => {
+                return format!(
+                    "{a}: not in the plan, now it would be {}",
+                    n.action.as_str()
+                )
+            }
+            (None, None) => {}
+        }
+    }
+    if let Some(c) = saved
+        .conflicts
+        .iter()
+        .chain(fresh.conflicts.iter())
+        .find(|c| !saved.conflicts.contains(c) || !fresh.conflicts.contains(c))
+    {
+        return format!("{}: its conflict changed", c.address);
+    }
+    if let Some(d) = saved
+        .drift
+        .iter()
+        .chain(fresh.drift.iter())
+        .find(|d| !saved.drift.contains(d) || !fresh.drift.contains(d))
+    {
+        return format!("{}: it changed outside ballast again", d.address);
+    }
+    "the plans differ".into()
 }
 
 #[cfg(test)]

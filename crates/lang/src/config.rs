@@ -316,17 +316,17 @@ pub fn load(dir: &Path) -> Result<Config, Diags> {
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
-        let text = match std::fs::read_to_string(&path) {
+        let text = match read_source(&path, &name) {
             Ok(t) => t,
-            Err(e) => {
-                diags.push(Diag::new(format!("cannot read {}: {e}", path.display())));
+            Err(d) => {
+                diags.push(d);
                 continue;
             }
         };
         let file = cfg.sources.add(name.clone(), text.clone());
-        match hcl_edit::parser::parse_body(&text) {
+        match parse_text(&name, &text) {
             Ok(body) => cfg.add_body(&body, file, &mut diags),
-            Err(e) => diags.push(parse_error(&name, &e)),
+            Err(d) => diags.push(d),
         }
     }
     if diags.is_empty() {
@@ -334,6 +334,72 @@ pub fn load(dir: &Path) -> Result<Config, Diags> {
     } else {
         Err(Diags(diags))
     }
+}
+
+/// The largest configuration or variables file ballast reads (a larger one is a mistake,
+/// such as a generated file or a disk image given the .hcl extension).
+pub const MAX_SOURCE_BYTES: u64 = 16 << 20;
+
+/// Reads a configuration or variables file: refuses one that is not a regular file or is
+/// larger than [`MAX_SOURCE_BYTES`], and names the line and byte of invalid UTF-8.
+pub fn read_source(path: &Path, name: &str) -> Result<String, Diag> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Diag::new(format!("cannot read {}: {e}", path.display())))?;
+    if !meta.is_file() {
+        return Err(Diag::new(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    if meta.len() > MAX_SOURCE_BYTES {
+        return Err(Diag::new(format!(
+            "{name} is {} bytes; ballast reads configuration and variables files of at most {} MiB",
+            meta.len(),
+            MAX_SOURCE_BYTES >> 20
+        ))
+        .with_help("split it into several files, or check that it is the file you meant"));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| Diag::new(format!("cannot read {}: {e}", path.display())))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let at = e.utf8_error().valid_up_to();
+        let before = &bytes[..at];
+        let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map(|i| i + 1)
+            .unwrap_or(0);
+        let line_end = bytes[at..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map(|i| at + i)
+            .unwrap_or(bytes.len());
+        let shown = String::from_utf8_lossy(&bytes[line_start..line_end]).into_owned();
+        let col = String::from_utf8_lossy(&bytes[line_start..at]).chars().count() + 1;
+        Diag {
+            message: format!(
+                "{name} is not valid UTF-8: invalid byte 0x{:02x} at line {line}, byte {} of the line (byte offset {at} in the file)",
+                bytes.get(at).copied().unwrap_or(0),
+                at - line_start + 1
+            ),
+            loc: Some(crate::diag::Loc {
+                file: name.to_string(),
+                line,
+                col,
+                text: shown,
+                width: 1,
+            }),
+            help: Some("save the file as UTF-8".into()),
+        }
+    })
+}
+
+/// Parses the text of a configuration or variables file (hcl-edit limits nesting, so
+/// deep input is an error here, not a stack overflow).
+pub fn parse_text(name: &str, text: &str) -> Result<Body, Diag> {
+    hcl_edit::parser::parse_body(text).map_err(|e| parse_error(name, &e))
 }
 
 /// Turns an hcl-edit parse error into a diagnostic with our layout.

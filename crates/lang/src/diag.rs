@@ -32,7 +32,10 @@ impl Sources {
         let Some(src) = self.files.get(span.file) else {
             return Loc::default();
         };
-        let start = span.range.start.min(src.text.len());
+        let mut start = span.range.start.min(src.text.len());
+        while !src.text.is_char_boundary(start) {
+            start -= 1;
+        }
         let before = &src.text[..start];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
@@ -41,7 +44,10 @@ impl Sources {
             .map(|i| start + i)
             .unwrap_or(src.text.len());
         let col = src.text[line_start..start].chars().count() + 1;
-        let end = span.range.end.clamp(start, line_end);
+        let mut end = span.range.end.clamp(start, line_end);
+        while !src.text.is_char_boundary(end) {
+            end -= 1;
+        }
         Loc {
             file: src.name.clone(),
             line,
@@ -100,20 +106,47 @@ impl fmt::Display for Diag {
             let n = loc.line.to_string();
             let pad = " ".repeat(n.len());
             write!(f, "\n{pad}--> {}:{}:{}", loc.file, loc.line, loc.col)?;
-            write!(f, "\n{pad} |\n{n} | {}", loc.text)?;
-            let lead: String = loc
-                .text
+            let (text, col, width) = window(&loc.text, loc.col, loc.width);
+            write!(f, "\n{pad} |\n{n} | {text}")?;
+            let lead: String = text
                 .chars()
-                .take(loc.col.saturating_sub(1))
+                .take(col.saturating_sub(1))
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
-            write!(f, "\n{pad} | {lead}{}", "^".repeat(loc.width))?;
+            write!(f, "\n{pad} | {lead}{}", "^".repeat(width))?;
         }
         if let Some(help) = &self.help {
             write!(f, "\n  = help: {help}")?;
         }
         Ok(())
     }
+}
+
+/// The widest source line a diagnostic shows, in characters.
+pub const MAX_SHOWN: usize = 120;
+
+/// Cuts a long source line to [`MAX_SHOWN`] characters around the column, marking each cut
+/// with "…"; returns the text, the column in it and the width of the marker.
+fn window(text: &str, col: usize, width: usize) -> (String, usize, usize) {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= MAX_SHOWN {
+        return (text.to_string(), col, width);
+    }
+    let at = col.saturating_sub(1).min(chars.len());
+    // Show some context before the column, and as much of the marked text as fits.
+    let start = at.saturating_sub(MAX_SHOWN / 3);
+    let end = (start + MAX_SHOWN).min(chars.len());
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    out.extend(&chars[start..end]);
+    if end < chars.len() {
+        out.push('…');
+    }
+    let col = at - start + 1 + usize::from(start > 0);
+    let width = width.min(end.saturating_sub(at)).max(1);
+    (out, col, width)
 }
 
 /// One or more diagnostics, as an error.
@@ -144,6 +177,49 @@ impl From<Diag> for Diags {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_source_line_is_cut_to_a_readable_width() {
+        let mut s = Sources::default();
+        let line = format!("a = [{}nope{}]", "1, ".repeat(100), ", 2".repeat(100));
+        let at = line.find("nope").unwrap_or(0);
+        let f = s.add("main.hcl".into(), line);
+        let d = Diag::at(
+            "unknown thing",
+            &s,
+            &SrcSpan {
+                file: f,
+                range: at..at + 4,
+            },
+        );
+        let text = d.to_string();
+        let shown = text.lines().nth(3).unwrap_or_default();
+        assert!(shown.chars().count() <= MAX_SHOWN + 6, "{text}");
+        assert!(shown.contains("… 1, 1,") && shown.ends_with('…'), "{text}");
+        let marker = text.lines().nth(4).unwrap_or_default();
+        // The marker sits under "nope".
+        let col = marker.find('^').unwrap_or(0);
+        assert_eq!(
+            &shown[..].chars().skip(col).take(4).collect::<String>(),
+            "nope",
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn span_inside_a_character_does_not_panic() {
+        let mut s = Sources::default();
+        let f = s.add("main.hcl".into(), "a = \"é\"\n".into());
+        let d = Diag::at(
+            "x",
+            &s,
+            &SrcSpan {
+                file: f,
+                range: 6..7,
+            },
+        );
+        assert!(d.to_string().contains("main.hcl:1:"));
+    }
 
     #[test]
     fn points_at_line_and_column() {

@@ -26,7 +26,9 @@ pub fn parse(s: &str) -> Result<Duration, String> {
             "ms" => 0.001,
             _ => return Err(bad()),
         };
-        total += Duration::try_from_secs_f64(n * secs).map_err(|_| bad())?;
+        total = total
+            .checked_add(Duration::try_from_secs_f64(n * secs).map_err(|_| bad())?)
+            .ok_or_else(bad)?;
         rest = &rest[unit_len..];
     }
     Ok(total)
@@ -45,5 +47,8 @@ mod tests {
         assert_eq!(parse("20"), Err("\"20\" is not a duration".into()));
         assert_eq!(parse("5x"), Err("\"5x\" is not a duration".into()));
         assert_eq!(parse(""), Err("\"\" is not a duration".into()));
+        // No overflow panic: each part fits, their sum does not.
+        let huge = "5000000000000000000s".repeat(5);
+        assert_eq!(parse(&huge), Err(format!("\"{huge}\" is not a duration")));
     }
 }

@@ -880,6 +880,24 @@ impl funcs::Context for Scope<'_> {
     }
 
     fn render_template(&self, text: &str, vars: BTreeMap<String, Value>) -> Result<Value, String> {
+        // A template that renders a template (itself, through templatefile) would recurse
+        // until the stack overflows: a few levels are allowed, then it is an error.
+        thread_local! {
+            static DEPTH: Cell<usize> = const { Cell::new(0) };
+        }
+        struct Level;
+        impl Drop for Level {
+            fn drop(&mut self) {
+                DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+            }
+        }
+        if DEPTH.with(|d| d.get()) >= MAX_TEMPLATE_DEPTH {
+            return Err(format!(
+                "templates render templates more than {MAX_TEMPLATE_DEPTH} levels deep (does a template call templatefile on itself?)"
+            ));
+        }
+        DEPTH.with(|d| d.set(d.get() + 1));
+        let _level = Level;
         let t = hcl_edit::parser::parse_template(text)
             .map_err(|e| format!("invalid template: {}", e.message()))?;
         let (v, s, l, r) = (
@@ -900,6 +918,9 @@ impl funcs::Context for Scope<'_> {
         }
     }
 }
+
+/// How deep templates may render templates (templatefile, templatestring).
+const MAX_TEMPLATE_DEPTH: usize = 8;
 
 fn trim_end(out: &mut String) {
     let len = out.trim_end().len();
@@ -1044,6 +1065,74 @@ fn resource_key(root: &str, first: &str, ops: &[&TraversalOperator]) -> Option<(
     match ops.get(1) {
         Some(TraversalOperator::GetAttr(n)) => Some((format!("data.{first}.{}", n.as_str()), 2)),
         _ => None,
+    }
+}
+
+/// Whether a list value that `e` evaluates to is a list or tuple in Terraform's type system
+/// rather than a set (values do not keep the difference). `for_each` takes a set of strings
+/// but not a list, as in Terraform. Only what is certain counts: a value read from a
+/// resource, or from a function whose result may be either, is taken to be a set.
+pub fn is_list_not_set(cfg: &Config, e: &Expression) -> bool {
+    is_list_at(cfg, e, 0)
+}
+
+fn is_list_at(cfg: &Config, e: &Expression, depth: usize) -> bool {
+    if depth > 32 {
+        return false;
+    }
+    match e {
+        Expression::Array(_) => true,
+        Expression::ForExpr(f) => f.key_expr.is_none(),
+        Expression::Parenthesis(p) => is_list_at(cfg, p.inner(), depth + 1),
+        Expression::Conditional(c) => {
+            is_list_at(cfg, &c.true_expr, depth + 1) && is_list_at(cfg, &c.false_expr, depth + 1)
+        }
+        Expression::FuncCall(call) => matches!(
+            call.name.name.as_str(),
+            "tolist"
+                | "concat"
+                | "split"
+                | "keys"
+                | "values"
+                | "distinct"
+                | "flatten"
+                | "range"
+                | "compact"
+                | "sort"
+                | "reverse"
+                | "slice"
+                | "chunklist"
+                | "formatlist"
+                | "regexall"
+                | "matchkeys"
+                | "coalescelist"
+        ),
+        Expression::Traversal(t) if t.operators.len() == 1 => {
+            let Expression::Variable(root) = &t.expr else {
+                return false;
+            };
+            let Some(TraversalOperator::GetAttr(name)) = t.operators.first().map(|o| o.value())
+            else {
+                return false;
+            };
+            match root.as_str() {
+                "local" => cfg
+                    .locals
+                    .get(name.as_str())
+                    .is_some_and(|l| is_list_at(cfg, &l.expr, depth + 1)),
+                "var" => match cfg.variables.get(name.as_str()).map(|v| v.ty.as_ref()) {
+                    // No declared type: a list given as its value is a tuple.
+                    Some(None) => true,
+                    Some(Some(ty)) => matches!(
+                        crate::types::parse(&ty.expr, &|_| Err(String::new())),
+                        Ok(crate::types::Type::List(_) | crate::types::Type::Tuple(_))
+                    ),
+                    None => false,
+                },
+                _ => false,
+            }
+        }
+        _ => false,
     }
 }
 

@@ -657,6 +657,10 @@ pub fn call(name: &str, args: Vec<Value>, cx: &dyn Context) -> R {
             }
             let mut out: Vec<Vec<Value>> = vec![Vec::new()];
             for l in &lists {
+                // Refused before it is built: a product of a few ranges is enormous.
+                if out.len().saturating_mul(l.len()) > 1_000_000 {
+                    return Err("the product has more than 1,000,000 elements".into());
+                }
                 let mut next = Vec::with_capacity(out.len() * l.len());
                 for prefix in &out {
                     for v in l {
@@ -1369,8 +1373,39 @@ fn read_file(cx: &dyn Context, p: &str) -> Result<Vec<u8>, String> {
     if !path.exists() {
         return Err(format!("no file exists at {p:?}; this function works only with files that are distributed as part of the configuration source code, so if this file will be created by a resource in this configuration you must instead obtain this result from an attribute of that resource"));
     }
-    std::fs::read(&path).map_err(|e| format!("failed to read file: {e}"))
+    // Not a device, FIFO or socket (file("/dev/zero") would never end), nor a file
+    // larger than any configuration needs.
+    let meta = std::fs::metadata(&path).map_err(|e| format!("failed to read file: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{p:?} is not a regular file"));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "{p:?} is {} bytes; the file functions read files of at most {} MiB",
+            meta.len(),
+            MAX_FILE_BYTES >> 20
+        ));
+    }
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open(&path).map_err(|e| format!("failed to read file: {e}"))?,
+            MAX_FILE_BYTES + 1,
+        ),
+        &mut out,
+    )
+    .map_err(|e| format!("failed to read file: {e}"))?;
+    if out.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!(
+            "{p:?} grew past {} MiB while it was read",
+            MAX_FILE_BYTES >> 20
+        ));
+    }
+    Ok(out)
 }
+
+/// The largest file that `file()`, `filebase64()`, `templatefile()` and the file hashes read.
+const MAX_FILE_BYTES: u64 = 64 << 20;
 
 /// `fileset(path, pattern)`: the regular files under `path` whose path relative to it matches
 /// the glob `pattern` (`*`, `?`, `[...]`, `{a,b}`, and `**` across directories).

@@ -385,16 +385,35 @@ impl Graph {
         }
         g.order().map_err(|cycle| {
             let names: Vec<String> = cycle.iter().map(|&i| g.nodes[i].name()).collect();
-            let first = &g.nodes[cycle[0]];
-            let mut d = Diag::new(format!("dependency cycle: {}", names.join(" -> ")));
-            if let Node::Resource(a) = first {
-                if let Some(r) = cfg.resource(a) {
-                    d = Diag::at(d.message, &cfg.sources, &r.span);
-                }
-            }
-            Diags(vec![d.with_help(
-                "break the cycle by removing one of these references",
-            )])
+            // Where each member of the cycle is declared.
+            let span_of = |n: &Node| match n {
+                Node::Local(name) => cfg.locals.get(name).map(|e| e.span()),
+                Node::Output(name) => cfg.outputs.get(name).map(|o| o.value.span()),
+                Node::Resource(a) => cfg.resource(a).map(|r| r.span.clone()),
+            };
+            let members = &cycle[..cycle.len().saturating_sub(1).max(1)];
+            let places: Vec<String> = members
+                .iter()
+                .filter_map(|&i| {
+                    let n = &g.nodes[i];
+                    let l = cfg.sources.locate(&span_of(n)?);
+                    Some(format!("{} at {}:{}:{}", n.name(), l.file, l.line, l.col))
+                })
+                .collect();
+            let message = format!("dependency cycle: {}", names.join(" -> "));
+            let d = match span_of(&g.nodes[cycle[0]]) {
+                Some(span) => Diag::at(message, &cfg.sources, &span),
+                None => Diag::new(message),
+            };
+            let help = if places.is_empty() {
+                "break the cycle by removing one of these references".to_string()
+            } else {
+                format!(
+                    "declared: {}; break the cycle by removing one of these references",
+                    places.join(", ")
+                )
+            };
+            Diags(vec![d.with_help(help)])
         })?;
         Ok(g)
     }

@@ -1,7 +1,7 @@
 //! Values for input variables: defaults, `BALLAST_VAR_name`, `ballast.vars.hcl`, `-var-file`
 //! and `-var`, later sources winning in that order.
 
-use crate::config::{parse_error, Config, Expr};
+use crate::config::{Config, Expr};
 use crate::diag::{Diag, Diags};
 use crate::eval::Scope;
 use ballast_sdk::Value;
@@ -78,41 +78,96 @@ fn check_declared(cfg: &Config, name: &str, source: &str) -> Result<(), Diag> {
     }
 }
 
+/// Where each value set in a variables file was written, and the names whose value there
+/// was wrong (so that no "has no value" follows the real error).
+#[derive(Default)]
+struct Origins {
+    at: BTreeMap<String, crate::diag::SrcSpan>,
+    failed: BTreeSet<String>,
+    /// A variables file could not be read or parsed: what it set is not known.
+    unreadable: bool,
+}
+
 fn load_file(
     cfg: &mut Config,
     path: &Path,
     out: &mut BTreeMap<String, Value>,
+    origins: &mut Origins,
 ) -> Result<(), Diags> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Diag::new(format!(
-            "cannot read the variable file {}: {e}",
-            path.display()
-        ))
-    })?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    let body = hcl_edit::parser::parse_body(&text).map_err(|e| parse_error(&name, &e))?;
+    origins.unreadable = true;
+    let text = crate::config::read_source(path, &name).map_err(|d| {
+        if d.loc.is_none() && d.message.starts_with("cannot read") {
+            Diag::new(format!(
+                "cannot read the variable file {}: {}",
+                path.display(),
+                d.message.rsplit(": ").next().unwrap_or_default()
+            ))
+        } else {
+            d
+        }
+    })?;
+    let body = crate::config::parse_text(&name, &text).map_err(Diags::from)?;
+    origins.unreadable = false;
     let file = cfg.sources.add(name.clone(), text);
     let mut diags = Vec::new();
+    for b in body.blocks() {
+        let span = crate::diag::SrcSpan {
+            file,
+            range: hcl_edit::Span::span(&b.ident).unwrap_or(0..0),
+        };
+        diags.push(
+            Diag::at(
+                format!(
+                    "a variables file sets variables only (NAME = VALUE); a \"{}\" block does not belong in {name}",
+                    b.ident.as_str()
+                ),
+                &cfg.sources,
+                &span,
+            )
+            .with_help("move the block into a configuration file (*.hcl, not *.vars.hcl)"),
+        );
+    }
     for a in body.attributes() {
         let key = a.key.as_str().to_string();
         if let Err(d) = check_declared(cfg, &key, &name) {
             diags.push(d);
             continue;
         }
-        match constant(
-            cfg,
-            &Expr {
-                expr: a.value.clone(),
-                file,
-            },
-        ) {
+        let expr = Expr {
+            expr: a.value.clone(),
+            file,
+        };
+        let span = expr.span();
+        if let Some(r) = crate::graph::refs(&expr).first() {
+            let what = match &r.name {
+                Some(n) => format!("{}.{n}", r.root),
+                None => r.root.clone(),
+            };
+            diags.push(
+                Diag::at(
+                    format!("the value of \"{key}\" in a variables file cannot refer to {what}: values there must be constants"),
+                    &cfg.sources,
+                    &r.span,
+                )
+                .with_help("write the value itself; functions of constants are allowed, as in cidrsubnet(\"10.0.0.0/8\", 8, 1)"),
+            );
+            origins.failed.insert(key);
+            continue;
+        }
+        match constant(cfg, &expr) {
             Ok(v) => {
-                out.insert(key, v);
+                out.insert(key.clone(), v);
+                origins.at.insert(key.clone(), span);
+                origins.failed.remove(&key);
             }
-            Err(d) => diags.push(d),
+            Err(d) => {
+                diags.push(d);
+                origins.failed.insert(key);
+            }
         }
     }
     if diags.is_empty() {
@@ -147,25 +202,37 @@ fn declared_type(cfg: &Config, name: &str) -> Result<crate::types::Type, Diag> {
 }
 
 /// Converts a value to the variable's declared type, or names the path that is wrong.
-fn convert(cfg: &Config, name: &str, v: Value) -> Result<Value, Diag> {
+/// `origin` is where the value was written in a variables file: the error points there.
+fn convert(
+    cfg: &Config,
+    name: &str,
+    v: Value,
+    origin: Option<&crate::diag::SrcSpan>,
+) -> Result<Value, Diag> {
     let t = declared_type(cfg, name)?;
-    let decl = &cfg.variables[name];
+    let Some(decl) = cfg.variables.get(name) else {
+        return Err(Diag::new(format!(
+            "no variable named \"{name}\" is declared"
+        )));
+    };
+    let at = |message: String| match origin {
+        Some(span) => {
+            let d = cfg.sources.locate(&decl.span);
+            Diag::at(message, &cfg.sources, span).with_help(format!(
+                "the variable is declared at {}:{}:{}",
+                d.file, d.line, d.col
+            ))
+        }
+        None => Diag::at(message, &cfg.sources, &decl.span),
+    };
     if v.is_null() && !decl.nullable {
-        return Err(Diag::at(
-            format!("variable \"{name}\" must not be null"),
-            &cfg.sources,
-            &decl.span,
-        ));
+        return Err(at(format!("variable \"{name}\" must not be null")));
     }
     crate::types::convert(v, &t, "").map_err(|m| {
-        Diag::at(
-            format!(
-                "invalid value for variable \"{name}\" (type {}): {m}",
-                t.name()
-            ),
-            &cfg.sources,
-            &decl.span,
-        )
+        at(format!(
+            "invalid value for variable \"{name}\" (type {}): {m}",
+            t.name()
+        ))
     })
 }
 
@@ -214,10 +281,13 @@ pub fn resolve(cfg: &mut Config, inputs: &VarInputs) -> Result<Vars, Diags> {
         files.push(auto);
     }
     files.extend(inputs.files.iter().cloned());
+    let mut origins = Origins::default();
+    let mut unreadable = false;
     for f in files {
-        if let Err(d) = load_file(cfg, &f, &mut set) {
+        if let Err(d) = load_file(cfg, &f, &mut set, &mut origins) {
             diags.extend(d.0);
         }
+        unreadable |= origins.unreadable;
     }
     for item in &inputs.cli {
         let Some((name, raw)) = item.split_once('=') else {
@@ -230,6 +300,8 @@ pub fn resolve(cfg: &mut Config, inputs: &VarInputs) -> Result<Vars, Diags> {
         match check_declared(cfg, name, "-var").and_then(|_| parse_raw(cfg, name, raw)) {
             Ok(v) => {
                 set.insert(name.to_string(), v);
+                origins.at.remove(name);
+                origins.failed.remove(name);
             }
             Err(d) => diags.push(d),
         }
@@ -251,12 +323,15 @@ pub fn resolve(cfg: &mut Config, inputs: &VarInputs) -> Result<Vars, Diags> {
             },
         };
         match value {
-            Some(v) => match convert(cfg, &decl.name, v) {
+            Some(v) => match convert(cfg, &decl.name, v, origins.at.get(&decl.name)) {
                 Ok(v) => {
                     out.values.insert(decl.name.clone(), v);
                 }
                 Err(d) => diags.push(d),
             },
+            // Its value in a variables file was wrong, and that error is already said.
+            // (or a variables file could not be read, and may have set it).
+            None if origins.failed.contains(&decl.name) || unreadable => {}
             None => diags.push(
                 Diag::at(
                     match &decl.description {

@@ -2,10 +2,12 @@
 //!
 //! - [`text`]: plans, drift, conflicts and orphans for people, with unified diffs;
 //! - [`json`]: the machine-readable plan and state;
-//! - [`hcl`]: resource blocks to paste after an import, and state entries.
+//! - [`hcl`]: resource blocks to paste after an import, and state entries;
+//! - [`report`]: reports for CI (Markdown for a comment, JUnit XML).
 
 pub mod hcl;
 pub mod json;
+pub mod report;
 pub mod text;
 
 pub use text::Style;

@@ -597,10 +597,11 @@ pub fn findings_text(plan: &Plan, style: Style) -> String {
 }
 
 /// Quotes a shell argument when it needs it.
-fn quote_arg(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "._-/:=[]".contains(c))
-        && !s.contains('"')
+/// Quotes a shell argument when it needs it.
+pub(crate) fn quote_arg(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:=[]".contains(c))
     {
         s.to_string()
     } else {

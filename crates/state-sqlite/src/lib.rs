@@ -99,6 +99,8 @@ pub struct SqliteStore {
     path: PathBuf,
     conn: Mutex<Option<Connection>>,
     lock: lock::FileLock,
+    /// Why the state can be read but not written (a read-only file or directory), if so.
+    read_only: Option<String>,
 }
 
 impl SqliteStore {
@@ -108,14 +110,32 @@ impl SqliteStore {
             path: path.to_path_buf(),
             conn: Mutex::new(None),
             lock: lock::FileLock::new(lock_path(path)),
+            read_only: None,
         }
     }
 
     /// A store at `path`. An existing file is opened and checked at once (and migrated);
     /// a missing one is created by [`StateStore::create`].
     pub fn open(path: &Path) -> Result<SqliteStore> {
-        let store = SqliteStore::at(path);
+        let mut store = SqliteStore::at(path);
+        if path.is_dir() {
+            bail!(
+                "the state path {} is a directory, not a state file; move it away, or set state_path in the ballast block",
+                path.display()
+            );
+        }
+        if path.exists() && std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+            return Err(not_state(path, "it is empty (0 bytes)"));
+        }
         if path.exists() {
+            if let Some(why) = read_only_reason(path) {
+                // Read-only commands still work; any write says why it cannot.
+                let conn = open_read_only(path)?;
+                check(&conn, path, false)?;
+                store.read_only = Some(why);
+                *store.db() = Some(conn);
+                return Ok(store);
+            }
             let conn = Connection::open_with_flags(
                 path,
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -125,6 +145,21 @@ impl SqliteStore {
             *store.db() = Some(conn);
         }
         Ok(store)
+    }
+
+    /// Whether this state can only be read, and why.
+    pub fn read_only(&self) -> Option<&str> {
+        self.read_only.as_deref()
+    }
+
+    fn writable(&self) -> Result<()> {
+        match &self.read_only {
+            Some(why) => bail!(
+                "the state {} is read-only ({why}); ballast can read it (state list, state show, output, show) but not change or lock it. Run as a user who may write there, or make it writable",
+                self.path.display()
+            ),
+            None => Ok(()),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -144,6 +179,81 @@ impl SqliteStore {
             .ok_or_else(|| anyhow!("there is no state at {}", self.path.display()))?;
         f(conn)
     }
+}
+
+/// Why the state file cannot be written, if it cannot: the file itself, or its directory
+/// (SQLite keeps its WAL and shared-memory files beside it), is read-only for this user.
+fn read_only_reason(path: &Path) -> Option<String> {
+    let denied = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+        )
+    };
+    if let Err(e) = std::fs::OpenOptions::new().append(true).open(path) {
+        if denied(&e) {
+            return Some(format!("the file is not writable: {e}"));
+        }
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let probe = dir.join(format!(".ballast-write-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) if denied(&e) => Some(format!(
+            "its directory {} is not writable: {e}",
+            dir.display()
+        )),
+        Err(_) => None,
+    }
+}
+
+/// Opens a state that may not be written. A WAL database needs its shared-memory file,
+/// which a read-only directory cannot hold: then the file is read as immutable.
+fn open_read_only(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let uri = |extra: &str| {
+        format!(
+            "file:{}?mode=ro{extra}",
+            percent_path(&path.display().to_string())
+        )
+    };
+    let readable = |c: &Connection| {
+        c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .is_ok()
+    };
+    if let Ok(c) = Connection::open_with_flags(uri(""), flags) {
+        if readable(&c) {
+            return Ok(c);
+        }
+    }
+    Connection::open_with_flags(uri("&immutable=1"), flags)
+        .with_context(|| format!("cannot open the state file {} to read it", path.display()))
+}
+
+/// A path as the path part of an SQLite URI.
+fn percent_path(p: &str) -> String {
+    let mut out = String::new();
+    for b in p.bytes() {
+        match b {
+            b'%' | b'?' | b'#' | b' ' => out.push_str(&format!("%{b:02X}")),
+            _ => out.push(b as char),
+        }
+    }
+    out
 }
 
 fn lock_path(path: &Path) -> PathBuf {
@@ -167,6 +277,12 @@ fn meta(conn: &Connection, key: &str) -> Result<Option<String>> {
 }
 
 fn check_and_migrate(conn: &Connection, path: &Path) -> Result<()> {
+    check(conn, path, true)
+}
+
+/// Checks that the file is a ballast state this ballast can read; migrates an older
+/// schema when `migrate` (a read-only state of an older schema is refused instead).
+fn check(conn: &Connection, path: &Path, migrate: bool) -> Result<()> {
     let has_meta: Option<String> = conn
         .query_row(
             "SELECT name FROM sqlite_master WHERE type='table' AND name='meta'",
@@ -188,16 +304,34 @@ fn check_and_migrate(conn: &Connection, path: &Path) -> Result<()> {
     let version: i64 = meta(conn, "schema_version")?
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| not_state(path, "its schema version is unreadable"))?;
+    if version < 1 {
+        return Err(not_state(
+            path,
+            &format!("its schema version {version} is not one ballast ever wrote"),
+        ));
+    }
     if version > SCHEMA_VERSION {
         bail!(
             "the state file {} has schema version {version}, written by a newer ballast (this one knows up to {SCHEMA_VERSION}); upgrade ballast",
             path.display()
         );
     }
+    if !migrate {
+        if version < SCHEMA_VERSION {
+            bail!(
+                "the state file {} has schema version {version} and needs an upgrade to {SCHEMA_VERSION}, but it is read-only; run ballast once as a user who may write it",
+                path.display()
+            );
+        }
+        return Ok(());
+    }
     pragmas(conn)?;
     for v in version..SCHEMA_VERSION {
+        let Some(migration) = usize::try_from(v).ok().and_then(|i| MIGRATIONS.get(i)) else {
+            return Err(not_state(path, "its schema version is unknown"));
+        };
         let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(MIGRATIONS[v as usize])?;
+        tx.execute_batch(migration)?;
         tx.execute(
             "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
             params![(v + 1).to_string()],
@@ -328,7 +462,12 @@ impl StateStore for SqliteStore {
         let Some(conn) = guard.as_ref() else {
             return Ok(None);
         };
-        let lineage = meta(conn, "lineage")?.ok_or_else(|| anyhow!("the state has no lineage"))?;
+        let lineage = meta(conn, "lineage")?.ok_or_else(|| {
+            anyhow!(
+                "the state {} is damaged: it has no lineage; restore it from a backup",
+                self.path.display()
+            )
+        })?;
         let serial = meta(conn, "serial")?
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
@@ -400,6 +539,7 @@ impl StateStore for SqliteStore {
     }
 
     fn lock(&self, who: &LockRequest, timeout: Duration) -> Result<()> {
+        self.writable()?;
         self.lock
             .acquire(timeout, || self.lock_info(), &self.path)?;
         let recorded = self.with(|conn| {
@@ -451,6 +591,7 @@ impl StateStore for SqliteStore {
     }
 
     fn force_unlock(&self, how: &Unlock) -> Result<Unlocked> {
+        self.writable()?;
         let info = self.lock_info()?;
         let live = self.lock.is_held_elsewhere()? || info.as_ref().is_some_and(lock::alive_here);
         let result = match (info, live) {
@@ -583,6 +724,7 @@ impl StateStore for SqliteStore {
         if writes.is_empty() {
             return Ok(());
         }
+        self.writable()?;
         self.with(|conn| {
             let tx = conn.unchecked_transaction()?;
             for w in writes {
@@ -690,5 +832,49 @@ mod tests {
         assert!(err.to_string().contains("is not in the state"), "{err}");
         assert_eq!(s.head().unwrap().map(|h| h.serial), Some(0));
         assert!(s.resources().unwrap().is_empty());
+    }
+
+    /// Found by the state fuzz target (testdata/fuzz/state/crashes/negative_schema_version_*):
+    /// a negative schema version indexed the migrations below zero.
+    #[test]
+    fn negative_schema_version_panicked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        SqliteStore::open(&path).unwrap().create("lin").unwrap();
+        let c = Connection::open(&path).unwrap();
+        c.execute(
+            "UPDATE meta SET value = '-1' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+        drop(c);
+        let before = std::fs::read(&path).unwrap();
+        let err = SqliteStore::open(&path).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("its schema version -1 is not one ballast ever wrote")),
+            "{err:?}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_read_only_state_reads_but_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let s = SqliteStore::open(&path).unwrap();
+        s.create("lin").unwrap();
+        s.commit(&[Write::PutResource(resource())]).unwrap();
+        drop(s);
+        let mut s = SqliteStore::open(&path).unwrap();
+        // As a read-only file or directory would make it (root may write anything).
+        s.read_only = Some("the file is not writable".into());
+        assert_eq!(s.resources().unwrap().len(), 1);
+        let err = s.lock(&request("apply"), Duration::ZERO).unwrap_err();
+        assert!(err.to_string().contains("is read-only"), "{err}");
+        let err = s
+            .commit(&[Write::RemoveResource("ballast_data.a".into())])
+            .unwrap_err();
+        assert!(err.to_string().contains("is read-only"), "{err}");
     }
 }

@@ -132,7 +132,8 @@ impl FileLock {
         if self.held() {
             return Ok(());
         }
-        let deadline = Instant::now() + timeout;
+        // A timeout too long to add to the clock waits without end (it cannot panic).
+        let deadline = Instant::now().checked_add(timeout);
         let started = secs_now();
         loop {
             let file = self.open()?;
@@ -153,7 +154,7 @@ impl FileLock {
                 return Ok(());
             }
             drop(file);
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 let who = match &holder {
                     Some(i) => describe(i),
                     None => "another process".into(),
