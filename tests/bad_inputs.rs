@@ -5,6 +5,7 @@
 //! cannot read it at all).
 
 mod common;
+use std::os::unix::process::CommandExt;
 
 use common::Work;
 use std::path::Path;
@@ -843,16 +844,24 @@ fn bad_inputs_are_refused_clearly_and_change_no_state() {
         let w = base();
         w.write("g.txt", "g");
         // Another process holds the OS lock, as a run still going (or stuck) would.
+        // In a process group of its own, so that the kill below ends `sleep` too (killing
+        // `flock` alone leaves its child holding the lock and the test's output open).
         let mut holder = std::process::Command::new("flock")
             .arg(w.file(".ballast/state.db.lock"))
             .args(["sleep", "30"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("flock");
         std::thread::sleep(std::time::Duration::from_millis(300));
         let before = state_snapshot(w.path());
         let r = w.run(args);
         let after = state_snapshot(w.path());
-        let _ = holder.kill();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", holder.id())])
+            .status();
         let _ = holder.wait();
         let text = format!("{}{}", r.stdout, r.stderr);
         if print {

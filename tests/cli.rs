@@ -59,8 +59,10 @@ fn create_then_noop_then_drift_then_repair() {
     std::fs::remove_file(w.file("motd.txt")).expect("rm");
     let gone = w.ok(&["drift"], 2);
     assert!(
-        gone.stdout
-            .contains("# local_file.motd was deleted outside ballast"),
+        gone.stdout.contains("# local_file.motd (id \"")
+            && gone
+                .stdout
+                .contains("motd.txt\") was deleted outside ballast"),
         "{}",
         gone.stdout
     );

@@ -178,7 +178,7 @@ fn kcli_cluster_lifecycle_with_power_and_memory_drift() {
     assert!(
         drift
             .stdout
-            .contains("# libvirt_domain.member[\"ctlplane-2\"] has changed outside ballast"),
+            .contains("# libvirt_domain.member[\"ctlplane-2\"] (\"bt-kcli-ctlplane-2\") has changed outside ballast"),
         "{}",
         drift.stdout
     );

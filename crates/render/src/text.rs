@@ -316,6 +316,10 @@ fn attr_lines(
     }
 }
 
+/// The attributes that say which real object an entry is about: always shown in updates,
+/// repairs and drift, first, even when unchanged.
+const IDENTIFYING: [&str; 4] = ["id", "name", "tags", "labels"];
+
 fn keys(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
     let mut set = BTreeSet::new();
     for v in [before, after].into_iter().flatten() {
@@ -323,13 +327,27 @@ fn keys(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
             set.extend(m.keys().cloned());
         }
     }
-    // `id` first, as the identity of the object.
+    // The identifying attributes first (`id`, then `name`...), then the rest by name.
     let mut out: Vec<String> = set.into_iter().collect();
-    if let Some(i) = out.iter().position(|k| k == "id") {
-        let id = out.remove(i);
-        out.insert(0, id);
-    }
+    out.sort_by_key(|k| {
+        IDENTIFYING
+            .iter()
+            .position(|i| i == k)
+            .unwrap_or(IDENTIFYING.len())
+    });
     out
+}
+
+/// The object's real name (its `name`, else its `id`), for headers: `(name "web")`.
+fn real_name(v: Option<&Value>) -> String {
+    let Some(v) = v else {
+        return String::new();
+    };
+    match (v.get("name").as_str(), v.get("id").as_str()) {
+        (Some(n), _) => format!(" ({})", quote(n)),
+        (None, Some(id)) => format!(" (id {})", quote(id)),
+        _ => String::new(),
+    }
 }
 
 pub(crate) fn block_header(address: &str, type_name: &str) -> (String, String) {
@@ -419,7 +437,10 @@ fn resource_block(out: &mut String, c: &Change, style: Style) {
             _ => before.as_ref().map(|v| v.get(&k)),
         };
         let a = after.as_ref().map(|v| v.get(&k));
-        if matches!(c.action, Action::Update | Action::Repair) && b == a && k != "id" {
+        if matches!(c.action, Action::Update | Action::Repair)
+            && b == a
+            && !IDENTIFYING.contains(&k.as_str())
+        {
             hidden += 1;
         } else if b.is_some_and(|v| !v.is_null()) || a.is_some_and(|v| !v.is_null()) {
             shown.push((k, b, a));
@@ -455,7 +476,11 @@ fn drift_block(out: &mut String, d: &Drift, style: Style) {
         let _ = writeln!(
             out,
             "  {}",
-            style.bold(&format!("# {} was deleted outside ballast", d.address))
+            style.bold(&format!(
+                "# {}{} was deleted outside ballast",
+                d.address,
+                real_name(Some(&d.before))
+            ))
         );
         out.push('\n');
         return;
@@ -463,7 +488,11 @@ fn drift_block(out: &mut String, d: &Drift, style: Style) {
     let _ = writeln!(
         out,
         "  {}",
-        style.bold(&format!("# {} has changed outside ballast", d.address))
+        style.bold(&format!(
+            "# {}{} has changed outside ballast",
+            d.address,
+            real_name(Some(after))
+        ))
     );
     let (t, n) = block_header(&d.address, &d.type_name);
     let _ = writeln!(
@@ -478,7 +507,10 @@ fn drift_block(out: &mut String, d: &Drift, style: Style) {
     let after = &redacted(Some(after), &d.sensitive).unwrap_or_default();
     let shown: Vec<String> = keys(Some(&before), Some(after))
         .into_iter()
-        .filter(|k| before.get(k) != after.get(k) || k == "id")
+        .filter(|k| {
+            before.get(k) != after.get(k)
+                || (IDENTIFYING.contains(&k.as_str()) && !after.get(k).is_null())
+        })
         .collect();
     let width = shown.iter().map(|k| k.len()).max().unwrap_or(0);
     for k in &shown {
