@@ -69,10 +69,14 @@ pub fn corpus_dir(target: &str) -> PathBuf {
 }
 
 /// The corpus entries of `target` (every file directly in its directory, crashes included:
-/// they are the regressions).
-pub fn load_corpus(target: &str) -> Vec<(String, Vec<u8>)> {
+/// they are the regressions), after the `seeds` files that live elsewhere in the
+/// repository (the examples, read where they are rather than copied).
+pub fn load_corpus(target: &str, seeds: &[PathBuf]) -> Vec<(String, Vec<u8>)> {
     let dir = corpus_dir(target);
-    let mut out = Vec::new();
+    let mut out: Vec<(String, Vec<u8>)> = seeds
+        .iter()
+        .filter_map(|p| Some((p.display().to_string(), std::fs::read(p).ok()?)))
+        .collect();
     for sub in [dir.clone(), dir.join("crashes")] {
         let Ok(rd) = std::fs::read_dir(&sub) else {
             continue;
@@ -177,7 +181,12 @@ fn coarse(sig: &str) -> String {
 
 /// Runs `target` on the corpus and on mutations of it for the configured time.
 /// `target` returns a short signature of the outcome (for example the first words of an error).
-pub fn run(name: &str, dict: &[&str], mut target: impl FnMut(&[u8]) -> String) -> Report {
+pub fn run(
+    name: &str,
+    seeds: &[PathBuf],
+    dict: &[&str],
+    mut target: impl FnMut(&[u8]) -> String,
+) -> Report {
     let secs: u64 = std::env::var("BALLAST_FUZZ_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -195,7 +204,7 @@ pub fn run(name: &str, dict: &[&str], mut target: impl FnMut(&[u8]) -> String) -
     let mut rng = Rng::new(seed);
     let dir = corpus_dir(name);
     let current = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-{name}.current"));
-    let seeds = load_corpus(name);
+    let seeds = load_corpus(name, seeds);
     let mut corpus: Vec<Vec<u8>> = seeds.iter().map(|(_, d)| d.clone()).collect();
     if corpus.is_empty() {
         corpus.push(Vec::new());

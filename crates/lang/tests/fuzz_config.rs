@@ -235,7 +235,22 @@ fn fuzz_config() {
         dir.path().join("self.tpl"),
         "${templatefile(\"self.tpl\", {})}",
     );
-    let report = fuzzer::run("config", DICT, |input| target(dir.path(), input));
+    // The examples seed the corpus as they are.
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut seeds: Vec<std::path::PathBuf> = std::fs::read_dir(&examples)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path().join("main.hcl")))
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    seeds.sort();
+    assert!(
+        !seeds.is_empty(),
+        "no examples under {}",
+        examples.display()
+    );
+    let report = fuzzer::run("config", &seeds, DICT, |input| target(dir.path(), input));
     assert!(
         report.crashes.is_empty(),
         "crashes saved: {:?}",

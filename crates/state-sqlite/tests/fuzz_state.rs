@@ -107,7 +107,7 @@ fn target(dir: &Path, input: &[u8]) -> String {
 #[test]
 fn fuzz_state() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let report = fuzzer::run("state", DICT, |input| target(dir.path(), input));
+    let report = fuzzer::run("state", &[], DICT, |input| target(dir.path(), input));
     assert!(
         report.crashes.is_empty(),
         "crashes saved: {:?}",
