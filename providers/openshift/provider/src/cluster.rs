@@ -139,6 +139,15 @@ impl Cluster {
         list.items.into_iter().map(to_json).collect()
     }
 
+    /// Whether an apply of `planned` takes fields over from other managers: its own
+    /// `force_conflicts`, else the provider's.
+    pub fn force_for(&self, planned: &Value) -> bool {
+        planned
+            .get("force_conflicts")
+            .as_bool()
+            .unwrap_or(self.force_conflicts)
+    }
+
     /// Server-side apply with field manager `ballast`. A field owned by another manager is a
     /// conflict naming that manager, unless `force`.
     pub async fn apply(

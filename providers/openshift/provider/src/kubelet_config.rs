@@ -280,21 +280,16 @@ impl ResourceType for KubeletConfig {
                 .into_iter()
                 .filter(|t| seen.insert(t.pool.clone()))
                 .collect();
-            if !self.cluster.delete(&crate::kc(), &name).await? {
-                return Ok(Applied::deleted());
-            }
-            if prior.get("wait").as_bool() != Some(false) {
-                rollout::wait(
-                    &self.cluster,
-                    targets,
-                    ctx,
-                    &req.cancel,
-                    req.deadline,
-                    &format!("{what}: deleted"),
-                )
-                .await?;
-            }
-            return Ok(Applied::deleted());
+            return rollout::deleted(
+                &self.cluster,
+                &crate::kc(),
+                &name,
+                prior,
+                targets,
+                &req,
+                ctx,
+            )
+            .await;
         }
         let planned = req.planned;
         let name = planned.get("name").as_str().unwrap_or_default().to_string();
@@ -327,10 +322,7 @@ impl ResourceType for KubeletConfig {
             "metadata": {"name": name, "labels": mark, "annotations": annotations},
             "spec": Self::spec(planned),
         });
-        let force = planned
-            .get("force_conflicts")
-            .as_bool()
-            .unwrap_or(self.cluster.force_conflicts);
+        let force = self.cluster.force_for(planned);
         let live = self
             .cluster
             .apply(&crate::kc(), &name, &body, force)

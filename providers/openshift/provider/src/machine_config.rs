@@ -345,12 +345,6 @@ impl MachineConfig {
         }))
     }
 
-    fn force(&self, v: &Value) -> bool {
-        v.get("force_conflicts")
-            .as_bool()
-            .unwrap_or(self.cluster.force_conflicts)
-    }
-
     /// The targets of a change from `prior` to `planned` (either may be absent).
     async fn targets(
         &self,
@@ -530,21 +524,16 @@ impl ResourceType for MachineConfig {
                 .unwrap_or_default()
                 .to_string();
             let targets = self.targets(&name, Some(prior), None).await?;
-            if !self.cluster.delete(&crate::mc(), &name).await? {
-                return Ok(Applied::deleted());
-            }
-            if prior.get("wait").as_bool() != Some(false) {
-                rollout::wait(
-                    &self.cluster,
-                    targets,
-                    ctx,
-                    &req.cancel,
-                    req.deadline,
-                    &format!("{what}: deleted"),
-                )
-                .await?;
-            }
-            return Ok(Applied::deleted());
+            return rollout::deleted(
+                &self.cluster,
+                &crate::mc(),
+                &name,
+                prior,
+                targets,
+                &req,
+                ctx,
+            )
+            .await;
         }
         let planned = req.planned;
         let name = planned.get("name").as_str().unwrap_or_default().to_string();
@@ -556,7 +545,7 @@ impl ResourceType for MachineConfig {
         let body = self.body(planned, req.address)?;
         let live = self
             .cluster
-            .apply(&crate::mc(), &name, &body, self.force(planned))
+            .apply(&crate::mc(), &name, &body, self.cluster.force_for(planned))
             .await?;
         let obj = from_object(&live, Some(planned));
         // The object is as planned; the rollout is the cluster's work (an interrupted run

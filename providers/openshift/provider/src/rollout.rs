@@ -253,6 +253,31 @@ pub async fn applied(
     })
 }
 
+/// Deletes an object and, unless its recorded `wait = false`, waits for the pools it was
+/// rendered into to roll back (`targets`). Gone already is deleted.
+pub async fn deleted(
+    cluster: &Cluster,
+    ar: &kube::api::ApiResource,
+    name: &str,
+    prior: &ballast_sdk::Value,
+    targets: Vec<Target>,
+    req: &ballast_sdk::ApplyRequest<'_>,
+    ctx: &dyn ApplyContext,
+) -> Result<ballast_sdk::Applied, ProviderError> {
+    if cluster.delete(ar, name).await? && prior.get("wait").as_bool() != Some(false) {
+        wait(
+            cluster,
+            targets,
+            ctx,
+            &req.cancel,
+            req.deadline,
+            &format!("{}: deleted", req.address),
+        )
+        .await?;
+    }
+    Ok(ballast_sdk::Applied::deleted())
+}
+
 /// Resumes the wait an interrupted run left in the private data; whether there was one.
 pub async fn resume_wait(
     cluster: &Cluster,
