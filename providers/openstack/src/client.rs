@@ -57,17 +57,6 @@ fn usable(t: &Token, now: SystemTime) -> bool {
     t.expires > now + RENEW_BEFORE
 }
 
-/// What went wrong in transport, in words (reqwest's Display names the URL already).
-fn transport(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
-    }
-    msg
-}
-
 impl Client {
     /// Authenticates (unless noauth), finds the load-balancer endpoint, and returns a
     /// client; every failure names the URL and who was authenticating.
@@ -200,14 +189,14 @@ impl Client {
                 ProviderError::transient(format!(
                     "{method} {url} ({}): {}",
                     self.who(),
-                    transport(&e)
+                    ballast_sdk::error_chain(&e)
                 ))
             })?;
             let status = resp.status();
             let text = resp.text().await.map_err(|e| {
                 ProviderError::transient(format!(
                     "{method} {url}: reading the answer: {}",
-                    transport(&e)
+                    ballast_sdk::error_chain(&e)
                 ))
             })?;
             if status == StatusCode::UNAUTHORIZED && !renewed && self.identity.is_some() {
@@ -310,7 +299,7 @@ async fn authenticate(
         ProviderError::transient(format!(
             "cannot reach Keystone at {identity} ({}): {}",
             s.who(),
-            auth::scrub(s, &transport(&e))
+            auth::scrub(s, &ballast_sdk::error_chain(&e))
         ))
     })?;
     let status = resp.status();

@@ -154,3 +154,16 @@ impl From<std::io::Error> for ProviderError {
         ProviderError::with_kind(kind, e.to_string())
     }
 }
+
+/// An error and every cause under it, in words: `error sending request: client error
+/// (Connect): tcp connect error: Connection refused`. For errors whose Display says only
+/// the outermost part (reqwest's).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}

@@ -16,7 +16,7 @@ pub mod retry;
 mod schema;
 mod value;
 
-pub use error::{ErrorKind, ProviderError};
+pub use error::{error_chain, ErrorKind, ProviderError};
 pub use plan::{closest, conform, differs, plan_from_schema, validate_config, ConfigProblem};
 pub use provider::{
     Applied, ApplyContext, ApplyRequest, Audit, CancellationToken, Capabilities, ChangeKind,

@@ -48,17 +48,6 @@ pub fn enc(segment: &str) -> String {
     percent_encoding::utf8_percent_encode(segment, KEEP).to_string()
 }
 
-/// What went wrong in transport, in words.
-fn transport(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
-    }
-    msg
-}
-
 /// A failed connection: transient, unless the server's certificate was refused (trying
 /// again changes nothing; the user must say how to trust it).
 fn unreachable(msg: String) -> ProviderError {
@@ -215,7 +204,7 @@ impl Client {
             .map_err(|e| {
                 unreachable(format!(
                     "cannot reach {url} to log in as user {username}: {}",
-                    self.settings.scrub(&transport(&e))
+                    self.settings.scrub(&ballast_sdk::error_chain(&e))
                 ))
             })?;
         let status = resp.status();
@@ -299,7 +288,7 @@ impl Client {
                 unreachable(format!(
                     "{method} {url} ({}): {}",
                     self.who(),
-                    self.settings.scrub(&transport(&e))
+                    self.settings.scrub(&ballast_sdk::error_chain(&e))
                 ))
             })?;
             let status = resp.status();
@@ -307,7 +296,7 @@ impl Client {
             let text = resp.text().await.map_err(|e| {
                 ProviderError::transient(format!(
                     "{method} {url}: reading the answer: {}",
-                    transport(&e)
+                    ballast_sdk::error_chain(&e)
                 ))
             })?;
             if status == StatusCode::UNAUTHORIZED
