@@ -96,7 +96,7 @@ pub struct ReportArgs {
     /// Write a JUnit XML report (one test case per managed object) to FILE.
     #[arg(long = "report-junit", value_name = "FILE")]
     pub report_junit: Option<PathBuf>,
-    /// Write the machine-readable JSON (as -json prints it) to FILE.
+    /// Write ballast's JSON plan document (what drift -json prints) to FILE.
     #[arg(long = "report-json", value_name = "FILE")]
     pub report_json: Option<PathBuf>,
 }
@@ -224,6 +224,11 @@ impl Cli {
             | Command::Refresh { args } => args.json,
             _ => false,
         }
+    }
+
+    /// Whether stdout is Terraform's machine-readable UI: one event per line (`plan -json`).
+    pub fn machine_ui(&self) -> bool {
+        matches!(&self.command, Command::Plan { args, .. } if args.json)
     }
 }
 
@@ -481,7 +486,7 @@ pub async fn run(cli: Cli, ui: Arc<Ui>, interrupt: Interrupt) -> Result<i32> {
             let mut engine = engine(ws, &ui, "plan", Some(&args), args.lock.lock_timeout)?;
             let opts = options(&args, Mode::Normal);
             let plan = engine.plan(&opts).await?;
-            print_plan(&ui, &plan, args.json);
+            print_plan(&ui, &plan);
             write_reports(&ui, &reports, &plan, render_report::Kind::Plan, started)?;
             if let Some(path) = out {
                 let saved = SavedPlan {
@@ -623,15 +628,18 @@ pub async fn run(cli: Cli, ui: Arc<Ui>, interrupt: Interrupt) -> Result<i32> {
     }
 }
 
-/// Prints a plan: text, or one JSON document (`plan -json`, `drift -json`), or, when the
-/// terminal is in event-stream mode (`apply -json`), one `{"type": "plan"}` line.
-fn print_plan(ui: &Ui, plan: &Plan, json: bool) {
+/// Prints a plan: text; or, with `plan -json`, its events in Terraform's machine-readable
+/// UI, one per line (docs/plan-json.md); or, when the terminal is in event-stream mode
+/// (`apply -json`), one `{"type": "plan"}` line with ballast's plan document. (`drift
+/// -json` prints the document itself.)
+fn print_plan(ui: &Ui, plan: &Plan) {
     if ui.streams_json() {
         let doc = render_json::plan_json(plan);
         ui.out(&serde_json::json!({"type": "plan", "plan": doc}).to_string());
-    } else if json {
-        let doc = render_json::plan_json(plan);
-        ui.out(&serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else if ui.machine_ui() {
+        for event in render_json::plan_events(plan) {
+            ui.ui_event(event);
+        }
     } else {
         ui.out(&render::plan_text(plan, ui.style));
     }
@@ -780,7 +788,7 @@ async fn apply_flow(
     };
     let mut engine = engine(ws, ui, operation, Some(args), args.lock.lock_timeout)?;
     let plan = engine.plan(&options(args, mode)).await?;
-    print_plan(ui, &plan, args.json);
+    print_plan(ui, &plan);
     if !plan.conflicts.is_empty() {
         bail!(
             "apply refused: {} conflict(s) must be resolved first (see above)",
@@ -1041,7 +1049,7 @@ fn show(dir: &Path, json: bool, plan_file: Option<&Path>, ui: &Ui) -> Result<i32
                 &render_json::terraform_plan(&saved.plan),
             )?);
         } else {
-            print_plan(ui, &saved.plan, false);
+            print_plan(ui, &saved.plan);
         }
         return Ok(0);
     }

@@ -18,14 +18,26 @@ fn main() {
             std::process::exit(code);
         }
     };
-    let ui = Arc::new(ui::Ui::new(cli.no_color, cli.streams_events()));
+    let json = if cli.streams_events() {
+        ui::JsonOutput::Events
+    } else if cli.machine_ui() {
+        ui::JsonOutput::MachineUi
+    } else {
+        ui::JsonOutput::Off
+    };
+    let ui = Arc::new(ui::Ui::new(cli.no_color, json, cli.chdir.clone()));
+    if ui.machine_ui() {
+        // Terraform's machine-readable UI starts with its version, even when the command
+        // fails.
+        ui.ui_event(ballast_render::json::ui_version());
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(r) => r,
         Err(e) => {
-            ui.error(&format!("cannot start the runtime: {e}"));
+            ui.fail(&anyhow::anyhow!("cannot start the runtime: {e}"));
             std::process::exit(1);
         }
     };
@@ -50,10 +62,8 @@ fn main() {
     let code = runtime
         .block_on(cli::run(cli, ui.clone(), interrupt))
         .unwrap_or_else(|e| {
-            match e.downcast_ref::<ballast_lang::diag::Diags>() {
-                Some(d) => ui.error(&d.to_string()),
-                None => ui.error(&format!("{e:#}")),
-            }
+            // On stderr; with -json also a diagnostic line on stdout.
+            ui.fail(&e);
             1
         });
     std::process::exit(code);

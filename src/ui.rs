@@ -2,24 +2,42 @@
 //! progress and errors to stderr. Colour only on a terminal, never with -no-color or
 //! NO_COLOR. It renders the engine's typed events three ways: a live line per resource on a
 //! terminal, plain lines (progress at most every 10 s per resource) otherwise, and one JSON
-//! object per line on stdout with `-json`.
+//! object per line on stdout with `-json`: `apply -json` prints ballast's event lines,
+//! `plan -json` Terraform's machine-readable UI (docs/plan-json.md).
 
 use ballast_core::events::{Event, EventSink, Operation, Reconciled, Severity, WaitReason};
+use ballast_lang::diag::Diags;
+use ballast_render::json as render_json;
 use ballast_render::Style;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Without a terminal, a resource's progress is printed at most this often.
 const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
+/// What stdout carries besides primary text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JsonOutput {
+    /// Text.
+    Off,
+    /// ballast's event lines (`apply|destroy|refresh -json`).
+    Events,
+    /// Terraform's machine-readable UI (`plan -json`): every line has `@level`,
+    /// `@message`, `@module`, `@timestamp` and `type`.
+    MachineUi,
+}
+
 pub struct Ui {
     pub style: Style,
     tty: bool,
-    json: bool,
+    json: JsonOutput,
+    /// Where diagnostics' file names are relative to (for their byte offsets).
+    dir: Option<PathBuf>,
     multi: MultiProgress,
     live: Mutex<Live>,
 }
@@ -64,7 +82,7 @@ fn counts(done: Option<u64>, total: Option<u64>) -> String {
 }
 
 impl Ui {
-    pub fn new(no_color: bool, json: bool) -> Ui {
+    pub fn new(no_color: bool, json: JsonOutput, dir: Option<PathBuf>) -> Ui {
         let tty = std::io::stderr().is_terminal();
         let color =
             !no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
@@ -72,6 +90,7 @@ impl Ui {
             style: Style { color },
             tty,
             json,
+            dir,
             multi: MultiProgress::new(),
             live: Mutex::new(Live::default()),
         }
@@ -79,7 +98,80 @@ impl Ui {
 
     /// Whether events stream as JSON lines on stdout (`apply -json`).
     pub fn streams_json(&self) -> bool {
-        self.json
+        self.json == JsonOutput::Events
+    }
+
+    /// Whether stdout is Terraform's machine-readable UI (`plan -json`).
+    pub fn machine_ui(&self) -> bool {
+        self.json == JsonOutput::MachineUi
+    }
+
+    /// Prints one event of the machine-readable UI (built by `ballast_render::json`) as a
+    /// line: `@timestamp` (RFC 3339, microseconds, UTC) after `@module`, and the byte
+    /// offsets of a diagnostic's range when its file can be read.
+    pub fn ui_event(&self, mut event: serde_json::Value) {
+        if event["type"] == "diagnostic" {
+            let file = event["diagnostic"]["range"]["filename"]
+                .as_str()
+                .map(PathBuf::from);
+            let source = file.and_then(|f| {
+                let path = match &self.dir {
+                    Some(d) => d.join(&f),
+                    None => f,
+                };
+                std::fs::read_to_string(path).ok()
+            });
+            if let Some(text) = source {
+                render_json::ui_diagnostic_bytes(&mut event, &text);
+            }
+        }
+        let serde_json::Value::Object(fields) = event else {
+            return;
+        };
+        let mut line = serde_json::Map::new();
+        for key in ["@level", "@message", "@module"] {
+            if let Some(v) = fields.get(key) {
+                line.insert(key.into(), v.clone());
+            }
+        }
+        line.insert("@timestamp".into(), json!(timestamp()));
+        for (k, v) in fields {
+            if !line.contains_key(&k) {
+                line.insert(k, v);
+            }
+        }
+        self.json_line(serde_json::Value::Object(line));
+    }
+
+    /// Reports the error that ends the command: on stderr, and also as a diagnostic line on
+    /// stdout when stdout carries JSON (`plan -json`, `apply -json`).
+    pub fn fail(&self, e: &anyhow::Error) {
+        let diags = e.downcast_ref::<Diags>();
+        match diags {
+            Some(d) => self.error(&d.to_string()),
+            None => self.error(&format!("{e:#}")),
+        }
+        match (self.json, diags) {
+            (JsonOutput::Off, _) => {}
+            (JsonOutput::Events, _) => self.emit_json(&Event::Diagnostic {
+                severity: Severity::Error,
+                message: match diags {
+                    Some(d) => d.to_string(),
+                    None => format!("{e:#}"),
+                },
+            }),
+            (JsonOutput::MachineUi, Some(d)) => {
+                for x in &d.0 {
+                    self.ui_event(render_json::ui_diag(Severity::Error, x));
+                }
+            }
+            (JsonOutput::MachineUi, None) => self.ui_event(render_json::ui_diagnostic(
+                Severity::Error,
+                &format!("{e:#}"),
+                "",
+                None,
+            )),
+        }
     }
 
     fn live(&self) -> MutexGuard<'_, Live> {
@@ -230,11 +322,104 @@ fn reconciled_text(how: &Reconciled) -> String {
     }
 }
 
+/// Now, as the machine-readable UI writes it: RFC 3339 in UTC with microseconds.
+fn timestamp() -> String {
+    let now = ballast_lang::datetime::now();
+    let seconds = ballast_lang::datetime::rfc3339(&now);
+    format!("{}.{:06}Z", seconds.trim_end_matches('Z'), now.nanos / 1000)
+}
+
+impl Ui {
+    /// An engine event while planning with `plan -json` (interrupted runs settled, their
+    /// waits resumed): a `diagnostic`, a `reconciled` line, or a `log` line.
+    fn emit_ui(&self, e: &Event) {
+        let log = |level: &str, message: String| render_json::ui_event(level, message, "log");
+        let event = match e {
+            Event::Diagnostic { severity, message } => {
+                render_json::ui_diagnostic(*severity, message, "", None)
+            }
+            Event::Reconciled { address, how } => {
+                let text = reconciled_text(how);
+                let mut v =
+                    render_json::ui_event("info", format!("{address}: {text}"), "reconciled");
+                v["address"] = json!(address);
+                v
+            }
+            Event::Started { address, operation } => {
+                log("info", format!("{address}: {}", verbs(operation).0))
+            }
+            Event::Progress {
+                address,
+                message,
+                done,
+                total,
+                ..
+            } => log(
+                "info",
+                format!("{address}: {message}{}", counts(*done, *total)),
+            ),
+            Event::StillRunning {
+                address,
+                operation,
+                elapsed,
+                ..
+            } => log(
+                "info",
+                format!(
+                    "{address}: Still {}... [{}s elapsed]",
+                    verbs(operation).2,
+                    elapsed.as_secs()
+                ),
+            ),
+            Event::Waiting {
+                address,
+                reason: WaitReason::LockKey { key, holder },
+            } => log(
+                "info",
+                format!("{address}: waiting: {holder} holds \"{key}\""),
+            ),
+            Event::Completed {
+                address,
+                operation,
+                elapsed,
+                ..
+            } => log(
+                "info",
+                format!(
+                    "{address}: {} after {}s",
+                    verbs(operation).1,
+                    elapsed.as_secs()
+                ),
+            ),
+            Event::Failed { address, error, .. } => log("error", format!("{address}: {error}")),
+            Event::Cascaded { address, removed } => log(
+                "info",
+                format!(
+                    "{address}: its deletion also removed {}",
+                    removed.join(", ")
+                ),
+            ),
+            Event::Interrupted { in_flight } => log(
+                "warn",
+                format!("Interrupt received: waiting for {in_flight} in flight"),
+            ),
+        };
+        self.ui_event(event);
+    }
+}
+
 impl EventSink for Ui {
     fn emit(&self, e: Event) {
-        if self.json {
-            self.emit_json(&e);
-            return;
+        match self.json {
+            JsonOutput::Events => {
+                self.emit_json(&e);
+                return;
+            }
+            JsonOutput::MachineUi => {
+                self.emit_ui(&e);
+                return;
+            }
+            JsonOutput::Off => {}
         }
         match e {
             Event::Started { address, operation } => {

@@ -468,6 +468,13 @@ fn sensitive_values_are_redacted_everywhere() {
     ] {
         let r = w.ok(args, 0);
         assert!(!r.stdout.contains(secret), "{args:?} leaked: {}", r.stdout);
+        if args[0] == "plan" {
+            // plan -json: one event per line.
+            for line in r.stdout.lines() {
+                let event: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+                assert!(event["type"].is_string(), "{line}");
+            }
+        }
     }
 }
 

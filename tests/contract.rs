@@ -430,7 +430,7 @@ fn nested_blocks_keep_computed_values_hide_sensitive_ones_and_force_replacement_
         grow.stdout
     );
     assert!(!grow.stdout.contains("s3cret"), "{}", grow.stdout);
-    assert!(grow.stdout.contains("(sensitive value)"), "{}", grow.stdout);
+    assert!(grow.stdout.contains("~ size = 8 -> 32"), "{}", grow.stdout);
     w.ok(&["apply", "-auto-approve"], 0);
     let doc: serde_json::Value = serde_json::from_str(&w.read("objs/vm.json")).expect("a document");
     assert_eq!(doc["volumes"][0]["serial"].as_str(), Some(serial0.as_str()));
@@ -438,13 +438,31 @@ fn nested_blocks_keep_computed_values_hide_sensitive_ones_and_force_replacement_
 
     // Moving a volume to another storage cannot be done in place: the path says which.
     w.write("main.hcl", &with_volumes(&[("local", 32), ("nfs", 16)]));
-    let plan = w.ok(&["plan", "-json"], 0);
-    let j: serde_json::Value = serde_json::from_str(&plan.stdout).expect("JSON");
+    let plan = w.ok(&["plan", "-report-json=plan.json"], 0);
+    let report = w.read("plan.json");
+    let j: serde_json::Value = serde_json::from_str(&report).expect("JSON");
     let change = &j["changes"][0];
     assert_eq!(change["action"], "replace");
     assert_eq!(change["replace_because"][0], "volume[1].storage");
     assert_eq!(change["after"]["volume"][1]["key"], "(sensitive value)");
-    assert!(!plan.stdout.contains("s3cret"));
+    // The structured diff says the same per path: the second volume's storage forces the
+    // replacement; its key is sensitive and holds no value.
+    let blocks = change["diff"]["blocks"]
+        .as_array()
+        .expect("the diff's blocks");
+    let second = &blocks[1][1];
+    let attr = |name: &str| {
+        second["attributes"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x[0] == name))
+            .map(|x| x[1].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(attr("storage")["forces_replacement"], true, "{second}");
+    assert_eq!(attr("storage")["after"], "nfs", "{second}");
+    assert_eq!(attr("key")["sensitive"], true, "{second}");
+    assert!(attr("key")["after"].is_null(), "{second}");
+    assert!(!report.contains("s3cret") && !plan.stdout.contains("s3cret"));
     // State show redacts at depth too.
     let shown = w.ok(&["state", "show", "test_task.vm"], 0).stdout;
     assert!(!shown.contains("s3cret"), "{shown}");

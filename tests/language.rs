@@ -357,12 +357,7 @@ fn ignore_changes_takes_nested_attribute_paths() {
     w.write("main.hcl", &cfg("prod", "bob"));
     let plan = w.ok(&["plan", "-detailed-exitcode"], 2);
     assert!(
-        plan.stdout.contains("-   env   = \"dev\""),
-        "{}",
-        plan.stdout
-    );
-    assert!(
-        plan.stdout.contains("+   env   = \"prod\""),
+        plan.stdout.contains("~ env = \"dev\" -> \"prod\""),
         "{}",
         plan.stdout
     );

@@ -729,3 +729,85 @@ output "base" {{
         missing.stderr
     );
 }
+
+fn two_disk_vm(data_mib: u32, running: bool) -> String {
+    format!(
+        r#"
+resource "libvirt_pool" "p" {{
+  name = "bt-twodisk-pool"
+  path = "/var/lib/libvirt/images/bt-twodisk-pool"
+}}
+
+resource "libvirt_volume" "root" {{
+  pool     = libvirt_pool.p.name
+  name     = "root.qcow2"
+  capacity = 32
+}}
+
+resource "libvirt_volume" "data" {{
+  pool     = libvirt_pool.p.name
+  name     = "data.qcow2"
+  capacity = {data_mib}
+}}
+
+resource "libvirt_domain" "vm" {{
+  name    = "bt-twodisk-vm"
+  memory  = 64
+  running = {running}
+  disk {{
+    path = libvirt_volume.root.path
+  }}
+  disk {{
+    path = libvirt_volume.data.path
+  }}
+}}
+"#
+    )
+}
+
+/// Issue 11's plan output on a real libvirt VM with two disks: one disk grows (the other
+/// and the VM stay as they are), and a VM stopped behind ballast's back is drift that names
+/// the VM. Both outputs are pinned by snapshots.
+#[test]
+fn a_vm_with_two_disks_one_resized_and_a_stopped_vm_read_as_plans() {
+    let _host = Host::new("bt-twodisk");
+    let w = Work::new();
+    w.write("main.hcl", &two_disk_vm(16, true));
+    w.ok(&["apply", "-auto-approve"], 0);
+    w.assert_converged();
+
+    w.write("main.hcl", &two_disk_vm(48, true));
+    let plan = w.ok(&["plan"], 0);
+    assert_snapshot!(
+        "libvirt_two_disks_one_resized",
+        plan.text(&w).replace(&uuid_of("bt-twodisk-vm"), "[UUID]")
+    );
+    w.ok(&["apply", "-auto-approve"], 0);
+    // Regression: a volume's capacity update was recorded without resizing the volume.
+    let info = virsh(&["vol-info", "data.qcow2", "--pool", "bt-twodisk-pool"]);
+    assert!(info.contains("48.00 MiB"), "{info}");
+    w.assert_converged();
+    // A shrink would cut off data: refused at plan, saying how to start over.
+    w.write("main.hcl", &two_disk_vm(16, true));
+    let shrink = w.ok(&["plan"], 1);
+    assert!(
+        shrink
+            .stderr
+            .contains("capacity only grows (48 MiB now, 16 MiB asked)")
+            && shrink.stderr.contains("-replace=libvirt_volume.data"),
+        "{}",
+        shrink.stderr
+    );
+    w.write("main.hcl", &two_disk_vm(48, true));
+
+    virsh_ok(&["destroy", "bt-twodisk-vm"]);
+    let drift = w.ok(&["drift"], 2);
+    assert_snapshot!("libvirt_stopped_vm_drift", drift.text(&w));
+    w.ok(&["apply", "-auto-approve"], 0);
+    assert_eq!(running_with("bt-twodisk"), ["bt-twodisk-vm"]);
+    w.ok(&["destroy", "-auto-approve"], 0);
+}
+
+fn uuid_of(domain: &str) -> String {
+    virsh(&["domuuid", domain]).trim().to_string()
+}

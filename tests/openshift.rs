@@ -287,14 +287,12 @@ fn the_swap_machine_config_plans_decoded_rolls_out_changes_one_line_drifts_and_r
     );
     let drift = k.ballast(&w, &["drift"], 2);
     assert!(
-        drift.stdout.contains("-         swapBehavior: LimitedSwap"),
+        drift.stdout.contains("-   swapBehavior: LimitedSwap"),
         "{}",
         drift.stdout
     );
     assert!(
-        drift
-            .stdout
-            .contains("+         swapBehavior: UnlimitedSwap"),
+        drift.stdout.contains("+   swapBehavior: UnlimitedSwap"),
         "{}",
         drift.stdout
     );

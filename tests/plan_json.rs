@@ -1,6 +1,8 @@
-//! `show -json PLANFILE`: Terraform's JSON plan representation (docs/plan-json.md), checked
-//! against docs/plan-json.schema.json with the jsonschema package (installed from PyPI into
-//! a venv under the temp directory on first use) and field by field.
+//! `show -json PLANFILE`: Terraform's JSON plan representation (docs/plan-json.md), and
+//! `plan -json`: Terraform's machine-readable UI, one event per line. Checked against
+//! docs/plan-json.schema.json and docs/plan-events.schema.json with the jsonschema package
+//! (installed from PyPI into a venv under the temp directory on first use) and field by
+//! field.
 
 mod common;
 use common::Work;
@@ -70,28 +72,7 @@ fn a_saved_plan_shows_as_terraforms_json_plan() {
 
     // Valid against the schema in docs/.
     w.write("plan.json", &shown);
-    let python = common::python_with("jsonschema==4.26.0", "jsonschema");
-    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/plan-json.schema.json");
-    let check = std::process::Command::new(python)
-        .args([
-            "-c",
-            "import json, sys, jsonschema\n\
-             schema = json.load(open(sys.argv[1]))\n\
-             jsonschema.Draft202012Validator.check_schema(schema)\n\
-             errors = list(jsonschema.Draft202012Validator(schema).iter_errors(json.load(open(sys.argv[2]))))\n\
-             for e in errors: print(list(e.absolute_path), e.message)\n\
-             sys.exit(1 if errors else 0)",
-            schema,
-        ])
-        .arg(w.file("plan.json"))
-        .output()
-        .expect("run python");
-    assert!(
-        check.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
+    validate(&w, "plan-json.schema.json", "plan.json", false);
 
     assert_eq!(doc["format_version"], "1.2");
     let rc = |addr: &str| -> Value {
@@ -164,6 +145,228 @@ fn a_saved_plan_shows_as_terraforms_json_plan() {
     assert!(planned.iter().any(|r| r["address"] == "local_file.new"));
     assert!(!planned.iter().any(|r| r["address"] == "local_file.gone"));
     assert!(doc["ballast"]["lineage"].is_string());
+}
+
+/// Validates the JSON document in `file` (with `lines`: each line of it) against the JSON
+/// Schema `docs/{schema}`, with Python's jsonschema.
+fn validate(w: &Work, schema: &str, file: &str, lines: bool) {
+    let python = common::python_with("jsonschema==4.26.0", "jsonschema");
+    let schema = format!("{}/docs/{schema}", env!("CARGO_MANIFEST_DIR"));
+    let check = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import json, sys, jsonschema\n\
+             schema = json.load(open(sys.argv[1]))\n\
+             jsonschema.Draft202012Validator.check_schema(schema)\n\
+             text = open(sys.argv[2]).read()\n\
+             docs = [json.loads(l) for l in text.splitlines()] if sys.argv[3] == 'lines' else [json.loads(text)]\n\
+             errors = [(i, e) for i, d in enumerate(docs) for e in jsonschema.Draft202012Validator(schema).iter_errors(d)]\n\
+             for i, e in errors: print('line', i + 1, list(e.absolute_path), e.message)\n\
+             sys.exit(1 if errors or not docs else 0)",
+            &schema,
+        ])
+        .arg(w.file(file))
+        .arg(if lines { "lines" } else { "document" })
+        .output()
+        .expect("run python");
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+/// The lines of `plan -json`, each a JSON object.
+fn events(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn plan_json_streams_terraforms_machine_readable_ui() {
+    let w = Work::new();
+    w.write("main.hcl", CONFIG);
+    w.ok(&["apply", "-auto-approve"], 0);
+    // Creates, an update, replacements, a delete, drift and output changes.
+    let next = CONFIG
+        .replace("content  = \"v1\"", "content  = \"v2\"")
+        .replace(
+            "resource \"local_file\" \"gone\" {\n  path     = \"gone.txt\"\n  content  = \"bye\"\n}\n",
+            "resource \"local_file\" \"new\" {\n  path     = \"new.txt\"\n  content  = \"hi\"\n}\n",
+        )
+        .replace("storage = \"fast\"", "storage = \"slow\"")
+        .replace("s3cr3t-one", "s3cr3t-two")
+        .replace("value = \"hello\"", "value = \"hello again\"")
+        + "\noutput \"token\" {\n  value     = var.secret\n  sensitive = true\n}\n";
+    w.write("main.hcl", &next);
+    std::fs::write(w.file("edit.txt"), "changed by hand").expect("write");
+    let r = w.ok(&["plan", "-json"], 0);
+    for secret in ["s3cr3t-one", "s3cr3t-two"] {
+        assert!(!r.stdout.contains(secret), "a secret in plan -json");
+        assert!(!r.stderr.contains(secret), "a secret on stderr");
+    }
+    let lines = events(&r.stdout);
+    w.write("events.jsonl", &r.stdout);
+    validate(&w, "plan-events.schema.json", "events.jsonl", true);
+
+    // The sequence, exactly.
+    let seen: Vec<(String, String, String)> = lines
+        .iter()
+        .map(|l| {
+            let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            (
+                s(&l["type"]),
+                s(&l["change"]["resource"]["addr"]),
+                s(&l["change"]["action"]),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = [
+        ("version", "", ""),
+        ("resource_drift", "local_file.edit", "update"),
+        ("planned_change", "local_file.edit", "update"),
+        ("planned_change", "local_file.gone", "delete"),
+        ("planned_change", "local_file.new", "create"),
+        ("planned_change", "test_task.t[0]", "replace"),
+        ("planned_change", "test_task.t[1]", "replace"),
+        ("change_summary", "", ""),
+        ("outputs", "", ""),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(seen, expected, "{}", r.stdout);
+
+    // Every line's common fields.
+    for l in &lines {
+        assert_eq!(l["@module"], "ballast.ui");
+        assert_eq!(l["@level"], "info", "{l}");
+        let ts = l["@timestamp"].as_str().unwrap_or_default();
+        assert!(
+            ts.len() == 27 && ts.ends_with('Z') && ts.as_bytes()[19] == b'.',
+            "{ts}"
+        );
+    }
+    let version = &lines[0];
+    assert_eq!(version["ui"], "1.2");
+    assert_eq!(version["ballast"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        version["@message"],
+        format!("ballast {}", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(
+        lines[1]["@message"],
+        "local_file.edit: Drift detected (update)"
+    );
+    assert_eq!(lines[4]["@message"], "local_file.new: Plan to create");
+    assert_eq!(
+        lines[4]["change"]["resource"],
+        json!({"addr": "local_file.new", "module": "", "resource": "local_file.new",
+               "implied_provider": "local", "resource_type": "local_file",
+               "resource_name": "new", "resource_key": null})
+    );
+    assert_eq!(lines[2]["change"].get("reason"), None);
+    assert_eq!(
+        lines[3]["change"]["reason"],
+        "delete_because_no_resource_config"
+    );
+    let t0 = &lines[5]["change"];
+    assert_eq!(t0["reason"], "cannot_update");
+    assert_eq!(t0["resource"]["resource_key"], 0);
+    assert_eq!(t0["resource"]["resource_name"], "t");
+    assert_eq!(t0["resource"]["implied_provider"], "test");
+    assert_eq!(t0["ballast"]["provider"], "test");
+    assert_eq!(
+        t0["ballast"]["replace_because"],
+        json!(["volume[0].storage"])
+    );
+    assert_eq!(lines[6]["@message"], "test_task.t[1]: Plan to replace");
+    let summary = &lines[7];
+    assert_eq!(
+        summary["@message"],
+        "Plan: 3 to add, 1 to change, 3 to destroy."
+    );
+    assert_eq!(
+        summary["changes"],
+        json!({"add": 3, "change": 1, "import": 0, "remove": 3, "operation": "plan", "repair": 0})
+    );
+    let outputs = &lines[8];
+    assert_eq!(outputs["@message"], "Outputs: 2");
+    assert_eq!(
+        outputs["outputs"],
+        json!({"greeting": {"sensitive": false, "action": "update"},
+               "token": {"sensitive": true, "action": "create"}})
+    );
+    // Nothing but JSON on stdout; -json changes nothing else.
+    assert!(r.stdout.lines().all(|l| l.starts_with('{')));
+    w.ok(&["plan", "-json", "-detailed-exitcode"], 2);
+}
+
+#[test]
+fn a_failing_plan_json_ends_with_a_diagnostic_line() {
+    let w = Work::new();
+    let source = "resource \"ballast_data\" \"a\" {\n  input = var.nope\n}\n";
+    w.write("main.hcl", source);
+    let r = w.ok(&["plan", "-json"], 1);
+    let lines = events(&r.stdout);
+    w.write("events.jsonl", &r.stdout);
+    validate(&w, "plan-events.schema.json", "events.jsonl", true);
+    let types: Vec<&str> = lines
+        .iter()
+        .map(|l| l["type"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(types, ["version", "diagnostic"], "{}", r.stdout);
+    let d = &lines[1];
+    assert_eq!(d["@level"], "error");
+    let summary = d["diagnostic"]["summary"].as_str().unwrap_or_default();
+    assert!(summary.contains("nope"), "{d}");
+    assert_eq!(d["@message"], format!("Error: {summary}"));
+    assert_eq!(d["diagnostic"]["severity"], "error");
+    let range = &d["diagnostic"]["range"];
+    assert_eq!(range["filename"], "main.hcl");
+    assert_eq!(range["start"]["line"], 2);
+    assert_eq!(range["start"]["column"], 11);
+    let at = source.find("var.nope").unwrap_or_default();
+    assert_eq!(range["start"]["byte"], at);
+    assert_eq!(range["end"]["byte"], at + "var.nope".len());
+    assert_eq!(d["diagnostic"]["snippet"]["code"], "  input = var.nope");
+    // The error is still on stderr for people.
+    assert!(r.stderr.contains("nope"), "{}", r.stderr);
+}
+
+#[test]
+fn a_conflict_under_plan_json_is_an_event_and_an_error_diagnostic() {
+    let w = Work::new();
+    w.write(
+        "main.hcl",
+        "resource \"local_file\" \"motd\" {\n  path    = \"motd.txt\"\n  content = \"hello\"\n}\n",
+    );
+    w.write("motd.txt", "left over\n");
+    let r = w.ok(&["plan", "-json"], 1);
+    let lines = events(&r.stdout);
+    w.write("events.jsonl", &r.stdout);
+    validate(&w, "plan-events.schema.json", "events.jsonl", true);
+    let types: Vec<&str> = lines
+        .iter()
+        .map(|l| l["type"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        types,
+        ["version", "conflict", "change_summary", "diagnostic"],
+        "{}",
+        r.stdout
+    );
+    assert_eq!(lines[1]["@level"], "error");
+    assert_eq!(lines[1]["conflict"]["resource"]["addr"], "local_file.motd");
+    assert!(lines[1]["conflict"]["import_id"].is_string());
+    assert_eq!(lines[3]["diagnostic"]["severity"], "error");
+    assert!(lines[3]["diagnostic"]["summary"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("1 conflict(s)"));
 }
 
 /// Whether a Terraform sensitivity shape marks `path` (the value there or one above it).

@@ -1,7 +1,9 @@
 //! The plan model: what the engine decided, for renderers to show and apply to perform.
 //! Nothing here does I/O.
 
-use ballast_sdk::Value;
+use ballast_sdk::{AttrSchema, AttrType, BlockSchema, Nesting, ResourceSchema, Value};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// One managed object as the state records it.
 #[derive(Clone, Debug, PartialEq)]
@@ -165,6 +167,94 @@ pub struct OutputChange {
     pub sensitive: bool,
 }
 
+/// The structure of a type's values, taken from its schema, for renderers: which
+/// attributes are nested blocks, and how collections compare (lists by position, sets by
+/// value, maps by key). The plan keeps one per type, so that a saved plan renders the same
+/// without its providers. Its JSON form is part of the saved-plan format.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Shape {
+    /// Anything: the value's own structure is shown.
+    Any,
+    Primitive,
+    List {
+        of: Box<Shape>,
+    },
+    Set {
+        of: Box<Shape>,
+    },
+    Map {
+        of: Box<Shape>,
+    },
+    /// An object's attributes, and the nested blocks of a resource or block body.
+    Object {
+        attributes: BTreeMap<String, Shape>,
+    },
+    /// A nested block: the value is an object (`single`) or a list of objects.
+    Block {
+        nesting: BlockNesting,
+        body: Box<Shape>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockNesting {
+    Single,
+    List,
+    Set,
+}
+
+impl Shape {
+    /// A resource type's (or data source's) shape.
+    pub fn of_resource(schema: &ResourceSchema) -> Shape {
+        Shape::body(&schema.attributes, &schema.blocks)
+    }
+
+    fn body(attributes: &[AttrSchema], blocks: &[BlockSchema]) -> Shape {
+        let mut out: BTreeMap<String, Shape> = attributes
+            .iter()
+            .map(|a| (a.name.to_string(), Shape::of_type(&a.ty)))
+            .collect();
+        for b in blocks {
+            let nesting = match b.nesting {
+                Nesting::Single => BlockNesting::Single,
+                Nesting::List => BlockNesting::List,
+                Nesting::Set => BlockNesting::Set,
+            };
+            let body = Box::new(Shape::body(&b.attributes, &b.blocks));
+            out.insert(b.name.to_string(), Shape::Block { nesting, body });
+        }
+        Shape::Object { attributes: out }
+    }
+
+    fn of_type(ty: &AttrType) -> Shape {
+        match ty {
+            AttrType::String | AttrType::Number | AttrType::Bool => Shape::Primitive,
+            AttrType::Any => Shape::Any,
+            AttrType::List(t) => Shape::List {
+                of: Box::new(Shape::of_type(t)),
+            },
+            AttrType::Set(t) => Shape::Set {
+                of: Box::new(Shape::of_type(t)),
+            },
+            AttrType::Map(t) => Shape::Map {
+                of: Box::new(Shape::of_type(t)),
+            },
+            AttrType::Object(a) => Shape::body(a, &[]),
+        }
+    }
+}
+
+/// The key [`Plan::shapes`] files a type under: `data.TYPE` for a data source.
+pub fn shape_key(address: &str, type_name: &str) -> String {
+    if address.starts_with("data.") {
+        format!("data.{type_name}")
+    } else {
+        type_name.to_string()
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
     pub lineage: String,
@@ -186,9 +276,16 @@ pub struct Plan {
     pub forgets: Vec<String>,
     /// The refreshed objects, for a refresh-only apply.
     pub refreshed: Vec<ResourceState>,
+    /// The shape of each type in the plan (by [`shape_key`]), for renderers.
+    pub shapes: BTreeMap<String, Shape>,
 }
 
 impl Plan {
+    /// The shape of the object at `address`, if its type's schema was known.
+    pub fn shape(&self, address: &str, type_name: &str) -> Option<&Shape> {
+        self.shapes.get(&shape_key(address, type_name))
+    }
+
     pub fn actionable(&self) -> impl Iterator<Item = &Change> {
         self.changes
             .iter()

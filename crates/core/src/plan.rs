@@ -347,7 +347,38 @@ impl Engine {
             self.apply_targets(&opts.targets, &mut plan)?;
         }
         plan.changes.sort_by(|a, b| a.address.cmp(&b.address));
+        self.fill_shapes(&mut plan);
         Ok(plan)
+    }
+
+    /// The shape of every type the plan shows, from the providers' schemas (no provider
+    /// needs configuring for it). A type no provider knows renders without one.
+    fn fill_shapes(&self, plan: &mut Plan) {
+        let objects = plan
+            .changes
+            .iter()
+            .map(|c| (&c.address, &c.type_name))
+            .chain(plan.drift.iter().map(|d| (&d.address, &d.type_name)));
+        let mut shapes = std::collections::BTreeMap::new();
+        for (address, type_name) in objects {
+            let key = crate::model::shape_key(address, type_name);
+            if shapes.contains_key(&key) {
+                continue;
+            }
+            let Ok(provider) = self.providers.for_type(type_name) else {
+                continue;
+            };
+            let schema = provider.schema();
+            let found = if address.starts_with("data.") {
+                schema.data_source(type_name)
+            } else {
+                schema.resource(type_name)
+            };
+            if let Some(s) = found {
+                shapes.insert(key, crate::model::Shape::of_resource(s));
+            }
+        }
+        plan.shapes = shapes;
     }
 
     fn apply_targets(&self, targets: &[String], plan: &mut Plan) -> Result<()> {

@@ -6,7 +6,7 @@
 
 use crate::model::{
     Action, Change, ConflictReport, Drift, Mode, Orphan, OutputChange, Plan, PlanOptions,
-    RepairPlan,
+    RepairPlan, Shape,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use ballast_sdk::Value;
@@ -55,6 +55,9 @@ struct FileV2 {
     warnings: Vec<String>,
     moves: Vec<(String, String)>,
     forgets: Vec<String>,
+    /// Added within version 2: files without it render without shapes.
+    #[serde(default)]
+    shapes: BTreeMap<String, Shape>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -203,6 +206,7 @@ pub fn encode(saved: &SavedPlan) -> Result<Vec<u8>> {
         warnings: p.warnings.clone(),
         moves: p.moves.clone(),
         forgets: p.forgets.clone(),
+        shapes: p.shapes.clone(),
     };
     serde_json::to_vec_pretty(&file).context("cannot encode the plan")
 }
@@ -328,6 +332,7 @@ pub fn decode(bytes: &[u8], what: &str) -> Result<SavedPlan> {
         warnings: f.warnings,
         moves: f.moves,
         forgets: f.forgets,
+        shapes: f.shapes,
         findings: Vec::new(),
         refreshed: Vec::new(),
     };

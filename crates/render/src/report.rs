@@ -6,14 +6,14 @@
 //! Secrets never show: a sensitive value is `(sensitive value)` in every diff, and a
 //! changed secret still shows as a changed line.
 
-use crate::text::{pretty, quote_arg};
-use ballast_core::model::{Action, Drift, Plan};
+use crate::diff::{self, Kind as D, Node, Op};
+use crate::text::quote_arg;
+use ballast_core::model::{Action, Drift, Plan, Shape};
 use ballast_sdk::paths::SENSITIVE;
-use ballast_sdk::Value;
-use similar::TextDiff;
+use ballast_sdk::{quote, Value};
+use similar::{ChangeTag, TextDiff};
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::hash::{Hash, Hasher};
 
 /// Which command made the plan: a `plan` report also counts the pending changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,67 +181,140 @@ fn managed(plan: &Plan) -> BTreeMap<&str, &str> {
     out
 }
 
-const MARK: &str = "__ballast_sensitive_";
-
-/// A marker for a sensitive value that differs when the value differs (a hash, never
-/// shown): a diff of two marked objects shows a changed secret as a changed line, and
-/// [`unmark`] turns the markers into `(sensitive value)`.
-fn marker(v: &Value) -> Value {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    v.to_string().hash(&mut h);
-    Value::String(format!("{MARK}{:016x}__", h.finish()))
+/// Prints a [`diff::Node`] as lines of a unified diff, one per changed value, named by its
+/// path (`disk[1].size`): `-` before, `+` after, context unmarked. A pull-request comment
+/// colours it; a changed secret is a changed line that never shows the secret.
+struct Flat {
+    out: String,
 }
 
-/// Replaces every marker (with its quotes) by `(sensitive value)`.
-fn unmark(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(MARK) {
-        let quoted = at > 0 && rest.as_bytes()[at - 1] == b'"';
-        let start = if quoted { at - 1 } else { at };
-        out.push_str(&rest[..start]);
-        let after = &rest[at + MARK.len()..];
-        let end = after.find("__").map(|e| e + 2).unwrap_or(after.len());
-        let mut tail = &after[end..];
-        if quoted {
-            tail = tail.strip_prefix('"').unwrap_or(tail);
+impl Flat {
+    fn value(v: &Option<Value>, sensitive: bool) -> String {
+        match v {
+            _ if sensitive => SENSITIVE.to_string(),
+            Some(v) => v.to_string(),
+            None => "null".into(),
         }
-        out.push_str(SENSITIVE);
-        rest = tail;
     }
-    out.push_str(rest);
-    out
+
+    fn line(&mut self, sign: char, path: &str, text: &str, forces: bool) {
+        let tail = if forces { "  # forces replacement" } else { "" };
+        let _ = writeln!(self.out, "{sign} {path} = {text}{tail}");
+    }
+
+    fn node(&mut self, path: &str, n: &Node, top_identifying: bool) {
+        if n.sensitive || matches!(n.kind, D::Value { .. }) {
+            let (b, a) = match &n.kind {
+                D::Value { before, after } => (before.clone(), after.clone()),
+                _ => (None, None),
+            };
+            let (b, a) = (Self::value(&b, n.sensitive), Self::value(&a, n.sensitive));
+            match n.op {
+                Op::NoOp if top_identifying => self.line(' ', path, &a, false),
+                Op::NoOp => {}
+                Op::Create => self.line('+', path, &a, n.forces_replacement),
+                Op::Delete => self.line('-', path, &b, n.forces_replacement),
+                Op::Update => {
+                    self.line('-', path, &b, false);
+                    self.line('+', path, &a, n.forces_replacement);
+                }
+            }
+            return;
+        }
+        match &n.kind {
+            D::Text { before, after } if n.changed() => {
+                let _ = writeln!(self.out, "  {path} = <<-EOT");
+                let (b, a) = (
+                    before.as_deref().unwrap_or_default(),
+                    after.as_deref().unwrap_or_default(),
+                );
+                let diff = TextDiff::from_lines(b, a);
+                for (gi, group) in diff.grouped_ops(3).iter().enumerate() {
+                    if gi > 0 {
+                        let _ = writeln!(self.out, "      ...");
+                    }
+                    for op in group {
+                        for c in diff.iter_changes(op) {
+                            let sign = match c.tag() {
+                                ChangeTag::Delete => '-',
+                                ChangeTag::Insert => '+',
+                                ChangeTag::Equal => ' ',
+                            };
+                            let line = format!("{sign}     {}", c.value().trim_end_matches('\n'));
+                            let _ = writeln!(self.out, "{}", line.trim_end());
+                        }
+                    }
+                }
+                let _ = writeln!(self.out, "  EOT");
+            }
+            D::List { elements } | D::Set { elements } => {
+                for (i, e) in elements.iter().enumerate() {
+                    self.node(&format!("{path}[{i}]"), e, false);
+                }
+            }
+            D::Map { entries } => {
+                for (k, e) in entries {
+                    self.node(&format!("{path}[{}]", quote(k)), e, false);
+                }
+            }
+            D::Object { attributes, blocks } => {
+                self.body(path, attributes, blocks, false);
+            }
+            _ => {}
+        }
+    }
+
+    fn body(
+        &mut self,
+        path: &str,
+        attributes: &[(String, Node)],
+        blocks: &[(String, Node)],
+        top: bool,
+    ) {
+        let join = |k: &str| {
+            if path.is_empty() {
+                k.to_string()
+            } else {
+                format!("{path}.{k}")
+            }
+        };
+        for (k, n) in diff::ordered(attributes) {
+            self.node(&join(k), n, top && diff::IDENTIFYING.contains(&k.as_str()));
+        }
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        let repeated = |name: &str| blocks.iter().filter(|(b, _)| b == name).count() > 1;
+        for (name, n) in blocks {
+            let i = seen.entry(name.as_str()).or_default();
+            let at = if repeated(name) || *i > 0 {
+                format!("{}[{i}]", join(name))
+            } else {
+                join(name)
+            };
+            *i += 1;
+            self.node(&at, n, false);
+        }
+    }
 }
 
-fn object_text(v: Option<&Value>, sensitive: &[String]) -> String {
-    let Some(v) = v else {
-        return String::new();
-    };
-    let mut s = pretty(&ballast_sdk::paths::redact_with(v, sensitive, &marker), 0);
-    s.push('\n');
-    s
-}
-
-/// A unified diff of what the state recorded and what the object is now, with three lines
-/// of context and secrets redacted.
-pub fn drift_diff(d: &Drift) -> String {
-    let before = object_text(Some(&d.before), &d.sensitive);
-    let after = object_text(d.after.as_ref(), &d.sensitive);
+/// A unified diff of what the state recorded and what the object is now, from the
+/// structured diff: one line per changed value, secrets redacted.
+pub fn drift_diff(d: &Drift, shape: Option<&Shape>) -> String {
+    let node = diff::of_drift(d, shape);
     let now = if d.after.is_some() {
         "now"
     } else {
         "deleted outside ballast"
     };
-    let diff = TextDiff::from_lines(&before, &after);
-    let text = diff
-        .unified_diff()
-        .context_radius(3)
-        .header(
-            &format!("{} (recorded in the state)", d.address),
-            &format!("{} ({now})", d.address),
-        )
-        .to_string();
-    unmark(&text)
+    let mut flat = Flat {
+        out: format!(
+            "--- {} (recorded in the state)\n+++ {} ({now})\n",
+            d.address, d.address
+        ),
+    };
+    if let D::Object { attributes, blocks } = &node.kind {
+        flat.body("", attributes, blocks, true);
+    }
+    flat.out
 }
 
 /// Escapes text for a Markdown table cell or line: the characters Markdown or HTML give a
@@ -432,7 +505,7 @@ pub fn markdown(plan: &Plan, kind: Kind, limits: Limits) -> String {
             if shown >= limits.details || used >= limits.budget {
                 break;
             }
-            let diff = drift_diff(d);
+            let diff = drift_diff(d, plan.shape(&d.address, &d.type_name));
             let lines: Vec<&str> = diff.lines().collect();
             let mut body: String = lines
                 .iter()
@@ -545,7 +618,11 @@ pub fn junit(plan: &Plan, kind: Kind, seconds: f64) -> String {
                 &d.sensitive,
                 "-",
             );
-            ("drift", format!("{address} ({name}) {what}"), drift_diff(d))
+            (
+                "drift",
+                format!("{address} ({name}) {what}"),
+                drift_diff(d, plan.shape(&d.address, &d.type_name)),
+            )
         });
         cases.push(Case {
             classname: type_name.to_string(),
@@ -680,25 +757,30 @@ mod tests {
 
     #[test]
     fn a_changed_secret_is_a_changed_line_and_never_shows() {
-        let diff = drift_diff(&drift(1));
+        let diff = drift_diff(&drift(1), None);
         assert!(!diff.contains("hunter"), "{diff}");
-        assert!(!diff.contains(MARK), "{diff}");
         assert!(
-            diff.contains("-  token = (sensitive value)")
-                && diff.contains("+  token = (sensitive value)"),
+            diff.contains("- token = (sensitive value)\n+ token = (sensitive value)\n"),
             "{diff}"
         );
-        assert!(diff.contains("-  value = \"old\""), "{diff}");
+        assert!(
+            diff.contains("- value = \"old\"\n+ value = \"new\"\n"),
+            "{diff}"
+        );
+        assert!(diff.contains("  name = \"o|1`\"\n"), "{diff}");
     }
 
     #[test]
-    fn an_unchanged_secret_is_context() {
+    fn an_unchanged_secret_is_not_a_change() {
         let mut d = drift(1);
         if let Some(a) = d.after.as_mut() {
             a.set("token", Value::from("hunter2"));
         }
-        let diff = drift_diff(&d);
-        assert!(diff.contains("   token = (sensitive value)"), "{diff}");
+        let diff = drift_diff(&d, None);
+        assert!(
+            !diff.contains("token"),
+            "an unchanged secret is not a change: {diff}"
+        );
     }
 
     #[test]
@@ -768,10 +850,13 @@ mod tests {
             )])),
             sensitive: vec!["volume.*.key".into()],
         };
-        let diff = drift_diff(&d);
+        let diff = drift_diff(&d, None);
         assert!(!diff.contains("k-"), "{diff}");
-        assert!(diff.contains("-      key  = (sensitive value)"), "{diff}");
-        assert!(diff.contains("+      size = 3"), "{diff}");
+        assert!(
+            diff.contains("- volume[1].key = (sensitive value)"),
+            "{diff}"
+        );
+        assert!(diff.contains("+ volume[1].size = 3"), "{diff}");
         let plan = Plan {
             drift: vec![d],
             ..Plan::default()

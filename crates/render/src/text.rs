@@ -1,10 +1,10 @@
 //! Renders plans, drift and reports for people (text) and machines (JSON).
 //! It only formats: every decision was made by the engine.
 
-use ballast_core::model::{Action, Change, Drift, Mode, Plan};
+use crate::diff::{self, Kind, Node, Op, IDENTIFYING};
+use ballast_core::model::{Action, Change, Drift, Mode, Plan, Shape};
 use ballast_sdk::{quote, quote_key, Value};
 use similar::{ChangeTag, TextDiff};
-use std::collections::BTreeSet;
 use std::fmt::Write;
 
 #[derive(Clone, Copy, Debug)]
@@ -118,51 +118,14 @@ pub fn pretty(v: &Value, indent: usize) -> String {
     }
 }
 
-fn is_multiline(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s.contains('\n'),
-        Value::List(l) => !l.is_empty(),
-        Value::Map(m) => !m.is_empty(),
-        _ => false,
-    }
-}
-
-/// The text that a multi-line value diffs as.
-fn diff_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => pretty(other, 0),
-    }
-}
-
 /// A unified diff with three lines of context, each line prefixed by its sign.
-fn unified(old: &str, new: &str, pad: &str, style: Style, nested: bool) -> String {
+fn unified(old: &str, new: &str, pad: &str, style: Style) -> String {
     let diff = TextDiff::from_lines(old, new);
-    let old_lines: Vec<&str> = old.lines().collect();
     let mut out = String::new();
-    let mut shown_to = 0;
     for (gi, group) in diff.grouped_ops(3).iter().enumerate() {
-        let start = group.first().map(|op| op.old_range().start).unwrap_or(0);
-        // In a nested value, the lines that say where the change is (not already shown).
-        let header: Vec<(usize, &str)> = if nested {
-            enclosing(&old_lines, start)
-                .into_iter()
-                .filter(|(i, _)| *i >= shown_to)
-                .collect()
-        } else {
-            Vec::new()
-        };
         if gi > 0 {
             let _ = writeln!(out, "{pad}  ...");
         }
-        for (_, line) in &header {
-            let _ = writeln!(out, "{pad}  {line}");
-        }
-        if header.last().is_some_and(|(i, _)| i + 1 < start) {
-            let _ = writeln!(out, "{pad}  ...");
-        }
-        shown_to = group.last().map(|op| op.old_range().end).unwrap_or(start);
         for op in group {
             for change in diff.iter_changes(op) {
                 let line = change.value().trim_end_matches('\n');
@@ -171,170 +134,234 @@ fn unified(old: &str, new: &str, pad: &str, style: Style, nested: bool) -> Strin
                     ChangeTag::Insert => style.green("+"),
                     ChangeTag::Equal => " ".into(),
                 };
-                let _ = writeln!(out, "{pad}{sign} {line}");
+                let _ = writeln!(out, "{}", format!("{pad}{sign} {line}").trim_end());
             }
         }
     }
     out
 }
 
-/// The lines above line `at` that say where it is in a nested value: each enclosing line
-/// (less indented), and the attributes beside a heredoc that holds it (a file's path and
-/// mode), `= null` ones left out. Empty at the top level.
-fn enclosing<'a>(lines: &[&'a str], at: usize) -> Vec<(usize, &'a str)> {
-    let indent = |l: &str| l.len() - l.trim_start().len();
-    let Some(first) = lines.get(at) else {
-        return Vec::new();
-    };
-    let mut cur = indent(first);
-    let mut out = Vec::new();
-    let mut i = at;
-    while i > 0 && cur > 0 {
-        i -= 1;
-        let l = lines[i];
-        let t = l.trim_end();
-        let opener = t.ends_with("<<-EOT") || t.ends_with('{') || t.ends_with('[');
-        if !opener || indent(l) >= cur {
-            continue;
-        }
-        cur = indent(l);
-        if t.contains(" = ") {
-            out.push((i, l));
-        }
-        if t.ends_with("<<-EOT") {
-            let mut j = i;
-            while j > 0 {
-                j -= 1;
-                let s = lines[j];
-                if indent(s) != cur {
-                    break;
-                }
-                let t = s.trim_end();
-                if !(t.ends_with("= null")
-                    || t.ends_with('{')
-                    || t.ends_with('[')
-                    || t.ends_with("EOT")
-                    || t.ends_with(','))
-                {
-                    out.push((j, s));
-                }
-            }
-        }
-    }
-    out.sort_by_key(|(i, _)| *i);
-    out
-}
-
-/// One attribute line (or block) of a resource in a plan.
-/// How one attribute line is shown: its key column and its flags.
-#[derive(Clone, Copy)]
-struct Line<'a> {
-    key: &'a str,
-    width: usize,
-    sensitive: bool,
-    forces: bool,
-}
-
-fn attr_lines(
-    out: &mut String,
-    line: Line<'_>,
-    before: Option<&Value>,
-    after: Option<&Value>,
+/// Prints [`diff::Node`]s the way Terraform prints plans: nested blocks as blocks, each
+/// line with its own `+`/`-`/`~`, unchanged parts of an update folded into counts.
+struct Printer<'a> {
+    out: &'a mut String,
     style: Style,
-) {
-    let Line {
-        key,
-        width,
-        sensitive: sens,
-        forces,
-    } = line;
-    let pad = "      ";
-    let k = format!("{key:width$}");
-    let tail = if forces {
-        style.red(" # forces replacement")
-    } else {
-        String::new()
-    };
-    match (before, after) {
-        (None, Some(a)) | (Some(Value::Null), Some(a)) => {
-            if a.is_null() {
-                return;
+}
+
+/// The column where the sign of a line at `depth` sits (a resource's attributes are at 0).
+fn pad(depth: usize) -> String {
+    " ".repeat(6 + 4 * depth)
+}
+
+fn plural(n: usize, what: &str) -> String {
+    format!("{n} unchanged {what}{}", if n == 1 { "" } else { "s" })
+}
+
+impl Printer<'_> {
+    fn sign(&self, op: Op) -> String {
+        match op {
+            Op::Create => self.style.sign("+"),
+            Op::Delete => self.style.sign("-"),
+            Op::Update => self.style.sign("~"),
+            Op::NoOp => " ".into(),
+        }
+    }
+
+    fn forces(&self, n: &Node) -> String {
+        if n.forces_replacement {
+            self.style.red(" # forces replacement")
+        } else {
+            String::new()
+        }
+    }
+
+    /// `# (N unchanged attributes hidden)`, when N is not 0.
+    fn hidden(&mut self, depth: usize, n: usize, what: &str) {
+        if n > 0 {
+            self.line(format_args!(
+                "{}  # ({} hidden)",
+                pad(depth),
+                plural(n, what)
+            ));
+        }
+    }
+
+    fn line(&mut self, s: std::fmt::Arguments<'_>) {
+        let _ = self.out.write_fmt(s);
+        self.out.push('\n');
+    }
+
+    /// An object's attributes and blocks, at `depth`. An update shows what changes (and
+    /// what identifies the object); a create or delete shows everything.
+    fn body(&mut self, node: &Node, depth: usize) {
+        let Kind::Object { attributes, blocks } = &node.kind else {
+            return;
+        };
+        let all = matches!(node.op, Op::Create | Op::Delete);
+        // Beside a text that changes inside a nested block (a file's contents), its plain
+        // attributes say which one it is (the path, the mode).
+        let beside_text = depth > 0
+            && attributes
+                .iter()
+                .any(|(_, n)| n.changed() && matches!(n.kind, Kind::Text { .. }));
+        let shown: Vec<&(String, Node)> = attributes
+            .iter()
+            .filter(|(k, n)| {
+                all || n.changed()
+                    || IDENTIFYING.contains(&k.as_str())
+                    || (beside_text && matches!(n.kind, Kind::Value { .. }))
+            })
+            .collect();
+        let ordered = diff::ordered(shown.iter().copied());
+        let width = ordered
+            .iter()
+            .map(|(k, _)| quote_key(k).len())
+            .max()
+            .unwrap_or(0);
+        for (k, n) in &ordered {
+            self.node(depth, &format!("{:width$} = ", quote_key(k)), n, "");
+        }
+        let hidden = attributes.len() - shown.len();
+        self.hidden(depth, hidden, "attribute");
+        let mut hidden_blocks = 0;
+        for (name, n) in blocks {
+            if !(all || n.changed()) {
+                hidden_blocks += 1;
+                continue;
             }
-            if is_multiline(a) && !sens {
-                let _ = writeln!(out, "{pad}{} {k} = <<-EOT{tail}", style.sign("+"));
-                for line in diff_text(a).lines() {
-                    let _ = writeln!(out, "{pad}      {line}");
+            self.out.push('\n');
+            self.block(depth, name, n);
+        }
+        if hidden_blocks > 0 {
+            self.out.push('\n');
+        }
+        self.hidden(depth, hidden_blocks, "block");
+    }
+
+    fn block(&mut self, depth: usize, name: &str, n: &Node) {
+        let (p, sign, forces) = (pad(depth), self.sign(n.op), self.forces(n));
+        if n.sensitive {
+            self.line(format_args!("{p}{sign} {name} {{{forces}"));
+            self.line(format_args!(
+                "{p}    # At least one attribute in this block is (or was) sensitive,"
+            ));
+            self.line(format_args!(
+                "{p}    # so its contents will not be displayed."
+            ));
+            self.line(format_args!("{p}  }}"));
+            return;
+        }
+        if !matches!(n.kind, Kind::Object { .. }) {
+            // Unknown until apply, or not an object at all.
+            self.node(depth, &format!("{name} = "), n, "");
+            return;
+        }
+        self.line(format_args!("{p}{sign} {name} {{{forces}"));
+        self.body(n, depth + 1);
+        self.line(format_args!("{p}  }}"));
+    }
+
+    /// One value: `label` is `key = ` (or empty for a list element), `comma` what ends it.
+    fn node(&mut self, depth: usize, label: &str, n: &Node, comma: &str) {
+        let (p, sign, forces) = (pad(depth), self.sign(n.op), self.forces(n));
+        // A removed attribute becomes null; a removed element is simply gone.
+        let gone = if n.op == Op::Delete && !label.is_empty() {
+            " -> null"
+        } else {
+            ""
+        };
+        if n.sensitive {
+            self.line(format_args!(
+                "{p}{sign} {label}{SENSITIVE}{gone}{comma}{forces}"
+            ));
+            return;
+        }
+        match &n.kind {
+            Kind::Value { before, after } => {
+                let show = |v: &Option<Value>| v.as_ref().map_or("null".into(), |v| v.to_string());
+                let text = match n.op {
+                    Op::Create | Op::NoOp => show(after),
+                    Op::Delete => format!("{}{gone}", show(before)),
+                    Op::Update => format!("{} -> {}", show(before), show(after)),
+                };
+                self.line(format_args!("{p}{sign} {label}{text}{comma}{forces}"));
+            }
+            Kind::Text { before, after } => {
+                self.line(format_args!("{p}{sign} {label}<<-EOT{forces}"));
+                let (b, a) = (
+                    before.as_deref().unwrap_or_default(),
+                    after.as_deref().unwrap_or_default(),
+                );
+                match n.op {
+                    Op::Update => {
+                        let diff = unified(b, a, &format!("{p}    "), self.style);
+                        self.out.push_str(&diff);
+                    }
+                    _ => {
+                        let text = if n.op == Op::Delete { b } else { a };
+                        for line in text.lines() {
+                            self.line(format_args!("{}", format!("{p}      {line}").trim_end()));
+                        }
+                    }
                 }
-                let _ = writeln!(out, "{pad}  EOT");
-            } else {
-                let _ = writeln!(
-                    out,
-                    "{pad}{} {k} = {}{tail}",
-                    style.sign("+"),
-                    show(a, sens)
-                );
+                self.line(format_args!("{p}  EOT{gone}{comma}"));
+            }
+            Kind::List { elements } | Kind::Set { elements } => {
+                if elements.is_empty() {
+                    self.line(format_args!("{p}{sign} {label}[]{gone}{comma}{forces}"));
+                    return;
+                }
+                self.line(format_args!("{p}{sign} {label}[{forces}"));
+                let all = n.op != Op::Update;
+                let mut hidden = 0;
+                for e in elements {
+                    if all || e.changed() {
+                        self.node(depth + 1, "", e, ",");
+                    } else {
+                        hidden += 1;
+                    }
+                }
+                self.hidden(depth + 1, hidden, "element");
+                self.line(format_args!("{p}  ]{gone}{comma}"));
+            }
+            Kind::Map { entries } => {
+                if entries.is_empty() {
+                    self.line(format_args!("{p}{sign} {label}{{}}{gone}{comma}{forces}"));
+                    return;
+                }
+                self.line(format_args!("{p}{sign} {label}{{{forces}"));
+                let all = n.op != Op::Update;
+                let shown: Vec<&(String, Node)> =
+                    entries.iter().filter(|(_, e)| all || e.changed()).collect();
+                let width = shown
+                    .iter()
+                    .map(|(k, _)| quote_key(k).len())
+                    .max()
+                    .unwrap_or(0);
+                for (k, e) in &shown {
+                    self.node(depth + 1, &format!("{:width$} = ", quote_key(k)), e, "");
+                }
+                let hidden = entries.len() - shown.len();
+                self.hidden(depth + 1, hidden, "element");
+                self.line(format_args!("{p}  }}{gone}{comma}"));
+            }
+            Kind::Object { .. } => {
+                self.line(format_args!("{p}{sign} {label}{{{forces}"));
+                self.body(n, depth + 1);
+                self.line(format_args!("{p}  }}{gone}{comma}"));
             }
         }
-        (Some(b), None) | (Some(b), Some(Value::Null)) => {
-            if b.is_null() {
-                return;
-            }
-            let _ = writeln!(
-                out,
-                "{pad}{} {k} = {} -> null{tail}",
-                style.sign("-"),
-                show(b, sens)
-            );
-        }
-        (Some(b), Some(a)) if b == a => {
-            let _ = writeln!(out, "{pad}  {k} = {}", show(a, sens));
-        }
-        (Some(b), Some(a)) => {
-            if sens {
-                let _ = writeln!(out, "{pad}{} {k} = {SENSITIVE}{tail}", style.sign("~"));
-            } else if (is_multiline(b) || is_multiline(a)) && *a != Value::Unknown {
-                let _ = writeln!(out, "{pad}{} {k} = <<-EOT{tail}", style.sign("~"));
-                out.push_str(&unified(
-                    &diff_text(b),
-                    &diff_text(a),
-                    &format!("{pad}    "),
-                    style,
-                    !matches!((b, a), (Value::String(_), _) | (_, Value::String(_))),
-                ));
-                let _ = writeln!(out, "{pad}  EOT");
-            } else {
-                let _ = writeln!(
-                    out,
-                    "{pad}{} {k} = {} -> {}{tail}",
-                    style.sign("~"),
-                    show(b, false),
-                    show(a, false)
-                );
-            }
-        }
-        (None, None) => {}
     }
 }
 
-/// The attributes that say which real object an entry is about: always shown in updates,
-/// repairs and drift, first, even when unchanged.
-const IDENTIFYING: [&str; 4] = ["id", "name", "tags", "labels"];
-
-fn keys(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
-    let mut set = BTreeSet::new();
-    for v in [before, after].into_iter().flatten() {
-        if let Value::Map(m) = v {
-            set.extend(m.keys().cloned());
-        }
+/// The diff of one object as the lines inside its `resource` block.
+pub fn object_lines(node: &Node, style: Style) -> String {
+    let mut out = String::new();
+    Printer {
+        out: &mut out,
+        style,
     }
-    // The identifying attributes first (`id`, then `name`...), then the rest by name.
-    let mut out: Vec<String> = set.into_iter().collect();
-    out.sort_by_key(|k| {
-        IDENTIFYING
-            .iter()
-            .position(|i| i == k)
-            .unwrap_or(IDENTIFYING.len())
-    });
+    .body(node, 0);
     out
 }
 
@@ -370,18 +397,7 @@ fn keyword(address: &str) -> &'static str {
     }
 }
 
-/// Values with their nested sensitive parts redacted (top-level ones are redacted where
-/// they are shown, so that a changed secret still says it changed).
-fn redacted(v: Option<&Value>, sensitive: &[String]) -> Option<Value> {
-    let nested: Vec<String> = sensitive
-        .iter()
-        .filter(|p| p.contains('.'))
-        .cloned()
-        .collect();
-    v.map(|v| ballast_sdk::paths::redact(v, &nested))
-}
-
-fn resource_block(out: &mut String, c: &Change, style: Style) {
+fn resource_block(out: &mut String, c: &Change, shape: Option<&Shape>, style: Style) {
     let repair;
     let (sign, what) = match (c.action, &c.import_id) {
         (Action::NoOp, Some(id)) => {
@@ -424,46 +440,7 @@ fn resource_block(out: &mut String, c: &Change, style: Style) {
         quote(&t),
         quote(&n)
     );
-    let (before, after) = (
-        redacted(c.before.as_ref(), &c.sensitive),
-        redacted(c.after.as_ref(), &c.sensitive),
-    );
-    let sens: BTreeSet<&str> = c.sensitive.iter().map(String::as_str).collect();
-    let mut shown = Vec::new();
-    let mut hidden = 0;
-    for k in keys(before.as_ref(), after.as_ref()) {
-        let b = match c.action {
-            Action::Create | Action::Read => None,
-            _ => before.as_ref().map(|v| v.get(&k)),
-        };
-        let a = after.as_ref().map(|v| v.get(&k));
-        if matches!(c.action, Action::Update | Action::Repair)
-            && b == a
-            && !IDENTIFYING.contains(&k.as_str())
-        {
-            hidden += 1;
-        } else if b.is_some_and(|v| !v.is_null()) || a.is_some_and(|v| !v.is_null()) {
-            shown.push((k, b, a));
-        }
-    }
-    let width = shown.iter().map(|(k, _, _)| k.len()).max().unwrap_or(0);
-    for (k, b, a) in &shown {
-        let forces = c.replace_because.iter().any(|x| x == k);
-        let line = Line {
-            key: k,
-            width,
-            sensitive: sens.contains(k.as_str()),
-            forces,
-        };
-        attr_lines(out, line, *b, *a, style);
-    }
-    if hidden > 0 {
-        let _ = writeln!(
-            out,
-            "        # ({hidden} unchanged attribute{} hidden)",
-            if hidden == 1 { "" } else { "s" }
-        );
-    }
+    out.push_str(&object_lines(&diff::of_change(c, shape), style));
     let _ = writeln!(out, "    }}");
     for n in &c.notes {
         let _ = writeln!(out, "    # note: {n}");
@@ -471,7 +448,7 @@ fn resource_block(out: &mut String, c: &Change, style: Style) {
     out.push('\n');
 }
 
-fn drift_block(out: &mut String, d: &Drift, style: Style) {
+fn drift_block(out: &mut String, d: &Drift, shape: Option<&Shape>, style: Style) {
     let Some(after) = &d.after else {
         let _ = writeln!(
             out,
@@ -502,31 +479,7 @@ fn drift_block(out: &mut String, d: &Drift, style: Style) {
         quote(&t),
         quote(&n)
     );
-    let sens: BTreeSet<&str> = d.sensitive.iter().map(String::as_str).collect();
-    let before = redacted(Some(&d.before), &d.sensitive).unwrap_or_default();
-    let after = &redacted(Some(after), &d.sensitive).unwrap_or_default();
-    let shown: Vec<String> = keys(Some(&before), Some(after))
-        .into_iter()
-        .filter(|k| {
-            before.get(k) != after.get(k)
-                || (IDENTIFYING.contains(&k.as_str()) && !after.get(k).is_null())
-        })
-        .collect();
-    let width = shown.iter().map(|k| k.len()).max().unwrap_or(0);
-    for k in &shown {
-        attr_lines(
-            out,
-            Line {
-                key: k,
-                width,
-                sensitive: sens.contains(k.as_str()),
-                forces: false,
-            },
-            Some(before.get(k)),
-            Some(after.get(k)),
-            style,
-        );
-    }
+    out.push_str(&object_lines(&diff::of_drift(d, shape), style));
     let _ = writeln!(out, "    }}\n");
 }
 
@@ -540,7 +493,7 @@ pub fn drift_text(plan: &Plan, style: Style) -> String {
             style.bold("Objects have changed outside ballast:")
         );
         for d in &plan.drift {
-            drift_block(&mut out, d, style);
+            drift_block(&mut out, d, plan.shape(&d.address, &d.type_name), style);
         }
     }
     out
@@ -701,7 +654,7 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
     } else if !actionable.is_empty() {
         let _ = writeln!(out, "ballast will perform the following actions:\n");
         for c in &actionable {
-            resource_block(&mut out, c, style);
+            resource_block(&mut out, c, plan.shape(&c.address, &c.type_name), style);
         }
     }
     let changed_outputs: Vec<_> = plan
@@ -765,22 +718,24 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
 mod tests {
     use super::*;
 
+    fn update(before: Value, after: Value, sensitive: &[&str]) -> String {
+        let c = Change {
+            address: "t.x".into(),
+            action: Action::Update,
+            before: Some(before),
+            after: Some(after),
+            sensitive: sensitive.iter().map(|s| s.to_string()).collect(),
+            ..Change::default()
+        };
+        object_lines(&diff::of_change(&c, None), Style { color: false })
+    }
+
     #[test]
     fn multiline_changes_are_unified_diffs() {
-        let mut out = String::new();
-        let b = Value::from("one\ntwo\nthree\n");
-        let a = Value::from("one\n2\nthree\n");
-        attr_lines(
-            &mut out,
-            Line {
-                key: "content",
-                width: 7,
-                sensitive: false,
-                forces: false,
-            },
-            Some(&b),
-            Some(&a),
-            Style { color: false },
+        let out = update(
+            Value::map([("content", Value::from("one\ntwo\nthree\n"))]),
+            Value::map([("content", Value::from("one\n2\nthree\n"))]),
+            &[],
         );
         assert_eq!(
             out,
@@ -791,26 +746,21 @@ mod tests {
     #[test]
     fn text_inside_blocks_diffs_by_line_under_the_attributes_that_name_it() {
         let file = |script: &str| {
-            Value::List(vec![Value::map([
-                ("path", Value::from("/etc/x.sh")),
-                ("mode", Value::Number(493.0)),
-                ("user", Value::Null),
-                ("contents", Value::from(script)),
-            ])])
+            Value::map([(
+                "file",
+                Value::List(vec![Value::map([
+                    ("path", Value::from("/etc/x.sh")),
+                    ("mode", Value::Number(493.0)),
+                    ("user", Value::Null),
+                    ("contents", Value::from(script)),
+                ])]),
+            )])
         };
         let long: String = (1..=12).map(|i| format!("line {i}\n")).collect();
-        let mut out = String::new();
-        attr_lines(
-            &mut out,
-            Line {
-                key: "file",
-                width: 4,
-                sensitive: false,
-                forces: false,
-            },
-            Some(&file(&long)),
-            Some(&file(&long.replace("line 9\n", "line nine\n"))),
-            Style { color: false },
+        let out = update(
+            file(&long),
+            file(&long.replace("line 9\n", "line nine\n")),
+            &[],
         );
         assert!(out.contains("path     = \"/etc/x.sh\""), "{out}");
         assert!(out.contains("mode     = 493"), "{out}");
@@ -827,21 +777,18 @@ mod tests {
     }
 
     #[test]
-    fn sensitive_values_never_show() {
-        let mut out = String::new();
-        attr_lines(
-            &mut out,
-            Line {
-                key: "pw",
-                width: 2,
-                sensitive: true,
-                forces: false,
-            },
-            None,
-            Some(&Value::from("hunter2")),
-            Style { color: false },
-        );
-        assert!(!out.contains("hunter2"));
-        assert!(out.contains("(sensitive value)"));
+    fn sensitive_values_never_show_at_any_depth() {
+        let v = |pw: &str| {
+            Value::map([
+                ("name", Value::from("vm")),
+                (
+                    "users",
+                    Value::List(vec![Value::map([("pw", Value::from(pw))])]),
+                ),
+            ])
+        };
+        let out = update(v("hunter2"), v("hunter3"), &["users.*.pw"]);
+        assert!(!out.contains("hunter"), "{out}");
+        assert!(out.contains("~ pw = (sensitive value)"), "{out}");
     }
 }

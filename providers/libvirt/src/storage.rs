@@ -17,6 +17,7 @@ use std::sync::Arc;
 use virt::storage_pool::StoragePool;
 use virt::storage_vol::StorageVol;
 use virt::stream::Stream;
+use virt::sys;
 
 pub const POOL: &str = "libvirt_pool";
 pub const VOLUME: &str = "libvirt_volume";
@@ -502,6 +503,18 @@ pub async fn plan(
         }
     }
     if !creating {
+        let (was, wanted) = (
+            req.prior.and_then(|p| p.get("capacity").as_f64()),
+            resp.planned.get("capacity").as_f64(),
+        );
+        if let (VOLUME, Some(was), Some(wanted)) = (schema.type_name, was, wanted) {
+            if wanted < was {
+                return Err(ProviderError::new(format!(
+                    "{}: a volume's capacity only grows ({was} MiB now, {wanted} MiB asked): shrinking would cut off its data; to start over with a smaller volume, run ballast apply -replace={}",
+                    req.address, req.address
+                )));
+            }
+        }
         return Ok(resp);
     }
     resp.planned.set("id", Value::Unknown);
@@ -605,7 +618,7 @@ pub async fn apply(
             delete_pool(&c, prior.as_ref().unwrap_or(&Value::Null)).map(|_| None)
         }
         (_, ChangeKind::Create) => create_volume(&c, &planned, &address, ctx).map(Some),
-        (_, ChangeKind::Update | ChangeKind::Repair(_)) => Ok(Some(planned)),
+        (_, ChangeKind::Update | ChangeKind::Repair(_)) => update_volume(&c, &planned).map(Some),
         (_, ChangeKind::Delete) => {
             delete_volume(&c, prior.as_ref().unwrap_or(&Value::Null)).map(|_| None)
         }
@@ -769,6 +782,64 @@ fn create_volume(
         }
         out
     })
+}
+
+/// A volume's capacity grows in place (the plan refuses a shrink); nothing else of a
+/// volume can change without replacing it.
+fn update_volume(c: &Conn, planned: &Value) -> Result<Value, ProviderError> {
+    let pool_name = planned.get("pool").as_str().unwrap_or_default();
+    let name = planned.get("name").as_str().unwrap_or_default();
+    let p = need_pool(c, pool_name)?;
+    c.count(1);
+    let v = p
+        .lookup_storage_vol_by_name(name)
+        .map_err(|e| lv(&format!("looking up volume {name}"), e))?;
+    if let Some(mib) = planned.get("capacity").as_f64() {
+        let bytes = (mib * 1048576.0).round() as u64;
+        c.count(1);
+        let now = v
+            .info()
+            .map_err(|e| lv(&format!("sizing volume {name}"), e))?
+            .capacity;
+        if bytes > now {
+            let path = v
+                .path()
+                .map_err(|e| lv(&format!("reading the path of volume {name}"), e))?;
+            // A running VM holds its disk's write lock: the VM grows it (and tells the
+            // guest); otherwise the volume itself is resized.
+            c.count(2);
+            let grown = match running_domain_with_disk(c, &path)? {
+                Some(dom) => dom.block_resize(&path, bytes, sys::VIR_DOMAIN_BLOCK_RESIZE_BYTES),
+                None => v.resize(bytes, 0).map(|_| ()),
+            };
+            grown.map_err(|e| lv(&format!("growing volume {name} to {mib} MiB"), e))?;
+        }
+    }
+    vol_value(c, pool_name, &v, Some(planned))
+}
+
+/// A running domain with a disk whose source is the file `path`.
+fn running_domain_with_disk(
+    c: &Conn,
+    path: &str,
+) -> Result<Option<virt::domain::Domain>, ProviderError> {
+    let running = c
+        .conn
+        .list_all_domains(sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+        .map_err(|e| lv("listing running domains", e))?;
+    for dom in running {
+        let Ok(desc) = dom.xml_desc(0) else {
+            continue; // it went away meanwhile
+        };
+        let doc = xml::parse(&desc)?;
+        let uses = doc
+            .descendants()
+            .any(|n| n.has_tag_name("source") && n.attribute("file") == Some(path));
+        if uses {
+            return Ok(Some(dom));
+        }
+    }
+    Ok(None)
 }
 
 fn delete_volume(c: &Conn, prior: &Value) -> Result<(), ProviderError> {

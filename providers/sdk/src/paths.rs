@@ -31,6 +31,18 @@ fn is_ident(k: &str) -> bool {
             .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
 }
 
+/// Whether a concrete path is the one a sensitivity pattern names (`*` is any element of a
+/// list, set or map; a key step names an attribute or a map key).
+pub fn matches(pattern: &str, path: &[PathKey]) -> bool {
+    let steps: Vec<&str> = pattern.split('.').collect();
+    steps.len() == path.len()
+        && steps.iter().zip(path).all(|(s, p)| match p {
+            _ if *s == "*" => true,
+            PathKey::Key(k) => k == s,
+            PathKey::Index(_) => false,
+        })
+}
+
 /// A copy of `v` with every non-null value at a sensitive path replaced by [`SENSITIVE`].
 /// Patterns are relative to `v` (an object).
 pub fn redact(v: &Value, patterns: &[String]) -> Value {
@@ -107,6 +119,19 @@ mod tests {
         assert_eq!(path_string(&p), "disk[0].size");
         let q = [PathKey::Key("tags".into()), PathKey::Key("my env".into())];
         assert_eq!(path_string(&q), "tags[\"my env\"]");
+    }
+
+    #[test]
+    fn patterns_match_paths_of_their_length() {
+        let p = [
+            PathKey::Key("users".into()),
+            PathKey::Index(3),
+            PathKey::Key("key".into()),
+        ];
+        assert!(matches("users.*.key", &p));
+        assert!(!matches("users.*", &p));
+        assert!(!matches("users.3.key", &p), "an index is matched by * only");
+        assert!(matches("users", &p[..1]));
     }
 
     #[test]
