@@ -5,6 +5,7 @@ use crate::ui::Ui;
 use anyhow::{anyhow, bail, Context, Result};
 use ballast_core::apply::ApplyReport;
 use ballast_core::engine::Interrupt;
+use ballast_core::model::ResourceState;
 use ballast_core::model::{Mode, Plan, PlanOptions};
 use ballast_core::saved_plan::{self, SavedPlan};
 use ballast_core::state::State;
@@ -56,6 +57,26 @@ pub struct LockArgs {
     /// How long to wait for the state lock, e.g. 30s or 5m.
     #[arg(long = "lock-timeout", default_value = "0s", value_parser = parse_duration)]
     pub lock_timeout: Duration,
+    /// Hold no state lock (-lock=false): for plan and drift on a state this user may only
+    /// read. Such a run never writes the state.
+    #[arg(long = "lock", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub lock: bool,
+}
+
+/// Commands that only read the state, and so may run without its lock.
+const READS_ONLY: [&str; 2] = ["plan", "drift"];
+
+impl LockArgs {
+    /// The lock wait for `operation`, or `None` for no lock (refused where it writes).
+    fn timeout(&self, operation: &str) -> Result<Option<Duration>> {
+        if self.lock {
+            return Ok(Some(self.lock_timeout));
+        }
+        if !READS_ONLY.contains(&operation) {
+            bail!("-lock=false is for commands that only read the state ({}); {operation} writes it, so it always takes the lock", READS_ONLY.join(", "));
+        }
+        Ok(None)
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -169,9 +190,31 @@ pub enum Command {
     State(StateCommand),
     /// Show output values.
     Output {
-        #[arg(long = "json")]
+        #[arg(long = "json", conflicts_with = "raw")]
         json: bool,
+        /// Print one output's string, number or bool as it is: no quotes, no newline.
+        #[arg(long = "raw", requires = "name")]
+        raw: bool,
         name: Option<String>,
+    },
+    /// Evaluate expressions against the configuration and the state (a prompt on a
+    /// terminal; one expression per line of stdin otherwise).
+    Console {
+        #[command(flatten)]
+        vars: VarArgs,
+    },
+    /// Mark an object so that the next apply replaces it.
+    Taint {
+        #[command(flatten)]
+        lock: LockArgs,
+        /// The instance address, e.g. local_file.motd or test_object.a[0].
+        address: String,
+    },
+    /// Remove the taint mark from an object.
+    Untaint {
+        #[command(flatten)]
+        lock: LockArgs,
+        address: String,
     },
     /// Check the configuration without touching any backend.
     Validate {
@@ -183,6 +226,12 @@ pub enum Command {
         /// Change nothing; exit 3 and list the files that would change.
         #[arg(long = "check")]
         check: bool,
+        /// Print a unified diff of each change.
+        #[arg(long = "diff")]
+        diff: bool,
+        /// Also the files in subdirectories (not hidden ones such as .ballast or .git).
+        #[arg(long = "recursive")]
+        recursive: bool,
     },
     /// Print the dependency graph in DOT.
     Graph,
@@ -200,13 +249,18 @@ pub enum Command {
         holder: Option<String>,
     },
     /// Print the version.
-    Version,
+    Version {
+        /// As JSON: the version, the platform and the providers.
+        #[arg(long = "json")]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum StateCommand {
-    /// List the resources in the state.
-    List,
+    /// List the objects in the state; with addresses, those of these resources or
+    /// instances.
+    List { address: Vec<String> },
     /// Show one resource.
     Show { address: String },
     /// Forget a resource without destroying it.
@@ -291,20 +345,59 @@ fn dir_of(cli: &Cli) -> Result<PathBuf> {
     Ok(d)
 }
 
-fn load(dir: &Path, vars: &VarArgs, preset: Option<BTreeMap<String, Value>>) -> Result<Workspace> {
-    let inputs = VarInputs {
+pub(crate) fn load(
+    dir: &Path,
+    vars: &VarArgs,
+    preset: Option<BTreeMap<String, Value>>,
+) -> Result<Workspace> {
+    let mut inputs = var_inputs(vars, preset);
+    inputs.ask = asker();
+    Workspace::load(dir, &inputs).map_err(anyhow::Error::from)
+}
+
+fn var_inputs(vars: &VarArgs, preset: Option<BTreeMap<String, Value>>) -> VarInputs {
+    VarInputs {
         cli: vars.var.clone(),
         files: vars.var_file.clone(),
         preset,
         env: std::env::vars()
-            .filter(|(k, _)| k.starts_with("BALLAST_VAR_"))
+            .filter(|(k, _)| ballast_lang::compat::is_var_env(k))
             .collect(),
-    };
-    Workspace::load(dir, &inputs).map_err(anyhow::Error::from)
+        ask: None,
+    }
+}
+
+/// The terminal, for questions (set once by [`run`]).
+static UI: std::sync::OnceLock<Arc<Ui>> = std::sync::OnceLock::new();
+
+/// Asks for variables without a value on a terminal, as Terraform does (`var.NAME`, its
+/// description, `Enter a value:`); without a terminal (or with JSON output) nothing is
+/// asked and such a variable stays an error.
+fn asker() -> Option<ballast_lang::vars::Ask> {
+    let ui = UI.get()?.clone();
+    if !std::io::stdin().is_terminal() || ui.streams_json() || ui.machine_ui() {
+        return None;
+    }
+    Some(ballast_lang::vars::Ask(Arc::new(
+        move |name: &str, description: Option<&str>| {
+            let mut text = format!("var.{name}");
+            if let Some(d) = description {
+                for line in d.lines() {
+                    text.push_str(&format!("\n  {line}"));
+                }
+            }
+            ui.status(&format!("{text}\n"));
+            dialoguer::Input::<String>::new()
+                .with_prompt("  Enter a value")
+                .allow_empty(true)
+                .interact_text()
+                .ok()
+        },
+    )))
 }
 
 /// Where a configuration's state lives.
-fn state_path(dir: &Path, setting: Option<&str>) -> PathBuf {
+pub(crate) fn state_path(dir: &Path, setting: Option<&str>) -> PathBuf {
     dir.join(setting.unwrap_or(".ballast/state.db"))
 }
 
@@ -325,7 +418,7 @@ fn options_for(
     store: Arc<dyn StateStore>,
     ui: &Arc<Ui>,
     operation: &str,
-    lock_timeout: Duration,
+    lock_timeout: Option<Duration>,
     parallelism: usize,
 ) -> ballast_core::Options {
     ballast_core::Options {
@@ -348,8 +441,9 @@ fn engine(
     ui: &Arc<Ui>,
     operation: &str,
     args: Option<&PlanArgs>,
-    lock_timeout: Duration,
+    lock: &LockArgs,
 ) -> Result<Engine> {
+    let lock_timeout = lock.timeout(operation)?;
     let path = state_path(&ws.cfg.dir, ws.cfg.settings.state_path.as_deref());
     let store = Arc::new(SqliteStore::open(&path)?);
     let parallelism = args.map(|a| a.parallelism).unwrap_or(10);
@@ -399,12 +493,36 @@ fn confirm(ui: &Ui, what: &str) -> Result<bool> {
 /// handler triggers; every engine the command opens listens to it.
 pub async fn run(cli: Cli, ui: Arc<Ui>, interrupt: Interrupt) -> Result<i32> {
     let _ = INTERRUPT.set(interrupt);
+    let _ = UI.set(ui.clone());
     let dir = dir_of(&cli)?;
     match cli.command {
-        Command::Version => {
+        Command::Version { json: true } => {
+            let providers: serde_json::Map<String, serde_json::Value> = crate::registry::compiled()
+                .into_iter()
+                .map(|(name, feature, built)| {
+                    (
+                        name.to_string(),
+                        serde_json::json!({"compiled_in": built, "feature": feature}),
+                    )
+                })
+                .collect();
+            let arch = match std::env::consts::ARCH {
+                "x86_64" => "amd64",
+                "aarch64" => "arm64",
+                "x86" => "386",
+                other => other,
+            };
+            ui.out(&serde_json::to_string_pretty(&serde_json::json!({
+                "ballast_version": env!("CARGO_PKG_VERSION"),
+                "platform": format!("{}_{arch}", std::env::consts::OS),
+                "providers": providers,
+            }))?);
+            Ok(0)
+        }
+        Command::Version { json: false } => {
             let providers: Vec<String> = crate::registry::compiled()
                 .into_iter()
-                .map(|(name, built)| {
+                .map(|(name, _, built)| {
                     if built {
                         name.to_string()
                     } else {
@@ -424,21 +542,41 @@ pub async fn run(cli: Cli, ui: Arc<Ui>, interrupt: Interrupt) -> Result<i32> {
             // Validation never needs the state: it is neither locked nor read.
             let path = state_path(&ws.cfg.dir, ws.cfg.settings.state_path.as_deref());
             let store = Arc::new(SqliteStore::at(&path));
-            let engine =
-                Engine::detached(ws, options_for(store, &ui, "validate", Duration::ZERO, 1));
+            let engine = Engine::detached(ws, options_for(store, &ui, "validate", None, 1));
             ballast_core::validate::validate(&engine).map_err(anyhow::Error::from)?;
             ui.out(&ui.style.green("The configuration is valid."));
             Ok(0)
         }
-        Command::Fmt { check } => crate::fmt_cmd::run(&dir, check, &ui),
+        Command::Fmt {
+            check,
+            diff,
+            recursive,
+        } => crate::fmt_cmd::run(
+            &dir,
+            crate::fmt_cmd::Flags {
+                check,
+                diff,
+                recursive,
+            },
+            &ui,
+        ),
+        Command::Console { vars } => {
+            let interrupt = INTERRUPT.get().cloned().unwrap_or_default();
+            crate::console::run(&dir, &vars, &ui, &interrupt).await
+        }
+        Command::Taint { lock, address } => taint(&dir, &lock, &address, true, &ui),
+        Command::Untaint { lock, address } => taint(&dir, &lock, &address, false, &ui),
         Command::Graph => {
-            let ws = load(&dir, &VarArgs::default(), None).or_else(|e| {
-                match e.downcast_ref::<Diags>() {
-                    // Missing variable values do not matter for the graph.
-                    Some(_) => Workspace::unresolved(&dir).map_err(anyhow::Error::from),
-                    None => Err(e),
-                }
-            })?;
+            let inputs = var_inputs(&VarArgs::default(), None);
+            let ws = Workspace::load(&dir, &inputs)
+                .map_err(anyhow::Error::from)
+                .or_else(|e| {
+                    match e.downcast_ref::<Diags>() {
+                        // Missing variable values do not matter for the graph.
+                        Some(_) => Workspace::unresolved(&dir).map_err(anyhow::Error::from),
+                        None => Err(e),
+                    }
+                })?;
             ui.out(&ws.graph.dot());
             Ok(0)
         }
@@ -459,7 +597,7 @@ pub async fn run(cli: Cli, ui: Arc<Ui>, interrupt: Interrupt) -> Result<i32> {
                     );
                 }
                 let ws = load(&dir, &args.vars, None)?;
-                let mut engine = engine(ws, &ui, "plan", Some(&args), args.lock.lock_timeout)?;
+                let mut engine = engine(ws, &ui, "plan", Some(&args), &args.lock)?;
                 let objects = engine.undeclared_import_objects().await?;
                 drop(engine);
                 if objects.is_empty() {
@@ -483,7 +621,7 @@ pub async fn run(cli: Cli, ui: Arc<Ui>, interrupt: Interrupt) -> Result<i32> {
             }
             let ws = load(&dir, &args.vars, None)?;
             let variables = ws.vars.values.clone();
-            let mut engine = engine(ws, &ui, "plan", Some(&args), args.lock.lock_timeout)?;
+            let mut engine = engine(ws, &ui, "plan", Some(&args), &args.lock)?;
             let opts = options(&args, Mode::Normal);
             let plan = engine.plan(&opts).await?;
             print_plan(&ui, &plan);
@@ -530,7 +668,7 @@ pub async fn run(cli: Cli, ui: Arc<Ui>, interrupt: Interrupt) -> Result<i32> {
         Command::Drift { args, reports } => {
             let started = std::time::Instant::now();
             let ws = load(&dir, &args.vars, None)?;
-            let mut engine = engine(ws, &ui, "drift", Some(&args), args.lock.lock_timeout)?;
+            let mut engine = engine(ws, &ui, "drift", Some(&args), &args.lock)?;
             let opts = PlanOptions {
                 audit: true,
                 ..options(&args, Mode::Normal)
@@ -596,7 +734,7 @@ pub async fn run(cli: Cli, ui: Arc<Ui>, interrupt: Interrupt) -> Result<i32> {
             .await
         }
         Command::State(sc) => state_command(&dir, sc, &ui),
-        Command::Output { json, name } => output(&dir, json, name.as_deref(), &ui),
+        Command::Output { json, raw, name } => output(&dir, json, raw, name.as_deref(), &ui),
         Command::Show { json, plan_file } => show(&dir, json, plan_file.as_deref(), &ui),
         Command::ForceUnlock { holder } => {
             let how = match holder {
@@ -786,7 +924,7 @@ async fn apply_flow(
         Mode::RefreshOnly => "refresh",
         Mode::Normal => "apply",
     };
-    let mut engine = engine(ws, ui, operation, Some(args), args.lock.lock_timeout)?;
+    let mut engine = engine(ws, ui, operation, Some(args), &args.lock)?;
     let plan = engine.plan(&options(args, mode)).await?;
     print_plan(ui, &plan);
     if !plan.conflicts.is_empty() {
@@ -796,6 +934,7 @@ async fn apply_flow(
         );
     }
     if !plan.has_changes() {
+        print_outputs(ui, &engine, mode)?;
         return Ok(0);
     }
     if !auto_approve {
@@ -810,7 +949,28 @@ async fn apply_flow(
         }
     }
     let report = engine.apply(&plan).await?;
-    Ok(summarize(ui, &report, plan.mode))
+    let code = summarize(ui, &report, plan.mode);
+    if report.succeeded() {
+        print_outputs(ui, &engine, plan.mode)?;
+    }
+    Ok(code)
+}
+
+/// After an apply, the outputs as Terraform prints them (`Outputs:` then `name = value`,
+/// sensitive ones as `<sensitive>`); none after a destroy, and none in a JSON stream.
+fn print_outputs(ui: &Ui, engine: &Engine, mode: Mode) -> Result<()> {
+    if mode == Mode::Destroy || ui.streams_json() {
+        return Ok(());
+    }
+    let outs = engine.state.outputs()?;
+    if !outs.is_empty() {
+        ui.out(&format!(
+            "\n{}\n\n{}",
+            ui.style.green("Outputs:"),
+            output_lines(&outs).join("\n")
+        ));
+    }
+    Ok(())
 }
 
 async fn apply_saved(dir: &Path, file: &Path, args: &PlanArgs, ui: &Arc<Ui>) -> Result<i32> {
@@ -818,7 +978,7 @@ async fn apply_saved(dir: &Path, file: &Path, args: &PlanArgs, ui: &Arc<Ui>) -> 
         .with_context(|| format!("cannot read the plan file {}", file.display()))?;
     let saved = saved_plan::decode(&bytes, &file.display().to_string())?;
     let ws = load(dir, &VarArgs::default(), Some(saved.variables.clone()))?;
-    let mut engine = engine(ws, ui, "apply", Some(args), args.lock.lock_timeout)?;
+    let mut engine = engine(ws, ui, "apply", Some(args), &args.lock)?;
     if engine.state.exists() {
         if engine.state.lineage() != saved.plan.lineage
             || engine.state.serial() != saved.plan.serial
@@ -846,7 +1006,11 @@ async fn apply_saved(dir: &Path, file: &Path, args: &PlanArgs, ui: &Arc<Ui>) -> 
     // The fresh plan proposes exactly the saved changes, and carries the refreshed objects
     // a refresh-only apply records.
     let report = engine.apply(&fresh).await?;
-    Ok(summarize(ui, &report, saved.plan.mode))
+    let code = summarize(ui, &report, saved.plan.mode);
+    if report.succeeded() {
+        print_outputs(ui, &engine, saved.plan.mode)?;
+    }
+    Ok(code)
 }
 
 async fn import(
@@ -877,7 +1041,7 @@ async fn import(
             );
         }
     }
-    let mut engine = engine(ws, ui, "import", None, lock.lock_timeout)?;
+    let mut engine = engine(ws, ui, "import", None, lock)?;
     let imported = engine.import(address, id).await?;
     ui.out(&format!(
         "{} {address} now manages {id}.",
@@ -940,11 +1104,25 @@ fn open_store(dir: &Path) -> Result<SqliteStore> {
 
 fn state_command(dir: &Path, sc: StateCommand, ui: &Ui) -> Result<i32> {
     let store: Arc<dyn StateStore> = Arc::new(open_store(dir)?);
-    let edit =
-        |operation: &str| State::open(store.clone(), who(operation), Duration::ZERO, String::new());
+    let edit = |operation: &str| {
+        State::open(
+            store.clone(),
+            who(operation),
+            Some(Duration::ZERO),
+            String::new(),
+        )
+    };
     match sc {
-        StateCommand::List => {
-            let text: Vec<String> = store.resources()?.into_iter().map(|r| r.address).collect();
+        StateCommand::List { address } => {
+            for a in &address {
+                ballast_core::address::check(a).map_err(|m| anyhow!("{m}"))?;
+            }
+            let text: Vec<String> = store
+                .resources()?
+                .into_iter()
+                .map(|r| r.address)
+                .filter(|r| address.is_empty() || address.iter().any(|a| selects(a, r)))
+                .collect();
             if !text.is_empty() {
                 ui.out(&text.join("\n"));
             }
@@ -954,19 +1132,32 @@ fn state_command(dir: &Path, sc: StateCommand, ui: &Ui) -> Result<i32> {
                 .resources()?
                 .into_iter()
                 .find(|r| r.address == address)
-                .ok_or_else(|| anyhow!("{address} is not in the state"))?;
-            ui.out(&render_hcl::state_block(&r));
+                .ok_or_else(|| {
+                    anyhow!("{address} is not in the state; ballast state list shows what is")
+                })?;
+            ui.out(&state_show_text(&r));
         }
         StateCommand::Rm { address } => {
-            let state = edit("state rm")?;
-            let recorded: std::collections::BTreeSet<String> =
-                state.resources()?.into_iter().map(|r| r.address).collect();
-            // All or nothing: a missing address changes nothing, not even the serial.
-            if let Some(a) = address.iter().find(|a| !recorded.contains(*a)) {
-                bail!("{a} is not in the state; nothing was removed");
-            }
-            state.commit(address.iter().cloned().map(Write::RemoveResource).collect())?;
             for a in &address {
+                ballast_core::address::check(a).map_err(|m| anyhow!("{m}; nothing was removed"))?;
+            }
+            let state = edit("state rm")?;
+            let recorded: Vec<String> = state.resources()?.into_iter().map(|r| r.address).collect();
+            // All or nothing: a missing address changes nothing, not even the serial.
+            let mut removed: Vec<String> = Vec::new();
+            for a in &address {
+                let these: Vec<&String> = recorded.iter().filter(|r| selects(a, r)).collect();
+                if these.is_empty() {
+                    bail!("{a} is not in the state; nothing was removed");
+                }
+                for r in these {
+                    if !removed.contains(r) {
+                        removed.push(r.clone());
+                    }
+                }
+            }
+            state.commit(removed.iter().cloned().map(Write::RemoveResource).collect())?;
+            for a in &removed {
                 ui.out(&format!(
                     "Removed {a} from the state (the object itself is untouched)."
                 ));
@@ -976,17 +1167,278 @@ fn state_command(dir: &Path, sc: StateCommand, ui: &Ui) -> Result<i32> {
             ballast_core::address::check_move(&from, &to)
                 .map_err(|m| anyhow!("{m}; nothing was moved"))?;
             let state = edit("state mv")?;
-            state.commit(vec![Write::MoveResource {
-                from: from.clone(),
-                to: to.clone(),
-            }])?;
-            ui.out(&format!("Moved {from} to {to}."));
+            let recorded: Vec<String> = state.resources()?.into_iter().map(|r| r.address).collect();
+            let moves = moves_for(&from, &to, &recorded)?;
+            state.commit(
+                moves
+                    .iter()
+                    .map(|(f, t)| Write::MoveResource {
+                        from: f.clone(),
+                        to: t.clone(),
+                    })
+                    .collect(),
+            )?;
+            for (f, t) in &moves {
+                ui.out(&format!("Moved {f} to {t}."));
+            }
         }
     }
     Ok(0)
 }
 
-fn output(dir: &Path, json: bool, name: Option<&str>, ui: &Ui) -> Result<i32> {
+/// Whether the address `arg` (a resource or an instance) selects the recorded `address`:
+/// a resource selects all its instances, an instance itself.
+fn selects(arg: &str, address: &str) -> bool {
+    let in_module = || {
+        address
+            .strip_prefix(arg)
+            .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+    };
+    address == arg
+        || (!arg.ends_with(']') && ballast_core::address::resource_of(address) == arg)
+        || (arg.starts_with("module.") && !names_resource(arg) && in_module())
+}
+
+/// Whether a `module.` address goes on to a resource (`module.a["x"].t.n`) rather than
+/// ending at a module (`module.a`, `module.a["x"]`).
+fn names_resource(arg: &str) -> bool {
+    let mut rest = arg;
+    while let Some(r) = rest.strip_prefix("module.") {
+        let end = r.find(['.', '[']).unwrap_or(r.len());
+        rest = &r[end..];
+        if rest.starts_with('[') {
+            rest = rest.find(']').map_or("", |i| &rest[i + 1..]);
+        }
+        rest = rest.strip_prefix('.').unwrap_or(rest);
+    }
+    !rest.is_empty()
+}
+
+/// The moves of `state mv FROM TO`: one instance, or every instance of a resource, keeping
+/// keys. All or nothing: a missing source or a taken destination moves nothing.
+fn moves_for(from: &str, to: &str, recorded: &[String]) -> Result<Vec<(String, String)>> {
+    let moves: Vec<(String, String)> = if recorded.iter().any(|r| r == from) {
+        vec![(from.to_string(), to.to_string())]
+    } else {
+        let instances: Vec<&String> = recorded.iter().filter(|r| selects(from, r)).collect();
+        if instances.is_empty() {
+            bail!("{from} is not in the state; nothing was moved");
+        }
+        if recorded.iter().any(|r| selects(to, r)) {
+            bail!("{to} is already in the state; moving all instances of {from} needs a resource that has none; nothing was moved");
+        }
+        if to.ends_with(']') {
+            bail!("{from} has {} instance(s); to move them all, name a resource as the destination (such as {}), not an instance; nothing was moved", instances.len(), ballast_core::address::resource_of(to));
+        }
+        instances
+            .into_iter()
+            .map(|r| (r.clone(), format!("{to}{}", &r[from.len()..])))
+            .collect()
+    };
+    if let Some((_, t)) = moves.iter().find(|(_, t)| recorded.contains(t)) {
+        bail!("{t} is already in the state; nothing was moved");
+    }
+    Ok(moves)
+}
+
+/// `taint` / `untaint`: marks (or unmarks) one managed object, under the state lock; the
+/// serial rises as for any state change.
+fn taint(dir: &Path, lock: &LockArgs, address: &str, taint: bool, ui: &Ui) -> Result<i32> {
+    let operation = if taint { "taint" } else { "untaint" };
+    ballast_core::address::check(address).map_err(|m| anyhow!("{m}"))?;
+    if ballast_core::address::is_data(address) {
+        bail!("{address} is a data source; only managed objects can be {operation}ed");
+    }
+    let store: Arc<dyn StateStore> = Arc::new(open_store(dir)?);
+    let state = State::open(
+        store,
+        who(operation),
+        lock.timeout(operation)?,
+        String::new(),
+    )?;
+    let recorded = state.resources()?;
+    let Some(r) = recorded.iter().find(|r| r.address == address) else {
+        let instances: Vec<&str> = recorded
+            .iter()
+            .filter(|r| selects(address, &r.address))
+            .map(|r| r.address.as_str())
+            .collect();
+        if instances.is_empty() {
+            bail!("{address} is not in the state; ballast state list shows what is");
+        }
+        bail!(
+            "{address} has several instances; {operation} one of them: {}",
+            instances.join(", ")
+        );
+    };
+    match (taint, r.tainted) {
+        (true, true) => {
+            ui.out(&format!(
+                "{address} is tainted already; the next apply replaces it."
+            ));
+            return Ok(0);
+        }
+        (false, false) => bail!("{address} is not tainted; nothing was changed"),
+        _ => {}
+    }
+    let mut r = r.clone();
+    r.tainted = taint;
+    state.commit(vec![Write::PutResource(r)])?;
+    ui.out(&if taint {
+        format!("{address} is now tainted: the next apply replaces it.")
+    } else {
+        format!("{address} is no longer tainted.")
+    });
+    Ok(0)
+}
+
+/// One object as `terraform state show` prints it: `# address:` then its block, the
+/// attributes sorted and aligned (null ones left out), nested blocks (by the type's
+/// schema) as blocks after them, sensitive values as `(sensitive value)`.
+fn state_show_text(r: &ResourceState) -> String {
+    let providers = crate::registry::providers();
+    let schema = providers
+        .for_type(&r.type_name)
+        .ok()
+        .and_then(|p| p.schema().resource(&r.type_name).cloned());
+    let blocks = schema.map(|s| s.blocks).unwrap_or_default();
+    // A redacted value is marked unknown (a state holds no unknowns), and shown as such.
+    let shown = ballast_sdk::paths::redact_with(&r.attributes, &r.sensitive, &|_| Value::Unknown);
+    let rest = r
+        .address
+        .strip_prefix("data.")
+        .unwrap_or(&r.address)
+        .strip_prefix(r.type_name.as_str())
+        .unwrap_or(&r.address)
+        .trim_start_matches('.');
+    let name = rest.split('[').next().unwrap_or(rest);
+    let keyword = if ballast_core::address::is_data(&r.address) {
+        "data"
+    } else {
+        "resource"
+    };
+    let mark = if r.tainted { " (tainted)" } else { "" };
+    let mut out = format!(
+        "# {}{mark}:\n{keyword} \"{}\" \"{name}\" {{\n",
+        r.address, r.type_name
+    );
+    body_lines(&mut out, &shown, &blocks, 1);
+    out.push('}');
+    out
+}
+
+/// The attributes of `v` (aligned, sorted) then its nested blocks, at `depth` (4 spaces
+/// each).
+fn body_lines(out: &mut String, v: &Value, blocks: &[ballast_sdk::BlockSchema], depth: usize) {
+    let pad = "    ".repeat(depth);
+    let Value::Map(m) = v else { return };
+    let is_block = |k: &str| blocks.iter().any(|b| b.name == k);
+    let attrs: Vec<(&String, &Value)> = m
+        .iter()
+        .filter(|(k, x)| !x.is_null() && !is_block(k))
+        .collect();
+    let width = attrs
+        .iter()
+        .map(|(k, _)| ballast_sdk::quote_key(k).len())
+        .max()
+        .unwrap_or(0);
+    for (k, x) in attrs {
+        out.push_str(&format!(
+            "{pad}{:width$} = {}\n",
+            ballast_sdk::quote_key(k),
+            hcl_value(x, depth)
+        ));
+    }
+    for b in blocks {
+        let items = match m.get(b.name) {
+            Some(Value::List(items)) => items.iter().collect(),
+            Some(one @ Value::Map(_)) => vec![one],
+            _ => Vec::new(),
+        };
+        for item in items {
+            if item == &Value::Unknown {
+                out.push_str(&format!("{pad}# {} = (sensitive value)\n", b.name));
+                continue;
+            }
+            out.push_str(&format!("\n{pad}{} {{\n", b.name));
+            body_lines(out, item, &b.blocks, depth + 1);
+            out.push_str(&format!("{pad}}}\n"));
+        }
+    }
+}
+
+/// A value inside a block at `depth`, in Terraform's layout: lists and maps one element
+/// per line, texts of several lines as heredocs, redacted values as `(sensitive value)`.
+fn hcl_value(v: &Value, depth: usize) -> String {
+    let pad = "    ".repeat(depth + 1);
+    let end = "    ".repeat(depth);
+    match v {
+        Value::Unknown => ballast_sdk::paths::SENSITIVE.to_string(),
+        Value::String(t) if t.contains('\n') && !t.lines().any(|l| l.trim() == "EOT") => {
+            let mut s = String::from("<<-EOT\n");
+            for line in t.strip_suffix('\n').unwrap_or(t).split('\n') {
+                if line.is_empty() {
+                    s.push('\n');
+                } else {
+                    s.push_str(&format!("{pad}{line}\n"));
+                }
+            }
+            s.push_str(&end);
+            s.push_str("EOT");
+            s
+        }
+        Value::List(items) if !items.is_empty() => {
+            let mut s = String::from("[\n");
+            for item in items {
+                s.push_str(&format!("{pad}{},\n", hcl_value(item, depth + 1)));
+            }
+            s.push_str(&end);
+            s.push(']');
+            s
+        }
+        Value::Map(m) if !m.is_empty() => {
+            let width = m
+                .keys()
+                .map(|k| ballast_sdk::quote(k).len())
+                .max()
+                .unwrap_or(0);
+            let mut s = String::from("{\n");
+            for (k, item) in m {
+                s.push_str(&format!(
+                    "{pad}{:width$} = {}\n",
+                    ballast_sdk::quote(k),
+                    hcl_value(item, depth + 1)
+                ));
+            }
+            s.push_str(&end);
+            s.push('}');
+            s
+        }
+        Value::List(_) => "[]".into(),
+        Value::Map(_) => "{}".into(),
+        other => other.to_string(),
+    }
+}
+
+/// `NAME = VALUE` per output, as `ballast output` and the end of an apply print them;
+/// sensitive ones as `<sensitive>`.
+fn output_lines(outs: &[ballast_core::store::OutputValue]) -> Vec<String> {
+    outs.iter()
+        .map(|o| {
+            format!(
+                "{} = {}",
+                o.name,
+                if o.sensitive {
+                    "<sensitive>".into()
+                } else {
+                    render::pretty(&o.value, 0)
+                }
+            )
+        })
+        .collect()
+}
+
+fn output(dir: &Path, json: bool, raw: bool, name: Option<&str>, ui: &Ui) -> Result<i32> {
     let outs = open_store(dir)?.outputs()?;
     match name {
         Some(n) => {
@@ -995,7 +1447,18 @@ fn output(dir: &Path, json: bool, name: Option<&str>, ui: &Ui) -> Result<i32> {
                 .find(|o| o.name == n)
                 .ok_or_else(|| anyhow!("no output named \"{n}\" in the state"))?;
             // Asking for one output by name shows it, as Terraform does.
-            if json {
+            if raw {
+                let text = match &o.value {
+                    Value::String(s) => s.clone(),
+                    Value::Number(x) => ballast_sdk::format_number(*x),
+                    Value::Bool(b) => b.to_string(),
+                    Value::Null => bail!("output \"{n}\" is null; -raw prints a string, a number or a bool (use -json for other values)"),
+                    Value::List(_) => bail!("output \"{n}\" is a list; -raw prints a string, a number or a bool only (use -json for other values)"),
+                    Value::Map(_) => bail!("output \"{n}\" is an object or a map; -raw prints a string, a number or a bool only (use -json for other values)"),
+                    Value::Unknown => bail!("output \"{n}\" is not known yet"),
+                };
+                ui.out_raw(&text);
+            } else if json {
                 ui.out(&serde_json::to_string(&o.value.to_json())?);
             } else {
                 ui.out(&match &o.value {
@@ -1017,20 +1480,7 @@ fn output(dir: &Path, json: bool, name: Option<&str>, ui: &Ui) -> Result<i32> {
             ui.out(&serde_json::to_string_pretty(&m)?);
         }
         None => {
-            let lines: Vec<String> = outs
-                .iter()
-                .map(|o| {
-                    format!(
-                        "{} = {}",
-                        o.name,
-                        if o.sensitive {
-                            "(sensitive value)".into()
-                        } else {
-                            render::pretty(&o.value, 0)
-                        }
-                    )
-                })
-                .collect();
+            let lines = output_lines(&outs);
             if !lines.is_empty() {
                 ui.out(&lines.join("\n"));
             }
@@ -1069,7 +1519,7 @@ fn show(dir: &Path, json: bool, plan_file: Option<&Path>, ui: &Ui) -> Result<i32
             "lineage": head.lineage, "serial": head.serial, "resources": list
         }))?);
     } else {
-        let blocks: Vec<String> = resources.iter().map(render_hcl::state_block).collect();
+        let blocks: Vec<String> = resources.iter().map(state_show_text).collect();
         ui.out(&format!(
             "# lineage {}, serial {}\n\n{}",
             head.lineage,

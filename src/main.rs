@@ -1,6 +1,7 @@
 //! ballast: a declarative state reconciler in the spirit of Terraform.
 
 mod cli;
+mod console;
 mod fmt_cmd;
 mod registry;
 mod ui;

@@ -71,7 +71,8 @@ pub fn providers() -> Providers {
     Providers::new(available, missing)
 }
 
-/// Every provider this binary knows of, and whether it is compiled in (for `version`).
-pub fn compiled() -> Vec<(&'static str, bool)> {
-    KNOWN.iter().map(|(n, _, _, c)| (*n, *c)).collect()
+/// Every provider this binary knows of, its cargo feature, and whether it is compiled in
+/// (for `version`).
+pub fn compiled() -> Vec<(&'static str, &'static str, bool)> {
+    KNOWN.iter().map(|(n, f, _, c)| (*n, *f, *c)).collect()
 }

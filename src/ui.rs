@@ -188,6 +188,20 @@ impl Ui {
         let _ = o.flush();
     }
 
+    /// Primary output exactly as given, with no newline added (`output -raw`).
+    pub fn out_raw(&self, text: &str) {
+        let mut o = std::io::stdout().lock();
+        let _ = o.write_all(text.as_bytes());
+        let _ = o.flush();
+    }
+
+    /// A prompt on stderr with no newline (the console's `> `).
+    pub fn prompt(&self, text: &str) {
+        let mut e = std::io::stderr().lock();
+        let _ = e.write_all(text.as_bytes());
+        let _ = e.flush();
+    }
+
     /// Status lines, to stderr (above the live lines on a terminal).
     pub fn status(&self, line: &str) {
         if self.tty && !self.live().bars.is_empty() {

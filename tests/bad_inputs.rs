@@ -124,6 +124,13 @@ fn cases() -> Vec<Case> {
             message: "--> main.hcl:24:14",
         },
         Case {
+            name: "for_each_over_a_list_resource_attribute_is_refused",
+            setup: |w| with_base(w, "resource \"ballast_data\" \"l\" {\n  input = [\"a\", \"b\"]\n}\nresource \"ballast_data\" \"x\" {\n  for_each = ballast_data.l.output\n  input    = each.value\n}\n"),
+            args: &["apply", "-auto-approve"],
+            code: 1,
+            message: "for_each needs a map or a set of strings, and this is a list",
+        },
+        Case {
             name: "invalid_utf8_in_a_configuration_names_line_and_byte",
             setup: |w| bytes(w, "main.hcl", b"resource \"ballast_data\" \"a\" {\n  input = \"x\xffy\"\n}\n"),
             args: &["plan"],
@@ -958,6 +965,22 @@ fn a_read_only_state_directory_says_read_only_and_reads_still_work() {
             r.stderr
         );
     }
+    // Plans and drift checks read only: without the lock (-lock=false) they work; a
+    // command that writes refuses the flag.
+    let plan = run_unprivileged(&w, &["plan", "-lock=false", "-detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    assert!(plan.stdout.contains("No changes."), "{}", plan.stdout);
+    let drift = run_unprivileged(&w, &["drift", "-lock=false"]);
+    assert_eq!(drift.code, 0, "{}{}", drift.stdout, drift.stderr);
+    let apply = run_unprivileged(&w, &["apply", "-auto-approve", "-lock=false"]);
+    assert_eq!(apply.code, 1, "{}", apply.stderr);
+    assert!(
+        apply
+            .stderr
+            .contains("-lock=false is for commands that only read the state (plan, drift)"),
+        "{}",
+        apply.stderr
+    );
     assert_eq!(state_snapshot(w.path()), before);
     mode(&w.file(".ballast"), 0o755);
 }

@@ -682,3 +682,20 @@ fn a_plan_file_of_another_format_version_is_refused_by_name() {
     );
     assert!(!w.file(".ballast/state.db").exists(), "nothing was applied");
 }
+
+/// Regression: importing `./f.txt` recorded `DIR/./f.txt`, and the next plan replaced the
+/// file the configuration calls `f.txt`.
+#[test]
+fn import_of_a_dot_slash_path_plans_no_change() {
+    let w = Work::new();
+    w.write("f.txt", "hi\n");
+    w.write(
+        "main.hcl",
+        "resource \"local_file\" \"g\" {\n  path    = \"f.txt\"\n  content = \"hi\\n\"\n}\n",
+    );
+    w.ok(&["import", "local_file.g", "./f.txt"], 0);
+    let plan = w.ok(&["plan", "-detailed-exitcode"], 0);
+    assert!(plan.stdout.contains("No changes."), "{}", plan.stdout);
+    let shown = w.ok(&["state", "show", "local_file.g"], 0).stdout;
+    assert!(!shown.contains("/./"), "{shown}");
+}

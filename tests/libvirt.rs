@@ -811,3 +811,69 @@ fn a_vm_with_two_disks_one_resized_and_a_stopped_vm_read_as_plans() {
 fn uuid_of(domain: &str) -> String {
     virsh(&["domuuid", domain]).trim().to_string()
 }
+
+/// examples/vm-roles: a module per VM role, instantiated with for_each, on real libvirt:
+/// module addresses in the plan and the state, a change to one role planned with -target
+/// on that module instance, and everything destroyed.
+#[test]
+fn the_vm_roles_example_makes_one_module_instance_per_role() {
+    let _host = Host::new("bt-roles");
+    let w = Work::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/vm-roles");
+    w.write(
+        "main.hcl",
+        &std::fs::read_to_string(format!("{example}/main.hcl")).expect("example"),
+    );
+    w.write(
+        "modules/role/main.hcl",
+        &std::fs::read_to_string(format!("{example}/modules/role/main.hcl")).expect("module"),
+    );
+    let vars = [
+        "-var".to_string(),
+        "cluster=bt-roles".to_string(),
+        "-var".to_string(),
+        "pool_path=/var/lib/libvirt/images/bt-roles-pool".to_string(),
+    ];
+    w.ok(&with(&["apply", "-auto-approve"], &vars), 0);
+    assert_eq!(
+        running_with("bt-roles"),
+        [
+            "bt-roles-ctlplane-0",
+            "bt-roles-worker-0",
+            "bt-roles-worker-1"
+        ]
+    );
+    let list = w.ok(&["state", "list"], 0).stdout;
+    assert_snapshot!("libvirt_vm_roles_state", list);
+    w.ok(&with(&["plan", "-detailed-exitcode"], &vars), 0);
+
+    // More memory for the workers: planned (and applied) for that module instance alone.
+    let more = [
+        vars.to_vec(),
+        vec![
+            "-var".into(),
+            "roles={ctlplane = {count = 1, memory = 64}, worker = {count = 2, memory = 56}}".into(),
+        ],
+    ]
+    .concat();
+    let plan = w.ok(
+        &with(&["plan", "-target=module.role[\"worker\"]"], &more),
+        0,
+    );
+    assert!(
+        plan.stdout
+            .contains("Plan: 0 to add, 2 to change, 0 to destroy."),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("# module.role[\"worker\"].libvirt_domain.vm[1] will be updated in-place"),
+        "{}",
+        plan.stdout
+    );
+    w.ok(&with(&["apply", "-auto-approve"], &more), 0);
+    w.ok(&with(&["plan", "-detailed-exitcode"], &more), 0);
+    w.ok(&with(&["destroy", "-auto-approve"], &more), 0);
+    assert!(domains_with("bt-roles").is_empty());
+}

@@ -1,22 +1,28 @@
-//! Resource addresses: `type.name`, `type.name[3]`, `type.name["key"]`.
+//! Resource addresses: `type.name`, `type.name[3]`, `type.name["key"]`, each optionally
+//! inside module instances: `module.net["a"].libvirt_domain.vm[0]`.
 
+use ballast_lang::address::key_end;
 use ballast_sdk::{quote, Value};
 
-/// `type` of `type.name[key]` (and of `data.type.name[key]`).
+pub use ballast_lang::address::split_module;
+
+/// `type` of `type.name[key]` (and of `data.type.name[key]`, in any module).
 pub fn type_of(address: &str) -> &str {
-    let rest = address.strip_prefix("data.").unwrap_or(address);
+    let rest = split_module(address).1;
+    let rest = rest.strip_prefix("data.").unwrap_or(rest);
     rest.split('.').next().unwrap_or(rest)
 }
 
-/// Whether an address names a data block (`data.type.name`).
+/// Whether an address names a data block (`data.type.name`, in any module).
 pub fn is_data(address: &str) -> bool {
-    address.starts_with("data.")
+    split_module(address).1.starts_with("data.")
 }
 
-/// `type.name` of `type.name[key]`.
+/// `type.name` of `type.name[key]` (the module path kept).
 pub fn resource_of(address: &str) -> String {
-    match address.find('[') {
-        Some(i) => address[..i].to_string(),
+    let (module, rest) = split_module(address);
+    match rest.find('[') {
+        Some(i) => format!("{module}{}", &rest[..i]),
         None => address.to_string(),
     }
 }
@@ -31,13 +37,55 @@ pub fn instance_address(resource: &str, key: &Value) -> String {
 
 /// `["key"]` or `[3]` at the end of an instance address.
 pub fn instance_key(address: &str) -> Option<Value> {
-    let start = address.find('[')?;
-    let inner = address.get(start + 1..address.len() - 1)?;
+    let rest = split_module(address).1;
+    let start = rest.find('[')?;
+    let inner = rest.get(start + 1..rest.len() - 1)?;
     if let Some(s) = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
         Some(Value::String(s.replace("\\\"", "\"").replace("\\\\", "\\")))
     } else {
         inner.parse::<f64>().ok().map(Value::Number)
     }
+}
+
+/// Whether `address` is `prefix` or inside it: an instance of a resource, a resource in a
+/// module, an instance of a module (`module.a` takes in `module.a["x"].t.n`).
+pub fn within(address: &str, prefix: &str) -> bool {
+    address == prefix
+        || address
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+}
+
+/// Sorts addresses as people read them: instance keys that are numbers by value (`n[2]`
+/// before `n[10]`), everything else by text.
+pub fn compare(a: &str, b: &str) -> std::cmp::Ordering {
+    /// Text runs are (1, 0, text); a whole-number key inside brackets is (0, n, "").
+    fn parts(s: &str) -> Vec<(u8, u64, &str)> {
+        let mut out = Vec::new();
+        let mut rest = s;
+        while !rest.is_empty() {
+            match rest.find('[') {
+                Some(i) => {
+                    out.push((1, 0, &rest[..=i]));
+                    let after = &rest[i + 1..];
+                    let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+                    if digits > 0 && after[digits..].starts_with(']') {
+                        let n = after[..digits].parse::<u64>().unwrap_or(u64::MAX);
+                        out.push((0, n, ""));
+                        rest = &after[digits..];
+                    } else {
+                        rest = after;
+                    }
+                }
+                None => {
+                    out.push((1, 0, rest));
+                    rest = "";
+                }
+            }
+        }
+        out
+    }
+    parts(a).cmp(&parts(b))
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -48,15 +96,60 @@ fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// Checks an instance key written `[3]` or `["key"]`.
+fn check_key(key: &str) -> Result<(), &'static str> {
+    let Some(inner) = key.strip_prefix('[').and_then(|k| k.strip_suffix(']')) else {
+        return Err("an instance key is written [0] or [\"key\"], at the end");
+    };
+    if let Some(s) = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        // Quotes inside must be escaped, and the escapes must be complete.
+        let mut esc = false;
+        for c in s.chars() {
+            match (esc, c) {
+                (false, '\\') => esc = true,
+                (false, '"') => return Err("an unescaped quote in the key"),
+                _ => esc = false,
+            }
+        }
+        if esc {
+            return Err("the key ends in a lone backslash");
+        }
+    } else if inner.is_empty() || !inner.chars().all(|c| c.is_ascii_digit()) || inner.len() > 9 {
+        return Err("a key is a whole number or a quoted string");
+    }
+    Ok(())
+}
+
 /// Checks that `address` is a resource or instance address: `type.name`, `type.name[3]`,
-/// `type.name["key"]`, each optionally after `data.`; says what is wrong otherwise.
+/// `type.name["key"]`, each optionally after `data.` and module instances
+/// (`module.net["a"].`); says what is wrong otherwise.
 pub fn check(address: &str) -> Result<(), String> {
     let bad = |why: &str| {
         Err(format!(
-            "{address:?} is not a resource address ({why}); addresses look like libvirt_domain.web, libvirt_domain.web[0] or libvirt_domain.web[\"key\"]"
+            "{address:?} is not a resource address ({why}); addresses look like libvirt_domain.web, libvirt_domain.web[0], libvirt_domain.web[\"key\"] or module.net[\"a\"].libvirt_domain.web"
         ))
     };
-    let rest = address.strip_prefix("data.").unwrap_or(address);
+    let (module, rest) = split_module(address);
+    let mut m = module;
+    while let Some(step) = m.strip_prefix("module.") {
+        let name_len = step.find(['.', '[']).unwrap_or(step.len());
+        if !is_identifier(&step[..name_len]) {
+            return bad(&format!(
+                "{:?} is not a valid module name",
+                &step[..name_len]
+            ));
+        }
+        let mut after = &step[name_len..];
+        if after.starts_with('[') {
+            let end = key_end(after).unwrap_or(after.len());
+            if let Err(why) = check_key(&after[..end]) {
+                return bad(why);
+            }
+            after = &after[end..];
+        }
+        m = after.strip_prefix('.').unwrap_or(after);
+    }
+    let rest = rest.strip_prefix("data.").unwrap_or(rest);
     let (resource, key) = match rest.find('[') {
         Some(i) => (&rest[..i], Some(&rest[i..])),
         None => (rest, None),
@@ -72,25 +165,8 @@ pub fn check(address: &str) -> Result<(), String> {
         return bad(&format!("{name:?} is not a valid name"));
     }
     if let Some(key) = key {
-        let Some(inner) = key.strip_prefix('[').and_then(|k| k.strip_suffix(']')) else {
-            return bad("an instance key is written [0] or [\"key\"], at the end");
-        };
-        if let Some(s) = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
-            // Quotes inside must be escaped, and the escapes must be complete.
-            let mut esc = false;
-            for c in s.chars() {
-                match (esc, c) {
-                    (false, '\\') => esc = true,
-                    (false, '"') => return bad("an unescaped quote in the key"),
-                    _ => esc = false,
-                }
-            }
-            if esc {
-                return bad("the key ends in a lone backslash");
-            }
-        } else if inner.is_empty() || !inner.chars().all(|c| c.is_ascii_digit()) || inner.len() > 9
-        {
-            return bad("a key is a whole number or a quoted string");
+        if let Err(why) = check_key(key) {
+            return bad(why);
         }
     }
     Ok(())
@@ -158,6 +234,37 @@ mod tests {
         assert_eq!(type_of("local_file.a[0]"), "local_file");
         assert_eq!(type_of("data.local_file.a"), "local_file");
         assert!(is_data("data.local_file.a") && !is_data("local_file.a"));
+    }
+
+    #[test]
+    fn module_paths_split_off_and_keep_their_keys() {
+        let a = "module.net[\"a.b\"].module.vm[2].data.local_file.x[\"k\"]";
+        assert_eq!(
+            split_module(a),
+            (
+                "module.net[\"a.b\"].module.vm[2].",
+                "data.local_file.x[\"k\"]"
+            )
+        );
+        assert_eq!(type_of(a), "local_file");
+        assert!(is_data(a));
+        assert_eq!(
+            resource_of(a),
+            "module.net[\"a.b\"].module.vm[2].data.local_file.x"
+        );
+        assert_eq!(instance_key(a), Some(Value::String("k".into())));
+        assert_eq!(check(a), Ok(()));
+        assert!(check("module.1x.a.b").is_err());
+        assert!(check("module.a[x].t.n").is_err());
+        assert!(within("module.a[\"x\"].t.n[0]", "module.a"));
+        assert!(!within("module.ab.t.n", "module.a"));
+    }
+
+    #[test]
+    fn counted_instances_sort_by_number() {
+        let mut v = vec!["n[10]", "n[2]", "m.x", "n[1]", "n[\"b\"]"];
+        v.sort_by(|a, b| compare(a, b));
+        assert_eq!(v, ["m.x", "n[1]", "n[2]", "n[10]", "n[\"b\"]"]);
     }
 
     #[test]

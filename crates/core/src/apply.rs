@@ -309,7 +309,10 @@ impl Engine {
             .filter(|c| c.import_id.is_some())
             .count();
         let data = self.walk(plan, &mut report).await?;
-        if report.abandoned.is_empty() {
+        if plan.mode == Mode::Destroy && !self.state.outputs()?.is_empty() {
+            // Nothing is left to output after a destroy, as in Terraform.
+            self.state.commit(vec![Write::SetOutputs(Vec::new())])?;
+        } else if report.abandoned.is_empty() {
             self.save_outputs(&data)?;
         }
         Ok(report)
@@ -931,7 +934,9 @@ impl Engine {
             return None;
         }
         self.bring_up_to_date(live, inst_values);
-        let mut scope = self.ws.scope(&live.locals, &live.values, None);
+        let mut scope = self
+            .ws
+            .scope_in(&r.module, &live.locals, &live.values, None);
         scope.self_value = Some(obj.clone());
         match instance_key(&change.address) {
             Some(Value::Number(n)) => scope.count_index = Some(n as usize),
@@ -968,7 +973,7 @@ impl Engine {
         let r = cfg
             .resource(&change.resource)
             .ok_or_else(|| anyhow!("{} is no longer in the configuration", change.resource))?;
-        let mut scope = self.ws.scope(locals, values, None);
+        let mut scope = self.ws.scope_in(&r.module, locals, values, None);
         match instance_key(&change.address) {
             Some(Value::Number(n)) => scope.count_index = Some(n as usize),
             Some(k @ Value::String(_)) => {
@@ -1049,7 +1054,8 @@ impl Engine {
         let locals = self.evaluate_locals(&values, &mut secret);
         let cfg = &self.ws.cfg;
         let mut outs = Vec::new();
-        for (name, o) in &cfg.outputs {
+        // The root's outputs (a module's outputs are values its caller reads).
+        for (name, o) in cfg.outputs.iter().filter(|(_, o)| o.module.is_empty()) {
             let scope = self.ws.scope(&locals, &values, Some(&secret));
             let v = scope.eval(&o.value).unwrap_or(Value::Null);
             let sensitive = o.sensitive || scope.take_sensitive();

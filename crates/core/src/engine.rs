@@ -147,7 +147,9 @@ pub struct Options {
     pub events: Arc<dyn EventSink>,
     /// Who is running, for the lock record; `operation` is the command.
     pub who: LockRequest,
-    pub lock_timeout: Duration,
+    /// How long to wait for the state lock; `None`: take no lock, and never write the state
+    /// (`plan -lock=false` on a state this user may only read).
+    pub lock_timeout: Option<Duration>,
     /// Most provider calls in flight at once.
     pub parallelism: usize,
 }
@@ -215,6 +217,24 @@ impl Engine {
             .schema()
             .name
             .to_string())
+    }
+
+    /// Which provider (key) serves a resource of the configuration: its `provider`
+    /// argument, or its module's mapping of its type's provider, or the default.
+    pub fn resource_provider_key(&self, r: &ballast_lang::config::Resource) -> Result<String> {
+        if r.provider.is_none() && !r.module.is_empty() {
+            let name = self.providers.for_type(&r.type_name)?.schema().name;
+            let mapped = self
+                .ws
+                .cfg
+                .modules
+                .get(&r.module)
+                .and_then(|m| m.providers.get(name));
+            if let Some(key) = mapped {
+                return Ok(key.clone());
+            }
+        }
+        self.provider_key_for(&r.type_name, r.provider.as_ref())
     }
 
     /// Configures a provider instance (once) from its `provider` block, if any.

@@ -40,8 +40,10 @@ impl Engine {
             Some(d) => d.type_name.clone(),
             None => type_of(&resource).to_string(),
         };
-        let key =
-            self.provider_key_for(&type_name, decl.as_ref().and_then(|d| d.provider.as_ref()))?;
+        let key = match &decl {
+            Some(d) => self.resource_provider_key(d)?,
+            None => self.provider_key_for(&type_name, None)?,
+        };
         let recorded = self.state.resources()?;
         if recorded.iter().any(|r| r.address == address) {
             bail!("{address} is already managed; to import another object there, first run: ballast state rm {address}");

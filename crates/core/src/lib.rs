@@ -9,6 +9,7 @@
 
 pub mod address;
 pub mod apply;
+pub mod console;
 pub mod engine;
 pub mod events;
 pub mod import;

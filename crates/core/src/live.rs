@@ -5,7 +5,6 @@ use crate::address::{instance_key, resource_of};
 use crate::engine::Engine;
 use crate::workspace::Secrets;
 use ballast_lang::config::Resource;
-use ballast_lang::graph::Node;
 use ballast_sdk::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -123,20 +122,13 @@ impl Engine {
         values: &HashMap<String, Value>,
         secrets: &mut Secrets,
     ) -> HashMap<String, Value> {
-        let cfg = &self.ws.cfg;
         let mut locals = HashMap::new();
         if let Ok(order) = self.ws.graph.order() {
             for id in order {
-                if let Node::Local(name) = &self.ws.graph.nodes[id] {
-                    let scope = self.ws.scope(&locals, values, Some(secrets));
-                    let v = scope.eval(&cfg.locals[name]).unwrap_or(Value::Unknown);
-                    let sensitive = scope.take_sensitive();
-                    drop(scope);
-                    if sensitive {
-                        secrets.locals.insert(name.clone());
-                    }
-                    locals.insert(name.clone(), v);
-                }
+                // An error leaves the value unknown; the plan reported it already.
+                let _ =
+                    self.ws
+                        .eval_value_node(&self.ws.graph.nodes[id], &mut locals, values, secrets);
             }
         }
         locals

@@ -163,8 +163,21 @@ pub struct Finding {
 pub struct OutputChange {
     pub name: String,
     pub before: Option<Value>,
+    /// `Null` with a value before: the output goes away (a destroy).
     pub after: Value,
     pub sensitive: bool,
+}
+
+impl OutputChange {
+    /// What happens to it, in Terraform's words: `create`, `update`, `delete` or `no-op`.
+    pub fn action(&self) -> &'static str {
+        match &self.before {
+            None => "create",
+            Some(b) if *b == self.after => "no-op",
+            Some(_) if self.after.is_null() => "delete",
+            Some(_) => "update",
+        }
+    }
 }
 
 /// The structure of a type's values, taken from its schema, for renderers: which
@@ -248,7 +261,7 @@ impl Shape {
 
 /// The key [`Plan::shapes`] files a type under: `data.TYPE` for a data source.
 pub fn shape_key(address: &str, type_name: &str) -> String {
-    if address.starts_with("data.") {
+    if crate::address::is_data(address) {
         format!("data.{type_name}")
     } else {
         type_name.to_string()
@@ -278,6 +291,8 @@ pub struct Plan {
     pub refreshed: Vec<ResourceState>,
     /// The shape of each type in the plan (by [`shape_key`]), for renderers.
     pub shapes: BTreeMap<String, Shape>,
+    /// `-target` limited the plan: it may not show every change the configuration asks for.
+    pub targeted: bool,
 }
 
 impl Plan {

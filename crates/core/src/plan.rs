@@ -102,9 +102,8 @@ impl Engine {
     /// forget. Nothing is written: apply records both.
     fn refactorings(&self, state: &mut [ResourceState]) -> Result<Refactorings> {
         let cfg = &self.ws.cfg;
-        let under = |addr: &str, base: &str| {
-            addr == base || (addr.starts_with(base) && addr[base.len()..].starts_with('['))
-        };
+        // An instance of the resource, or anything in the module (instance).
+        let under = crate::address::within;
         let problems = refactoring_problems(cfg);
         if !problems.is_empty() {
             return Err(Diags(problems).into());
@@ -161,7 +160,8 @@ impl Engine {
         let Some(imp) = self.ws.cfg.imports.iter().find(|i| i.to == address) else {
             return Ok(None);
         };
-        let scope = self.ws.scope(locals, values, None);
+        let module = crate::address::split_module(&imp.to).0;
+        let scope = self.ws.scope_in(module, locals, values, None);
         match scope.eval(&imp.id).map_err(Diags::from)? {
             Value::String(s) => Ok(Some(s)),
             other => Err(Diags::from(Diag::at(
@@ -208,8 +208,14 @@ impl Engine {
 
     /// Resource addresses a resource depends on, through locals too.
     pub fn resource_deps(&self, resource: &str) -> Vec<String> {
+        self.node_resource_deps(&Node::Resource(resource.to_string()))
+    }
+
+    /// The resources a node of the graph reads, directly or through locals, variables and
+    /// module outputs.
+    fn node_resource_deps(&self, node: &Node) -> Vec<String> {
         let g = &self.ws.graph;
-        let Some(start) = g.id(&Node::Resource(resource.to_string())) else {
+        let Some(start) = g.id(node) else {
             return Vec::new();
         };
         let mut seen = BTreeSet::new();
@@ -306,6 +312,18 @@ impl Engine {
                     plan.changes.push(delete_change(r, v.clone(), None));
                 }
             }
+            // A destroy takes the outputs with it.
+            plan.outputs = self
+                .state
+                .outputs()?
+                .into_iter()
+                .map(|o| OutputChange {
+                    name: o.name,
+                    before: Some(o.value),
+                    after: Value::Null,
+                    sensitive: o.sensitive,
+                })
+                .collect();
         } else if opts.mode == Mode::Normal {
             if let Some(i) = self.undeclared_imports().first() {
                 return Err(Diags::from(
@@ -345,8 +363,10 @@ impl Engine {
         }
         if !opts.targets.is_empty() {
             self.apply_targets(&opts.targets, &mut plan)?;
+            plan.targeted = true;
         }
-        plan.changes.sort_by(|a, b| a.address.cmp(&b.address));
+        plan.changes
+            .sort_by(|a, b| crate::address::compare(&a.address, &b.address));
         self.fill_shapes(&mut plan);
         Ok(plan)
     }
@@ -369,7 +389,7 @@ impl Engine {
                 continue;
             };
             let schema = provider.schema();
-            let found = if address.starts_with("data.") {
+            let found = if crate::address::is_data(address) {
                 schema.data_source(type_name)
             } else {
                 schema.resource(type_name)
@@ -387,7 +407,9 @@ impl Engine {
             let matched: Vec<&Change> = plan
                 .changes
                 .iter()
-                .filter(|c| &c.address == t || &c.resource == t)
+                .filter(|c| {
+                    &c.address == t || &c.resource == t || crate::address::within(&c.address, t)
+                })
                 .collect();
             if matched.is_empty() && !plan.conflicts.iter().any(|c| &c.address == t) {
                 bail!("-target={t} matches no resource in the configuration or the state");
@@ -400,6 +422,25 @@ impl Engine {
             }
         }
         let keep = |addr: &str, res: &str| allowed.contains(addr) || allowed.contains(res);
+        // Outputs that read a resource whose change is left out would preview a value
+        // that this apply does not make: they are left out too.
+        let left_out: BTreeSet<&str> = plan
+            .changes
+            .iter()
+            .filter(|c| !keep(&c.address, &c.resource) && c.action != Action::NoOp)
+            .map(|c| c.resource.as_str())
+            .collect();
+        let outputs_left_out: BTreeSet<String> = plan
+            .outputs
+            .iter()
+            .filter(|o| {
+                self.node_resource_deps(&Node::Output(o.name.clone()))
+                    .iter()
+                    .any(|r| left_out.contains(r.as_str()))
+            })
+            .map(|o| o.name.clone())
+            .collect();
+        plan.outputs.retain(|o| !outputs_left_out.contains(&o.name));
         plan.changes.retain(|c| keep(&c.address, &c.resource));
         plan.conflicts
             .retain(|c| keep(&c.address, &resource_of(&c.address)));
@@ -498,6 +539,28 @@ impl Engine {
         Ok(out)
     }
 
+    /// Whether attribute `name` of the resource `key` (`TYPE.NAME`, `data.TYPE.NAME`) holds
+    /// a list rather than a set, by its type's schema (an untyped attribute holding a list
+    /// holds a tuple, as in Terraform).
+    fn attr_is_list(&self, key: &str, name: &str) -> Option<bool> {
+        let (data, rest) = match key.strip_prefix("data.") {
+            Some(rest) => (true, rest),
+            None => (false, key),
+        };
+        let type_name = rest.split('.').next()?;
+        let provider = self.providers.for_type(type_name).ok()?;
+        let schema = if data {
+            provider.schema().data_source(type_name)?
+        } else {
+            provider.schema().resource(type_name)?
+        };
+        let ty = &schema.attr(name)?.ty;
+        Some(matches!(
+            ty,
+            ballast_sdk::AttrType::List(_) | ballast_sdk::AttrType::Any
+        ))
+    }
+
     fn expand(&self, r: &Resource, scope: &Scope<'_>) -> Result<Vec<Instance>, Diag> {
         let addr = r.addr();
         let cfg = &self.ws.cfg;
@@ -540,7 +603,11 @@ impl Engine {
         if let Some(fe) = &r.for_each {
             let items: Vec<(String, Value)> = match scope.eval(fe)? {
                 Value::Map(m) => m.into_iter().collect(),
-                Value::List(_) if ballast_lang::eval::is_list_not_set(cfg, &fe.expr) => {
+                Value::List(_)
+                    if ballast_lang::eval::is_list_not_set(cfg, &fe.expr, &|key, name| {
+                        self.attr_is_list(key, name)
+                    }) =>
+                {
                     return Err(Diag::at(
                         "for_each needs a map or a set of strings, and this is a list (a tuple); Terraform refuses it too, since a list's order would decide the instances' addresses",
                         &cfg.sources,
@@ -628,20 +695,17 @@ impl Engine {
             .collect();
         for id in order {
             let node = self.ws.graph.nodes[id].clone();
-            match node {
-                Node::Local(name) => {
-                    let cfg = &self.ws.cfg;
-                    let scope = self.ws.scope(&locals, &values, Some(&secret));
-                    match scope.eval(&cfg.locals[&name]) {
-                        Ok(v) => {
-                            if scope.take_sensitive() {
-                                secret.locals.insert(name.clone());
-                            }
-                            locals.insert(name, v);
-                        }
-                        Err(d) => diags.push(d),
-                    }
+            if let Some(r) = self
+                .ws
+                .eval_value_node(&node, &mut locals, &values, &mut secret)
+            {
+                if let Err(d) = r {
+                    diags.extend(d.0);
                 }
+                continue;
+            }
+            match node {
+                Node::Local(_) | Node::Var(_) => {}
                 Node::Output(name) => {
                     let cfg = &self.ws.cfg;
                     let o = &cfg.outputs[&name];
@@ -692,9 +756,12 @@ impl Engine {
                 }
             }
         }
-        let scope = self.ws.scope(&locals, &values, Some(&secret));
         for check in &self.ws.cfg.checks {
-            for d in scope.failed_conditions(&check.asserts, &format!("check \"{}\"", check.name)) {
+            let scope = self
+                .ws
+                .scope_in(&check.module, &locals, &values, Some(&secret));
+            let what = format!("check \"{}{}\"", check.module, check.name);
+            for d in scope.failed_conditions(&check.asserts, &what) {
                 plan.warnings.push(d.to_string());
             }
         }
@@ -724,10 +791,10 @@ impl Engine {
             .cloned()
             .ok_or_else(|| anyhow!("{addr} is not declared"))?;
         let key = self
-            .provider_key_for(&r.type_name, r.provider.as_ref())
+            .resource_provider_key(&r)
             .map_err(|e| Diags::from(Diag::at(e.to_string(), &self.ws.cfg.sources, &r.span)))?;
         let p = self.provider(&key).await?;
-        let base = self.ws.scope(locals, values, Some(secret));
+        let base = self.ws.scope_in(&r.module, locals, values, Some(secret));
         let instances = self.expand(&r, &base).map_err(Diags::from)?;
         drop(base);
         let mut list = Vec::new();
@@ -805,7 +872,9 @@ impl Engine {
         ctx: &PlanContext<'_>,
         inst: &Instance,
     ) -> Result<(Value, BTreeSet<String>), Diags> {
-        let mut scope = self.ws.scope(ctx.locals, ctx.values, Some(ctx.secret));
+        let mut scope = self
+            .ws
+            .scope_in(&ctx.r.module, ctx.locals, ctx.values, Some(ctx.secret));
         scope.count_index = inst.count_index;
         scope.each = inst.each.clone();
         let failed = scope.failed_conditions(
@@ -1093,7 +1162,9 @@ impl Engine {
         }
         // Conditions on values not known yet are skipped here and checked after apply.
         if let Some(after) = change.after.as_ref() {
-            let mut post = self.ws.scope(ctx.locals, ctx.values, Some(ctx.secret));
+            let mut post =
+                self.ws
+                    .scope_in(&ctx.r.module, ctx.locals, ctx.values, Some(ctx.secret));
             post.count_index = inst.count_index;
             post.each = inst.each.clone();
             post.self_value = Some(after.clone());

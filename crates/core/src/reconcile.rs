@@ -66,12 +66,10 @@ impl Engine {
             intent.type_name.clone()
         };
         let key = if intent.provider.is_empty() {
-            let explicit = self
-                .ws
-                .cfg
-                .resource(&resource_of(&intent.address))
-                .and_then(|r| r.provider.clone());
-            self.provider_key_for(&type_name, explicit.as_ref())?
+            match self.ws.cfg.resource(&resource_of(&intent.address)) {
+                Some(r) => self.resource_provider_key(r)?,
+                None => self.provider_key_for(&type_name, None)?,
+            }
         } else {
             intent.provider.clone()
         };

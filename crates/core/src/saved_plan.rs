@@ -332,6 +332,7 @@ pub fn decode(bytes: &[u8], what: &str) -> Result<SavedPlan> {
         warnings: f.warnings,
         moves: f.moves,
         forgets: f.forgets,
+        targeted: !f.targets.is_empty(),
         shapes: f.shapes,
         findings: Vec::new(),
         refreshed: Vec::new(),

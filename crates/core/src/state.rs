@@ -24,21 +24,24 @@ struct Inner {
     /// Whether this command has raised the serial already.
     raised: bool,
     locked: bool,
+    /// Opened without the lock (`-lock=false`): reads only.
+    unlocked: bool,
 }
 
 impl State {
-    /// Opens the state and takes its lock (when there is a state to lock). `new_lineage` is
+    /// Opens the state and takes its lock (when there is a state to lock), waiting up to
+    /// `lock_timeout`; with `None` it takes no lock and refuses every write. `new_lineage` is
     /// the lineage a state created by this run will get.
     pub fn open(
         store: Arc<dyn StateStore>,
         who: LockRequest,
-        lock_timeout: Duration,
+        lock_timeout: Option<Duration>,
         new_lineage: String,
     ) -> Result<State> {
         let head = store.head()?;
         let mut locked = false;
-        if head.is_some() {
-            store.lock(&who, lock_timeout)?;
+        if let (Some(_), Some(timeout)) = (&head, lock_timeout) {
+            store.lock(&who, timeout)?;
             locked = true;
         }
         // The head may have moved while we waited for the lock.
@@ -56,6 +59,7 @@ impl State {
                 serial,
                 raised: false,
                 locked,
+                unlocked: lock_timeout.is_none(),
             }),
         })
     }
@@ -71,6 +75,7 @@ impl State {
                 serial: None,
                 raised: true,
                 locked: false,
+                unlocked: true,
             }),
         }
     }
@@ -107,11 +112,15 @@ impl State {
         Ok(())
     }
 
+    /// The recorded objects, in address order with counted instances by number (`n[2]`
+    /// before `n[10]`).
     pub fn resources(&self) -> Result<Vec<ResourceState>> {
         if !self.exists() {
             return Ok(Vec::new());
         }
-        self.store.resources()
+        let mut out = self.store.resources()?;
+        out.sort_by(|a, b| crate::address::compare(&a.address, &b.address));
+        Ok(out)
     }
 
     pub fn outputs(&self) -> Result<Vec<OutputValue>> {
@@ -135,6 +144,12 @@ impl State {
             return Ok(());
         }
         let mut i = self.inner();
+        if i.unlocked {
+            bail!(
+                "{} runs without the state lock here, so it never writes the state, and it needs to (an interrupted run left changes to settle); run it with the lock once",
+                self.command
+            );
+        }
         if i.serial.is_none() {
             self.store.create(&i.lineage)?;
             self.store.lock(&self.who, Duration::ZERO)?;

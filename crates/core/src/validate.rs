@@ -14,7 +14,7 @@ pub fn validate(engine: &Engine) -> Result<(), Diags> {
     let locals: HashMap<String, Value> = HashMap::new();
     let values: HashMap<String, Value> = HashMap::new();
     for r in &cfg.resources {
-        let key = match engine.provider_key_for(&r.type_name, r.provider.as_ref()) {
+        let key = match engine.resource_provider_key(r) {
             Ok(k) => k,
             Err(e) => {
                 diags.push(Diag::at(e.to_string(), &cfg.sources, &r.span));
@@ -46,7 +46,7 @@ pub fn validate(engine: &Engine) -> Result<(), Diags> {
             ));
             continue;
         };
-        let mut scope = engine.ws.scope(&locals, &values, None);
+        let mut scope = engine.ws.scope_in(&r.module, &locals, &values, None);
         if r.count.is_some() {
             scope.count_index = Some(0);
         }

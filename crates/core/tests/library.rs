@@ -263,7 +263,7 @@ resource "kv_entry" "b" {
                     pid: 1,
                     operation: "apply".into(),
                 },
-                lock_timeout: Duration::ZERO,
+                lock_timeout: Some(Duration::ZERO),
                 parallelism: 4,
             },
         )

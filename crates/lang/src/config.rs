@@ -4,7 +4,7 @@
 //! and [`crate::graph`] orders them.
 
 use crate::diag::{Diag, Diags, Sources, SrcSpan};
-use hcl_edit::expr::{Expression, TraversalOperator};
+use hcl_edit::expr::{Expression, ObjectKey, TraversalOperator};
 use hcl_edit::structure::{Block, Body, Structure};
 use hcl_edit::Span;
 use std::collections::{BTreeMap, HashMap};
@@ -104,6 +104,9 @@ pub struct Validation {
 
 #[derive(Clone, Debug)]
 pub struct Output {
+    /// The module instance it is in (empty at the root): a module's outputs are values its
+    /// caller reads, not outputs of the state.
+    pub module: String,
     pub value: Expr,
     pub sensitive: bool,
     pub preconditions: Vec<Validation>,
@@ -132,6 +135,8 @@ pub fn provider_key(name: &str, alias: Option<&str>) -> String {
 
 #[derive(Clone, Debug)]
 pub struct Resource {
+    /// The module instance it is in: `module.net["a"].`, empty at the root.
+    pub module: String,
     /// A `data` block (read-only, read during plan) rather than a managed `resource`.
     pub data: bool,
     pub type_name: String,
@@ -141,6 +146,8 @@ pub struct Resource {
     pub count: Option<Expr>,
     pub for_each: Option<Expr>,
     pub depends_on: Vec<(String, SrcSpan)>,
+    /// The depends_on of the module calls it is inside, with their module paths.
+    pub module_depends_on: Vec<(String, SrcSpan)>,
     pub lifecycle: Lifecycle,
     /// `timeouts { create = "30m" update = "30m" delete = "10m" }`.
     pub timeouts: Timeouts,
@@ -241,17 +248,19 @@ pub struct Import {
 /// A `check "name" { assert { ... } }` block: failures are warnings, and fail `drift`.
 #[derive(Clone, Debug)]
 pub struct Check {
+    /// The module instance it is in (empty at the root).
+    pub module: String,
     pub name: String,
     pub asserts: Vec<Validation>,
 }
 
 impl Resource {
-    /// `type.name`, or `data.type.name` for a data block.
+    /// `type.name`, or `data.type.name` for a data block, after its module path.
     pub fn addr(&self) -> String {
         if self.data {
-            format!("data.{}.{}", self.type_name, self.name)
+            format!("{}data.{}.{}", self.module, self.type_name, self.name)
         } else {
-            format!("{}.{}", self.type_name, self.name)
+            format!("{}{}.{}", self.module, self.type_name, self.name)
         }
     }
 }
@@ -279,6 +288,72 @@ pub struct Config {
     pub removed: Vec<Removed>,
     pub imports: Vec<Import>,
     pub settings: Settings,
+    /// `module` blocks as written (expanded into the fields below by
+    /// [`crate::modules::expand`]).
+    pub module_calls: Vec<ModuleCall>,
+    /// Module input variables by `MODULE_PATH` + `var.NAME`.
+    pub module_vars: BTreeMap<String, ModuleVar>,
+    /// Module calls by `MODULE_PATH` + `module.NAME`: their instances and outputs.
+    pub calls: BTreeMap<String, CallInstances>,
+    /// Module instances by their path (`module.net["a"].`).
+    pub modules: BTreeMap<String, ModuleInstance>,
+    /// The module path of each local (by its key) and output of a module instance.
+    pub item_module: HashMap<String, String>,
+}
+
+/// A `module "NAME" { source = "./dir" ... }` block.
+#[derive(Clone, Debug)]
+pub struct ModuleCall {
+    pub name: String,
+    pub source: String,
+    pub count: Option<Expr>,
+    pub for_each: Option<Expr>,
+    pub depends_on: Vec<(String, SrcSpan)>,
+    /// `providers = { libvirt = libvirt.host2 }`: the child's provider key → the caller's.
+    pub providers: Vec<(String, String, SrcSpan)>,
+    /// The other arguments: the module's input variables.
+    pub inputs: BTreeMap<String, Expr>,
+    pub span: SrcSpan,
+}
+
+/// An input variable of a module instance: its value is the call's argument, evaluated
+/// where the call is (with the instance's `each`/`count`), else the variable's default.
+#[derive(Clone, Debug)]
+pub struct ModuleVar {
+    pub variable: Variable,
+    pub value: Option<Expr>,
+    /// The module path the value is evaluated in (the caller's).
+    pub caller: String,
+    pub count_index: Option<usize>,
+    pub each: Option<(ballast_sdk::Value, ballast_sdk::Value)>,
+}
+
+/// The instances of one module call.
+#[derive(Clone, Debug, Default)]
+pub struct CallInstances {
+    /// `count`: a list; `for_each`: a map; neither: one object.
+    pub kind: Expansion,
+    /// (key, module path) of each instance.
+    pub instances: Vec<(Option<ballast_sdk::Value>, String)>,
+    pub outputs: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Expansion {
+    #[default]
+    Single,
+    Count,
+    ForEach,
+}
+
+/// One module instance.
+#[derive(Clone, Debug)]
+pub struct ModuleInstance {
+    /// Its directory (`path.module`).
+    pub dir: PathBuf,
+    /// Provider keys as the module names them → the root configuration's keys (from the
+    /// `providers` maps of the calls down to it). A provider not in it is the root's own.
+    pub providers: HashMap<String, String>,
 }
 
 /// The configuration files of a directory: `*.hcl` without `*.vars.hcl`, sorted by name.
@@ -287,7 +362,7 @@ pub fn config_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            name.ends_with(".hcl") && !name.ends_with(".vars.hcl") && p.is_file()
+            crate::compat::is_config_file(name) && p.is_file()
         })
         .collect();
     files.sort();
@@ -296,6 +371,15 @@ pub fn config_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Reads and parses every configuration file of `dir`.
 pub fn load(dir: &Path) -> Result<Config, Diags> {
+    let mut sources = Sources::default();
+    let mut cfg = load_dir(dir, &mut sources, "")?;
+    cfg.sources = sources;
+    Ok(cfg)
+}
+
+/// [`load`], with the source files added to `sources` (those of the configuration a
+/// module belongs to) under names that start with `shown` (`modules/vm/`).
+pub fn load_dir(dir: &Path, sources: &mut Sources, shown: &str) -> Result<Config, Diags> {
     let files = config_files(dir)
         .map_err(|e| Diag::new(format!("cannot read the directory {}: {e}", dir.display())))?;
     if files.is_empty() {
@@ -303,18 +387,19 @@ pub fn load(dir: &Path) -> Result<Config, Diags> {
             "no configuration files (*.hcl) in {}",
             dir.display()
         ))
-        .with_help("run ballast in a directory with .hcl files, or point at one with -chdir=DIR")
+        .with_help("run ballast in a directory of .hcl/.tf files, or point at one with -chdir=DIR")
         .into());
     }
     let mut cfg = Config {
         dir: dir.to_path_buf(),
+        sources: std::mem::take(sources),
         ..Config::default()
     };
     let mut diags = Vec::new();
     for path in files {
         let name = path
             .file_name()
-            .map(|n| n.to_string_lossy().to_string())
+            .map(|n| format!("{shown}{}", n.to_string_lossy()))
             .unwrap_or_default();
         let text = match read_source(&path, &name) {
             Ok(t) => t,
@@ -329,6 +414,7 @@ pub fn load(dir: &Path) -> Result<Config, Diags> {
             Err(d) => diags.push(d),
         }
     }
+    *sources = std::mem::take(&mut cfg.sources);
     if diags.is_empty() {
         Ok(cfg)
     } else {
@@ -436,34 +522,63 @@ fn bool_attr(body: &Body, key: &str) -> bool {
     matches!(body.get_attribute(key).map(|a| &a.value), Some(Expression::Bool(b)) if *b.value())
 }
 
-/// The resource or instance a reference names: `ballast_data.a` or `ballast_data.a[0]`
-/// (attributes after it are ignored).
+/// The resource, instance or module a reference names: `ballast_data.a`,
+/// `ballast_data.a[0]`, `module.net["x"].ballast_data.a`, `module.net` (attributes after
+/// it are ignored).
 pub fn reference_address(e: &Expression) -> Option<String> {
-    match e {
-        Expression::Traversal(t) => {
-            let Expression::Variable(root) = &t.expr else {
-                return None;
-            };
-            let mut ops = t.operators.iter().map(|o| o.value());
-            let Some(TraversalOperator::GetAttr(name)) = ops.next() else {
-                return None;
-            };
-            let mut addr = format!("{}.{}", root.as_str(), name.as_str());
-            match ops.next() {
-                Some(TraversalOperator::Index(Expression::Number(n))) => {
-                    addr.push_str(&format!("[{}]", n.as_f64().unwrap_or(0.0)))
-                }
-                Some(TraversalOperator::Index(Expression::String(s))) => {
-                    addr.push_str(&format!("[{}]", ballast_sdk::quote(s.value())))
-                }
-                Some(TraversalOperator::LegacyIndex(n)) => {
-                    addr.push_str(&format!("[{}]", n.value()))
-                }
-                _ => {}
-            }
-            Some(addr)
+    let Expression::Traversal(t) = e else {
+        return None;
+    };
+    let Expression::Variable(root) = &t.expr else {
+        return None;
+    };
+    let mut ops = t.operators.iter().map(|o| o.value()).peekable();
+    let mut addr = String::new();
+    let mut first = Some(root.as_str().to_string());
+    let key = |op: Option<&&TraversalOperator>| match op {
+        Some(TraversalOperator::Index(Expression::Number(n))) => {
+            Some(format!("[{}]", n.as_f64().unwrap_or(0.0)))
         }
+        Some(TraversalOperator::Index(Expression::String(s))) => {
+            Some(format!("[{}]", ballast_sdk::quote(s.value())))
+        }
+        Some(TraversalOperator::LegacyIndex(n)) => Some(format!("[{}]", n.value())),
         _ => None,
+    };
+    loop {
+        let head = match first.take() {
+            Some(h) => h,
+            None => match ops.next() {
+                Some(TraversalOperator::GetAttr(a)) => a.as_str().to_string(),
+                _ => return (!addr.is_empty()).then_some(addr),
+            },
+        };
+        let Some(TraversalOperator::GetAttr(name)) = ops.next() else {
+            return None;
+        };
+        if head == "data" {
+            let Some(TraversalOperator::GetAttr(n)) = ops.next() else {
+                return None;
+            };
+            addr.push_str(&format!("data.{}.{}", name.as_str(), n.as_str()));
+        } else {
+            addr.push_str(&format!("{head}.{}", name.as_str()));
+        }
+        if let Some(k) = key(ops.peek()) {
+            addr.push_str(&k);
+            ops.next();
+        }
+        if head != "module" {
+            return Some(addr);
+        }
+        addr.push('.');
+        match ops.peek() {
+            Some(TraversalOperator::GetAttr(_)) => {}
+            _ => {
+                addr.pop();
+                return Some(addr);
+            }
+        }
     }
 }
 
@@ -612,6 +727,7 @@ impl Config {
                 self.outputs.insert(
                     labels[0].to_string(),
                     Output {
+                        module: String::new(),
                         value: Expr {
                             expr: value.value.clone(),
                             file,
@@ -628,6 +744,7 @@ impl Config {
                 self.check_known(&b.body, file, &[], &["assert"], diags);
                 let asserts = self.conditions(&b.body, "assert", file, diags);
                 self.checks.push(Check {
+                    module: String::new(),
                     name: labels[0].to_string(),
                     asserts,
                 });
@@ -667,8 +784,17 @@ impl Config {
                 if !want(2, "the type and the name", diags) {
                     return;
                 }
+                if let Some(d) = crate::compat::resource_type(labels[0], &self.sources, &span) {
+                    return diags.push(d);
+                }
                 let data = b.ident.as_str() == "data";
                 self.add_resource(b, data, labels[0], labels[1], file, span, diags);
+            }
+            "module" => {
+                if !want(1, "the module's name", diags) {
+                    return;
+                }
+                self.add_module_call(b, labels[0], file, span, diags);
             }
             "ballast" => {
                 self.check_known(&b.body, file, &["state_path"], &[], diags);
@@ -682,6 +808,7 @@ impl Config {
                     ));
                 }
             }
+            "terraform" => diags.push(crate::compat::terraform_block(&self.sources, &span)),
             other => diags.push(
                 Diag::at(
                     format!("unknown block type \"{other}\""),
@@ -689,10 +816,159 @@ impl Config {
                     &span,
                 )
                 .with_help(
-                    "blocks are: ballast, provider, variable, locals, resource, data, output, check, moved, removed, import",
+                    "blocks are: ballast, provider, variable, locals, resource, data, module, output, check, moved, removed, import",
                 ),
             ),
         }
+    }
+
+    fn add_module_call(
+        &mut self,
+        b: &Block,
+        name: &str,
+        file: usize,
+        span: SrcSpan,
+        diags: &mut Vec<Diag>,
+    ) {
+        if self.module_calls.iter().any(|c| c.name == name) {
+            diags.push(Diag::at(
+                format!("module \"{name}\" is declared twice"),
+                &self.sources,
+                &span,
+            ));
+            return;
+        }
+        if let Some(inner) = b.body.blocks().next() {
+            diags.push(Diag::at(
+                format!(
+                    "unexpected block \"{}\" in a module block: it takes arguments only",
+                    inner.ident.as_str()
+                ),
+                &self.sources,
+                &span_of(file, &inner.ident),
+            ));
+        }
+        let mut source = None;
+        let mut call = ModuleCall {
+            name: name.to_string(),
+            source: String::new(),
+            count: None,
+            for_each: None,
+            depends_on: Vec::new(),
+            providers: Vec::new(),
+            inputs: BTreeMap::new(),
+            span: span.clone(),
+        };
+        for a in b.body.attributes() {
+            let key = a.key.as_str();
+            let e = Expr {
+                expr: a.value.clone(),
+                file,
+            };
+            let at = span_of(file, &a.value);
+            match key {
+                "source" => match &a.value {
+                    Expression::String(s) => source = Some(s.value().to_string()),
+                    _ => diags.push(Diag::at(
+                        "a module's source must be a literal string, such as \"./modules/vm\"",
+                        &self.sources,
+                        &at,
+                    )),
+                },
+                "version" => diags.push(
+                    Diag::at(
+                        "version applies to registry modules; ballast takes modules from local directories",
+                        &self.sources,
+                        &at,
+                    )
+                    .with_help("remove version and give source as a relative path"),
+                ),
+                "count" => call.count = Some(e),
+                "for_each" => call.for_each = Some(e),
+                "depends_on" => match &a.value {
+                    Expression::Array(items) => {
+                        for item in items.iter() {
+                            let s = SrcSpan {
+                                file,
+                                range: item.span().unwrap_or(0..0),
+                            };
+                            match traversal_parts(item).as_deref() {
+                                Some([t, n]) => call.depends_on.push((format!("{t}.{n}"), s)),
+                                Some([d, t, n]) if d == "data" => {
+                                    call.depends_on.push((format!("data.{t}.{n}"), s))
+                                }
+                                _ => diags.push(Diag::at(
+                                    "depends_on takes references such as ballast_data.a or module.net",
+                                    &self.sources,
+                                    &s,
+                                )),
+                            }
+                        }
+                    }
+                    _ => diags.push(Diag::at("depends_on must be a list", &self.sources, &at)),
+                },
+                "providers" => match &a.value {
+                    Expression::Object(o) => {
+                        for (k, v) in o.iter() {
+                            let child = match k {
+                                ObjectKey::Ident(i) => Some(vec![i.as_str().to_string()]),
+                                ObjectKey::Expression(x) => traversal_parts(x),
+                            };
+                            let parent = traversal_parts(v.expr());
+                            let s = span_of(file, v.expr());
+                            match (child.as_deref(), parent.as_deref()) {
+                                (Some(c @ ([_] | [_, _])), Some(p @ ([_] | [_, _]))) => {
+                                    call.providers.push((c.join("."), p.join("."), s))
+                                }
+                                _ => diags.push(Diag::at(
+                                    "providers maps a module's provider to one of this configuration's, as in { libvirt = libvirt.host2 }",
+                                    &self.sources,
+                                    &s,
+                                )),
+                            }
+                        }
+                    }
+                    _ => diags.push(Diag::at(
+                        "providers must be an object, as in { libvirt = libvirt.host2 }",
+                        &self.sources,
+                        &at,
+                    )),
+                },
+                _ => {
+                    call.inputs.insert(key.to_string(), e);
+                }
+            }
+        }
+        if call.count.is_some() && call.for_each.is_some() {
+            diags.push(Diag::at(
+                "count and for_each cannot both be set on one module",
+                &self.sources,
+                &span,
+            ));
+        }
+        match source {
+            Some(src) => call.source = src,
+            None => {
+                diags.push(Diag::at(
+                    format!("module \"{name}\" needs a source, such as source = \"./modules/vm\""),
+                    &self.sources,
+                    &span,
+                ));
+                return;
+            }
+        }
+        self.module_calls.push(call);
+    }
+
+    /// Adds a resource of a module instance (see [`crate::modules`]).
+    pub fn add_module_resource(&mut self, r: Resource) {
+        self.resource_index.insert(r.addr(), self.resources.len());
+        self.resources.push(r);
+    }
+
+    /// The module path of a local, output or module variable (by its key); empty at the root.
+    pub fn module_of(&self, key: &str) -> &str {
+        self.item_module.get(key).map(String::as_str).unwrap_or("")
     }
 
     fn add_refactoring(&mut self, b: &Block, file: usize, span: SrcSpan, diags: &mut Vec<Diag>) {
@@ -1043,6 +1319,7 @@ impl Config {
             }
         }
         let r = Resource {
+            module: String::new(),
             data,
             type_name: type_name.to_string(),
             name: name.to_string(),
@@ -1050,6 +1327,7 @@ impl Config {
             count,
             for_each,
             depends_on,
+            module_depends_on: Vec::new(),
             lifecycle,
             timeouts,
             body,

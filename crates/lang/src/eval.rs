@@ -17,6 +17,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 /// Everything an expression can refer to.
 pub struct Scope<'a> {
     pub cfg: &'a Config,
+    /// The module instance expressions are in (`module.net["a"].`; empty at the root):
+    /// `var.`, `local.`, resources and `module.` are looked up within it.
+    pub module: &'a str,
     pub vars: &'a BTreeMap<String, Value>,
     pub sensitive_vars: &'a BTreeSet<String>,
     pub locals: &'a HashMap<String, Value>,
@@ -46,6 +49,7 @@ impl<'a> Scope<'a> {
     ) -> Self {
         Scope {
             cfg,
+            module: "",
             vars,
             sensitive_vars,
             locals,
@@ -590,6 +594,22 @@ impl<'a> Scope<'a> {
         }
         let need = |what: &str| self.err(format!("{name} must be followed by {what}"), expr, file);
         match name {
+            "var" if !self.module.is_empty() => {
+                let n = next.ok_or_else(|| need("a variable name, as in var.NAME"))?;
+                let key = format!("{}var.{n}", self.module);
+                if self.sensitive_locals.is_some_and(|s| s.contains(&key)) {
+                    self.sensitive.set(true);
+                }
+                match self.locals.get(&key) {
+                    Some(v) => Ok(v.clone()),
+                    None if self.cfg.module_vars.contains_key(&key) => Ok(Value::Unknown),
+                    None => Err(self.err(
+                        format!("no variable named \"{n}\" is declared in this module"),
+                        expr,
+                        file,
+                    )),
+                }
+            }
             "var" => {
                 let n = next.ok_or_else(|| need("a variable name, as in var.NAME"))?;
                 match self.vars.get(n) {
@@ -606,12 +626,13 @@ impl<'a> Scope<'a> {
             }
             "local" => {
                 let n = next.ok_or_else(|| need("a name, as in local.NAME"))?;
-                if self.sensitive_locals.is_some_and(|s| s.contains(n)) {
+                let key = format!("{}{n}", self.module);
+                if self.sensitive_locals.is_some_and(|s| s.contains(&key)) {
                     self.sensitive.set(true);
                 }
-                match self.locals.get(n) {
+                match self.locals.get(&key) {
                     Some(v) => Ok(v.clone()),
-                    None if self.cfg.locals.contains_key(n) => Ok(Value::Unknown),
+                    None if self.cfg.locals.contains_key(&key) => Ok(Value::Unknown),
                     None => Err(self.err(
                         format!("no local value named \"{n}\" is declared"),
                         expr,
@@ -646,18 +667,35 @@ impl<'a> Scope<'a> {
                 },
             },
             "path" => match next {
-                Some("module" | "root" | "cwd") => {
-                    Ok(Value::String(self.cfg.dir.display().to_string()))
+                Some("module") => {
+                    let dir = match self.cfg.modules.get(self.module) {
+                        Some(m) => &m.dir,
+                        None => &self.cfg.dir,
+                    };
+                    Ok(Value::String(dir.display().to_string()))
                 }
+                Some("root" | "cwd") => Ok(Value::String(self.cfg.dir.display().to_string())),
                 _ => Err(need("module, root or cwd")),
             },
+            "module" => {
+                let n = next.ok_or_else(|| need("a module name, as in module.NAME"))?;
+                let key = format!("{}module.{n}", self.module);
+                let Some(call) = self.cfg.calls.get(&key) else {
+                    return Err(self.err(
+                        format!("no module call named \"{n}\" is declared"),
+                        expr,
+                        file,
+                    ));
+                };
+                Ok(self.module_value(call))
+            }
             "data" => {
                 let t = next.ok_or_else(|| need("a type and a name, as in data.TYPE.NAME"))?;
                 let declared: BTreeMap<String, Value> = self
                     .cfg
                     .resources
                     .iter()
-                    .filter(|r| r.data && r.type_name == t)
+                    .filter(|r| r.data && r.type_name == t && r.module == self.module)
                     .map(|r| {
                         let v = self.resources.get(&r.addr()).cloned();
                         (r.name.clone(), v.unwrap_or(Value::Unknown))
@@ -676,7 +714,7 @@ impl<'a> Scope<'a> {
                 let Some(n) = next else {
                     return Err(self.err(format!("unknown name \"{type_name}\""), expr, file));
                 };
-                let addr = format!("{type_name}.{n}");
+                let addr = format!("{}{type_name}.{n}", self.module);
                 match self.resources.get(&addr) {
                     Some(v) => Ok(v.clone()),
                     None if self.cfg.resource(&addr).is_some() => Ok(Value::Unknown),
@@ -687,6 +725,43 @@ impl<'a> Scope<'a> {
                     )),
                 }
             }
+        }
+    }
+
+    /// What `module.NAME` is: an object of the instance's outputs, a list of them (count)
+    /// or a map (for_each). An output not evaluated yet is unknown; reading a sensitive one
+    /// marks the result sensitive.
+    fn module_value(&self, call: &crate::config::CallInstances) -> Value {
+        let outputs = |prefix: &str| {
+            Value::Map(
+                call.outputs
+                    .iter()
+                    .map(|o| {
+                        let key = format!("{prefix}output.{o}");
+                        if self.sensitive_locals.is_some_and(|s| s.contains(&key)) {
+                            self.sensitive.set(true);
+                        }
+                        let v = self.locals.get(&key).cloned().unwrap_or(Value::Unknown);
+                        (o.clone(), v)
+                    })
+                    .collect(),
+            )
+        };
+        match call.kind {
+            crate::config::Expansion::Single => call
+                .instances
+                .first()
+                .map(|(_, p)| outputs(p))
+                .unwrap_or(Value::Null),
+            crate::config::Expansion::Count => {
+                Value::List(call.instances.iter().map(|(_, p)| outputs(p)).collect())
+            }
+            crate::config::Expansion::ForEach => Value::Map(
+                call.instances
+                    .iter()
+                    .filter_map(|(k, p)| Some((k.as_ref()?.as_str()?.to_string(), outputs(p))))
+                    .collect(),
+            ),
         }
     }
 
@@ -733,14 +808,17 @@ impl<'a> Scope<'a> {
         let Some(TraversalOperator::GetAttr(res)) = ops.first() else {
             return Ok(None);
         };
-        if matches!(name, "var" | "local" | "count" | "each" | "path" | "self")
-            || self.bindings.borrow().iter().any(|(n, _)| n == name)
+        if matches!(
+            name,
+            "var" | "local" | "count" | "each" | "path" | "self" | "module"
+        ) || self.bindings.borrow().iter().any(|(n, _)| n == name)
         {
             return Ok(None);
         }
         let Some((key, used)) = resource_key(name, res.as_str(), &ops) else {
             return Ok(None);
         };
+        let key = format!("{}{key}", self.module);
         let Some(base) = self.resources.get(&key) else {
             return Ok(None);
         };
@@ -785,7 +863,7 @@ impl<'a> Scope<'a> {
         let Some((key, _)) = resource_key(root.as_str(), name.as_str(), &ops) else {
             return;
         };
-        let Some(attrs) = map.get(&key) else {
+        let Some(attrs) = map.get(&format!("{}{key}", self.module)) else {
             return;
         };
         if attrs.is_empty() {
@@ -1068,24 +1146,31 @@ fn resource_key(root: &str, first: &str, ops: &[&TraversalOperator]) -> Option<(
     }
 }
 
+/// Says whether a resource's attribute holds a list (or tuple) rather than a set, from its
+/// type's schema: called with the resource key (`TYPE.NAME`, `data.TYPE.NAME`) and the
+/// attribute's name; `None` when it cannot tell.
+pub type AttrIsList<'a> = &'a dyn Fn(&str, &str) -> Option<bool>;
+
 /// Whether a list value that `e` evaluates to is a list or tuple in Terraform's type system
 /// rather than a set (values do not keep the difference). `for_each` takes a set of strings
-/// but not a list, as in Terraform. Only what is certain counts: a value read from a
-/// resource, or from a function whose result may be either, is taken to be a set.
-pub fn is_list_not_set(cfg: &Config, e: &Expression) -> bool {
-    is_list_at(cfg, e, 0)
+/// but not a list, as in Terraform. Only what is certain counts: a resource attribute is a
+/// list when `attr_is_list` says so from its schema; a function whose result may be either
+/// is taken to be a set.
+pub fn is_list_not_set(cfg: &Config, e: &Expression, attr_is_list: AttrIsList<'_>) -> bool {
+    is_list_at(cfg, e, 0, attr_is_list)
 }
 
-fn is_list_at(cfg: &Config, e: &Expression, depth: usize) -> bool {
+fn is_list_at(cfg: &Config, e: &Expression, depth: usize, attr: AttrIsList<'_>) -> bool {
     if depth > 32 {
         return false;
     }
     match e {
         Expression::Array(_) => true,
         Expression::ForExpr(f) => f.key_expr.is_none(),
-        Expression::Parenthesis(p) => is_list_at(cfg, p.inner(), depth + 1),
+        Expression::Parenthesis(p) => is_list_at(cfg, p.inner(), depth + 1, attr),
         Expression::Conditional(c) => {
-            is_list_at(cfg, &c.true_expr, depth + 1) && is_list_at(cfg, &c.false_expr, depth + 1)
+            is_list_at(cfg, &c.true_expr, depth + 1, attr)
+                && is_list_at(cfg, &c.false_expr, depth + 1, attr)
         }
         Expression::FuncCall(call) => matches!(
             call.name.name.as_str(),
@@ -1107,6 +1192,26 @@ fn is_list_at(cfg: &Config, e: &Expression, depth: usize) -> bool {
                 | "matchkeys"
                 | "coalescelist"
         ),
+        Expression::Traversal(t) if t.operators.len() > 1 => {
+            // TYPE.NAME[KEY].ATTR or data.TYPE.NAME.ATTR: what the schema says ATTR is.
+            let Expression::Variable(root) = &t.expr else {
+                return false;
+            };
+            let ops: Vec<&TraversalOperator> = t.operators.iter().map(|o| o.value()).collect();
+            let (Some(TraversalOperator::GetAttr(first)), Some(TraversalOperator::GetAttr(last))) =
+                (ops.first(), ops.last())
+            else {
+                return false;
+            };
+            if ["var", "local", "each", "count", "path", "module", "self"].contains(&root.as_str())
+            {
+                return false;
+            }
+            match resource_key(root.as_str(), first.as_str(), &ops) {
+                Some((key, used)) if ops.len() > used => attr(&key, last.as_str()).unwrap_or(false),
+                _ => false,
+            }
+        }
         Expression::Traversal(t) if t.operators.len() == 1 => {
             let Expression::Variable(root) = &t.expr else {
                 return false;
@@ -1119,7 +1224,7 @@ fn is_list_at(cfg: &Config, e: &Expression, depth: usize) -> bool {
                 "local" => cfg
                     .locals
                     .get(name.as_str())
-                    .is_some_and(|l| is_list_at(cfg, &l.expr, depth + 1)),
+                    .is_some_and(|l| is_list_at(cfg, &l.expr, depth + 1, attr)),
                 "var" => match cfg.variables.get(name.as_str()).map(|v| v.ty.as_ref()) {
                     // No declared type: a list given as its value is a tuple.
                     Some(None) => true,

@@ -9,16 +9,24 @@ use std::collections::{BTreeSet, HashMap};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Node {
+    /// A local value, by its key (`name`, or `module.net["a"].name` in a module).
     Local(String),
     Resource(String),
+    /// An output: `name` at the root, `module.net["a"].output.name` in a module.
     Output(String),
+    /// A module instance's input variable: `module.net["a"].var.name`.
+    Var(String),
 }
 
 impl Node {
     pub fn name(&self) -> String {
         match self {
-            Node::Local(n) => format!("local.{n}"),
-            Node::Resource(a) => a.clone(),
+            Node::Local(n) => {
+                let (m, name) = crate::address::split_module(n);
+                format!("{m}local.{name}")
+            }
+            Node::Resource(a) | Node::Var(a) => a.clone(),
+            Node::Output(n) if n.contains('.') => n.clone(),
             Node::Output(n) => format!("output.{n}"),
         }
     }
@@ -276,12 +284,50 @@ impl Graph {
         for name in cfg.outputs.keys() {
             add(&mut g, Node::Output(name.clone()));
         }
+        for name in cfg.module_vars.keys() {
+            add(&mut g, Node::Var(name.clone()));
+        }
         let mut diags = Vec::new();
         let mut edges = Vec::new();
-        let mut check = |from: usize, rs: Vec<Ref>, diags: &mut Vec<Diag>, g: &Graph| {
+        // Everything a module call stands for: its instances' outputs, and (for
+        // depends_on) their resources too.
+        let call_nodes = |key: &str, resources: bool| -> Option<Vec<Node>> {
+            let call = cfg.calls.get(key)?;
+            let mut out = Vec::new();
+            for (_, prefix) in &call.instances {
+                out.extend(
+                    call.outputs
+                        .iter()
+                        .map(|o| Node::Output(format!("{prefix}output.{o}"))),
+                );
+                if resources {
+                    out.extend(
+                        cfg.resources
+                            .iter()
+                            .filter(|r| r.module.starts_with(prefix.as_str()))
+                            .map(|r| Node::Resource(r.addr())),
+                    );
+                }
+            }
+            Some(out)
+        };
+        let mut check = |from: usize, m: &str, rs: Vec<Ref>, diags: &mut Vec<Diag>, g: &Graph| {
             for r in rs {
                 let target = match (r.root.as_str(), &r.name) {
-                    ("local", Some(n)) => Some(Node::Local(n.clone())),
+                    ("local", Some(n)) => Some(Node::Local(format!("{m}{n}"))),
+                    ("var", Some(n)) if !m.is_empty() => {
+                        let key = format!("{m}var.{n}");
+                        if !cfg.module_vars.contains_key(&key) {
+                            diags.push(Diag::at(
+                                format!("no variable named \"{n}\" is declared in this module"),
+                                &cfg.sources,
+                                &r.span,
+                            ));
+                            None
+                        } else {
+                            Some(Node::Var(key))
+                        }
+                    }
                     ("var", Some(n)) => {
                         if !cfg.variables.contains_key(n) {
                             diags.push(Diag::at(
@@ -292,7 +338,34 @@ impl Graph {
                         }
                         None
                     }
-                    ("data", Some(n)) => Some(Node::Resource(format!("data.{n}"))),
+                    ("module", Some(n)) => {
+                        // `depends_on = [module.x]` waits for its resources too.
+                        let depends = r.span.range.is_empty();
+                        match call_nodes(&format!("{m}module.{n}"), depends) {
+                            Some(nodes) => {
+                                for t in nodes {
+                                    if let Some(to) = g.id(&t) {
+                                        edges.push((from, to));
+                                    }
+                                }
+                            }
+                            None => diags.push(Diag::at(
+                                format!("no module call named \"{n}\" is declared"),
+                                &cfg.sources,
+                                &r.span,
+                            )),
+                        }
+                        None
+                    }
+                    ("module", None) => {
+                        diags.push(Diag::at(
+                            "module must be followed by a module name, as in module.net",
+                            &cfg.sources,
+                            &r.span,
+                        ));
+                        None
+                    }
+                    ("data", Some(n)) => Some(Node::Resource(format!("{m}data.{n}"))),
                     ("data", None) => {
                         diags.push(Diag::at(
                             "data must be followed by a type and a name, as in data.local_file.motd",
@@ -302,7 +375,7 @@ impl Graph {
                         None
                     }
                     (k, _) if KEYWORDS.contains(&k) => None,
-                    (t, Some(n)) => Some(Node::Resource(format!("{t}.{n}"))),
+                    (t, Some(n)) => Some(Node::Resource(format!("{m}{t}.{n}"))),
                     (t, None) => {
                         diags.push(Diag::at(
                             format!("unknown name \"{t}\""),
@@ -326,8 +399,15 @@ impl Graph {
         };
         for (name, e) in &cfg.locals {
             let from = g.index[&Node::Local(name.clone())];
-            check(from, refs(e), &mut diags, &g);
+            check(from, cfg.module_of(name), refs(e), &mut diags, &g);
             check_calls(e, cfg, &mut diags);
+        }
+        for (name, v) in &cfg.module_vars {
+            let from = g.index[&Node::Var(name.clone())];
+            if let Some(e) = &v.value {
+                check(from, &v.caller, refs(e), &mut diags, &g);
+                check_calls(e, cfg, &mut diags);
+            }
         }
         for r in &cfg.resources {
             let from = g.index[&Node::Resource(r.addr())];
@@ -356,17 +436,18 @@ impl Graph {
                 .map(|(addr, span)| (addr.split('[').next().unwrap_or(addr), span))
                 .chain(r.depends_on.iter().map(|(d, span)| (d.as_str(), span)));
             for (addr, span) in named {
-                let mut parts = addr.splitn(2, '.');
-                rs.push(Ref {
-                    root: parts.next().unwrap_or_default().to_string(),
-                    name: parts.next().map(str::to_string),
-                    span: span.clone(),
-                });
+                rs.push(named_ref(addr, span));
             }
-            check(from, rs, &mut diags, &g);
+            check(from, &r.module, rs, &mut diags, &g);
+            // A module call's depends_on, from where the call is.
+            for (addr, span) in &r.module_depends_on {
+                let (m, rest) = crate::address::split_module(addr);
+                check(from, m, vec![named_ref(rest, span)], &mut diags, &g);
+            }
         }
         for (name, o) in &cfg.outputs {
             let from = g.index[&Node::Output(name.clone())];
+            let m = o.module.as_str();
             let mut rs = refs(&o.value);
             check_calls(&o.value, cfg, &mut diags);
             for c in &o.preconditions {
@@ -375,7 +456,7 @@ impl Graph {
                 check_calls(&c.condition, cfg, &mut diags);
                 check_calls(&c.error_message, cfg, &mut diags);
             }
-            check(from, rs, &mut diags, &g);
+            check(from, m, rs, &mut diags, &g);
         }
         for (from, to) in edges {
             g.deps[from].insert(to);
@@ -390,6 +471,7 @@ impl Graph {
                 Node::Local(name) => cfg.locals.get(name).map(|e| e.span()),
                 Node::Output(name) => cfg.outputs.get(name).map(|o| o.value.span()),
                 Node::Resource(a) => cfg.resource(a).map(|r| r.span.clone()),
+                Node::Var(v) => cfg.module_vars.get(v).map(|v| v.variable.span.clone()),
             };
             let members = &cycle[..cycle.len().saturating_sub(1).max(1)];
             let places: Vec<String> = members
@@ -487,8 +569,24 @@ impl Graph {
 
 fn describe(n: &Node) -> String {
     match n {
-        Node::Local(x) => format!("local value local.{x}"),
+        Node::Local(_) => format!("local value {}", n.name()),
         Node::Resource(a) => format!("resource {a}"),
-        Node::Output(o) => format!("output {o}"),
+        Node::Output(_) => format!("output {}", n.name()),
+        Node::Var(v) => format!("module variable {v}"),
+    }
+}
+
+/// A reference for an address named in depends_on or replace_triggered_by (`type.name`,
+/// `data.type.name`, `module.name`). An empty span marks it as named there (so that a
+/// module named in depends_on waits for the module's resources too).
+fn named_ref(addr: &str, span: &SrcSpan) -> Ref {
+    let mut parts = addr.splitn(2, '.');
+    Ref {
+        root: parts.next().unwrap_or_default().to_string(),
+        name: parts.next().map(str::to_string),
+        span: SrcSpan {
+            file: span.file,
+            range: span.range.start..span.range.start,
+        },
     }
 }

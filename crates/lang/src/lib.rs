@@ -9,6 +9,8 @@
 //! functions name), and reads nothing of the process environment but `HOME`, for
 //! `pathexpand()`, as Terraform does; everything else callers pass in.
 
+pub mod address;
+pub mod compat;
 pub mod config;
 pub mod convert;
 pub mod datetime;
@@ -19,6 +21,7 @@ pub mod format;
 pub mod funcs;
 pub mod graph;
 pub mod hash;
+pub mod modules;
 pub mod strfmt;
 pub mod text;
 pub mod types;

@@ -1,5 +1,7 @@
-//! Values for input variables: defaults, `BALLAST_VAR_name`, `ballast.vars.hcl`, `-var-file`
-//! and `-var`, later sources winning in that order.
+//! Values for input variables: defaults, `TF_VAR_name`/`BALLAST_VAR_name`, `ballast.vars.hcl`,
+//! `terraform.tfvars`, `*.auto.tfvars` (see [`crate::compat`]), `-var-file` and `-var`, later
+//! sources winning in that order; then, for what is still unset, the user's answer
+//! ([`VarInputs::ask`]).
 
 use crate::config::{Config, Expr};
 use crate::diag::{Diag, Diags};
@@ -17,8 +19,39 @@ pub struct VarInputs {
     pub files: Vec<PathBuf>,
     /// Values fixed in advance (from a saved plan): nothing else is read.
     pub preset: Option<BTreeMap<String, Value>>,
-    /// `BALLAST_VAR_name` variables of the environment, read by the caller.
+    /// `BALLAST_VAR_name` (and `TF_VAR_name`) variables of the environment, read by the caller.
     pub env: Vec<(String, String)>,
+    /// Asks the user for a variable that has no value (on a terminal); `None` asks nothing.
+    pub ask: Option<Ask>,
+}
+
+/// Asks for a variable's value: (name, description) → the raw text typed, as `-var` takes
+/// it; `None` when there is no answer.
+#[derive(Clone)]
+pub struct Ask(pub std::sync::Arc<AskFn>);
+
+/// (name, description) → the raw text typed, or `None`.
+pub type AskFn = dyn Fn(&str, Option<&str>) -> Option<String> + Send + Sync;
+
+impl std::fmt::Debug for Ask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ask")
+    }
+}
+
+/// A value for an unset variable from the user, when the caller can ask (never with a
+/// saved plan's preset values).
+fn ask(cfg: &Config, inputs: &VarInputs, name: &str, diags: &mut Vec<Diag>) -> Option<Value> {
+    let ask = inputs.ask.as_ref().filter(|_| inputs.preset.is_none())?;
+    let description = cfg.variables.get(name).and_then(|d| d.description.clone());
+    let raw = (ask.0)(name, description.as_deref())?;
+    match parse_raw(cfg, name, &raw) {
+        Ok(v) => Some(v),
+        Err(d) => {
+            diags.push(d);
+            None
+        }
+    }
 }
 
 /// The resolved variables and the names of the sensitive ones.
@@ -55,6 +88,12 @@ fn parse_raw(cfg: &Config, name: &str, raw: &str) -> Result<Value, Diag> {
         },
     )
     .map_err(|d| Diag::new(format!("the value for variable \"{name}\": {}", d.message)))
+}
+
+/// Parses one expression a user typed (a `console` line); errors are reported under
+/// `name`, with the line and column.
+pub fn parse_expression(name: &str, text: &str) -> Result<Expression, Diag> {
+    hcl_edit::parser::parse_expr(text).map_err(|e| crate::config::parse_error(name, &e))
 }
 
 /// Evaluates an expression that may not refer to anything.
@@ -262,23 +301,20 @@ pub fn resolve(cfg: &mut Config, inputs: &VarInputs) -> Result<Vars, Diags> {
     } else {
         &inputs.env[..]
     };
-    for (k, raw) in env {
-        if let Some(name) = k.strip_prefix("BALLAST_VAR_") {
-            // Environment variables for undeclared names are ignored, as Terraform does.
-            if cfg.variables.contains_key(name) {
-                match parse_raw(cfg, name, raw) {
-                    Ok(v) => {
-                        set.insert(name.to_string(), v);
-                    }
-                    Err(d) => diags.push(d),
+    for (name, raw) in crate::compat::env_values(env) {
+        // Environment variables for undeclared names are ignored, as Terraform does.
+        if cfg.variables.contains_key(name) {
+            match parse_raw(cfg, name, raw) {
+                Ok(v) => {
+                    set.insert(name.to_string(), v);
                 }
+                Err(d) => diags.push(d),
             }
         }
     }
-    let auto = cfg.dir.join("ballast.vars.hcl");
     let mut files: Vec<PathBuf> = Vec::new();
-    if auto.is_file() && inputs.preset.is_none() {
-        files.push(auto);
+    if inputs.preset.is_none() {
+        files.extend(crate::compat::auto_var_files(&cfg.dir));
     }
     files.extend(inputs.files.iter().cloned());
     let mut origins = Origins::default();
@@ -319,7 +355,8 @@ pub fn resolve(cfg: &mut Config, inputs: &VarInputs) -> Result<Vars, Diags> {
                         None
                     }
                 },
-                None => None,
+                // Asked for on a terminal, as Terraform does (the caller decides).
+                None => ask(cfg, inputs, &decl.name, &mut diags),
             },
         };
         match value {
@@ -341,10 +378,7 @@ pub fn resolve(cfg: &mut Config, inputs: &VarInputs) -> Result<Vars, Diags> {
                     &cfg.sources,
                     &decl.span,
                 )
-                .with_help(format!(
-                    "set it with -var {0}=VALUE, in ballast.vars.hcl, or with BALLAST_VAR_{0}",
-                    decl.name
-                )),
+                .with_help(crate::compat::no_value_help(&decl.name, &cfg.dir)),
             ),
         }
         if decl.sensitive {

@@ -209,6 +209,7 @@ fn target(dir: &std::path::Path, input: &[u8]) -> String {
                     sig = format!("resource: {}", short(&d.to_string()));
                 }
             }
+            Node::Var(_) => {}
             Node::Output(name) => {
                 let Some(o) = cfg.outputs.get(name) else {
                     continue;

@@ -147,11 +147,7 @@ pub fn terraform_plan(plan: &Plan) -> serde_json::Value {
         .outputs
         .iter()
         .map(|o| {
-            let actions: &[&str] = match &o.before {
-                None => &["create"],
-                Some(b) if *b == o.after => &["no-op"],
-                Some(_) => &["update"],
-            };
+            let actions = [o.action()];
             let hide = |v: &Value| {
                 if o.sensitive {
                     serde_json::Value::Null
@@ -261,12 +257,19 @@ fn resource_head(address: &str, type_name: &str, provider: &str) -> serde_json::
     if let Some(i) = parts.key {
         r["index"] = i;
     }
+    if !parts.module.is_empty() {
+        r["module_address"] = json!(parts.module);
+    }
     r
 }
 
 /// A resource instance address taken apart: `data.`, the name, and the instance key (a
 /// number for `count`, a string for `for_each`).
 struct AddressParts<'a> {
+    /// The module instance (`module.net["a"]`), empty at the root.
+    module: &'a str,
+    /// The address within it (`type.name[key]`).
+    local: &'a str,
     data: bool,
     type_name: &'a str,
     name: &'a str,
@@ -276,9 +279,11 @@ struct AddressParts<'a> {
 /// Takes `[data.]TYPE.NAME[KEY]` apart; `type_name` may be empty when the caller does not
 /// know it (then it is what comes before the first dot).
 fn split_address<'a>(address: &'a str, type_name: &'a str) -> AddressParts<'a> {
-    let (data, rest) = match address.strip_prefix("data.") {
+    let (module, local) = ballast_core::address::split_module(address);
+    let module = module.strip_suffix('.').unwrap_or(module);
+    let (data, rest) = match local.strip_prefix("data.") {
         Some(r) => (true, r),
-        None => (false, address),
+        None => (false, local),
     };
     let (type_name, after_type) = match rest
         .strip_prefix(type_name)
@@ -306,6 +311,8 @@ fn split_address<'a>(address: &'a str, type_name: &'a str) -> AddressParts<'a> {
         None => (after_type, None),
     };
     AddressParts {
+        module,
+        local,
         data,
         type_name,
         name,
@@ -446,6 +453,14 @@ pub fn ui_version() -> serde_json::Value {
 /// No event carries an attribute value, so none can carry a secret.
 pub fn plan_events(plan: &Plan) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
+    if plan.targeted {
+        out.push(ui_diagnostic(
+            Severity::Warning,
+            "Resource targeting is in effect",
+            crate::text::TARGETING_WARNING,
+            None,
+        ));
+    }
     for d in &plan.drift {
         let action = if d.after.is_some() {
             "update"
@@ -515,10 +530,10 @@ pub fn plan_events(plan: &Plan) -> Vec<serde_json::Value> {
             .outputs
             .iter()
             .map(|o| {
-                let action = match &o.before {
-                    None => "create",
-                    Some(b) if *b == o.after => "noop",
-                    Some(_) => "update",
+                // The machine-readable UI spells no-op "noop".
+                let action = match o.action() {
+                    "no-op" => "noop",
+                    a => a,
                 };
                 (
                     o.name.clone(),
@@ -665,8 +680,8 @@ fn ui_resource(address: &str, type_name: &str) -> serde_json::Value {
     let parts = split_address(address, type_name);
     json!({
         "addr": address,
-        "module": "",
-        "resource": address,
+        "module": parts.module,
+        "resource": parts.local,
         "implied_provider": parts.type_name.split('_').next().unwrap_or_default(),
         "resource_type": parts.type_name,
         "resource_name": parts.name,

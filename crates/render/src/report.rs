@@ -96,16 +96,6 @@ fn real_name(v: Option<&Value>, sensitive: &[String], fallback: &str) -> String 
     fallback.to_string()
 }
 
-/// The type of an address (`type.name[key]`, `module.x.type.name`): the part before the
-/// name.
-fn type_of(address: &str) -> String {
-    let mut parts: Vec<&str> = address.split('.').collect();
-    while parts.len() > 2 && parts[0] == "module" {
-        parts.drain(..2);
-    }
-    parts.first().copied().unwrap_or(address).to_string()
-}
-
 fn items(plan: &Plan) -> Vec<Item<'_>> {
     let mut out = Vec::new();
     for d in &plan.drift {
@@ -134,7 +124,7 @@ fn items(plan: &Plan) -> Vec<Item<'_>> {
             address: &c.address,
             type_name: change
                 .map(|x| x.type_name.clone())
-                .unwrap_or_else(|| type_of(&c.address)),
+                .unwrap_or_else(|| ballast_core::address::type_of(&c.address).to_string()),
             name: real_name(
                 change.and_then(|x| x.after.as_ref()),
                 change.map(|x| x.sensitive.as_slice()).unwrap_or_default(),
@@ -171,7 +161,7 @@ fn managed(plan: &Plan) -> BTreeMap<&str, &str> {
             Action::Replace => !c.takeover,
             Action::NoOp | Action::Update | Action::Delete | Action::Repair => true,
         };
-        if recorded && c.import_id.is_none() && !c.address.starts_with("data.") {
+        if recorded && c.import_id.is_none() && !ballast_core::address::is_data(&c.address) {
             out.insert(c.address.as_str(), c.type_name.as_str());
         }
     }

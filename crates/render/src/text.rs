@@ -378,6 +378,7 @@ fn real_name(v: Option<&Value>) -> String {
 }
 
 pub(crate) fn block_header(address: &str, type_name: &str) -> (String, String) {
+    let address = ballast_core::address::split_module(address).1;
     let rest = address
         .strip_prefix("data.")
         .unwrap_or(address)
@@ -390,7 +391,7 @@ pub(crate) fn block_header(address: &str, type_name: &str) -> (String, String) {
 
 /// The block keyword for an address: `data` for data blocks, else `resource`.
 fn keyword(address: &str) -> &'static str {
-    if address.starts_with("data.") {
+    if ballast_core::address::is_data(address) {
         "data"
     } else {
         "resource"
@@ -603,8 +604,15 @@ pub fn warnings_text(plan: &Plan, style: Style) -> String {
     out
 }
 
+/// What Terraform says when `-target` is used, and why it matters.
+pub const TARGETING_WARNING: &str = "Resource targeting is in effect: this plan covers only the targeted resources and what they depend on, so it may not show every change the configuration asks for (outputs that read resources left out are not shown). -target is for exceptional situations, such as recovering from a mistake, not for routine use.";
+
 pub fn plan_text(plan: &Plan, style: Style) -> String {
-    let mut out = drift_text(plan, style);
+    let mut out = String::new();
+    if plan.targeted {
+        let _ = writeln!(out, "{} {TARGETING_WARNING}\n", style.yellow("Warning:"));
+    }
+    out.push_str(&drift_text(plan, style));
     out.push_str(&warnings_text(plan, style));
     out.push_str(&conflicts_text(plan, style));
     out.push_str(&orphans_text(plan, style));
@@ -665,7 +673,11 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
     if !changed_outputs.is_empty() {
         let _ = writeln!(out, "Changes to outputs:");
         for o in changed_outputs {
-            let sign = if o.before.is_none() { "+" } else { "~" };
+            let sign = match o.action() {
+                "create" => "+",
+                "delete" => "-",
+                _ => "~",
+            };
             let before = o
                 .before
                 .as_ref()

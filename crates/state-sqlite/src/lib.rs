@@ -155,7 +155,7 @@ impl SqliteStore {
     fn writable(&self) -> Result<()> {
         match &self.read_only {
             Some(why) => bail!(
-                "the state {} is read-only ({why}); ballast can read it (state list, state show, output, show) but not change or lock it. Run as a user who may write there, or make it writable",
+                "the state {} is read-only ({why}); ballast can read it (state list, state show, output, show; plan and drift with -lock=false) but not change or lock it. Run as a user who may write there, or make it writable",
                 self.path.display()
             ),
             None => Ok(()),

@@ -61,9 +61,14 @@ fn plan(inst: &Dir, req: &PlanRequest<'_>, resp: &mut PlanResponse) {
             resp.notes.push(format!("warning: {e}"));
         }
         let resolved = inst.resolve(p);
-        // The same file spelled differently (relative here, absolute after import) is no change.
-        if req.prior.and_then(|pr| pr.get("id").as_str()) == Some(&resolved.display().to_string()) {
+        // The same file spelled differently (relative here, absolute after import) is no
+        // change: the recorded spelling stays.
+        if let Some(prior) = req
+            .prior
+            .filter(|pr| pr.get("id").as_str() == Some(&resolved.display().to_string()))
+        {
             resp.requires_replace.retain(|a| a != "path");
+            resp.planned.set("path", prior.get("path").clone());
         }
         resp.planned
             .set("id", Value::String(resolved.display().to_string()));

@@ -53,12 +53,43 @@ impl Provider for Builtin {
 pub(crate) struct Dir(PathBuf);
 
 impl Dir {
+    /// The absolute path `p` names, spelled one way: `./f.txt`, `sub/../f.txt` and `f.txt`
+    /// are the same file (`.` and `..` are resolved by name, as Terraform's `abspath` does).
     pub(crate) fn resolve(&self, p: &str) -> PathBuf {
         let path = Path::new(p);
-        if path.is_absolute() {
+        let joined = if path.is_absolute() {
             path.to_path_buf()
         } else {
             self.0.join(path)
+        };
+        let mut out = PathBuf::new();
+        for c in joined.components() {
+            match c {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                other => out.push(other),
+            }
         }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_of_dot_slash_path_planned_a_replacement() {
+        let d = Dir(PathBuf::from("/work/cfg"));
+        for spelling in ["f.txt", "./f.txt", "sub/../f.txt", "/work/cfg/./f.txt"] {
+            assert_eq!(
+                d.resolve(spelling),
+                PathBuf::from("/work/cfg/f.txt"),
+                "{spelling}"
+            );
+        }
+        assert_eq!(d.resolve("../x"), PathBuf::from("/work/x"));
     }
 }
