@@ -988,7 +988,8 @@ fn output(dir: &Path, json: bool, name: Option<&str>, ui: &Ui) -> Result<i32> {
                 .ok_or_else(|| anyhow!("no output named \"{n}\" in the state"))?;
             // Asking for one output by name shows it, as Terraform does.
             if json {
-                ui.out(&serde_json::to_string(&o.value.to_json())?);
+                // Numbers exactly (serde_json would round past f64).
+                ui.out(&o.value.to_json_text(false));
             } else {
                 ui.out(&match &o.value {
                     Value::String(s) => s.clone(),
@@ -997,16 +998,22 @@ fn output(dir: &Path, json: bool, name: Option<&str>, ui: &Ui) -> Result<i32> {
             }
         }
         None if json => {
-            let m: serde_json::Map<String, serde_json::Value> = outs
-                .iter()
-                .map(|o| {
-                    (
-                        o.name.clone(),
-                        serde_json::json!({"sensitive": o.sensitive, "value": o.value.to_json()}),
-                    )
-                })
-                .collect();
-            ui.out(&serde_json::to_string_pretty(&m)?);
+            // Written by hand around `Value::to_json_text` so that numbers keep every
+            // digit; the layout is serde_json's pretty one.
+            let mut text = String::from("{");
+            for (i, o) in outs.iter().enumerate() {
+                if i > 0 {
+                    text.push(',');
+                }
+                let entry = Value::map([
+                    ("sensitive", Value::Bool(o.sensitive)),
+                    ("value", o.value.clone()),
+                ]);
+                let body = entry.to_json_text(true).replace('\n', "\n  ");
+                text.push_str(&format!("\n  {}: {body}", serde_json::to_string(&o.name)?));
+            }
+            text.push_str(if outs.is_empty() { "}" } else { "\n}" });
+            ui.out(&text);
         }
         None => {
             let lines: Vec<String> = outs

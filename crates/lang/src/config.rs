@@ -199,7 +199,7 @@ fn attribute_path(e: &Expression) -> Option<Vec<ballast_sdk::PathKey>> {
                         ballast_sdk::PathKey::Key(s.value().clone())
                     }
                     TraversalOperator::Index(Expression::Number(n)) => {
-                        ballast_sdk::PathKey::Index(n.as_f64()? as usize)
+                        ballast_sdk::PathKey::Index(crate::eval::literal_number(n).as_usize()?)
                     }
                     TraversalOperator::LegacyIndex(n) => {
                         ballast_sdk::PathKey::Index(*n.value() as usize)
@@ -451,7 +451,7 @@ pub fn reference_address(e: &Expression) -> Option<String> {
             let mut addr = format!("{}.{}", root.as_str(), name.as_str());
             match ops.next() {
                 Some(TraversalOperator::Index(Expression::Number(n))) => {
-                    addr.push_str(&format!("[{}]", n.as_f64().unwrap_or(0.0)))
+                    addr.push_str(&format!("[{}]", crate::eval::literal_number(n)))
                 }
                 Some(TraversalOperator::Index(Expression::String(s))) => {
                     addr.push_str(&format!("[{}]", ballast_sdk::quote(s.value())))
