@@ -1450,7 +1450,7 @@ fn output(dir: &Path, json: bool, raw: bool, name: Option<&str>, ui: &Ui) -> Res
             if raw {
                 let text = match &o.value {
                     Value::String(s) => s.clone(),
-                    Value::Number(x) => ballast_sdk::format_number(*x),
+                    Value::Number(x) => ballast_sdk::format_number(x),
                     Value::Bool(b) => b.to_string(),
                     Value::Null => bail!("output \"{n}\" is null; -raw prints a string, a number or a bool (use -json for other values)"),
                     Value::List(_) => bail!("output \"{n}\" is a list; -raw prints a string, a number or a bool only (use -json for other values)"),
@@ -1459,7 +1459,8 @@ fn output(dir: &Path, json: bool, raw: bool, name: Option<&str>, ui: &Ui) -> Res
                 };
                 ui.out_raw(&text);
             } else if json {
-                ui.out(&serde_json::to_string(&o.value.to_json())?);
+                // Numbers exactly (serde_json would round past f64).
+                ui.out(&o.value.to_json_text(false));
             } else {
                 ui.out(&match &o.value {
                     Value::String(s) => s.clone(),
@@ -1468,16 +1469,22 @@ fn output(dir: &Path, json: bool, raw: bool, name: Option<&str>, ui: &Ui) -> Res
             }
         }
         None if json => {
-            let m: serde_json::Map<String, serde_json::Value> = outs
-                .iter()
-                .map(|o| {
-                    (
-                        o.name.clone(),
-                        serde_json::json!({"sensitive": o.sensitive, "value": o.value.to_json()}),
-                    )
-                })
-                .collect();
-            ui.out(&serde_json::to_string_pretty(&m)?);
+            // Written by hand around `Value::to_json_text` so that numbers keep every
+            // digit; the layout is serde_json's pretty one.
+            let mut text = String::from("{");
+            for (i, o) in outs.iter().enumerate() {
+                if i > 0 {
+                    text.push(',');
+                }
+                let entry = Value::map([
+                    ("sensitive", Value::Bool(o.sensitive)),
+                    ("value", o.value.clone()),
+                ]);
+                let body = entry.to_json_text(true).replace('\n', "\n  ");
+                text.push_str(&format!("\n  {}: {body}", serde_json::to_string(&o.name)?));
+            }
+            text.push_str(if outs.is_empty() { "}" } else { "\n}" });
+            ui.out(&text);
         }
         None => {
             let lines = output_lines(&outs);

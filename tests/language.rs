@@ -416,3 +416,89 @@ fn count_from_an_untyped_variable_set_on_the_command_line_converts_like_terrafor
         bad.stderr
     );
 }
+
+/// Numbers are arbitrary-precision decimals, as in Terraform: 9007199254740993 (2^53 + 1,
+/// not an f64) and 0.1 + 0.2 keep every digit through evaluation, a resource, the state
+/// (a second run reads them back) and `output -json`.
+#[test]
+fn numbers_keep_every_digit_through_apply_state_and_output_json() {
+    let w = Work::new();
+    w.write(
+        "main.hcl",
+        r#"resource "ballast_data" "n" {
+  input = 9007199254740993 + 0
+}
+
+output "exact" {
+  value = 9007199254740993 + 0
+}
+
+output "sum" {
+  value = 0.1 + 0.2
+}
+
+output "big" {
+  value = pow(2, 100)
+}
+
+output "through_resource" {
+  value = ballast_data.n.output
+}
+
+output "list" {
+  value = [1e20, -7 % 3]
+}
+"#,
+    );
+    let apply = w.ok(&["apply", "-auto-approve"], 0);
+    assert!(
+        apply.stdout.contains("exact = 9007199254740993"),
+        "{}",
+        apply.stdout
+    );
+    assert!(apply.stdout.contains("sum = 0.3"), "{}", apply.stdout);
+    assert_eq!(w.ok(&["output", "exact"], 0).stdout, "9007199254740993\n");
+    assert_eq!(w.ok(&["output", "sum"], 0).stdout, "0.3\n");
+    assert_eq!(
+        w.ok(&["output", "big"], 0).stdout,
+        "1267650600228229401496703205376\n"
+    );
+    assert_eq!(
+        w.ok(&["output", "-json", "through_resource"], 0).stdout,
+        "9007199254740993\n"
+    );
+    assert_eq!(
+        w.ok(&["output", "-json", "list"], 0).stdout,
+        "[100000000000000000000,-1]\n"
+    );
+    let all = w.ok(&["output", "-json"], 0).stdout;
+    let expected = r#"{
+  "big": {
+    "sensitive": false,
+    "value": 1267650600228229401496703205376
+  },
+  "exact": {
+    "sensitive": false,
+    "value": 9007199254740993
+  },
+  "list": {
+    "sensitive": false,
+    "value": [
+      100000000000000000000,
+      -1
+    ]
+  },
+  "sum": {
+    "sensitive": false,
+    "value": 0.3
+  },
+  "through_resource": {
+    "sensitive": false,
+    "value": 9007199254740993
+  }
+}
+"#;
+    assert_eq!(all, expected);
+    // The state holds what was applied: nothing changes on the next run.
+    w.assert_converged();
+}

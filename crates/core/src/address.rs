@@ -29,7 +29,7 @@ pub fn resource_of(address: &str) -> String {
 
 pub fn instance_address(resource: &str, key: &Value) -> String {
     match key {
-        Value::Number(n) => format!("{resource}[{}]", ballast_sdk::format_number(*n)),
+        Value::Number(n) => format!("{resource}[{}]", ballast_sdk::format_number(n)),
         Value::String(s) => format!("{resource}[{}]", quote(s)),
         _ => resource.to_string(),
     }
@@ -43,7 +43,7 @@ pub fn instance_key(address: &str) -> Option<Value> {
     if let Some(s) = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
         Some(Value::String(s.replace("\\\"", "\"").replace("\\\\", "\\")))
     } else {
-        inner.parse::<f64>().ok().map(Value::Number)
+        ballast_sdk::Number::parse(inner).ok().map(Value::from)
     }
 }
 
@@ -269,7 +269,7 @@ mod tests {
 
     #[test]
     fn instance_keys_parse() {
-        assert_eq!(instance_key("a.b[3]"), Some(Value::Number(3.0)));
+        assert_eq!(instance_key("a.b[3]"), Some(Value::from(3i64)));
         assert_eq!(
             instance_key("a.b[\"x y\"]"),
             Some(Value::String("x y".into()))

@@ -939,7 +939,7 @@ impl Engine {
             .scope_in(&r.module, &live.locals, &live.values, None);
         scope.self_value = Some(obj.clone());
         match instance_key(&change.address) {
-            Some(Value::Number(n)) => scope.count_index = Some(n as usize),
+            Some(Value::Number(n)) => scope.count_index = n.as_usize(),
             Some(k @ Value::String(_)) => scope.each = Some((k, Value::Null)),
             _ => {}
         }
@@ -975,7 +975,7 @@ impl Engine {
             .ok_or_else(|| anyhow!("{} is no longer in the configuration", change.resource))?;
         let mut scope = self.ws.scope_in(&r.module, locals, values, None);
         match instance_key(&change.address) {
-            Some(Value::Number(n)) => scope.count_index = Some(n as usize),
+            Some(Value::Number(n)) => scope.count_index = n.as_usize(),
             Some(k @ Value::String(_)) => {
                 let all = match &r.for_each {
                     Some(fe) => scope.eval(fe)?,

@@ -134,7 +134,7 @@ pub fn format_value(v: &Value, indent: usize) -> String {
     match v {
         Value::Null => "null".into(),
         Value::Bool(b) => b.to_string(),
-        Value::Number(n) => format_number(*n),
+        Value::Number(n) => format_number(n),
         Value::Unknown => "(known after apply)".into(),
         Value::String(s) if s.contains('\n') => heredoc(s, indent),
         Value::String(s) => quote(s),
@@ -193,7 +193,7 @@ mod tests {
     #[test]
     fn values_print_as_terraform_console_prints_them() {
         let mut m = BTreeMap::new();
-        m.insert("a".to_string(), Value::Number(1.0));
+        m.insert("a".to_string(), Value::from(1.0));
         m.insert(
             "b".to_string(),
             Value::List(vec![Value::from("x"), Value::Bool(true)]),

@@ -24,7 +24,9 @@ impl LiveValues {
         let resource = resource_of(address);
         self.locals_stale = true;
         let slot = match (instance_key(address), self.values.get_mut(&resource)) {
-            (Some(Value::Number(n)), Some(Value::List(l))) => l.get_mut(n as usize),
+            (Some(Value::Number(n)), Some(Value::List(l))) => {
+                n.as_usize().and_then(|i| l.get_mut(i))
+            }
             (Some(Value::String(k)), Some(Value::Map(m))) => m.get_mut(&k),
             (None, Some(single)) => Some(single),
             _ => None,

@@ -569,12 +569,12 @@ impl Engine {
             // an untyped variable the string "3").
             let v = match scope.eval(c)? {
                 s @ Value::String(_) => ballast_lang::convert::to_number(&s)
-                    .map(Value::Number)
+                    .map(Value::from)
                     .unwrap_or(s),
                 v => v,
             };
             let n = match v {
-                Value::Number(n) if n >= 0.0 && n.fract() == 0.0 => n as usize,
+                Value::Number(ref n) if n.as_usize().is_some() => n.as_usize().unwrap_or(0),
                 Value::Unknown => {
                     return Err(Diag::at(
                         "count depends on values known only after apply",
@@ -596,7 +596,7 @@ impl Engine {
                     address: format!("{addr}[{i}]"),
                     count_index: Some(i),
                     each: None,
-                    key: Some(Value::Number(i as f64)),
+                    key: Some(Value::from(i)),
                 })
                 .collect());
         }

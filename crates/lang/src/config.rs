@@ -206,7 +206,7 @@ fn attribute_path(e: &Expression) -> Option<Vec<ballast_sdk::PathKey>> {
                         ballast_sdk::PathKey::Key(s.value().clone())
                     }
                     TraversalOperator::Index(Expression::Number(n)) => {
-                        ballast_sdk::PathKey::Index(n.as_f64()? as usize)
+                        ballast_sdk::PathKey::Index(crate::eval::literal_number(n).as_usize()?)
                     }
                     TraversalOperator::LegacyIndex(n) => {
                         ballast_sdk::PathKey::Index(*n.value() as usize)
@@ -537,7 +537,7 @@ pub fn reference_address(e: &Expression) -> Option<String> {
     let mut first = Some(root.as_str().to_string());
     let key = |op: Option<&&TraversalOperator>| match op {
         Some(TraversalOperator::Index(Expression::Number(n))) => {
-            Some(format!("[{}]", n.as_f64().unwrap_or(0.0)))
+            Some(format!("[{}]", crate::eval::literal_number(n)))
         }
         Some(TraversalOperator::Index(Expression::String(s))) => {
             Some(format!("[{}]", ballast_sdk::quote(s.value())))

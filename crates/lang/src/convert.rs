@@ -1,12 +1,12 @@
 //! Conversions between value kinds, as HCL makes them (interpolation, arithmetic, logic).
 
-use ballast_sdk::{format_number, Value};
+use ballast_sdk::{format_number, Number, Value};
 
 /// Converts a value to a string the way HCL does for interpolation.
 pub fn to_string(v: &Value) -> Result<String, String> {
     match v {
         Value::String(s) => Ok(s.clone()),
-        Value::Number(n) => Ok(format_number(*n)),
+        Value::Number(n) => Ok(format_number(n)),
         Value::Bool(b) => Ok(b.to_string()),
         Value::Null => Err("the value is null".into()),
         other => Err(format!(
@@ -16,13 +16,10 @@ pub fn to_string(v: &Value) -> Result<String, String> {
     }
 }
 
-pub fn to_number(v: &Value) -> Result<f64, String> {
+pub fn to_number(v: &Value) -> Result<Number, String> {
     match v {
-        Value::Number(n) => Ok(*n),
-        Value::String(s) => s
-            .trim()
-            .parse::<f64>()
-            .map_err(|_| format!("\"{s}\" is not a number")),
+        Value::Number(n) => Ok(n.clone()),
+        Value::String(s) => Number::parse(s.trim()).map_err(|_| format!("\"{s}\" is not a number")),
         other => Err(format!("a number is required, not a {}", other.type_name())),
     }
 }
@@ -40,7 +37,6 @@ pub fn to_bool(v: &Value) -> Result<bool, String> {
 /// false before true; other elements (a set of objects or lists) by their JSON text, a
 /// stable stand-in for cty's order by hash.
 pub fn set_order(a: &Value, b: &Value) -> std::cmp::Ordering {
-    use std::cmp::Ordering;
     fn rank(v: &Value) -> u8 {
         match v {
             Value::Bool(_) => 0,
@@ -54,7 +50,7 @@ pub fn set_order(a: &Value, b: &Value) -> std::cmp::Ordering {
     }
     match (a, b) {
         (Value::String(x), Value::String(y)) => x.as_bytes().cmp(y.as_bytes()),
-        (Value::Number(x), Value::Number(y)) => x.partial_cmp(y).unwrap_or(Ordering::Equal),
+        (Value::Number(x), Value::Number(y)) => x.cmp(y),
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
         (x, y) if rank(x) == rank(y) => x.to_json().to_string().cmp(&y.to_json().to_string()),
         (x, y) => rank(x).cmp(&rank(y)),

@@ -7,7 +7,7 @@ use crate::config::{BodyExpr, Config, Expr, Validation};
 use crate::convert::{to_bool, to_number, to_string};
 use crate::diag::{Diag, SrcSpan};
 use crate::funcs;
-use ballast_sdk::{format_number, Value};
+use ballast_sdk::{format_number, Number, Value};
 use hcl_edit::expr::{BinaryOperator, Expression, ObjectKey, TraversalOperator, UnaryOperator};
 use hcl_edit::template::{Directive, Element, Template};
 use hcl_edit::Span;
@@ -119,7 +119,7 @@ impl<'a> Scope<'a> {
         Ok(match expr {
             Expression::Null(_) => Value::Null,
             Expression::Bool(b) => Value::Bool(*b.value()),
-            Expression::Number(n) => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
+            Expression::Number(n) => Value::Number(literal_number(n)),
             Expression::String(s) => Value::String(s.value().clone()),
             Expression::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
@@ -312,9 +312,11 @@ impl<'a> Scope<'a> {
                 match (op.operator.value(), v) {
                     (_, Value::Unknown) => Value::Unknown,
                     (UnaryOperator::Not, Value::Bool(b)) => Value::Bool(!b),
-                    (UnaryOperator::Neg, v) => {
-                        Value::Number(-to_number(&v).map_err(|m| self.err(m, &op.expr, file))?)
-                    }
+                    (UnaryOperator::Neg, v) => Value::Number(
+                        to_number(&v)
+                            .map_err(|m| self.err(m, &op.expr, file))?
+                            .neg(),
+                    ),
                     (UnaryOperator::Not, v) => {
                         return Err(self.err(
                             format!("! needs a bool, not a {}", v.type_name()),
@@ -641,7 +643,7 @@ impl<'a> Scope<'a> {
                 }
             }
             "count" => match (next, self.count_index) {
-                (Some("index"), Some(i)) => Ok(Value::Number(i as f64)),
+                (Some("index"), Some(i)) => Ok(Value::from(i)),
                 (Some("index"), None) => Err(self.err(
                     "count.index is only valid in a resource with count",
                     expr,
@@ -831,7 +833,7 @@ impl<'a> Scope<'a> {
                 (_, Value::Unknown) => return Ok(Some(Value::Unknown)),
                 (TraversalOperator::GetAttr(a), Value::Map(m)) => m.get(a.as_str()),
                 (TraversalOperator::Index(ie), Value::List(l)) => match self.ev(ie, file)? {
-                    Value::Number(n) if n >= 0.0 && n.fract() == 0.0 => l.get(n as usize),
+                    Value::Number(n) => n.as_usize().and_then(|i| l.get(i)),
                     _ => None,
                 },
                 (TraversalOperator::Index(ie), Value::Map(m)) => match self.ev(ie, file)? {
@@ -931,8 +933,9 @@ impl<'a> Scope<'a> {
                     let idx = self.ev(ie, file)?;
                     index(&v, &idx).map_err(|m| self.err(m, ie, file))?
                 }
-                TraversalOperator::LegacyIndex(n) => index(&v, &Value::Number(*n.value() as f64))
-                    .map_err(|m| self.err(m, t, file))?,
+                TraversalOperator::LegacyIndex(n) => {
+                    index(&v, &Value::from(*n.value())).map_err(|m| self.err(m, t, file))?
+                }
                 TraversalOperator::AttrSplat(_) | TraversalOperator::FullSplat(_) => {
                     let items = match v {
                         Value::List(items) => items,
@@ -1060,7 +1063,7 @@ pub fn iterate(v: &Value) -> Result<Option<Vec<(Value, Value)>>, String> {
             items
                 .iter()
                 .enumerate()
-                .map(|(i, x)| (Value::Number(i as f64), x.clone()))
+                .map(|(i, x)| (Value::from(i), x.clone()))
                 .collect(),
         )),
         Value::Map(m) => Ok(Some(
@@ -1078,14 +1081,14 @@ fn index(v: &Value, idx: &Value) -> R2 {
         (_, Value::Unknown) | (Value::Unknown, _) => Ok(Value::Unknown),
         (Value::List(items), i) => {
             let n = to_number(i)?;
-            if n < 0.0 || n.fract() != 0.0 || n as usize >= items.len() {
-                return Err(format!(
+            match n.as_usize().and_then(|k| items.get(k)) {
+                Some(x) => Ok(x.clone()),
+                None => Err(format!(
                     "index {} is out of range for a list of {} elements",
-                    format_number(n),
+                    format_number(&n),
                     items.len()
-                ));
+                )),
             }
-            Ok(items[n as usize].clone())
         }
         (Value::Map(m), k) => {
             let key = to_string(k)?;
@@ -1120,18 +1123,32 @@ fn binary(op: BinaryOperator, l: Value, r: Value) -> R2 {
         }
         Plus | Minus | Mul | Div | Mod => {
             let (a, b) = (to_number(&l)?, to_number(&r)?);
-            if matches!(op, Div | Mod) && b == 0.0 {
-                return Err("division by zero".into());
-            }
             Value::Number(match op {
-                Plus => a + b,
-                Minus => a - b,
-                Mul => a * b,
-                Div => a / b,
-                _ => a % b,
+                Plus => a.add(&b)?,
+                Minus => a.sub(&b)?,
+                Mul => a.mul(&b)?,
+                Div => a.div(&b)?,
+                _ => a.rem(&b)?,
             })
         }
     })
+}
+
+/// A number literal from its source text, exactly (hcl-edit's value went through `f64`
+/// for anything but a `u64`); the value hcl-edit parsed when the text is not a plain
+/// number (a comment between `-` and the digits).
+pub(crate) fn literal_number(n: &hcl_edit::Formatted<hcl_edit::Number>) -> Number {
+    let exact = n.as_repr().and_then(|r| {
+        let t: &str = r;
+        let (neg, body) = match t.trim().strip_prefix('-') {
+            Some(rest) => (true, rest.trim()),
+            None => (false, t.trim()),
+        };
+        Number::parse(body)
+            .ok()
+            .map(|x| if neg { x.neg() } else { x })
+    });
+    exact.unwrap_or_else(|| Number::from_f64(n.as_f64().unwrap_or(0.0)))
 }
 
 /// The resource a traversal reads (`type.name`, or `data.type.name`) and how many of its
@@ -1250,7 +1267,7 @@ mod tests {
     fn check(src: &str, expect: &str) {
         let cfg = Config::default();
         let mut vars = BTreeMap::new();
-        vars.insert("n".to_string(), Value::Number(3.0));
+        vars.insert("n".to_string(), Value::from(3i64));
         vars.insert(
             "names".to_string(),
             Value::List(vec!["a".into(), "b".into()]),

@@ -10,7 +10,7 @@
 
 use crate::convert::{set_order, to_number, to_set, to_string, unify};
 use crate::text::graphemes;
-use ballast_sdk::Value;
+use ballast_sdk::{Number, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -257,27 +257,30 @@ pub fn call(name: &str, args: Vec<Value>, cx: &dyn Context) -> R {
         "abs" => Ok(Value::Number(a.number(0)?.abs())),
         "ceil" => Ok(Value::Number(a.number(0)?.ceil())),
         "floor" => Ok(Value::Number(a.number(0)?.floor())),
+        // Inherently floating point: through f64, as Terraform's are.
         "log" => {
-            let (x, base) = (a.number(0)?, a.number(1)?);
+            let (x, base) = (a.number(0)?.as_f64(), a.number(1)?.as_f64());
             finite(x.ln() / base.ln())
         }
-        "pow" => finite(a.number(0)?.powf(a.number(1)?)),
-        "signum" => {
-            let x = a.number(0)?;
-            Ok(Value::Number(if x > 0.0 {
-                1.0
-            } else if x < 0.0 {
-                -1.0
-            } else {
-                0.0
-            }))
+        // An integer exponent is exact (pow(2, 64) is 18446744073709551616).
+        "pow" => {
+            let (x, y) = (a.number(0)?, a.number(1)?);
+            match y.as_i64() {
+                Some(e) => x.powi(e).map(Value::Number),
+                None => finite(x.as_f64().powf(y.as_f64())),
+            }
         }
+        "signum" => Ok(Value::Number(a.number(0)?.signum())),
         "min" | "max" => {
             let mut nums = Vec::with_capacity(args.len());
             for i in 0..args.len() {
                 nums.push(a.number(i)?);
             }
-            let f = if name == "min" { f64::min } else { f64::max };
+            let f = if name == "min" {
+                std::cmp::min::<Number>
+            } else {
+                std::cmp::max::<Number>
+            };
             nums.into_iter()
                 .reduce(f)
                 .map(Value::Number)
@@ -536,14 +539,14 @@ pub fn call(name: &str, args: Vec<Value>, cx: &dyn Context) -> R {
             let (needle, hay) = all.split_last().map_or((&args[1], &l[..]), |(n, h)| (n, h));
             hay.iter()
                 .position(|v| v == needle)
-                .map(|i| Value::Number(i as f64))
+                .map(Value::from)
                 .ok_or_else(|| "item not found".into())
         }
         "keys" => Ok(Value::List(
             a.map(0)?.into_keys().map(Value::String).collect(),
         )),
         "values" => Ok(Value::List(a.map(0)?.into_values().collect())),
-        "length" => Ok(Value::Number(match &args[0] {
+        "length" => Ok(Value::from(match &args[0] {
             Value::String(s) => crate::text::len(s),
             Value::List(l) => l.len(),
             Value::Map(m) => m.len(),
@@ -553,7 +556,7 @@ pub fn call(name: &str, args: Vec<Value>, cx: &dyn Context) -> R {
                     "argument must be a string, a collection type, or a structural type".into(),
                 )
             }
-        } as f64)),
+        })),
         "list" => Err("the \"list\" function was deprecated in Terraform v0.12 and is no longer available; use tolist([ ... ]) syntax to write a literal list".into()),
         "map" => Err("the \"map\" function was deprecated in Terraform v0.12 and is no longer available; use tomap({ ... }) syntax to write a literal map".into()),
         "lookup" => {
@@ -725,13 +728,11 @@ pub fn call(name: &str, args: Vec<Value>, cx: &dyn Context) -> R {
             if l.is_empty() {
                 return Err("cannot sum an empty list".into());
             }
-            let mut total = 0.0;
+            let mut total = Number::zero();
             for v in l {
-                total += to_number(v)
+                let n = to_number(v)
                     .map_err(|_| "argument must be list, set, or tuple of number values".to_string())?;
-            }
-            if total.is_nan() {
-                return Err("can't compute sum of opposing infinities".into());
+                total = total.add(&n)?;
             }
             Ok(Value::Number(total))
         }
@@ -819,12 +820,7 @@ pub fn call(name: &str, args: Vec<Value>, cx: &dyn Context) -> R {
                 .map(|j| Value::from_json(&j))
                 .map_err(|e| format!("invalid JSON: {e}"))
         }
-        "jsonencode" => match &args[0] {
-            Value::Number(n) if !n.is_finite() => {
-                Err("value must be a finite number, not infinity".into())
-            }
-            v => Ok(Value::String(crate::strfmt::json(v))),
-        },
+        "jsonencode" => Ok(Value::String(crate::strfmt::json(&args[0]))),
         "textencodebase64" => {
             let (s, enc) = (a.string(0)?, a.string(1)?);
             let bytes = match canonical_encoding(&enc) {
@@ -961,7 +957,7 @@ pub fn call(name: &str, args: Vec<Value>, cx: &dyn Context) -> R {
         "timecmp" => {
             let x = crate::datetime::parse(&a.string(0)?).map_err(|m| format!("argument 1: {m}"))?;
             let y = crate::datetime::parse(&a.string(1)?).map_err(|m| format!("argument 2: {m}"))?;
-            Ok(Value::Number(f64::from(crate::datetime::cmp(&x, &y))))
+            Ok(Value::from(i64::from(crate::datetime::cmp(&x, &y))))
         }
         "timestamp" | "plantimestamp" => Ok(Value::String(crate::datetime::rfc3339(
             &crate::datetime::now(),
@@ -1049,12 +1045,11 @@ pub fn call(name: &str, args: Vec<Value>, cx: &dyn Context) -> R {
             other => Err(format!("cannot convert {} to bool", friendly(other))),
         },
         "tonumber" => match &args[0] {
-            Value::Number(n) => Ok(Value::Number(*n)),
+            Value::Number(n) => Ok(Value::Number(n.clone())),
             Value::Null => Ok(Value::Null),
-            Value::String(s) => s
-                .parse::<f64>()
+            Value::String(s) => Number::parse(s)
                 .ok()
-                .filter(|n| n.is_finite() && !s.starts_with('+') && !s.trim().is_empty() && s.trim() == s)
+                .filter(|_| !s.starts_with('+'))
                 .map(Value::Number)
                 .ok_or_else(|| format!("cannot convert {s:?} to number; given string must be a decimal representation of a number")),
             other => Err(format!("cannot convert {} to number", friendly(other))),
@@ -1119,11 +1114,13 @@ fn all_clone(l: &[Value], v: &Value) -> Vec<Value> {
     out
 }
 
+/// A floating-point result as a number: NaN and the infinities are errors (numbers are
+/// finite decimals).
 fn finite(x: f64) -> R {
     if x.is_nan() {
         Err("result is not a number".into())
     } else {
-        Ok(Value::Number(x))
+        Number::try_from_f64(x).map(Value::Number)
     }
 }
 
@@ -1188,7 +1185,8 @@ fn parseint(a: &Args<'_>) -> R {
     if digits.is_empty() {
         return Err(bad());
     }
-    let mut n: f64 = 0.0;
+    let mut n = Number::zero();
+    let base_n = Number::from(base);
     for c in digits.chars() {
         let d = match c {
             '0'..='9' => c as u32 - '0' as u32,
@@ -1201,9 +1199,9 @@ fn parseint(a: &Args<'_>) -> R {
         if i64::from(d) >= base {
             return Err(bad());
         }
-        n = n * base as f64 + f64::from(d);
+        n = n.mul(&base_n)?.add(&Number::from(d))?;
     }
-    Ok(Value::Number(if neg { -n } else { n }))
+    Ok(Value::Number(if neg { n.neg() } else { n }))
 }
 
 fn range(a: &Args<'_>) -> R {
@@ -1211,29 +1209,31 @@ fn range(a: &Args<'_>) -> R {
     for i in 0..a.args.len() {
         nums.push(a.number(i)?);
     }
+    let one = Number::from(1i64);
     let (start, end, step) = match nums.as_slice() {
-        [e] => (0.0, *e, 1.0),
-        [s, e] => (*s, *e, if e >= s { 1.0 } else { -1.0 }),
-        [s, e, st] => (*s, *e, *st),
+        [e] => (Number::zero(), e.clone(), one),
+        [s, e] => (s.clone(), e.clone(), if e >= s { one } else { one.neg() }),
+        [s, e, st] => (s.clone(), e.clone(), st.clone()),
         _ => return Err("must have one, two, or three arguments".into()),
     };
-    if step == 0.0 {
+    let zero = Number::zero();
+    if step.is_zero() {
         return Err("argument 3: step must not be zero".into());
     }
-    if step < 0.0 && end > start {
+    if step < zero && end > start {
         return Err("argument 2: end must be less than start when step is negative".into());
     }
-    if step > 0.0 && end < start {
+    if step > zero && end < start {
         return Err("argument 2: end must be greater than start when step is positive".into());
     }
     let mut out = Vec::new();
     let mut x = start;
-    while (step > 0.0 && x < end) || (step < 0.0 && x > end) {
+    while (step > zero && x < end) || (step < zero && x > end) {
         if out.len() >= 1024 {
             return Err("more than 1024 values were generated; either decrease the difference between start and end or use a smaller step".into());
         }
-        out.push(Value::Number(x));
-        x += step;
+        out.push(Value::Number(x.clone()));
+        x = x.add(&step)?;
     }
     Ok(Value::List(out))
 }
@@ -1621,20 +1621,20 @@ impl Args<'_> {
     fn string(&self, i: usize) -> Result<String, String> {
         to_string(self.get(i)?).map_err(|m| format!("argument {}: {m}", i + 1))
     }
-    fn number(&self, i: usize) -> Result<f64, String> {
+    fn number(&self, i: usize) -> Result<Number, String> {
         to_number(self.get(i)?).map_err(|m| format!("argument {}: {m}", i + 1))
     }
     /// A whole number (Terraform converts arguments of integer parameters exactly).
     fn int(&self, i: usize) -> Result<i64, String> {
         let n = self.number(i)?;
-        if n.fract() != 0.0 || !n.is_finite() {
+        if !n.is_integer() {
             return Err(format!(
-                "argument {}: a whole number is required, not {}",
+                "argument {}: a whole number is required, not {n}",
                 i + 1,
-                ballast_sdk::format_number(n)
             ));
         }
-        Ok(n as i64)
+        n.as_i64()
+            .ok_or_else(|| format!("argument {}: {n} is out of range", i + 1))
     }
     fn list(&self, i: usize) -> Result<Vec<Value>, String> {
         match self.get(i)? {
@@ -1736,8 +1736,14 @@ mod yaml {
         Ok(match y {
             Yaml::Null => Value::Null,
             Yaml::Boolean(b) => Value::Bool(*b),
-            Yaml::Integer(i) => Value::Number(*i as f64),
-            Yaml::Real(r) => Value::Number(r.parse().map_err(|_| format!("{r} is not a number"))?),
+            Yaml::Integer(i) => Value::from(*i),
+            Yaml::Real(r) => Value::Number(match ballast_sdk::Number::parse(r) {
+                Ok(n) => n,
+                Err(_) => r
+                    .parse::<f64>()
+                    .map_err(|_| format!("{r} is not a number"))
+                    .and_then(ballast_sdk::Number::try_from_f64)?,
+            }),
             Yaml::String(s) => Value::String(s.clone()),
             Yaml::Array(items) => {
                 Value::List(items.iter().map(from_yaml).collect::<Result<_, _>>()?)

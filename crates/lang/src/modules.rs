@@ -103,7 +103,7 @@ fn instance_path(caller: &str, name: &str, key: &Option<Value>) -> String {
     match key {
         Some(Value::String(k)) => format!("{caller}module.{name}[{}].", ballast_sdk::quote(k)),
         Some(Value::Number(n)) => {
-            format!("{caller}module.{name}[{}].", ballast_sdk::format_number(*n))
+            format!("{caller}module.{name}[{}].", ballast_sdk::format_number(n))
         }
         _ => format!("{caller}module.{name}."),
     }
@@ -138,28 +138,30 @@ fn instances(cfg: &Config, w: &mut Walk, call: &ModuleCall, caller: &str) -> Opt
                 return None;
             }
         };
-        let n = match v {
-            Value::Number(n) if n >= 0.0 && n.fract() == 0.0 && n <= 10_000.0 => n as usize,
-            Value::Unknown => {
-                w.diags.push(unknown("count", c));
-                return None;
-            }
-            other => {
-                w.diags.push(Diag::at(
-                    format!(
+        let n = match v.as_u64() {
+            Some(n) if n <= 10_000 => n as usize,
+            _ => match v {
+                Value::Unknown => {
+                    w.diags.push(unknown("count", c));
+                    return None;
+                }
+                other => {
+                    w.diags.push(Diag::at(
+                        format!(
                         "module \"{}\": count must be a whole number from 0 to 10000, not {other}",
                         call.name
                     ),
-                    &cfg.sources,
-                    &c.span(),
-                ));
-                return None;
-            }
+                        &cfg.sources,
+                        &c.span(),
+                    ));
+                    return None;
+                }
+            },
         };
         return Some(
             (0..n)
                 .map(|i| {
-                    let key = Some(Value::Number(i as f64));
+                    let key = Some(Value::from(i));
                     Inst {
                         path: instance_path(caller, &call.name, &key),
                         key,

@@ -4,7 +4,7 @@
 //! `big.Int`, strings are measured in grapheme clusters.
 
 use crate::convert::to_string;
-use ballast_sdk::Value;
+use ballast_sdk::{Number, Value};
 
 /// The largest width or precision: more is a mistake, and would exhaust memory.
 const MAX_WIDTH: usize = 1_000_000;
@@ -195,7 +195,7 @@ fn append(v: &Verb, out: &mut String, args: &[Value]) -> Result<(), String> {
         'v' => {
             let text = match arg {
                 Value::String(s) if !v.sharp => s.clone(),
-                Value::Number(n) if !v.sharp => float(*n, 'g', None),
+                Value::Number(n) if !v.sharp => float(n, 'g', None),
                 other => json(other),
             };
             out.push_str(&pad(v, &text));
@@ -211,12 +211,12 @@ fn append(v: &Verb, out: &mut String, args: &[Value]) -> Result<(), String> {
         'b' | 'd' | 'o' | 'x' | 'X' | 'e' | 'E' | 'f' | 'g' | 'G' => {
             let n = number(arg).map_err(|m| unsupported(&m))?;
             if matches!(v.mode, 'b' | 'd' | 'o' | 'x' | 'X') {
-                if n.fract() != 0.0 || !n.is_finite() {
+                if !n.is_integer() {
                     return Err(unsupported("an integer is required"));
                 }
-                out.push_str(&integer(v, n));
+                out.push_str(&integer(v, &n));
             } else {
-                out.push_str(&float_verb(v, n));
+                out.push_str(&float_verb(v, &n));
             }
         }
         's' | 'q' => {
@@ -246,15 +246,10 @@ fn append(v: &Verb, out: &mut String, args: &[Value]) -> Result<(), String> {
     Ok(())
 }
 
-fn number(v: &Value) -> Result<f64, String> {
+fn number(v: &Value) -> Result<Number, String> {
     match v {
-        Value::Number(n) => Ok(*n),
-        Value::String(s) => s
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|n| n.is_finite())
-            .ok_or_else(|| "a number is required".to_string()),
+        Value::Number(n) => Ok(n.clone()),
+        Value::String(s) => Number::parse(s.trim()).map_err(|_| "a number is required".to_string()),
         _ => Err("number required".to_string()),
     }
 }
@@ -277,20 +272,18 @@ fn pad(v: &Verb, s: &str) -> String {
 }
 
 /// Go's `big.Int` formatting: [left pad][sign][prefix][zero pad][digits][right pad].
-fn integer(v: &Verb, n: f64) -> String {
-    let neg = n < 0.0;
-    let mag = n.abs();
-    let digits = if mag < 1.0e38 {
-        let m = mag as u128;
-        match v.mode {
-            'b' => format!("{m:b}"),
-            'o' => format!("{m:o}"),
-            'x' => format!("{m:x}"),
-            'X' => format!("{m:X}"),
-            _ => m.to_string(),
-        }
+fn integer(v: &Verb, n: &Number) -> String {
+    let radix = match v.mode {
+        'b' => 2,
+        'o' => 8,
+        'x' | 'X' => 16,
+        _ => 10,
+    };
+    let (neg, digits) = n.integer_digits(radix).unwrap_or_default();
+    let digits = if v.mode == 'X' {
+        digits.to_ascii_uppercase()
     } else {
-        format!("{mag:.0}")
+        digits
     };
     let sign = if neg {
         "-"
@@ -337,7 +330,7 @@ fn integer(v: &Verb, n: f64) -> String {
 }
 
 /// Go's `big.Float` formatting for %e, %E, %f, %g, %G with the flags.
-fn float_verb(v: &Verb, n: f64) -> String {
+fn float_verb(v: &Verb, n: &Number) -> String {
     let body = float(n, v.mode, v.prec);
     let (sign, digits) = match body.strip_prefix('-') {
         Some(rest) => ("-", rest.to_string()),
@@ -365,21 +358,20 @@ struct Decimal {
 }
 
 impl Decimal {
-    fn of(x: f64) -> Decimal {
-        if x == 0.0 || !x.is_finite() {
-            return Decimal {
-                mant: Vec::new(),
-                exp: 0,
-            };
-        }
-        // Shortest round-trip digits, as "d.ddde±N".
-        let s = format!("{:e}", x.abs());
-        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let mut mant: Vec<u8> = m.bytes().filter(u8::is_ascii_digit).collect();
+    /// The digits of a number written in plain decimal (`-12.5`, `0.003`, `100`).
+    fn of(plain: &str) -> Decimal {
+        let plain = plain.trim_start_matches('-');
+        let (int, frac) = plain.split_once('.').unwrap_or((plain, ""));
+        let all: Vec<u8> = int.bytes().chain(frac.bytes()).collect();
+        let zeros = all.iter().take_while(|d| **d == b'0').count();
+        let mut mant = all[zeros..].to_vec();
         while mant.last() == Some(&b'0') {
             mant.pop();
         }
-        let exp = e.parse::<i32>().unwrap_or(0) + 1;
+        if mant.is_empty() {
+            return Decimal { mant, exp: 0 };
+        }
+        let exp = int.len() as i32 - zeros as i32;
         Decimal { mant, exp }
     }
 
@@ -464,17 +456,17 @@ impl Decimal {
 }
 
 /// `big.Float.Text(mode, prec)`: `prec` None is the default (6 for e/f, shortest for g).
-pub fn float(x: f64, mode: char, prec: Option<usize>) -> String {
-    if x.is_nan() {
-        return "NaN".into();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "+Inf" } else { "-Inf" }.into();
-    }
-    let neg = x.is_sign_negative() && x != 0.0;
-    let mut d = Decimal::of(x);
+/// Exact digits of the number; the shortest form (%g, %v) takes the digits the number
+/// prints with (`1/3` has 16).
+pub fn float(x: &Number, mode: char, prec: Option<usize>) -> String {
+    let neg = x.is_negative();
     let upper = matches!(mode, 'E' | 'G');
     let shortest = prec.is_none() && matches!(mode, 'g' | 'G');
+    let mut d = Decimal::of(&if shortest {
+        x.to_string()
+    } else {
+        x.to_plain_string()
+    });
     let mut p = prec.unwrap_or(6) as i32;
     if shortest {
         p = d.mant.len() as i32;
@@ -556,8 +548,7 @@ fn write_json(v: &Value, out: &mut String) {
     match v {
         Value::Null | Value::Unknown => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) if n.is_finite() => out.push_str(&ballast_sdk::format_number(*n)),
-        Value::Number(_) => out.push_str("null"),
+        Value::Number(n) => out.push_str(&n.to_plain_string()),
         Value::String(s) => out.push_str(&json_string(s)),
         Value::List(items) => {
             out.push('[');

@@ -85,9 +85,7 @@ fn scalar(v: &Value, indent: usize, _in_block: bool, out: &mut String) -> Result
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) if n.is_nan() => return Err("cannot encode NaN as YAML".into()),
-        Value::Number(n) if n.is_infinite() => out.push_str(if *n > 0.0 { "+Inf" } else { "-Inf" }),
-        Value::Number(n) => out.push_str(&format_number(*n)),
+        Value::Number(n) => out.push_str(&format_number(n)),
         Value::String(s) if s.contains('\n') && block_allowed(s) => literal(s, indent, out),
         Value::String(s) => double_quoted(s, indent, true, out),
         Value::List(_) => out.push_str("[]"),

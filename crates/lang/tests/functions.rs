@@ -223,6 +223,47 @@ const CASES: &[(&str, &str)] = &[
     ("signum(-13)", "-1"),
     ("signum(0)", "0"),
     ("signum(344)", "1"),
+    // ---- arbitrary-precision numbers: cty keeps a 512-bit big.Float [cty:value_init.go
+    //      ParseNumberVal], prints it with Text('f', -1) [cty:json/marshal.go], `%` keeps the
+    //      dividend's sign [cty:value_ops.go Modulo], integer exponents are exact [doc:pow]
+    ("tostring(0.1 + 0.2)", "\"0.3\""),
+    ("jsonencode(9007199254740993)", "\"9007199254740993\""),
+    ("jsonencode({n = 0.1 + 0.2, m = 9007199254740993})", "\"{\\\"m\\\":9007199254740993,\\\"n\\\":0.3}\""),
+    ("tostring(9007199254740993)", "\"9007199254740993\""),
+    ("tonumber(\"9007199254740993\")", "9007199254740993"),
+    ("jsondecode(\"9007199254740993\")", "9007199254740993"),
+    ("tostring(1e20)", "\"100000000000000000000\""),
+    ("pow(2, 64)", "18446744073709551616"),
+    ("pow(2, -2)", "0.25"),
+    ("pow(10, 30) + 1", "1000000000000000000000000000001"),
+    ("pow(4, 0.5)", "2"),
+    ("floor(100000000000000000000.5)", "100000000000000000000"),
+    ("ceil(9007199254740992.5)", "9007199254740993"),
+    ("floor(-9007199254740992.5)", "-9007199254740993"),
+    ("abs(-9007199254740993)", "9007199254740993"),
+    ("signum(-0.000000000000000000000000000001)", "-1"),
+    ("parseint(\"9007199254740993\", 10)", "9007199254740993"),
+    ("parseint(\"FFFFFFFFFFFFFFFFFF\", 16)", "4722366482869645213695"),
+    ("parseint(\"-18446744073709551617\", 10)", "-18446744073709551617"),
+    ("max(9007199254740992, 9007199254740993)", "9007199254740993"),
+    ("min(9007199254740993, 9007199254740992)", "9007199254740992"),
+    ("sum([0.1, 0.2, 0.3])", "0.6"),
+    ("sum([9007199254740993, 1])", "9007199254740994"),
+    ("format(\"%d\", 9007199254740993)", "\"9007199254740993\""),
+    ("format(\"%d\", pow(2, 64))", "\"18446744073709551616\""),
+    ("format(\"%x\", pow(2, 64))", "\"10000000000000000\""),
+    ("format(\"%f\", 0.1 + 0.2)", "\"0.300000\""),
+    ("format(\"%.20f\", 0.1)", "\"0.10000000000000000000\""),
+    ("format(\"%f\", 9007199254740993)", "\"9007199254740993.000000\""),
+    ("format(\"%e\", 9007199254740993)", "\"9.007199e+15\""),
+    ("format(\"%g\", 0.1 + 0.2)", "\"0.3\""),
+    ("format(\"%v\", 1 / 3)", "\"0.3333333333333333\""),
+    // ballast bounds the exponent (|exponent| <= 10000) instead of hanging or allocating
+    ("tonumber(\"1e1000000\")", "error: tonumber(): cannot convert \"1e1000000\" to number; given string must be a decimal representation of a number"),
+    ("pow(10, 1000000)", "error: pow(): number is too large (more than 10000 decimal digits)"),
+    ("pow(10, 9223372036854775807)", "error: pow(): number is too large (more than 10000 decimal digits)"),
+    ("pow(0.1, 1000000)", "0"),
+    ("jsondecode(\"1e1000000\")", "error: jsondecode(): invalid JSON: number out of range at line 1 column 9"),
     // ---- encoding [doc:NAME], [tf:encoding_test.go]
     ("base64encode(\"Hello World\")", "\"SGVsbG8gV29ybGQ=\""),
     ("base64decode(\"SGVsbG8gV29ybGQ=\")", "\"Hello World\""),
@@ -365,6 +406,45 @@ const CASES: &[(&str, &str)] = &[
     ("lenght(\"x\")", "error: lenght(): there is no function named \"lenght\"; did you mean \"length\"?"),
 ];
 
+/// Arithmetic and comparison on arbitrary-precision numbers, as Terraform evaluates them
+/// (cty's 512-bit big.Float [cty:value_ops.go]; `%` keeps the dividend's sign), and the
+/// exponent bound ballast adds.
+const NUMBER_EXPRESSIONS: &[(&str, &str)] = &[
+    ("0.1 + 0.2", "0.3"),
+    ("0.1 + 0.2 == 0.3", "true"),
+    ("9007199254740993", "9007199254740993"),
+    ("9007199254740993 + 0", "9007199254740993"),
+    ("-9007199254740993", "-9007199254740993"),
+    ("1e20", "100000000000000000000"),
+    ("1.5e-7", "0.00000015"),
+    ("1 / 3", "0.3333333333333333"),
+    ("2 / 3", "0.6666666666666666"),
+    ("1 / 4", "0.25"),
+    ("10 % 3", "1"),
+    ("-7 % 3", "-1"),
+    ("7 % -3", "1"),
+    ("7.5 % 2", "1.5"),
+    ("1 / 0", "error: division by zero"),
+    ("9007199254740993 > 9007199254740992", "true"),
+    ("9007199254740993 == 9007199254740992", "false"),
+    ("1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300 * 1e300", "error: number is too large (more than 10000 decimal digits)"),
+    ("\"x${9007199254740993}\"", "\"x9007199254740993\""),
+    ("\"a${0.1 + 0.2}\"", "\"a0.3\""),
+];
+
+#[test]
+fn numbers_are_arbitrary_precision_decimals() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut failures = Vec::new();
+    for (src, expect) in NUMBER_EXPRESSIONS {
+        let got = eval(src, dir.path());
+        if got != *expect {
+            failures.push(format!("{src}\n  expected: {expect}\n       got: {got}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// Runs `f` with a scope over an empty configuration in `dir`.
 fn with_scope<T>(dir: &std::path::Path, f: impl FnOnce(&Scope<'_>) -> T) -> T {
     let cfg = Config::empty(dir);
@@ -482,7 +562,7 @@ fn unknown_arguments_give_unknown_results() {
         );
         assert_eq!(
             funcs::call("length", vec![partly], scope),
-            Ok(Value::Number(2.0))
+            Ok(Value::from(2i64))
         );
     });
 }
@@ -644,10 +724,10 @@ fn no_function_panics_on_odd_arguments() {
     let pool = vec![
         Value::Null,
         Value::Bool(true),
-        Value::Number(-1.0),
-        Value::Number(1e300),
-        Value::Number(0.5),
-        Value::Number(f64::INFINITY),
+        Value::from(-1i64),
+        Value::from(1e300),
+        Value::from(0.5),
+        Value::Number(ballast_sdk::Number::parse("-9.9e10000").expect("a number")),
         Value::from(""),
         Value::from("10.0.0.0/8"),
         Value::from("fd00::/8"),
@@ -656,7 +736,7 @@ fn no_function_panics_on_odd_arguments() {
         Value::from("/(/"),
         Value::from("e\u{301}💃🏿\r\n"),
         Value::List(vec![]),
-        Value::List(vec![Value::Number(1.0), Value::from("a"), Value::Null]),
+        Value::List(vec![Value::from(1i64), Value::from("a"), Value::Null]),
         Value::Map(BTreeMap::new()),
         Value::Map(BTreeMap::from([(
             "a".to_string(),

@@ -603,7 +603,7 @@ mod tests {
                         .map(|(i, s)| {
                             Value::map([
                                 ("name", Value::from(format!("d{i}"))),
-                                ("size", Value::Number(*s)),
+                                ("size", Value::from(*s)),
                             ])
                         })
                         .collect(),

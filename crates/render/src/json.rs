@@ -825,8 +825,8 @@ mod tests {
             (
                 "volume",
                 Value::List(vec![
-                    Value::map([("key", Value::from("k1")), ("size", Value::Number(1.0))]),
-                    Value::map([("key", Value::Null), ("size", Value::Number(2.0))]),
+                    Value::map([("key", Value::from("k1")), ("size", Value::from(1.0))]),
+                    Value::map([("key", Value::Null), ("size", Value::from(2.0))]),
                 ]),
             ),
         ]);

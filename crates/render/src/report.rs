@@ -825,7 +825,7 @@ mod tests {
     #[test]
     fn nested_secrets_are_redacted_in_lists() {
         let vol = |key: &str, size: f64| {
-            Value::map([("key", Value::from(key)), ("size", Value::Number(size))])
+            Value::map([("key", Value::from(key)), ("size", Value::from(size))])
         };
         let d = Drift {
             address: "test_task.t".into(),

@@ -762,7 +762,7 @@ mod tests {
                 "file",
                 Value::List(vec![Value::map([
                     ("path", Value::from("/etc/x.sh")),
-                    ("mode", Value::Number(493.0)),
+                    ("mode", Value::from(493.0)),
                     ("user", Value::Null),
                     ("contents", Value::from(script)),
                 ])]),

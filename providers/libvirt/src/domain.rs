@@ -377,8 +377,8 @@ fn from_xml(
         "name".into(),
         Value::from(xml::child_text(root, "name").unwrap_or_default()),
     );
-    m.insert("vcpu".into(), Value::Number(vcpu));
-    m.insert("memory".into(), Value::Number(memory));
+    m.insert("vcpu".into(), Value::from(vcpu));
+    m.insert("memory".into(), Value::from(memory));
     m.insert("disk".into(), Value::List(disks));
     m.insert("network_interface".into(), Value::List(nics));
     m.insert("mac_addresses".into(), Value::List(macs));
@@ -403,7 +403,7 @@ fn from_xml(
         .filter(|v| !v.is_null());
     m.insert(
         "shutdown_timeout".into(),
-        timeout.unwrap_or(Value::Number(60.0)),
+        timeout.unwrap_or(Value::from(60.0)),
     );
     Ok(Value::Map(m))
 }
@@ -828,8 +828,8 @@ mod tests {
             Some(("lin".into(), "libvirt_domain.web[0]".into()))
         );
         let back = from_xml(&x, true, false, None).unwrap();
-        assert_eq!(back.get("memory"), &Value::Number(96.0));
-        assert_eq!(back.get("vcpu"), &Value::Number(2.0));
+        assert_eq!(back.get("memory"), &Value::from(96.0));
+        assert_eq!(back.get("vcpu"), &Value::from(2.0));
         assert_eq!(back.get("description"), &Value::from("a <test> & more"));
         assert_eq!(back.get("disk"), planned.get("disk"));
         assert_eq!(

@@ -322,7 +322,7 @@ fn vol_value(
         ("path", Value::from(path)),
         ("pool", Value::from(pool_name)),
         ("name", Value::from(name)),
-        ("capacity", Value::Number(capacity)),
+        ("capacity", Value::from(capacity)),
         ("format", Value::from(format)),
         (
             "base_volume",
@@ -762,7 +762,7 @@ fn create_volume(
     if known.get("capacity") == &Value::Unknown {
         known.set(
             "capacity",
-            Value::Number((capacity_bytes as f64 / 1048576.0).round()),
+            Value::from((capacity_bytes as f64 / 1048576.0).round()),
         );
     }
     ctx.created(&known)?;

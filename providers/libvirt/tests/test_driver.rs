@@ -124,7 +124,7 @@ async fn a_domain_lives_through_the_contract() {
         "recorded before it was started"
     );
     assert_eq!(made.get("running"), &Value::Bool(true));
-    assert_eq!(made.get("memory"), &Value::Number(64.0));
+    assert_eq!(made.get("memory"), &Value::from(64.0));
 
     // Refresh in bulk finds it, running; discovery finds its mark.
     let read = domains(&inst)

@@ -139,7 +139,7 @@ fn pool_tree(out: &mut Vec<ObjectRef>, pool: &str, p: &Json) {
 pub fn api_json(f: &Field, v: &Value) -> Option<Json> {
     match (f.ty, v) {
         (_, Value::Unknown) => None,
-        (Ty::Int, Value::Number(n)) => Some(json!(*n as i64)),
+        (Ty::Int, Value::Number(n)) => Some(json!(n.as_i64().unwrap_or_else(|| n.as_f64() as i64))),
         (Ty::Decimal, Value::String(s)) => s.parse::<f64>().ok().map(|n| json!(n)),
         (Ty::Block(_), Value::Map(m)) => Some(Json::Object(
             m.iter()

@@ -9,6 +9,7 @@
 //! and waits go through [`retry`], bounded.
 
 mod error;
+mod number;
 pub mod paths;
 mod plan;
 mod provider;
@@ -17,6 +18,7 @@ mod schema;
 mod value;
 
 pub use error::{error_chain, ErrorKind, ProviderError};
+pub use number::{Number, MAX_EXPONENT, PRECISION};
 pub use plan::{closest, conform, differs, plan_from_schema, validate_config, ConfigProblem};
 pub use provider::{
     Applied, ApplyContext, ApplyRequest, Audit, CancellationToken, Capabilities, ChangeKind,

@@ -198,12 +198,10 @@ fn conform_type(
         (t, v) if t.accepts(v) => v.clone(),
         // Primitives convert as Terraform converts them: "${count.index}" is a number, and a
         // string attribute takes it as "0"; "8" is a number, "true" a bool.
-        (AttrType::String, Value::Number(n)) => Value::String(crate::format_number(*n)),
+        (AttrType::String, Value::Number(n)) => Value::String(crate::format_number(n)),
         (AttrType::String, Value::Bool(b)) => Value::String(b.to_string()),
-        (AttrType::Number, Value::String(s))
-            if s.trim().parse::<f64>().is_ok_and(f64::is_finite) =>
-        {
-            Value::Number(s.trim().parse::<f64>().unwrap_or_default())
+        (AttrType::Number, Value::String(s)) if crate::Number::parse(s.trim()).is_ok() => {
+            crate::Number::parse(s.trim()).map_or(Value::Null, Value::Number)
         }
         (AttrType::Bool, Value::String(s)) if s == "true" || s == "false" => {
             Value::Bool(s == "true")
@@ -568,7 +566,7 @@ mod tests {
     #[test]
     fn create_fills_defaults_and_unknowns() {
         let r = plan_from_schema(&schema(), None, &Value::map([("name", "a".into())]));
-        assert_eq!(r.planned.get("size"), &Value::Number(1.0));
+        assert_eq!(r.planned.get("size"), &Value::from(1i64));
         assert_eq!(r.planned.get("uuid"), &Value::Unknown);
         assert!(r.requires_replace.is_empty());
     }
@@ -590,11 +588,11 @@ mod tests {
 
     #[test]
     fn primitives_convert_as_terraform_converts_them() {
-        let cfg = Value::map([("name", Value::Number(3.0)), ("size", "8".into())]);
+        let cfg = Value::map([("name", Value::from(3i64)), ("size", "8".into())]);
         let (c, problems) = crate::conform(&schema(), &cfg);
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(c.get("name"), &Value::from("3"));
-        assert_eq!(c.get("size"), &Value::Number(8.0));
+        assert_eq!(c.get("size"), &Value::from(8i64));
         let (_, problems) = crate::conform(&schema(), &Value::map([("size", "big".into())]));
         assert!(
             problems

@@ -6,12 +6,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::Number;
+
 #[derive(Clone, Debug, PartialEq, Default)]
 pub enum Value {
     #[default]
     Null,
     Bool(bool),
-    Number(f64),
+    Number(Number),
     String(String),
     List(Vec<Value>),
     Map(BTreeMap<String, Value>),
@@ -28,6 +30,11 @@ pub enum PathKey {
 
 /// The marker that stands for `Unknown` in JSON (saved plans only; state never holds it).
 const UNKNOWN_MARKER: &str = "$ballast_unknown";
+
+/// The marker that holds, as its decimal text, a number that `serde_json` cannot hold
+/// exactly (more digits than an `f64` or a 64-bit integer), in state and saved plans:
+/// `{"$ballast_number": "123456789012345678901234567890"}`.
+const NUMBER_MARKER: &str = "$ballast_number";
 
 impl Value {
     pub fn str(s: impl Into<String>) -> Value {
@@ -70,9 +77,33 @@ impl Value {
         }
     }
 
+    /// The nearest `f64` of a number.
     pub fn as_f64(&self) -> Option<f64> {
         match self {
-            Value::Number(n) => Some(*n),
+            Value::Number(n) => Some(n.as_f64()),
+            _ => None,
+        }
+    }
+
+    /// A number that is an integer in range of `i64`.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Number(n) => n.as_i64(),
+            _ => None,
+        }
+    }
+
+    /// A number that is a non-negative integer in range of `u64`.
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Value::Number(n) => n.as_u64(),
+            _ => None,
+        }
+    }
+
+    pub fn as_number(&self) -> Option<&Number> {
+        match self {
+            Value::Number(n) => Some(n),
             _ => None,
         }
     }
@@ -159,7 +190,7 @@ impl Value {
         match self {
             Value::Null => J::Null,
             Value::Bool(b) => J::Bool(*b),
-            Value::Number(n) => number_to_json(*n),
+            Value::Number(n) => n.to_json(),
             Value::String(s) => J::String(s.clone()),
             Value::List(items) => J::Array(items.iter().map(Value::to_json).collect()),
             Value::Map(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
@@ -176,12 +207,16 @@ impl Value {
         match j {
             J::Null => Value::Null,
             J::Bool(b) => Value::Bool(*b),
-            J::Number(n) => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
+            J::Number(n) => Value::Number(Number::from_json(n)),
             J::String(s) => Value::String(s.clone()),
             J::Array(items) => Value::List(items.iter().map(Value::from_json).collect()),
             J::Object(o) => {
                 if o.len() == 1 && o.get(UNKNOWN_MARKER) == Some(&J::Bool(true)) {
                     Value::Unknown
+                } else if let Some(n) =
+                    number_marker(o.len(), o.get(NUMBER_MARKER).and_then(J::as_str))
+                {
+                    Value::Number(n)
                 } else {
                     Value::Map(
                         o.iter()
@@ -194,22 +229,78 @@ impl Value {
     }
 }
 
-fn number_to_json(n: f64) -> serde_json::Value {
-    if n.fract() == 0.0 && n.abs() < 9.0e15 {
-        serde_json::Value::from(n as i64)
+/// The number a marker object holds, when it is one.
+fn number_marker(len: usize, text: Option<&str>) -> Option<Number> {
+    if len == 1 {
+        text.and_then(|t| Number::parse(t).ok())
     } else {
-        serde_json::Number::from_f64(n)
-            .map(serde_json::Value::Number)
-            .unwrap_or(serde_json::Value::Null)
+        None
     }
 }
 
-/// Formats a number the way HCL users write it: integers without a fraction.
-pub fn format_number(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 9.0e15 {
-        format!("{}", n as i64)
-    } else {
-        format!("{n}")
+/// Formats a number the way HCL users write it: integers without a fraction or exponent.
+pub fn format_number(n: &Number) -> String {
+    n.to_string()
+}
+
+/// JSON text with every number exact (`serde_json::Value` cannot hold more digits than an
+/// `f64` or a 64-bit integer without `arbitrary_precision`, which the workspace does not
+/// enable): for `output -json`. `Unknown` is `null`. `pretty` indents as
+/// `serde_json::to_string_pretty` does.
+impl Value {
+    pub fn to_json_text(&self, pretty: bool) -> String {
+        let mut out = String::new();
+        write_json_text(self, pretty.then_some(0), &mut out);
+        out
+    }
+}
+
+fn write_json_text(v: &Value, indent: Option<usize>, out: &mut String) {
+    let newline = |out: &mut String, level: usize| {
+        out.push('\n');
+        out.extend(std::iter::repeat_n(' ', 2 * level));
+    };
+    match v {
+        Value::Null | Value::Unknown => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&n.to_plain_string()),
+        Value::String(s) => out.push_str(&serde_json::Value::String(s.clone()).to_string()),
+        Value::List(items) if items.is_empty() => out.push_str("[]"),
+        Value::Map(m) if m.is_empty() => out.push_str("{}"),
+        Value::List(items) => {
+            out.push('[');
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                if let Some(l) = indent {
+                    newline(out, l + 1);
+                }
+                write_json_text(x, indent.map(|l| l + 1), out);
+            }
+            if let Some(l) = indent {
+                newline(out, l);
+            }
+            out.push(']');
+        }
+        Value::Map(m) => {
+            out.push('{');
+            for (i, (k, x)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                if let Some(l) = indent {
+                    newline(out, l + 1);
+                }
+                out.push_str(&serde_json::Value::String(k.clone()).to_string());
+                out.push_str(if indent.is_some() { ": " } else { ":" });
+                write_json_text(x, indent.map(|l| l + 1), out);
+            }
+            if let Some(l) = indent {
+                newline(out, l);
+            }
+            out.push('}');
+        }
     }
 }
 
@@ -219,7 +310,7 @@ impl fmt::Display for Value {
         match self {
             Value::Null => write!(f, "null"),
             Value::Bool(b) => write!(f, "{b}"),
-            Value::Number(n) => write!(f, "{}", format_number(*n)),
+            Value::Number(n) => write!(f, "{n}"),
             Value::String(s) => write!(f, "{}", quote(s)),
             Value::List(items) => {
                 write!(f, "[")?;
@@ -292,9 +383,14 @@ impl serde::Serialize for Value {
         match self {
             Value::Null => s.serialize_unit(),
             Value::Bool(b) => s.serialize_bool(*b),
-            Value::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => s.serialize_i64(*n as i64),
-            Value::Number(n) if n.is_finite() => s.serialize_f64(*n),
-            Value::Number(_) => s.serialize_unit(),
+            Value::Number(n) => match n.to_json_exact() {
+                Some(j) => serde::Serialize::serialize(&j, s),
+                None => {
+                    let mut map = s.serialize_map(Some(1))?;
+                    map.serialize_entry(NUMBER_MARKER, &n.to_plain_string())?;
+                    map.end()
+                }
+            },
             Value::String(v) => s.serialize_str(v),
             Value::List(items) => {
                 let mut seq = s.serialize_seq(Some(items.len()))?;
@@ -347,13 +443,13 @@ impl<'de> serde::de::Visitor<'de> for ValueVisitor {
         Ok(Value::Bool(b))
     }
     fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
-        Ok(Value::Number(n as f64))
+        Ok(Value::Number(n.into()))
     }
     fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
-        Ok(Value::Number(n as f64))
+        Ok(Value::Number(n.into()))
     }
     fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
-        Ok(Value::Number(n))
+        Ok(Value::Number(n.into()))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
         Ok(Value::String(v.to_string()))
@@ -376,6 +472,9 @@ impl<'de> serde::de::Visitor<'de> for ValueVisitor {
         if m.len() == 1 && m.get(UNKNOWN_MARKER) == Some(&Value::Bool(true)) {
             return Ok(Value::Unknown);
         }
+        if let Some(n) = number_marker(m.len(), m.get(NUMBER_MARKER).and_then(Value::as_str)) {
+            return Ok(Value::Number(n));
+        }
         Ok(Value::Map(m))
     }
 }
@@ -397,12 +496,37 @@ impl From<bool> for Value {
 }
 impl From<f64> for Value {
     fn from(n: f64) -> Self {
-        Value::Number(n)
+        Value::Number(n.into())
     }
 }
 impl From<i64> for Value {
     fn from(n: i64) -> Self {
-        Value::Number(n as f64)
+        Value::Number(n.into())
+    }
+}
+impl From<u64> for Value {
+    fn from(n: u64) -> Self {
+        Value::Number(n.into())
+    }
+}
+impl From<i32> for Value {
+    fn from(n: i32) -> Self {
+        Value::Number(n.into())
+    }
+}
+impl From<u32> for Value {
+    fn from(n: u32) -> Self {
+        Value::Number(n.into())
+    }
+}
+impl From<usize> for Value {
+    fn from(n: usize) -> Self {
+        Value::Number(n.into())
+    }
+}
+impl From<Number> for Value {
+    fn from(n: Number) -> Self {
+        Value::Number(n)
     }
 }
 
@@ -431,6 +555,67 @@ mod tests {
         let text = serde_json::to_string(&v).unwrap();
         assert_eq!(text, v.to_json().to_string());
         assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), v);
+    }
+
+    #[test]
+    fn precision_survives_state_json_and_old_files_load() {
+        let big = Number::parse("123456789012345678901234567890.125").unwrap();
+        let third = Number::from(1i64).div(&Number::from(3i64)).unwrap();
+        let v = Value::map([
+            (
+                "a",
+                Value::Number(Number::parse("9007199254740993").unwrap()),
+            ),
+            ("b", Value::Number(Number::parse("0.3").unwrap())),
+            ("c", Value::Number(big.clone())),
+            ("d", Value::Number(third.clone())),
+            ("e", Value::Number(Number::parse("-1e30").unwrap())),
+        ]);
+        let text = serde_json::to_string(&v).unwrap();
+        assert!(text.contains(r#""a":9007199254740993"#), "{text}");
+        assert!(text.contains(r#""b":0.3"#), "{text}");
+        assert!(
+            text.contains(r#""c":{"$ballast_number":"123456789012345678901234567890.125"}"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), v);
+        let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(Value::from_json(&j), v);
+        // Old files: numbers as f64 in JSON.
+        let old: Value =
+            serde_json::from_str(r#"{"x": 0.1, "y": 3, "z": 1.5e300, "w": -2}"#).unwrap();
+        assert_eq!(old.get("x"), &Value::Number(Number::parse("0.1").unwrap()));
+        assert_eq!(old.get("y"), &Value::from(3i64));
+        assert_eq!(
+            old.get("z"),
+            &Value::Number(Number::parse("1.5e300").unwrap())
+        );
+        assert_eq!(old.get("w"), &Value::from(-2i64));
+        // A marker that holds no number stays a map.
+        let m: Value = serde_json::from_str(r#"{"$ballast_number": "x"}"#).unwrap();
+        assert!(matches!(m, Value::Map(_)));
+    }
+
+    #[test]
+    fn json_text_is_exact_and_pretty_like_serde_json() {
+        let v = Value::map([
+            ("n", Value::Number(Number::parse("1e20").unwrap())),
+            (
+                "l",
+                Value::List(vec![Value::from(1i64), Value::from("a\"b")]),
+            ),
+            ("e", Value::List(vec![])),
+        ]);
+        assert_eq!(
+            v.to_json_text(false),
+            r#"{"e":[],"l":[1,"a\"b"],"n":100000000000000000000}"#
+        );
+        let mut plain = v.clone();
+        plain.set("n", Value::from(5i64));
+        assert_eq!(
+            plain.to_json_text(true),
+            serde_json::to_string_pretty(&plain.to_json()).unwrap()
+        );
     }
 
     #[test]

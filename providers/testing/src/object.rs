@@ -135,7 +135,7 @@ impl ResourceType for ObjectType {
             ("name", Value::String(name)),
             ("value", Value::from_json(&doc["value"])),
             ("fail_after_create", Value::Bool(false)),
-            ("delay_ms", Value::Number(0.0)),
+            ("delay_ms", Value::from(0.0)),
         ]))
     }
 }

@@ -52,20 +52,19 @@ pub fn decode(source: &str) -> Option<String> {
 pub fn mode(v: &Value, path: &str) -> Result<Value, ProviderError> {
     match v {
         Value::Null | Value::Unknown => Ok(v.clone()),
-        Value::Number(n) => {
-            let whole = n.fract() == 0.0 && *n >= 0.0 && *n <= 4095.0;
-            if !whole {
+        Value::Number(num) => {
+            let Some(n) = num.as_u64().filter(|n| *n <= 4095) else {
                 return Err(ProviderError::invalid_config(
-                    format!("file \"{path}\": mode {n} is not a file mode"),
+                    format!("file \"{path}\": mode {num} is not a file mode"),
                     "write it as an octal string (\"0644\") or its decimal value (420)",
                 ));
-            }
+            };
             // An octal mode written as a decimal number (`mode = 644`) is a classic mistake:
             // 644 is 0o1204 (sticky bit, odd permissions). Refuse what looks like one.
-            let digits = format!("{}", *n as u64);
-            if *n > 511.0 && digits.len() == 3 && digits.chars().all(|c| ('0'..='7').contains(&c)) {
+            let digits = format!("{n}");
+            if n > 511 && digits.len() == 3 && digits.chars().all(|c| ('0'..='7').contains(&c)) {
                 return Err(ProviderError::invalid_config(
-                    format!("file \"{path}\": mode {digits} is a decimal number (octal {:o})", *n as u64),
+                    format!("file \"{path}\": mode {digits} is a decimal number (octal {n:o})"),
                     format!(
                         "Ignition stores modes as decimal numbers; for octal {digits} write mode = \"0{digits}\" (or {})",
                         u64::from_str_radix(&digits, 8).unwrap_or(0)
@@ -78,7 +77,7 @@ pub fn mode(v: &Value, path: &str) -> Result<Value, ProviderError> {
             let t = s.trim();
             let t = t.strip_prefix("0o").unwrap_or(t);
             match u32::from_str_radix(t, 8) {
-                Ok(m) if m <= 0o7777 => Ok(Value::Number(m as f64)),
+                Ok(m) if m <= 0o7777 => Ok(Value::from(m)),
                 _ => Err(ProviderError::invalid_config(
                     format!("file \"{path}\": mode \"{s}\" is not an octal file mode"),
                     "write it as \"0644\" or \"0755\" (or a decimal number such as 420)",
@@ -242,7 +241,7 @@ pub fn from_ignition(cfg: &Json) -> Result<BTreeMap<String, Value>, String> {
             "mode".into(),
             f.get("mode")
                 .and_then(Json::as_f64)
-                .map(Value::Number)
+                .map(Value::from)
                 .unwrap_or(Value::Null),
         );
         m.insert("overwrite".into(), b(f.get("overwrite")));
@@ -362,17 +361,17 @@ mod tests {
     fn modes_as_users_write_them() {
         assert_eq!(
             mode(&Value::str("0755"), "/x").ok(),
-            Some(Value::Number(493.0))
+            Some(Value::from(493.0))
         );
         assert_eq!(
             mode(&Value::str("644"), "/x").ok(),
-            Some(Value::Number(420.0))
+            Some(Value::from(420.0))
         );
         assert_eq!(
-            mode(&Value::Number(420.0), "/x").ok(),
-            Some(Value::Number(420.0))
+            mode(&Value::from(420.0), "/x").ok(),
+            Some(Value::from(420.0))
         );
-        let e = mode(&Value::Number(755.0), "/x")
+        let e = mode(&Value::from(755.0), "/x")
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();

@@ -104,7 +104,7 @@ impl KubeletConfig {
                 "log_level",
                 o.pointer("/spec/logLevel")
                     .and_then(Json::as_f64)
-                    .map(Value::Number)
+                    .map(Value::from)
                     .unwrap_or_default(),
             ),
             (

@@ -169,7 +169,7 @@ impl CloudImage {
                 "size",
                 vol.get("size")
                     .and_then(as_u64)
-                    .map_or(Value::Null, |n| Value::Number(n as f64)),
+                    .map_or(Value::Null, |n| Value::from(n as f64)),
             ),
         ]);
         for k in [

@@ -229,7 +229,7 @@ fn num(v: &Value) -> Option<f64> {
 }
 
 fn int_text(n: f64) -> String {
-    ballast_sdk::format_number(n)
+    ballast_sdk::format_number(&n.into())
 }
 
 /// A property string: the leading default-key value (if the first part has no `=`) and
@@ -393,7 +393,7 @@ fn object_from(node: &str, vmid: u64, cfg: &Json, entry: &Json, prior: Option<&V
                     "size",
                     m.get("size")
                         .and_then(|s| size_gib(s))
-                        .map_or(Value::Null, Value::Number),
+                        .map_or(Value::Null, Value::from),
                 ),
                 (
                     "file_format",
@@ -451,7 +451,7 @@ fn object_from(node: &str, vmid: u64, cfg: &Json, entry: &Json, prior: Option<&V
                     "vlan_id",
                     m.get("tag")
                         .and_then(|t| t.parse::<f64>().ok())
-                        .map_or(Value::Null, Value::Number),
+                        .map_or(Value::Null, Value::from),
                 ),
             ])
         })
@@ -460,7 +460,7 @@ fn object_from(node: &str, vmid: u64, cfg: &Json, entry: &Json, prior: Option<&V
     Value::map([
         ("id", Value::from(format!("{node}/{vmid}"))),
         ("node_name", Value::from(node)),
-        ("vm_id", Value::Number(vmid as f64)),
+        ("vm_id", Value::from(vmid as f64)),
         ("name", text("name").map_or(Value::Null, Value::from)),
         ("description", description.map_or(Value::Null, Value::from)),
         ("tags", tags_value(&tags)),
@@ -478,12 +478,12 @@ fn object_from(node: &str, vmid: u64, cfg: &Json, entry: &Json, prior: Option<&V
         (
             "cpu",
             Value::map([
-                ("cores", Value::Number(n("cores", 1.0))),
-                ("sockets", Value::Number(n("sockets", 1.0))),
+                ("cores", Value::from(n("cores", 1.0))),
+                ("sockets", Value::from(n("sockets", 1.0))),
                 ("type", cpu_type.map_or(Value::Null, Value::from)),
             ]),
         ),
-        ("memory", Value::map([("dedicated", Value::Number(memory))])),
+        ("memory", Value::map([("dedicated", Value::from(memory))])),
         (
             "agent",
             Value::map([(
@@ -1141,7 +1141,7 @@ impl Vm {
         let mut object = known(planned);
         object.set("id", Value::from(id.as_str()));
         object.set("node_name", Value::from(node.as_str()));
-        object.set("vm_id", Value::Number(vmid as f64));
+        object.set("vm_id", Value::from(vmid as f64));
         object.set("lock", Value::Null);
         crate::cloudinit::seal(&mut object);
         ctx.created(&object)?;
@@ -2197,14 +2197,14 @@ mod tests {
             &Value::List(vec!["db".into(), "prod".into()])
         );
         assert_eq!(o.get("cpu").get("type"), &Value::from("host"));
-        assert_eq!(o.get("memory").get("dedicated"), &Value::Number(1024.0));
+        assert_eq!(o.get("memory").get("dedicated"), &Value::from(1024.0));
         let disks = list(o.get("disk"));
         assert_eq!(disks.len(), 1, "the CD-ROM is not a disk");
-        assert_eq!(disks[0].get("size"), &Value::Number(16.0));
+        assert_eq!(disks[0].get("size"), &Value::from(16.0));
         assert_eq!(disks[0].get("datastore_id"), &Value::from("local-lvm"));
         let nic = &list(o.get("network_device"))[0];
         assert_eq!(nic.get("mac_address"), &Value::from("BC:24:11:00:64:04"));
-        assert_eq!(nic.get("vlan_id"), &Value::Number(10.0));
+        assert_eq!(nic.get("vlan_id"), &Value::from(10.0));
         assert_eq!(nic.get("firewall"), &Value::Bool(true));
         assert_eq!(size_gib("512M"), Some(0.5));
         assert_eq!(parse_id("pve/100").ok(), Some(("pve".to_string(), 100)));

@@ -426,7 +426,7 @@ async fn create_update_stop_repair_import_and_delete() {
     );
     assert_eq!(o.get("status"), &Value::from("running"));
     assert_eq!(o.get("description"), &Value::from("the web server"));
-    assert_eq!(o.get("cpu").get("cores"), &Value::Number(2.0));
+    assert_eq!(o.get("cpu").get("cores"), &Value::from(2.0));
     assert_eq!(o.get("agent").get("enabled"), &Value::Bool(true));
     assert_eq!(o.get("machine"), &Value::from("q35"));
     assert_eq!(o.get("scsi_hardware"), &Value::from("virtio-scsi-pci"));
@@ -476,12 +476,12 @@ async fn create_update_stop_repair_import_and_delete() {
         .object
         .expect("object");
     assert_eq!(o2.get("name"), &Value::from("web2"));
-    assert_eq!(o2.get("memory").get("dedicated"), &Value::Number(2048.0));
+    assert_eq!(o2.get("memory").get("dedicated"), &Value::from(2048.0));
     assert_eq!(o2.get("machine"), &Value::Null, "removed");
     let disk = &list_of(o2.get("disk"))[0];
     assert_eq!(disk.get("cache"), &Value::from("writeback"));
     assert_eq!(disk.get("iothread"), &Value::Bool(true));
-    assert_eq!(disk.get("size"), &Value::Number(16.0));
+    assert_eq!(disk.get("size"), &Value::from(16.0));
     assert_eq!(
         disk.get("path_in_datastore"),
         list_of(o.get("disk"))[0].get("path_in_datastore")
@@ -579,7 +579,7 @@ async fn import_from_needs_pve_7_2_and_a_disk_never_shrinks() {
         disk.get("import_from"),
         &Value::from("local:import/noble.qcow2")
     );
-    assert_eq!(disk.get("size"), &Value::Number(2.0), "the image's size");
+    assert_eq!(disk.get("size"), &Value::from(2.0), "the image's size");
 
     // Shrinking is refused at plan; growing is PUT resize, a task on 9.1 (its UPID is
     // waited on before the size is read back).
@@ -607,7 +607,7 @@ async fn import_from_needs_pve_7_2_and_a_disk_never_shrinks() {
         .object
         .expect("object");
     let disk = &list_of(grown.get("disk"))[0];
-    assert_eq!(disk.get("size"), &Value::Number(4.0), "read after the task");
+    assert_eq!(disk.get("size"), &Value::from(4.0), "read after the task");
     assert_eq!(disk.get("path_in_datastore"), &Value::from("vm-100-disk-0"));
     assert!(
         ctx.progress()
@@ -1079,7 +1079,7 @@ async fn a_template_is_cloned_full_or_linked_and_configured_as_declared() {
         assert_eq!(ctx.created().len(), 1);
         assert_eq!(o.get("template"), &Value::Bool(false));
         assert_eq!(o.get("status"), &Value::from("running"), "{label}");
-        assert_eq!(o.get("cpu").get("cores"), &Value::Number(4.0));
+        assert_eq!(o.get("cpu").get("cores"), &Value::from(4.0));
         assert_eq!(
             o.get("tags"),
             &Value::List(vec![Value::from("cloned"), Value::from(label)])
@@ -1178,7 +1178,7 @@ async fn concurrent_creates_get_distinct_vmids_and_disks_come_and_go_in_place() 
     let disks = list_of(a2.get("disk"));
     assert_eq!(disks.len(), 2);
     assert_eq!(disks[1].get("interface"), &Value::from("virtio1"));
-    assert_eq!(disks[1].get("size"), &Value::Number(4.0));
+    assert_eq!(disks[1].get("size"), &Value::from(4.0));
     let back = with(stopped, "name", Value::from("a"));
     let p = e.plan(Some(&a2), &back).await;
     let a3 = e
@@ -1598,7 +1598,7 @@ async fn a_cloud_image_is_downloaded_checked_and_imported_into_a_vm() {
         .object
         .expect("object");
     assert!(String::from_utf8_lossy(&ctx.private()).contains(":download:"));
-    assert_eq!(img.get("size"), &Value::Number((2u64 << 30) as f64));
+    assert_eq!(img.get("size"), &Value::from((2u64 << 30) as f64));
     let again = images
         .read_many(std::slice::from_ref(&img))
         .await
@@ -1626,7 +1626,7 @@ async fn a_cloud_image_is_downloaded_checked_and_imported_into_a_vm() {
         ])]),
     );
     let vm = e.create(&vm_cfg).await;
-    assert_eq!(list_of(vm.get("disk"))[0].get("size"), &Value::Number(2.0));
+    assert_eq!(list_of(vm.get("disk"))[0].get("size"), &Value::from(2.0));
 
     // A wrong checksum: the download task fails; the image stays recorded, tainted.
     let p = plan(cfg("00", "other.qcow2")).await.expect("plan");
