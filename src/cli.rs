@@ -538,12 +538,13 @@ pub async fn run(cli: Cli, ui: Arc<Ui>, interrupt: Interrupt) -> Result<i32> {
             Ok(0)
         }
         Command::Validate { vars } => {
-            let ws = load(&dir, &vars, None)?;
+            let (ws, problems) = Workspace::load_for_validate(&dir, &var_inputs(&vars, None))
+                .map_err(anyhow::Error::from)?;
             // Validation never needs the state: it is neither locked nor read.
             let path = state_path(&ws.cfg.dir, ws.cfg.settings.state_path.as_deref());
             let store = Arc::new(SqliteStore::at(&path));
             let engine = Engine::detached(ws, options_for(store, &ui, "validate", None, 1));
-            ballast_core::validate::validate(&engine).map_err(anyhow::Error::from)?;
+            ballast_core::validate::validate(&engine, problems).map_err(anyhow::Error::from)?;
             ui.out(&ui.style.green("The configuration is valid."));
             Ok(0)
         }
@@ -1117,12 +1118,13 @@ fn state_command(dir: &Path, sc: StateCommand, ui: &Ui) -> Result<i32> {
             for a in &address {
                 ballast_core::address::check(a).map_err(|m| anyhow!("{m}"))?;
             }
-            let text: Vec<String> = store
+            let mut text: Vec<String> = store
                 .resources()?
                 .into_iter()
                 .map(|r| r.address)
                 .filter(|r| address.is_empty() || address.iter().any(|a| selects(a, r)))
                 .collect();
+            text.sort_by(|a, b| ballast_core::address::compare(a, b));
             if !text.is_empty() {
                 ui.out(&text.join("\n"));
             }
@@ -1292,132 +1294,17 @@ fn taint(dir: &Path, lock: &LockArgs, address: &str, taint: bool, ui: &Ui) -> Re
     Ok(0)
 }
 
-/// One object as `terraform state show` prints it: `# address:` then its block, the
-/// attributes sorted and aligned (null ones left out), nested blocks (by the type's
-/// schema) as blocks after them, sensitive values as `(sensitive value)`.
+/// One object as `terraform state show` prints it (see [`render_hcl::state_show`]).
 fn state_show_text(r: &ResourceState) -> String {
-    let providers = crate::registry::providers();
-    let schema = providers
+    let shape = crate::registry::providers()
         .for_type(&r.type_name)
         .ok()
-        .and_then(|p| p.schema().resource(&r.type_name).cloned());
-    let blocks = schema.map(|s| s.blocks).unwrap_or_default();
-    // A redacted value is marked unknown (a state holds no unknowns), and shown as such.
-    let shown = ballast_sdk::paths::redact_with(&r.attributes, &r.sensitive, &|_| Value::Unknown);
-    let rest = r
-        .address
-        .strip_prefix("data.")
-        .unwrap_or(&r.address)
-        .strip_prefix(r.type_name.as_str())
-        .unwrap_or(&r.address)
-        .trim_start_matches('.');
-    let name = rest.split('[').next().unwrap_or(rest);
-    let keyword = if ballast_core::address::is_data(&r.address) {
-        "data"
-    } else {
-        "resource"
-    };
-    let mark = if r.tainted { " (tainted)" } else { "" };
-    let mut out = format!(
-        "# {}{mark}:\n{keyword} \"{}\" \"{name}\" {{\n",
-        r.address, r.type_name
-    );
-    body_lines(&mut out, &shown, &blocks, 1);
-    out.push('}');
-    out
-}
-
-/// The attributes of `v` (aligned, sorted) then its nested blocks, at `depth` (4 spaces
-/// each).
-fn body_lines(out: &mut String, v: &Value, blocks: &[ballast_sdk::BlockSchema], depth: usize) {
-    let pad = "    ".repeat(depth);
-    let Value::Map(m) = v else { return };
-    let is_block = |k: &str| blocks.iter().any(|b| b.name == k);
-    let attrs: Vec<(&String, &Value)> = m
-        .iter()
-        .filter(|(k, x)| !x.is_null() && !is_block(k))
-        .collect();
-    let width = attrs
-        .iter()
-        .map(|(k, _)| ballast_sdk::quote_key(k).len())
-        .max()
-        .unwrap_or(0);
-    for (k, x) in attrs {
-        out.push_str(&format!(
-            "{pad}{:width$} = {}\n",
-            ballast_sdk::quote_key(k),
-            hcl_value(x, depth)
-        ));
-    }
-    for b in blocks {
-        let items = match m.get(b.name) {
-            Some(Value::List(items)) => items.iter().collect(),
-            Some(one @ Value::Map(_)) => vec![one],
-            _ => Vec::new(),
-        };
-        for item in items {
-            if item == &Value::Unknown {
-                out.push_str(&format!("{pad}# {} = (sensitive value)\n", b.name));
-                continue;
-            }
-            out.push_str(&format!("\n{pad}{} {{\n", b.name));
-            body_lines(out, item, &b.blocks, depth + 1);
-            out.push_str(&format!("{pad}}}\n"));
-        }
-    }
-}
-
-/// A value inside a block at `depth`, in Terraform's layout: lists and maps one element
-/// per line, texts of several lines as heredocs, redacted values as `(sensitive value)`.
-fn hcl_value(v: &Value, depth: usize) -> String {
-    let pad = "    ".repeat(depth + 1);
-    let end = "    ".repeat(depth);
-    match v {
-        Value::Unknown => ballast_sdk::paths::SENSITIVE.to_string(),
-        Value::String(t) if t.contains('\n') && !t.lines().any(|l| l.trim() == "EOT") => {
-            let mut s = String::from("<<-EOT\n");
-            for line in t.strip_suffix('\n').unwrap_or(t).split('\n') {
-                if line.is_empty() {
-                    s.push('\n');
-                } else {
-                    s.push_str(&format!("{pad}{line}\n"));
-                }
-            }
-            s.push_str(&end);
-            s.push_str("EOT");
-            s
-        }
-        Value::List(items) if !items.is_empty() => {
-            let mut s = String::from("[\n");
-            for item in items {
-                s.push_str(&format!("{pad}{},\n", hcl_value(item, depth + 1)));
-            }
-            s.push_str(&end);
-            s.push(']');
-            s
-        }
-        Value::Map(m) if !m.is_empty() => {
-            let width = m
-                .keys()
-                .map(|k| ballast_sdk::quote(k).len())
-                .max()
-                .unwrap_or(0);
-            let mut s = String::from("{\n");
-            for (k, item) in m {
-                s.push_str(&format!(
-                    "{pad}{:width$} = {}\n",
-                    ballast_sdk::quote(k),
-                    hcl_value(item, depth + 1)
-                ));
-            }
-            s.push_str(&end);
-            s.push('}');
-            s
-        }
-        Value::List(_) => "[]".into(),
-        Value::Map(_) => "{}".into(),
-        other => other.to_string(),
-    }
+        .and_then(|p| {
+            p.schema()
+                .resource(&r.type_name)
+                .map(ballast_core::model::Shape::of_resource)
+        });
+    render_hcl::state_show(r, shape.as_ref())
 }
 
 /// `NAME = VALUE` per output, as `ballast output` and the end of an apply print them;

@@ -699,3 +699,84 @@ fn import_of_a_dot_slash_path_plans_no_change() {
     let shown = w.ok(&["state", "show", "local_file.g"], 0).stdout;
     assert!(!shown.contains("/./"), "{shown}");
 }
+
+/// `validate` says everything it finds in one run: a function called with the wrong
+/// number of arguments, an undeclared variable, an attribute the resource type does not
+/// have and an output the module does not have, each with its place and a suggestion.
+#[test]
+fn validate_reports_every_problem_at_once() {
+    let w = Work::new();
+    w.write("m/main.hcl", "output \"name\" {\n  value = \"n\"\n}\n");
+    w.write(
+        "main.hcl",
+        "resource \"ballast_data\" \"a\" {\n  input = upper(\"x\", \"y\")\n}\n\nresource \"ballast_data\" \"b\" {\n  input = ballast_data.a.ouput\n}\n\nmodule \"m\" {\n  source = \"./m\"\n}\n\noutput \"x\" {\n  value = module.m.nmae\n}\n\noutput \"y\" {\n  value = var.nothere\n}\n",
+    );
+    let r = w.ok(&["validate"], 1);
+    assert_snapshot!("validate_every_problem", r.text(&w));
+    // plan refuses a misspelt attribute before it plans anything.
+    w.write(
+        "main.hcl",
+        "resource \"ballast_data\" \"a\" {\n  input = 1\n}\n\nresource \"ballast_data\" \"b\" {\n  input = ballast_data.a.ouput\n}\n",
+    );
+    let plan = w.ok(&["plan"], 1);
+    assert!(
+        plan.stderr
+            .contains("ballast_data (of ballast_data.a) has no attribute \"ouput\""),
+        "{}",
+        plan.stderr
+    );
+}
+
+/// Counted instances sort by number in plans and the state (n[2] before n[10]); a destroy
+/// plan shows the outputs going; -target warns that the plan may not be complete and
+/// previews no output it would not make.
+#[test]
+fn instances_sort_by_number_destroy_shows_outputs_and_target_warns() {
+    let w = Work::new();
+    w.write(
+        "main.hcl",
+        "resource \"ballast_data\" \"n\" {\n  count = 11\n  input = count.index\n}\n\nresource \"ballast_data\" \"other\" {\n  input = \"o\"\n}\n\noutput \"last\" {\n  value = ballast_data.n[10].output\n}\n\noutput \"other\" {\n  value = ballast_data.other.output\n}\n",
+    );
+    let targeted = w.ok(&["plan", "-target=ballast_data.other"], 0);
+    assert!(
+        targeted
+            .stdout
+            .starts_with("Warning: Resource targeting is in effect"),
+        "{}",
+        targeted.stdout
+    );
+    assert!(
+        targeted.stdout.contains("+ other = \"o\""),
+        "{}",
+        targeted.stdout
+    );
+    assert!(
+        !targeted.stdout.contains("last ="),
+        "an output of a resource left out is not previewed: {}",
+        targeted.stdout
+    );
+    let plan = w.ok(&["plan"], 0).stdout;
+    let order: Vec<&str> = plan
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("# ballast_data.n["))
+        .map(|l| l.split(']').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        order,
+        ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]
+    );
+    w.ok(&["apply", "-auto-approve"], 0);
+    let list = w.ok(&["state", "list"], 0).stdout;
+    assert!(
+        list.starts_with("ballast_data.n[0]\nballast_data.n[1]\nballast_data.n[2]\n")
+            && list.contains("ballast_data.n[9]\nballast_data.n[10]\nballast_data.other\n"),
+        "{list}"
+    );
+    let destroy = w.ok(&["plan", "-destroy"], 0);
+    assert!(
+        destroy.stdout.contains("- last = 10 -> null")
+            && destroy.stdout.contains("- other = \"o\" -> null"),
+        "{}",
+        destroy.stdout
+    );
+}

@@ -525,3 +525,23 @@ output "after" {
     assert_eq!(w.ok(&["output", "after"], 0).stdout, "A\n");
     w.assert_converged();
 }
+
+/// A secret passed to one attribute of a nested block hides that attribute only: the
+/// block's other attributes (a size) stay readable in the plan.
+#[test]
+fn a_secret_in_a_nested_block_hides_only_the_attribute_it_reaches() {
+    let w = Work::new();
+    w.write(
+        "main.hcl",
+        "variable \"pool\" {\n  sensitive = true\n  default   = \"c3ph-internal\"\n}\n\nresource \"test_task\" \"vm\" {\n  dir  = \"objs\"\n  name = \"vm\"\n  volume {\n    storage = \"local\"\n    size    = 8\n  }\n  volume {\n    storage = var.pool\n    size    = 4\n  }\n}\n",
+    );
+    let plan = w.ok(&["plan"], 0);
+    assert!(!plan.stdout.contains("c3ph-internal"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("+ storage = (sensitive value)")
+            && plan.stdout.contains("+ size    = 4")
+            && plan.stdout.contains("+ size    = 8"),
+        "{}",
+        plan.stdout
+    );
+}

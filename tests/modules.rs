@@ -359,3 +359,48 @@ fn a_module_takes_the_provider_its_call_passes() {
         "path.module is the module's directory: {shown}"
     );
 }
+
+#[test]
+fn import_adopts_an_object_into_a_module_instance() {
+    let w = Work::new();
+    w.write("files/motd.txt", "hello\n");
+    w.write(
+        "m/main.hcl",
+        "variable \"name\" {\n  type = string\n}\nresource \"local_file\" \"f\" {\n  path    = \"${path.root}/files/${var.name}.txt\"\n  content = \"hello\\n\"\n}\n",
+    );
+    w.write(
+        "main.hcl",
+        "module \"files\" {\n  source   = \"./m\"\n  for_each = toset([\"motd\"])\n  name     = each.key\n}\n",
+    );
+    let id = w.file("files/motd.txt").display().to_string();
+    let r = w.ok(&["import", "module.files[\"motd\"].local_file.f", &id], 0);
+    assert!(r.stdout.contains("Import successful"), "{}", r.stdout);
+    w.assert_converged();
+    assert_eq!(
+        w.ok(&["state", "list"], 0).stdout,
+        "module.files[\"motd\"].local_file.f\n"
+    );
+}
+
+#[test]
+fn removed_forgets_a_whole_module_instance_without_destroying_it() {
+    let w = Work::new();
+    w.write("modules/disk/main.hcl", DISK);
+    w.write(
+        "main.hcl",
+        "module \"d\" {\n  source = \"./modules/disk\"\n  name   = \"x\"\n}\n",
+    );
+    w.ok(&["apply", "-auto-approve"], 0);
+    w.write("main.hcl", "removed {\n  from = module.d\n}\n");
+    let plan = w.ok(&["plan"], 0);
+    assert!(
+        plan.stdout.contains(
+            "# module.d.ballast_data.disk will no longer be managed by ballast (the object is not destroyed)"
+        ),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("0 to destroy"), "{}", plan.stdout);
+    w.ok(&["apply", "-auto-approve"], 0);
+    assert_eq!(w.ok(&["state", "list"], 0).stdout, "");
+}

@@ -11,7 +11,6 @@ use crate::model::ResourceState;
 use crate::workspace::{Secrets, Workspace};
 use ballast_lang::config::Expr;
 use ballast_lang::diag::Diags;
-use ballast_lang::graph::Node;
 use ballast_sdk::{format_number, quote, Value};
 use std::collections::HashMap;
 
@@ -50,25 +49,8 @@ impl Console {
             .resources
             .iter()
             .map(|r| {
-                let mut items = grouped.remove(&r.addr()).unwrap_or_default();
-                let v = if r.count.is_some() {
-                    let n = |k: &Option<Value>| k.as_ref().and_then(Value::as_f64).unwrap_or(0.0);
-                    items.sort_by(|a, b| n(&a.0).total_cmp(&n(&b.0)));
-                    Value::List(items.into_iter().map(|(_, v)| v).collect())
-                } else if r.for_each.is_some() {
-                    Value::Map(
-                        items
-                            .into_iter()
-                            .filter_map(|(k, v)| Some((k?.as_str()?.to_string(), v)))
-                            .collect(),
-                    )
-                } else {
-                    items
-                        .into_iter()
-                        .next()
-                        .map(|(_, v)| v)
-                        .unwrap_or(Value::Unknown)
-                };
+                let items = grouped.remove(&r.addr()).unwrap_or_default();
+                let v = crate::live::aggregate(r, items);
                 (r.addr(), v)
             })
             .collect();
@@ -90,20 +72,13 @@ impl Console {
         };
         let mut locals = HashMap::new();
         for id in order {
-            let Some(Node::Local(name)) = self.ws.graph.nodes.get(id) else {
-                continue;
-            };
-            let Some(expr) = self.ws.cfg.locals.get(name) else {
-                continue;
-            };
-            let scope = self.ws.scope(&locals, &self.values, Some(&self.secrets));
-            let v = scope.eval(expr).unwrap_or(Value::Unknown);
-            let sensitive = scope.take_sensitive();
-            drop(scope);
-            if sensitive {
-                self.secrets.locals.insert(name.clone());
-            }
-            locals.insert(name.clone(), v);
+            // A value that fails is unknown here; evaluating it at the prompt says why.
+            let _ = self.ws.eval_value_node(
+                &self.ws.graph.nodes[id],
+                &mut locals,
+                &self.values,
+                &mut self.secrets,
+            );
         }
         self.locals = locals;
     }

@@ -213,7 +213,8 @@ impl Engine {
 
 /// The label of a resource address (`web` of `openstack_lb_loadbalancer.web`).
 fn label_of(address: &str) -> &str {
-    let resource = address.split('[').next().unwrap_or(address);
+    let local = crate::address::split_module(address).1;
+    let resource = local.split('[').next().unwrap_or(local);
     resource.rsplit('.').next().unwrap_or(resource)
 }
 

@@ -46,33 +46,33 @@ impl LiveValues {
     }
 }
 
-impl Engine {
-    /// A resource's value as expressions see it: a list (count), a map (for_each) or one
-    /// object, from its instances' values.
-    fn aggregate(&self, r: &Resource, mut items: Vec<(Option<Value>, Value)>) -> Value {
-        if r.count.is_some() {
-            let n = |k: &Option<Value>| k.as_ref().and_then(Value::as_f64).unwrap_or(0.0);
-            items.sort_by(|a, b| n(&a.0).total_cmp(&n(&b.0)));
-            Value::List(items.into_iter().map(|(_, v)| v).collect())
-        } else if r.for_each.is_some() {
-            Value::Map(
-                items
-                    .into_iter()
-                    .filter_map(|(k, v)| {
-                        k.and_then(|k| k.as_str().map(str::to_string))
-                            .map(|k| (k, v))
-                    })
-                    .collect(),
-            )
-        } else {
+/// A resource's value as expressions see it: a list (count), a map (for_each) or one
+/// object, from its instances' values.
+pub(crate) fn aggregate(r: &Resource, mut items: Vec<(Option<Value>, Value)>) -> Value {
+    if r.count.is_some() {
+        let n = |k: &Option<Value>| k.as_ref().and_then(Value::as_f64).unwrap_or(0.0);
+        items.sort_by(|a, b| n(&a.0).total_cmp(&n(&b.0)));
+        Value::List(items.into_iter().map(|(_, v)| v).collect())
+    } else if r.for_each.is_some() {
+        Value::Map(
             items
                 .into_iter()
-                .next()
-                .map(|(_, v)| v)
-                .unwrap_or(Value::Unknown)
-        }
+                .filter_map(|(k, v)| {
+                    k.and_then(|k| k.as_str().map(str::to_string))
+                        .map(|k| (k, v))
+                })
+                .collect(),
+        )
+    } else {
+        items
+            .into_iter()
+            .next()
+            .map(|(_, v)| v)
+            .unwrap_or(Value::Unknown)
     }
+}
 
+impl Engine {
     /// Every resource's value, from all instance values (once per apply).
     pub fn live_values(&self, inst_values: &BTreeMap<String, Value>) -> LiveValues {
         let mut grouped: HashMap<String, Vec<(Option<Value>, Value)>> = HashMap::new();
@@ -90,7 +90,7 @@ impl Engine {
             .map(|r| {
                 (
                     r.addr(),
-                    self.aggregate(r, grouped.remove(&r.addr()).unwrap_or_default()),
+                    aggregate(r, grouped.remove(&r.addr()).unwrap_or_default()),
                 )
             })
             .collect();
@@ -110,7 +110,7 @@ impl Engine {
                 continue;
             };
             let items = instances_of(inst_values, &addr);
-            live.values.insert(addr, self.aggregate(r, items));
+            live.values.insert(addr, aggregate(r, items));
         }
         if live.locals_stale {
             live.locals = self.evaluate_locals(&live.values, &mut Secrets::default());

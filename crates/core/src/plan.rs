@@ -246,6 +246,10 @@ impl Engine {
     }
 
     async fn plan_inner(&mut self, opts: &PlanOptions) -> Result<Plan> {
+        let misread = crate::validate::attribute_reads(self);
+        if !misread.is_empty() {
+            return Err(Diags(misread).into());
+        }
         self.reconcile().await?;
         let mut state = self.state.resources()?;
         let (moves, forgets) = self.refactorings(&mut state)?;
@@ -924,7 +928,10 @@ impl Engine {
             resource: ctx.r.addr(),
             type_name: ctx.r.type_name.clone(),
             provider: ctx.key.to_string(),
-            sensitive: sensitive.into_iter().collect(),
+            sensitive: sensitive
+                .iter()
+                .map(|p| ds.schema().fit_pattern(p))
+                .collect(),
             dependencies: ctx.deps.clone(),
             ..Change::default()
         };
@@ -963,7 +970,7 @@ impl Engine {
         let r = ctx.r;
         let rt = ctx.p.resource(&r.type_name)?.clone();
         let schema = rt.schema().clone();
-        let (mut config, mut sensitive) = self.instance_config(ctx, inst)?;
+        let (mut config, sensitive) = self.instance_config(ctx, inst)?;
         // lifecycle.ignore_changes: keep what the object has at these paths.
         if let Some(Some(prior)) = ctx.current.get(&inst.address) {
             let paths: Vec<Vec<ballast_sdk::PathKey>> = if r.lifecycle.ignore_all {
@@ -982,6 +989,8 @@ impl Engine {
             }
         }
         let config = self.conformed(ctx, &inst.address, &schema, &config)?;
+        let mut sensitive: BTreeSet<String> =
+            sensitive.iter().map(|p| schema.fit_pattern(p)).collect();
         if !sensitive.is_empty() {
             // The configuration passed a secret (a sensitive variable, say): what the
             // provider derives from it may carry it, so hide that too. (Attributes the

@@ -34,6 +34,23 @@ impl Workspace {
         Ok(Workspace { cfg, vars, graph })
     }
 
+    /// [`Workspace::load`] for `validate`: the graph's errors (undeclared names, function
+    /// calls, cycles) are returned beside the workspace rather than instead of it, so that
+    /// validation reports them with everything else it finds.
+    pub fn load_for_validate(
+        dir: &Path,
+        inputs: &VarInputs,
+    ) -> Result<(Workspace, Vec<ballast_lang::diag::Diag>), Diags> {
+        let mut cfg = config::load(dir)?;
+        let vars = ballast_lang::vars::resolve(&mut cfg, inputs)?;
+        ballast_lang::modules::expand(&mut cfg, &vars)?;
+        let (graph, problems) = match Graph::build(&cfg) {
+            Ok(g) => (g, Vec::new()),
+            Err(d) => (Graph::default(), d.0),
+        };
+        Ok((Workspace { cfg, vars, graph }, problems))
+    }
+
     /// A workspace whose variables are not resolved (for `graph`, which needs none).
     pub fn unresolved(dir: &Path) -> Result<Workspace, Diags> {
         let mut cfg = config::load(dir)?;

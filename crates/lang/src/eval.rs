@@ -74,6 +74,9 @@ impl<'a> Scope<'a> {
     }
 
     /// Evaluates a block body to an object; nested blocks become lists of objects.
+    /// The sensitive parts come back as path patterns: `password`, and inside nested blocks
+    /// `user.*.password` (each block is an element of a list until the schema says it is a
+    /// single block), so that only they are hidden.
     pub fn eval_body(&self, body: &BodyExpr) -> Result<(Value, BTreeSet<String>), Diag> {
         let mut out = BTreeMap::new();
         let mut sensitive = BTreeSet::new();
@@ -86,9 +89,7 @@ impl<'a> Scope<'a> {
         }
         for (k, b) in &body.blocks {
             let (v, s) = self.eval_body(b)?;
-            if !s.is_empty() {
-                sensitive.insert(k.clone());
-            }
+            sensitive.extend(s.iter().map(|p| format!("{k}.*.{p}")));
             match out
                 .entry(k.clone())
                 .or_insert_with(|| Value::List(Vec::new()))

@@ -38,6 +38,8 @@ pub struct Ref {
     /// `var.x`, `local.x`, `type.name`, `count.index`, `each.key`, ...
     pub root: String,
     pub name: Option<String>,
+    /// For `type.name[...].attr...`: the attribute read (after any index or splat).
+    pub attr: Option<String>,
     pub span: SrcSpan,
 }
 
@@ -140,6 +142,7 @@ fn walk(e: &Expression, file: usize, bound: &mut Vec<String>, out: &mut Found) {
                 out.refs.push(Ref {
                     root: v.as_str().to_string(),
                     name: None,
+                    attr: None,
                     span: span(e),
                 });
             }
@@ -161,9 +164,15 @@ fn walk(e: &Expression, file: usize, bound: &mut Vec<String>, out: &mut Found) {
                             _ => None,
                         };
                     }
+                    // The first attribute after indexes and splats: what is read of it.
+                    let attr = ops.find_map(|o| match o {
+                        TraversalOperator::GetAttr(a) => Some(a.as_str().to_string()),
+                        _ => None,
+                    });
                     out.refs.push(Ref {
                         root: v.as_str().to_string(),
                         name,
+                        attr,
                         span: span(e),
                     });
                 }
@@ -584,6 +593,7 @@ fn named_ref(addr: &str, span: &SrcSpan) -> Ref {
     Ref {
         root: parts.next().unwrap_or_default().to_string(),
         name: parts.next().map(str::to_string),
+        attr: None,
         span: SrcSpan {
             file: span.file,
             range: span.range.start..span.range.start,

@@ -1,9 +1,10 @@
-//! HCL written for people: resource blocks to paste after an import, and state entries.
+//! HCL written for people: resource blocks to paste after an import, and state entries
+//! (`state show`, `show`).
 
 use crate::text::block_header;
 use ballast_core::import::Imported;
-use ballast_core::model::ResourceState;
-use ballast_sdk::{AttrSchema, BlockSchema, ResourceSchema, Value};
+use ballast_core::model::{ResourceState, Shape};
+use ballast_sdk::{quote, quote_key, AttrSchema, BlockSchema, ResourceSchema, Value};
 use std::collections::BTreeMap;
 
 /// A `resource` block for an object, with what a configuration can set: settable
@@ -136,24 +137,130 @@ fn heredoc(text: &str) -> Option<hcl::Expression> {
     Some(hcl::Expression::from(hcl::TemplateExpr::Heredoc(h)))
 }
 
-/// A state entry as an HCL block (written with hcl-rs), for `state show` and `show`.
-pub fn state_block(r: &ResourceState) -> String {
-    let (t, n) = block_header(&r.address, &r.type_name);
-    let mut block = hcl::Block::builder("resource").add_label(t).add_label(n);
-    // Sensitive values are redacted at any depth (`cloud_init.password`, `volume.*.key`).
-    if let Value::Map(m) = ballast_sdk::paths::redact(&r.attributes, &r.sensitive) {
-        for (k, shown) in m {
-            if shown.is_null() {
+/// One object as `terraform state show` prints it: `# address:` then its block, the
+/// attributes sorted and aligned (null ones left out), nested blocks (by the type's shape)
+/// as blocks after them, sensitive values as `(sensitive value)`.
+pub fn state_show(r: &ResourceState, shape: Option<&Shape>) -> String {
+    // A redacted value is marked unknown (a state holds no unknowns), and shown as such.
+    let shown = ballast_sdk::paths::redact_with(&r.attributes, &r.sensitive, &|_| Value::Unknown);
+    let (t, name) = block_header(&r.address, &r.type_name);
+    let keyword = if ballast_core::address::is_data(&r.address) {
+        "data"
+    } else {
+        "resource"
+    };
+    let mark = if r.tainted { " (tainted)" } else { "" };
+    let mut out = format!(
+        "# {}{mark}:\n{keyword} {} {} {{\n",
+        r.address,
+        quote(&t),
+        quote(&name)
+    );
+    body_lines(&mut out, &shown, shape, 1);
+    out.push('}');
+    out
+}
+
+/// The nested blocks of a body's shape, by name.
+fn blocks_of(shape: Option<&Shape>) -> Vec<(&str, &Shape)> {
+    match shape {
+        Some(Shape::Object { attributes }) => attributes
+            .iter()
+            .filter_map(|(k, s)| match s {
+                Shape::Block { body, .. } => Some((k.as_str(), body.as_ref())),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The attributes of `v` (aligned, sorted) then its nested blocks, at `depth` (4 spaces
+/// each).
+fn body_lines(out: &mut String, v: &Value, shape: Option<&Shape>, depth: usize) {
+    let pad = "    ".repeat(depth);
+    let Value::Map(m) = v else { return };
+    let blocks = blocks_of(shape);
+    let is_block = |k: &str| blocks.iter().any(|(b, _)| *b == k);
+    let attrs: Vec<(&String, &Value)> = m
+        .iter()
+        .filter(|(k, x)| !x.is_null() && !is_block(k))
+        .collect();
+    let width = attrs
+        .iter()
+        .map(|(k, _)| quote_key(k).len())
+        .max()
+        .unwrap_or(0);
+    for (k, x) in attrs {
+        out.push_str(&format!(
+            "{pad}{:width$} = {}\n",
+            quote_key(k),
+            hcl_value(x, depth)
+        ));
+    }
+    for (name, body) in blocks {
+        let items = match m.get(name) {
+            Some(Value::List(items)) => items.iter().collect(),
+            Some(one @ Value::Map(_)) => vec![one],
+            _ => Vec::new(),
+        };
+        for item in items {
+            if item == &Value::Unknown {
+                out.push_str(&format!("{pad}# {name} = (sensitive value)\n"));
                 continue;
             }
-            match hcl::to_expression(shown.to_json()) {
-                Ok(e) => block = block.add_attribute((k.as_str(), e)),
-                Err(_) => block = block.add_attribute((k.as_str(), shown.to_string())),
-            }
+            out.push_str(&format!("\n{pad}{name} {{\n"));
+            body_lines(out, item, Some(body), depth + 1);
+            out.push_str(&format!("{pad}}}\n"));
         }
     }
-    let body = hcl::Body::builder().add_block(block.build()).build();
-    let text = ballast_lang::format::format_text(&hcl::to_string(&body).unwrap_or_default());
-    let mark = if r.tainted { " (tainted)" } else { "" };
-    format!("# {}{mark}:\n{text}", r.address)
+}
+
+/// A value inside a block at `depth`, in Terraform's layout: lists and maps one element
+/// per line, texts of several lines as heredocs, redacted values as `(sensitive value)`.
+fn hcl_value(v: &Value, depth: usize) -> String {
+    let pad = "    ".repeat(depth + 1);
+    let end = "    ".repeat(depth);
+    match v {
+        Value::Unknown => ballast_sdk::paths::SENSITIVE.to_string(),
+        Value::String(t) if t.contains('\n') && !t.lines().any(|l| l.trim() == "EOT") => {
+            let mut s = String::from("<<-EOT\n");
+            for line in t.strip_suffix('\n').unwrap_or(t).split('\n') {
+                if line.is_empty() {
+                    s.push('\n');
+                } else {
+                    s.push_str(&format!("{pad}{line}\n"));
+                }
+            }
+            s.push_str(&end);
+            s.push_str("EOT");
+            s
+        }
+        Value::List(items) if !items.is_empty() => {
+            let mut s = String::from("[\n");
+            for item in items {
+                s.push_str(&format!("{pad}{},\n", hcl_value(item, depth + 1)));
+            }
+            s.push_str(&end);
+            s.push(']');
+            s
+        }
+        Value::Map(m) if !m.is_empty() => {
+            let width = m.keys().map(|k| quote(k).len()).max().unwrap_or(0);
+            let mut s = String::from("{\n");
+            for (k, item) in m {
+                s.push_str(&format!(
+                    "{pad}{:width$} = {}\n",
+                    quote(k),
+                    hcl_value(item, depth + 1)
+                ));
+            }
+            s.push_str(&end);
+            s.push('}');
+            s
+        }
+        Value::List(_) => "[]".into(),
+        Value::Map(_) => "{}".into(),
+        other => other.to_string(),
+    }
 }
