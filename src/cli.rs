@@ -242,6 +242,18 @@ pub enum Command {
         json: bool,
         plan_file: Option<PathBuf>,
     },
+    /// Several states for one configuration: list, show, new, select, delete.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+    /// Copy every workspace's state to the backend the configuration names now (after the
+    /// backend block changed), losslessly; asks first.
+    MigrateState {
+        #[arg(long = "auto-approve")]
+        auto_approve: bool,
+        /// Use the new backend as it is, without copying (the old state stays where it is).
+        #[arg(long = "reconfigure")]
+        reconfigure: bool,
+    },
     /// Remove the lock of a run that is gone. A live holder's lock is kept unless you name it.
     ForceUnlock {
         /// Break the lock even though its holder still runs: PID@HOST, as the lock names it.
@@ -257,6 +269,25 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum WorkspaceCommand {
+    /// List the workspaces; the selected one is marked with *.
+    List,
+    /// Print the selected workspace.
+    Show,
+    /// Create a workspace (an empty state) and select it.
+    New { name: String },
+    /// Select a workspace for the commands that follow.
+    Select { name: String },
+    /// Delete a workspace's state; one that still manages objects only with -force.
+    Delete {
+        name: String,
+        /// Delete it even though it still manages objects (they are forgotten, not destroyed).
+        #[arg(long = "force")]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum StateCommand {
     /// List the objects in the state; with addresses, those of these resources or
     /// instances.
@@ -267,6 +298,11 @@ pub enum StateCommand {
     Rm { address: Vec<String> },
     /// Rename a resource in the state.
     Mv { from: String, to: String },
+    /// Encrypt the whole state now with the primary key (BALLAST_STATE_PASSPHRASE or
+    /// BALLAST_STATE_KEY), also to rotate keys (the old one as ..._FALLBACK).
+    Encrypt,
+    /// Write the whole state back in clear (the key it was written with must be set).
+    Decrypt,
 }
 
 impl Cli {
@@ -352,6 +388,7 @@ pub(crate) fn load(
 ) -> Result<Workspace> {
     let mut inputs = var_inputs(vars, preset);
     inputs.ask = asker();
+    inputs.workspace = crate::backend::current_workspace(dir)?;
     Workspace::load(dir, &inputs).map_err(anyhow::Error::from)
 }
 
@@ -364,6 +401,7 @@ fn var_inputs(vars: &VarArgs, preset: Option<BTreeMap<String, Value>>) -> VarInp
             .filter(|(k, _)| ballast_lang::compat::is_var_env(k))
             .collect(),
         ask: None,
+        workspace: String::new(),
     }
 }
 
@@ -444,8 +482,8 @@ fn engine(
     lock: &LockArgs,
 ) -> Result<Engine> {
     let lock_timeout = lock.timeout(operation)?;
-    let path = state_path(&ws.cfg.dir, ws.cfg.settings.state_path.as_deref());
-    let store = Arc::new(SqliteStore::open(&path)?);
+    let place = crate::backend::Place::of(&ws.cfg.dir, &ws.cfg.settings);
+    let store = crate::backend::open(&ws.cfg.dir, &ws.cfg.settings, &place, &ws.cfg.workspace)?;
     let parallelism = args.map(|a| a.parallelism).unwrap_or(10);
     let mut e = Engine::open(
         ws,
@@ -538,8 +576,10 @@ pub async fn run(cli: Cli, ui: Arc<Ui>, interrupt: Interrupt) -> Result<i32> {
             Ok(0)
         }
         Command::Validate { vars } => {
-            let (ws, problems) = Workspace::load_for_validate(&dir, &var_inputs(&vars, None))
-                .map_err(anyhow::Error::from)?;
+            let mut inputs = var_inputs(&vars, None);
+            inputs.workspace = crate::backend::current_workspace(&dir)?;
+            let (ws, problems) =
+                Workspace::load_for_validate(&dir, &inputs).map_err(anyhow::Error::from)?;
             // Validation never needs the state: it is neither locked nor read.
             let path = state_path(&ws.cfg.dir, ws.cfg.settings.state_path.as_deref());
             let store = Arc::new(SqliteStore::at(&path));
@@ -735,6 +775,11 @@ pub async fn run(cli: Cli, ui: Arc<Ui>, interrupt: Interrupt) -> Result<i32> {
             .await
         }
         Command::State(sc) => state_command(&dir, sc, &ui),
+        Command::Workspace(wc) => workspace_command(&dir, wc, &ui),
+        Command::MigrateState {
+            auto_approve,
+            reconfigure,
+        } => migrate_state(&dir, auto_approve, reconfigure, &ui),
         Command::Output { json, raw, name } => output(&dir, json, raw, name.as_deref(), &ui),
         Command::Show { json, plan_file } => show(&dir, json, plan_file.as_deref(), &ui),
         Command::ForceUnlock { holder } => {
@@ -1087,24 +1132,263 @@ async fn import(
     Ok(0)
 }
 
-/// The state store of a directory, located without evaluating its configuration.
-fn open_store(dir: &Path) -> Result<SqliteStore> {
-    let setting = ballast_lang::config::load(dir)
-        .ok()
-        .and_then(|c| c.settings.state_path);
-    let path = state_path(dir, setting.as_deref());
-    let store = SqliteStore::open(&path)?;
+/// The state store of a directory's selected workspace, located without evaluating its
+/// configuration (only its `ballast` block is read).
+fn open_store(dir: &Path) -> Result<Arc<dyn StateStore>> {
+    let settings = ballast_lang::config::load(dir)
+        .map(|c| c.settings)
+        .unwrap_or_default();
+    let place = crate::backend::Place::of(dir, &settings);
+    let workspace = crate::backend::current_workspace(dir)?;
+    let store = crate::backend::open(dir, &settings, &place, &workspace)?;
     if store.head()?.is_none() {
+        let which = if workspace == crate::backend::DEFAULT_WORKSPACE {
+            String::new()
+        } else {
+            format!(" for workspace {workspace}")
+        };
         bail!(
-            "there is no state at {}; run ballast apply first",
-            path.display()
+            "there is no state{which} in {}; run ballast apply first",
+            place.describe()
         );
     }
     Ok(store)
 }
 
+/// The backend a directory's configuration names (only its `ballast` block is read).
+fn place_of(dir: &Path) -> crate::backend::Place {
+    let settings = ballast_lang::config::load(dir)
+        .map(|c| c.settings)
+        .unwrap_or_default();
+    crate::backend::Place::of(dir, &settings)
+}
+
+fn workspace_command(dir: &Path, wc: WorkspaceCommand, ui: &Ui) -> Result<i32> {
+    use crate::backend::{self, DEFAULT_WORKSPACE};
+    let place = place_of(dir);
+    backend::check_unchanged(dir, &place)?;
+    let current = backend::current_workspace(dir)?;
+    let all = backend::workspaces(&place)?;
+    match wc {
+        WorkspaceCommand::List => {
+            let lines: Vec<String> = all
+                .iter()
+                .map(|w| format!("{} {w}", if *w == current { "*" } else { " " }))
+                .collect();
+            ui.out(&lines.join("\n"));
+        }
+        WorkspaceCommand::Show => ui.out(&current),
+        WorkspaceCommand::New { name } => {
+            backend::check_workspace_name(&name)?;
+            if all.contains(&name) {
+                bail!("workspace \"{name}\" exists already; select it with ballast workspace select {name}");
+            }
+            let store = backend::open_at(&place, &name)?;
+            store.create(&uuid::Uuid::new_v4().to_string())?;
+            backend::select_workspace(dir, &name)?;
+            let _ = backend::record(dir, &place);
+            ui.out(&format!(
+                "Created and switched to workspace \"{name}\": an empty state in {}.",
+                place.describe_workspace(&name)
+            ));
+        }
+        WorkspaceCommand::Select { name } => {
+            if !all.contains(&name) {
+                bail!("workspace \"{name}\" does not exist (there are: {}); ballast workspace new {name} creates it", all.join(", "));
+            }
+            backend::select_workspace(dir, &name)?;
+            ui.out(&format!("Switched to workspace \"{name}\"."));
+        }
+        WorkspaceCommand::Delete { name, force } => {
+            if name == DEFAULT_WORKSPACE {
+                bail!("the default workspace cannot be deleted");
+            }
+            if name == current {
+                bail!("workspace \"{name}\" is selected; select another one first (ballast workspace select default)");
+            }
+            if !all.contains(&name) {
+                bail!(
+                    "workspace \"{name}\" does not exist (there are: {})",
+                    all.join(", ")
+                );
+            }
+            let store = backend::open_at(&place, &name)?;
+            // Nobody may be applying in it while it goes.
+            let state = State::open(
+                store.clone(),
+                who("workspace delete"),
+                Some(Duration::ZERO),
+                String::new(),
+            )?;
+            let managed = state.resources()?.len();
+            if managed > 0 && !force {
+                bail!("workspace \"{name}\" still manages {managed} object(s): destroy them first (ballast workspace select {name} && ballast destroy), or delete it with -force to forget them without destroying them");
+            }
+            drop(state);
+            drop(store);
+            backend::delete_workspace(&place, &name)?;
+            ui.out(&format!("Deleted workspace \"{name}\"."));
+        }
+    }
+    Ok(0)
+}
+
+/// Copies every workspace's state from the backend last used to the one configured now,
+/// object by object, and checks the copy; then records the new backend.
+fn migrate_state(dir: &Path, auto_approve: bool, reconfigure: bool, ui: &Ui) -> Result<i32> {
+    use crate::backend;
+    let place = place_of(dir);
+    let Some(old) = backend::previous(dir) else {
+        bail!(
+            "there is no earlier backend to migrate from; {} is in use",
+            place.describe()
+        );
+    };
+    if reconfigure {
+        backend::record(dir, &place)?;
+        ui.out(&format!(
+            "Now using {}; the state in {} was left where it is.",
+            place.describe(),
+            old.describe()
+        ));
+        return Ok(0);
+    }
+    let names = backend::workspaces(&old)?;
+    let mut plan = Vec::new();
+    for name in &names {
+        let from = backend::open_at(&old, name)?;
+        if from.head()?.is_none() {
+            continue;
+        }
+        let to = backend::open_at(&place, name)?;
+        if to.head()?.is_some() {
+            bail!("workspace \"{name}\" already has a state in {}; ballast copies into empty workspaces only (use -reconfigure to keep the new one as it is)", place.describe());
+        }
+        plan.push((name.clone(), from, to));
+    }
+    if plan.is_empty() {
+        backend::record(dir, &place)?;
+        ui.out(&format!(
+            "{} holds no state: now using {}.",
+            old.describe(),
+            place.describe()
+        ));
+        return Ok(0);
+    }
+    let question = format!(
+        "copy the state of {} workspace(s) ({}) from {} to {}",
+        plan.len(),
+        plan.iter()
+            .map(|(n, _, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        old.describe(),
+        place.describe()
+    );
+    if !auto_approve && !confirm(ui, &question)? {
+        ui.out("Nothing was copied.");
+        return Ok(1);
+    }
+    for (name, from, to) in &plan {
+        let lock_from = State::open(
+            from.clone(),
+            who("migrate-state"),
+            Some(Duration::ZERO),
+            String::new(),
+        )?;
+        let report = ballast_state_crypt::copy_state(from.as_ref(), to.as_ref())?;
+        let differences = ballast_state_crypt::compare_states(from.as_ref(), to.as_ref());
+        drop(lock_from);
+        if !differences.is_empty() {
+            bail!("the copy of workspace \"{name}\" differs from its source ({}); the source is unchanged", differences.join("; "));
+        }
+        ui.out(&format!(
+            "Copied workspace \"{name}\": serial {}, {} object(s), {} output(s), {} open journal entr(ies), checked object by object.",
+            report.serial, report.resources, report.outputs, report.intents
+        ));
+    }
+    backend::record(dir, &place)?;
+    ui.out(&format!(
+        "Now using {}. The state in {} is kept as it was; delete it when you no longer need it.",
+        place.describe(),
+        old.describe()
+    ));
+    Ok(0)
+}
+
+/// `state encrypt` and `state decrypt`: the selected workspace's whole state rewritten,
+/// under the state lock, then the store compacted so that no old copy stays in its files.
+fn state_crypt(dir: &Path, encrypt: bool, ui: &Ui) -> Result<i32> {
+    use crate::backend;
+    let place = place_of(dir);
+    backend::check_unchanged(dir, &place)?;
+    let workspace = backend::current_workspace(dir)?;
+    let Some(keys) = backend::keys()? else {
+        bail!(
+            "state {} needs the key: set BALLAST_STATE_PASSPHRASE, or BALLAST_STATE_KEY (32 bytes, base64){}",
+            if encrypt { "encrypt" } else { "decrypt" },
+            if encrypt { "; to rotate, set the old one as BALLAST_STATE_PASSPHRASE_FALLBACK or BALLAST_STATE_KEY_FALLBACK" } else { "" }
+        );
+    };
+    let inner = backend::open_plain(&place, &workspace)?;
+    if inner.head()?.is_none() {
+        bail!(
+            "there is no state in {}",
+            place.describe_workspace(&workspace)
+        );
+    }
+    let lock = State::open(
+        inner.clone(),
+        who(if encrypt {
+            "state encrypt"
+        } else {
+            "state decrypt"
+        }),
+        Some(Duration::ZERO),
+        String::new(),
+    )?;
+    let sealed = ballast_state_crypt::EncryptedStore::open(inner.clone(), keys)?;
+    let message = if encrypt {
+        let report = sealed.rewrite()?;
+        format!(
+            "Encrypted {} object(s) and {} output(s) with the primary key{}.",
+            report.resources,
+            report.outputs,
+            if report.intents_left > 0 {
+                format!(
+                    "; {} open journal entr(ies) stay as they are until a run settles them",
+                    report.intents_left
+                )
+            } else {
+                String::new()
+            }
+        )
+    } else {
+        let resources = sealed.resources()?;
+        let outputs = sealed.outputs()?;
+        let n = resources.len();
+        let mut writes: Vec<Write> = resources.into_iter().map(Write::PutResource).collect();
+        writes.push(Write::SetOutputs(outputs));
+        inner.commit(&writes)?;
+        format!("Wrote {n} object(s) and the outputs back in clear.")
+    };
+    inner.compact()?;
+    drop(lock);
+    ui.out(&format!(
+        "{message} ({})",
+        place.describe_workspace(&workspace)
+    ));
+    Ok(0)
+}
+
 fn state_command(dir: &Path, sc: StateCommand, ui: &Ui) -> Result<i32> {
-    let store: Arc<dyn StateStore> = Arc::new(open_store(dir)?);
+    match sc {
+        StateCommand::Encrypt => return state_crypt(dir, true, ui),
+        StateCommand::Decrypt => return state_crypt(dir, false, ui),
+        _ => {}
+    }
+
+    let store = open_store(dir)?;
     let edit = |operation: &str| {
         State::open(
             store.clone(),
@@ -1114,6 +1398,7 @@ fn state_command(dir: &Path, sc: StateCommand, ui: &Ui) -> Result<i32> {
         )
     };
     match sc {
+        StateCommand::Encrypt | StateCommand::Decrypt => {}
         StateCommand::List { address } => {
             for a in &address {
                 ballast_core::address::check(a).map_err(|m| anyhow!("{m}"))?;
@@ -1251,7 +1536,7 @@ fn taint(dir: &Path, lock: &LockArgs, address: &str, taint: bool, ui: &Ui) -> Re
     if ballast_core::address::is_data(address) {
         bail!("{address} is a data source; only managed objects can be {operation}ed");
     }
-    let store: Arc<dyn StateStore> = Arc::new(open_store(dir)?);
+    let store = open_store(dir)?;
     let state = State::open(
         store,
         who(operation),

@@ -1,5 +1,6 @@
 //! ballast: a declarative state reconciler in the spirit of Terraform.
 
+mod backend;
 mod cli;
 mod console;
 mod fmt_cmd;

@@ -85,6 +85,20 @@ impl Work {
         }
     }
 
+    /// [`Work::run`] with extra environment variables.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut c = self.command(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out: Output = c.output().expect("run ballast");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// Spawns with the output discarded (for runs that are killed and never read).
     pub fn spawn_quiet(&self, args: &[&str]) -> Child {
         self.command(args)

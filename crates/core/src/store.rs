@@ -171,4 +171,12 @@ pub trait StateStore: Send + Sync {
 
     /// Applies a batch atomically: after a crash, either all of it is there or none of it.
     fn commit(&self, writes: &[Write]) -> Result<()>;
+
+    /// Forgets the journal of finished changes (the objects they planned) and reclaims the
+    /// space of overwritten data, so that no old copy of a value stays in the store's files
+    /// (after a state is encrypted in place). Open intents stay. A store that keeps no such
+    /// copies does nothing.
+    fn compact(&self) -> Result<()> {
+        Ok(())
+    }
 }

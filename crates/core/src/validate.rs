@@ -135,7 +135,9 @@ pub(crate) fn attribute_reads(engine: &Engine) -> Vec<Diag> {
                 continue;
             };
             let (known, what, noun): (Vec<String>, String, &str) = match r.root.as_str() {
-                "var" | "local" | "count" | "each" | "path" | "self" => continue,
+                "var" | "local" | "count" | "each" | "path" | "self" | "terraform" | "ballast" => {
+                    continue
+                }
                 "module" => match cfg.calls.get(&format!("{m}module.{name}")) {
                     Some(call) => (call.outputs.clone(), format!("module \"{name}\""), "output"),
                     None => continue,

@@ -270,6 +270,23 @@ impl Resource {
 pub struct Settings {
     /// Where the state lives, relative to the configuration directory.
     pub state_path: Option<String>,
+    /// `backend "pg" { ... }`; `None`: the SQLite file.
+    pub backend: Option<Backend>,
+    /// `encryption { required = true }`: refuse to run without a state key.
+    pub encryption_required: bool,
+}
+
+/// Where the state is kept, as the `ballast` block's `backend` block says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `backend "sqlite" { path = "..." }` (the default, at `.ballast/state.db`).
+    Sqlite { path: Option<String> },
+    /// `backend "pg" { conn_str = "...", schema_name = "..." }`: without `conn_str`, the
+    /// libpq environment variables (PGHOST, PGUSER, ...) say where.
+    Pg {
+        conn_str: Option<String>,
+        schema_name: Option<String>,
+    },
 }
 
 #[derive(Clone, Debug, Default)]
@@ -299,6 +316,8 @@ pub struct Config {
     pub modules: BTreeMap<String, ModuleInstance>,
     /// The module path of each local (by its key) and output of a module instance.
     pub item_module: HashMap<String, String>,
+    /// The selected workspace, as `terraform.workspace` and `ballast.workspace` read it.
+    pub workspace: String,
 }
 
 /// A `module "NAME" { source = "./dir" ... }` block.
@@ -797,7 +816,8 @@ impl Config {
                 self.add_module_call(b, labels[0], file, span, diags);
             }
             "ballast" => {
-                self.check_known(&b.body, file, &["state_path"], &[], diags);
+                self.check_known(&b.body, file, &["state_path"], &["backend", "encryption"], diags);
+                self.backend_settings(b, file, diags);
                 if let Some(p) = string_attr(&b.body, "state_path") {
                     self.settings.state_path = Some(p);
                 } else if b.body.has_attribute("state_path") {
@@ -958,6 +978,66 @@ impl Config {
             }
         }
         self.module_calls.push(call);
+    }
+
+    /// The `backend` and `encryption` blocks of a `ballast` block.
+    fn backend_settings(&mut self, b: &Block, file: usize, diags: &mut Vec<Diag>) {
+        for be in b.body.get_blocks("backend") {
+            let span = span_of(file, &be.ident);
+            let literal = |key: &str, diags: &mut Vec<Diag>| -> Option<String> {
+                let a = be.body.get_attribute(key)?;
+                match &a.value {
+                    Expression::String(s) => Some(s.value().to_string()),
+                    _ => {
+                        diags.push(Diag::at(
+                            format!("{key} must be a literal string (the backend is read before variables)"),
+                            &self.sources,
+                            &span_of(file, &a.value),
+                        ));
+                        None
+                    }
+                }
+            };
+            let backend = match be.labels.first().map(|l| l.as_str()) {
+                Some("pg") => {
+                    self.check_known(&be.body, file, &["conn_str", "schema_name"], &[], diags);
+                    Backend::Pg {
+                        conn_str: literal("conn_str", diags),
+                        schema_name: literal("schema_name", diags),
+                    }
+                }
+                Some("sqlite" | "local") => {
+                    self.check_known(&be.body, file, &["path"], &[], diags);
+                    Backend::Sqlite {
+                        path: literal("path", diags),
+                    }
+                }
+                other => {
+                    diags.push(
+                        Diag::at(
+                            format!(
+                                "unknown backend {}",
+                                other
+                                    .map(|o| format!("\"{o}\""))
+                                    .unwrap_or_else(|| "(no label)".into())
+                            ),
+                            &self.sources,
+                            &span,
+                        )
+                        .with_help("backends are \"sqlite\" (the default) and \"pg\" (PostgreSQL)"),
+                    );
+                    continue;
+                }
+            };
+            if self.settings.backend.is_some() {
+                diags.push(Diag::at("a second backend block", &self.sources, &span));
+            }
+            self.settings.backend = Some(backend);
+        }
+        for e in b.body.get_blocks("encryption") {
+            self.check_known(&e.body, file, &["required"], &[], diags);
+            self.settings.encryption_required = bool_attr(&e.body, "required");
+        }
     }
 
     /// Adds a resource of a module instance (see [`crate::modules`]).

@@ -669,6 +669,14 @@ impl<'a> Scope<'a> {
                     None => Err(self.err(format!("self has no attribute \"{attr}\""), expr, file)),
                 },
             },
+            "terraform" | "ballast" => match next {
+                Some("workspace") => Ok(Value::String(if self.cfg.workspace.is_empty() {
+                    "default".to_string()
+                } else {
+                    self.cfg.workspace.clone()
+                })),
+                _ => Err(need("workspace")),
+            },
             "path" => match next {
                 Some("module") => {
                     let dir = match self.cfg.modules.get(self.module) {
@@ -813,7 +821,15 @@ impl<'a> Scope<'a> {
         };
         if matches!(
             name,
-            "var" | "local" | "count" | "each" | "path" | "self" | "module"
+            "var"
+                | "local"
+                | "count"
+                | "each"
+                | "path"
+                | "self"
+                | "module"
+                | "terraform"
+                | "ballast"
         ) || self.bindings.borrow().iter().any(|(n, _)| n == name)
         {
             return Ok(None);

@@ -260,7 +260,16 @@ fn walk_template(t: &Template, file: usize, bound: &mut Vec<String>, out: &mut F
     }
 }
 
-const KEYWORDS: &[&str] = &["var", "local", "count", "each", "path", "self"];
+const KEYWORDS: &[&str] = &[
+    "var",
+    "local",
+    "count",
+    "each",
+    "path",
+    "self",
+    "terraform",
+    "ballast",
+];
 
 #[derive(Debug, Default)]
 pub struct Graph {

@@ -23,6 +23,8 @@ pub struct VarInputs {
     pub env: Vec<(String, String)>,
     /// Asks the user for a variable that has no value (on a terminal); `None` asks nothing.
     pub ask: Option<Ask>,
+    /// The selected workspace (`terraform.workspace`, `ballast.workspace`); empty: "default".
+    pub workspace: String,
 }
 
 /// Asks for a variable's value: (name, description) → the raw text typed, as `-var` takes
@@ -294,6 +296,11 @@ fn validate(cfg: &Config, vars: &Vars) -> Vec<Diag> {
 
 /// Resolves every declared variable, or explains which have no value.
 pub fn resolve(cfg: &mut Config, inputs: &VarInputs) -> Result<Vars, Diags> {
+    cfg.workspace = if inputs.workspace.is_empty() {
+        "default".to_string()
+    } else {
+        inputs.workspace.clone()
+    };
     let mut set: BTreeMap<String, Value> = inputs.preset.clone().unwrap_or_default();
     let mut diags = Vec::new();
     let env = if inputs.preset.is_some() {

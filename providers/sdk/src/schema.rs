@@ -327,6 +327,30 @@ impl ResourceSchema {
         out
     }
 
+    /// A sensitivity pattern of the configuration (`cpu.*.type`, where each nested block is
+    /// an element) as it applies to the object: a single block is an object, not a list,
+    /// so its `*` goes (`cpu.type`).
+    pub fn fit_pattern(&self, pattern: &str) -> String {
+        let mut out: Vec<&str> = Vec::new();
+        let mut blocks: &[BlockSchema] = &self.blocks;
+        let mut steps = pattern.split('.').peekable();
+        while let Some(step) = steps.next() {
+            out.push(step);
+            match blocks.iter().find(|b| b.name == step) {
+                Some(b) => {
+                    if b.nesting == Nesting::Single && steps.peek() == Some(&"*") {
+                        steps.next();
+                    } else if let Some(star) = steps.next() {
+                        out.push(star);
+                    }
+                    blocks = &b.blocks;
+                }
+                None => blocks = &[],
+            }
+        }
+        out.join(".")
+    }
+
     /// Top-level sensitive attribute names (the coarse view older callers use).
     pub fn sensitive_attrs(&self) -> impl Iterator<Item = &str> {
         self.attributes

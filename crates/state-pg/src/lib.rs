@@ -1,0 +1,418 @@
+//! The PostgreSQL state store, behind [`ballast_core::store::StateStore`], with the
+//! guarantees of the SQLite store: every batch one transaction (all of it or none of it),
+//! a lock that goes with its holder, a versioned schema that a newer ballast's database
+//! refuses.
+//!
+//! The trait is synchronous and is called from inside a multi-threaded tokio runtime, so
+//! the store runs no runtime on the caller's thread: a dedicated thread owns a
+//! current-thread runtime, the connection and its prepared statements; the trait's methods
+//! send it a request and wait for the answer, never longer than the store's timeout.
+//!
+//! The lock is a session advisory lock (`pg_try_advisory_lock`) on the store's own
+//! connection: a client killed with -9 loses its connection and with it the lock. Who holds
+//! it is recorded in the `locks` table; a record whose session no longer holds the
+//! advisory lock (`pg_locks`) is stale.
+
+mod conn;
+mod schema;
+mod worker;
+
+pub use conn::TlsMode;
+pub use schema::{lock_key, SCHEMA_VERSION};
+
+use anyhow::{anyhow, bail, Result};
+use ballast_core::model::ResourceState;
+use ballast_core::store::{
+    Head, Intent, LockInfo, LockRequest, OutputValue, StateStore, Unlock, Unlocked, Write,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use worker::{Names, Ready, Req, TryLock, Worker};
+
+/// The longest any request waits for the server, unless [`PgStore::set_timeout`] says
+/// otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the state lives in PostgreSQL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PgConfig {
+    /// A libpq connection string (`host=... user=...` or `postgresql://...`). `None`: the
+    /// string in `BALLAST_PG_CONN_STR`, and the libpq variables (`PGHOST`, `PGPORT`,
+    /// `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`, `PGSSLROOTCERT`) for the rest.
+    pub conn_str: Option<String>,
+    /// The schema that holds ballast's tables (created on first use).
+    pub schema_name: String,
+    /// The workspace within the schema.
+    pub workspace: String,
+}
+
+impl Default for PgConfig {
+    fn default() -> Self {
+        PgConfig {
+            conn_str: None,
+            schema_name: "ballast".into(),
+            workspace: "default".into(),
+        }
+    }
+}
+
+/// Never shows the connection string: it may hold the password.
+impl std::fmt::Debug for PgConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgConfig")
+            .field("conn_str", &self.conn_str.as_ref().map(|_| "(set)"))
+            .field("schema_name", &self.schema_name)
+            .field("workspace", &self.workspace)
+            .finish()
+    }
+}
+
+/// A workspace's state in a PostgreSQL schema.
+pub struct PgStore {
+    requests: tokio::sync::mpsc::UnboundedSender<Req>,
+    names: Arc<Names>,
+    read_only: Option<String>,
+    timeout: Arc<AtomicU64>,
+}
+
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Formats Unix seconds as an RFC 3339 UTC time (as the SQLite store does).
+pub fn format_time(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // The civil date of a day count since 1970-01-01.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// "root on host (pid 42) since 2026-11-30T12:00:00Z, running apply".
+pub fn describe(i: &LockInfo) -> String {
+    format!(
+        "{} on {} (pid {}) since {}, running {}",
+        i.user,
+        i.host,
+        i.pid,
+        format_time(i.since),
+        i.operation
+    )
+}
+
+fn valid_workspace(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 200 || name.chars().any(|c| c.is_control()) {
+        bail!("{name:?} is not a workspace name ballast accepts: 1 to 200 characters, no control characters");
+    }
+    Ok(())
+}
+
+impl PgStore {
+    /// Connects, creates the schema on first use (or migrates an older one), checks it and
+    /// prepares the statements. A clear error for an unreachable server, a refused login,
+    /// a missing database, a schema of a newer ballast or one altered behind its back.
+    pub fn connect(cfg: &PgConfig) -> Result<PgStore> {
+        let env = |k: &str| std::env::var(k).ok();
+        PgStore::connect_with_env(cfg, &env)
+    }
+
+    fn connect_with_env(cfg: &PgConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<PgStore> {
+        if !schema::valid_name(&cfg.schema_name) {
+            bail!(
+                "{:?} is not a schema name ballast accepts: lower-case letters, digits and _, starting with a letter or _, at most 63 characters, not starting with pg_",
+                cfg.schema_name
+            );
+        }
+        valid_workspace(&cfg.workspace)?;
+        let settings = conn::resolve(cfg.conn_str.as_deref(), env)?;
+        let tls = conn::tls_config(&settings)?;
+        let names = Arc::new(Names {
+            server: settings.display(),
+            user: settings.user.clone(),
+            dbname: settings.dbname.clone(),
+            schema: cfg.schema_name.clone(),
+            workspace: cfg.workspace.clone(),
+        });
+        let timeout = Arc::new(AtomicU64::new(millis(DEFAULT_TIMEOUT)));
+        let hosts = u32::try_from(settings.pg.get_hosts().len().max(1)).unwrap_or(1);
+        let connect_wait = settings.connect_timeout.max(Duration::from_secs(1)) * hosts
+            + DEFAULT_TIMEOUT
+            + Duration::from_secs(5);
+        let (requests, mut incoming) = tokio::sync::mpsc::unbounded_channel::<Req>();
+        let (ready_tx, ready_rx) = sync_channel::<Result<Ready>>(1);
+        let (n2, t2) = (names.clone(), timeout.clone());
+        std::thread::Builder::new()
+            .name("ballast-pg".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(anyhow!(
+                            "cannot start the PostgreSQL connection's runtime: {e}"
+                        )));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let mut w = match Worker::open(settings, tls, n2, t2).await {
+                        Ok((w, ready)) => {
+                            if ready_tx.send(Ok(ready)).is_err() {
+                                w.close().await;
+                                return;
+                            }
+                            w
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    while let Some(req) = incoming.recv().await {
+                        w.handle(req).await;
+                    }
+                    w.close().await;
+                });
+            })
+            .map_err(|e| anyhow!("cannot start the PostgreSQL connection's thread: {e}"))?;
+        let ready = match ready_rx.recv_timeout(connect_wait) {
+            Ok(r) => r?,
+            Err(RecvTimeoutError::Timeout) => bail!(
+                "the PostgreSQL server {} did not answer within {}s; check that it runs and is reachable",
+                names.server,
+                connect_wait.as_secs()
+            ),
+            Err(RecvTimeoutError::Disconnected) => bail!(
+                "the PostgreSQL connection to {} ended before it was ready",
+                names.server
+            ),
+        };
+        Ok(PgStore {
+            requests,
+            names,
+            read_only: ready.read_only,
+            timeout,
+        })
+    }
+
+    /// How long any request waits for the server (30 s unless set).
+    pub fn set_timeout(&self, timeout: Duration) {
+        self.timeout.store(millis(timeout), Ordering::Relaxed);
+    }
+
+    /// Whether this role can only read the state, and why.
+    pub fn read_only(&self) -> Option<&str> {
+        self.read_only.as_deref()
+    }
+
+    pub fn schema_name(&self) -> &str {
+        &self.names.schema
+    }
+
+    pub fn workspace(&self) -> &str {
+        &self.names.workspace
+    }
+
+    /// The workspaces that have a state in this schema, sorted.
+    pub fn workspaces(&self) -> Result<Vec<String>> {
+        self.call(Req::Workspaces)
+    }
+
+    /// Deletes a workspace's state. A workspace that still manages objects is refused
+    /// unless `force` (ballast then forgets them); a locked one is refused always.
+    pub fn delete_workspace(&self, name: &str, force: bool) -> Result<()> {
+        self.writable()?;
+        valid_workspace(name)?;
+        let name = name.to_string();
+        self.call(|r| Req::DeleteWorkspace(name, force, r))
+    }
+
+    fn writable(&self) -> Result<()> {
+        match &self.read_only {
+            Some(why) => bail!(
+                "the state {} is read-only ({why}); ballast can read it (state list, state show, output, show; plan and drift with -lock=false) but not change or lock it. Use a role that may write there, or grant this one INSERT, UPDATE and DELETE on the schema's tables",
+                self.names.state()
+            ),
+            None => Ok(()),
+        }
+    }
+
+    fn call<T>(&self, make: impl FnOnce(worker::Reply<T>) -> Req) -> Result<T> {
+        let wait = Duration::from_millis(self.timeout.load(Ordering::Relaxed))
+            .saturating_add(Duration::from_secs(5));
+        let (tx, rx) = sync_channel(1);
+        self.requests.send(make(tx)).map_err(|_| {
+            anyhow!(
+                "the connection to the PostgreSQL server {} is closed",
+                self.names.server
+            )
+        })?;
+        match rx.recv_timeout(wait) {
+            Ok(r) => r,
+            Err(RecvTimeoutError::Timeout) => bail!(
+                "the PostgreSQL server {} did not answer within {}s; check that it runs and is reachable, then run the command again",
+                self.names.server,
+                wait.as_secs()
+            ),
+            Err(RecvTimeoutError::Disconnected) => bail!(
+                "the connection to the PostgreSQL server {} ended",
+                self.names.server
+            ),
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl StateStore for PgStore {
+    fn location(&self) -> String {
+        format!("the PostgreSQL state {}", self.names.state())
+    }
+
+    fn head(&self) -> Result<Option<Head>> {
+        self.call(Req::Head)
+    }
+
+    fn create(&self, lineage: &str) -> Result<()> {
+        self.writable()?;
+        let lineage = lineage.to_string();
+        self.call(|r| Req::Create(lineage, r))
+    }
+
+    fn lock(&self, who: &LockRequest, timeout: Duration) -> Result<()> {
+        self.writable()?;
+        let started = Instant::now();
+        // A timeout too long to add to the clock waits without end (it cannot panic).
+        let deadline = started.checked_add(timeout);
+        loop {
+            let who = who.clone();
+            match self.call(|r| Req::TryLock(who, r))? {
+                TryLock::Acquired => return Ok(()),
+                TryLock::Busy(holder) => {
+                    let now = Instant::now();
+                    if deadline.is_some_and(|d| now >= d) {
+                        let who = match &holder {
+                            Some(i) => describe(i),
+                            None => "another process".into(),
+                        };
+                        let waited = if timeout.is_zero() {
+                            String::new()
+                        } else {
+                            format!(" (waited {}s)", started.elapsed().as_secs())
+                        };
+                        bail!(
+                            "the state {} is locked by {who}{waited}\nwait for it to finish, or retry with -lock-timeout=60s; if that process is stuck, run: ballast force-unlock",
+                            self.names.state()
+                        );
+                    }
+                    let left = deadline.map_or(Duration::from_millis(100), |d| d - now);
+                    std::thread::sleep(left.min(Duration::from_millis(100)));
+                }
+            }
+        }
+    }
+
+    fn unlock(&self) -> Result<()> {
+        self.call(Req::Unlock)
+    }
+
+    fn lock_info(&self) -> Result<Option<LockInfo>> {
+        self.call(Req::LockInfo)
+    }
+
+    fn force_unlock(&self, how: &Unlock) -> Result<Unlocked> {
+        self.writable()?;
+        let how = how.clone();
+        self.call(|r| Req::ForceUnlock(how, r))
+    }
+
+    fn resources(&self) -> Result<Vec<ResourceState>> {
+        self.call(Req::Resources)
+    }
+
+    fn outputs(&self) -> Result<Vec<OutputValue>> {
+        self.call(Req::Outputs)
+    }
+
+    fn open_intents(&self) -> Result<Vec<Intent>> {
+        self.call(Req::OpenIntents)
+    }
+
+    fn commit(&self, writes: &[Write]) -> Result<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.writable()?;
+        let writes = writes.to_vec();
+        self.call(|r| Req::Commit(writes, r))
+    }
+
+    /// Finished journal entries forgotten, then `VACUUM FULL` of the tables that hold object
+    /// data: PostgreSQL keeps overwritten rows in its files until then.
+    fn compact(&self) -> Result<()> {
+        self.writable()?;
+        self.call(Req::Compact)
+    }
+}
+
+impl Drop for PgStore {
+    /// Releases the lock; the worker then closes the connection (which would release it
+    /// anyway).
+    fn drop(&mut self) {
+        self.timeout.store(5_000, Ordering::Relaxed);
+        let _ = self.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc_times_as_the_sqlite_store() {
+        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_time(1_795_236_000), "2026-11-21T04:40:00Z");
+    }
+
+    #[test]
+    fn the_config_never_shows_the_password() {
+        let cfg = PgConfig {
+            conn_str: Some("postgresql://u:hunter2@h/db".into()),
+            ..PgConfig::default()
+        };
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn bad_names_are_refused_before_connecting() {
+        let cfg = PgConfig {
+            conn_str: Some("host=127.0.0.1 port=1 user=u".into()),
+            schema_name: "Robert'); DROP".into(),
+            ..PgConfig::default()
+        };
+        let err = PgStore::connect(&cfg).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("not a schema name")));
+    }
+}

@@ -1,0 +1,757 @@
+//! The PostgreSQL state store against a real PostgreSQL 15 (`.ci/postgres-up`), no mock.
+//! `BALLAST_PG_TEST_URL` names the server; each test uses a schema of its own, so they run
+//! in parallel.
+
+use ballast_core::model::ResourceState;
+use ballast_core::store::{
+    Intent, IntentId, LockRequest, Outcome, OutputValue, StateStore, Unlock, Unlocked, Write,
+};
+use ballast_sdk::Value;
+use ballast_state_pg::{PgConfig, PgStore};
+use std::io::BufRead;
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "secret";
+
+fn test_url() -> Option<String> {
+    match std::env::var("BALLAST_PG_TEST_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            if std::env::var("BALLAST_REQUIRE_PG").as_deref() == Ok("1") {
+                panic!(
+                    "BALLAST_PG_TEST_URL is not set, but BALLAST_REQUIRE_PG=1: start PostgreSQL with .ci/postgres-up (as root) and export BALLAST_PG_TEST_URL=<the URL it prints>"
+                );
+            }
+            eprintln!(
+                "skipped: BALLAST_PG_TEST_URL is not set (start PostgreSQL with .ci/postgres-up and export the URL it prints)"
+            );
+            None
+        }
+    }
+}
+
+/// A schema for one test, dropped at the end.
+struct Schema {
+    url: String,
+    name: String,
+}
+
+impl Schema {
+    fn new(test: &str) -> Option<Schema> {
+        let url = test_url()?;
+        let name = format!("t_{test}_{}", std::process::id());
+        let s = Schema { url, name };
+        s.sql(&format!("DROP SCHEMA IF EXISTS {} CASCADE", s.name));
+        Some(s)
+    }
+
+    fn cfg(&self, workspace: &str) -> PgConfig {
+        PgConfig {
+            conn_str: Some(self.url.clone()),
+            schema_name: self.name.clone(),
+            workspace: workspace.into(),
+        }
+    }
+
+    fn store(&self, workspace: &str) -> PgStore {
+        PgStore::connect(&self.cfg(workspace)).expect("connect")
+    }
+
+    /// Runs SQL on a connection of its own, as the test user.
+    fn sql(&self, sql: &str) {
+        raw(&self.url, sql);
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.sql(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+        }
+    }
+}
+
+fn raw(url: &str, sql: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("raw connection");
+        let task = tokio::spawn(conn);
+        client.batch_execute(sql).await.expect(sql);
+        drop(client);
+        let _ = task.await;
+    });
+}
+
+fn request(pid: u32, host: &str, operation: &str) -> LockRequest {
+    LockRequest {
+        user: "tester".into(),
+        host: host.into(),
+        pid,
+        operation: operation.into(),
+    }
+}
+
+fn resource(address: &str) -> ResourceState {
+    ResourceState {
+        address: address.into(),
+        type_name: "ballast_data".into(),
+        provider: "builtin".into(),
+        id: Some("x".into()),
+        attributes: Value::map([
+            ("id", "x".into()),
+            ("password", "hunter2".into()),
+            ("nested", Value::map([("n", Value::from(1))])),
+        ]),
+        sensitive: vec!["password".into(), "nested.n".into()],
+        dependencies: vec!["ballast_data.b".into()],
+        tainted: true,
+        private: b"task:42\x00\xff".to_vec(),
+    }
+}
+
+fn intent(step: u64) -> Intent {
+    Intent {
+        id: IntentId {
+            run: "run-1".into(),
+            step,
+        },
+        address: "ballast_data.a".into(),
+        type_name: "ballast_data".into(),
+        provider: "builtin".into(),
+        action: "create".into(),
+        planned: Value::map([("id", Value::Unknown)]),
+        target: Some("vm-100".into()),
+        object_id: None,
+    }
+}
+
+fn err<T>(r: anyhow::Result<T>) -> String {
+    match r {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[test]
+fn round_trips_resources_outputs_and_intents() {
+    let Some(s) = Schema::new("round_trip") else {
+        return;
+    };
+    let a = s.store("default");
+    assert_eq!(a.head().unwrap(), None);
+    a.create("lin").unwrap();
+    assert!(err(a.create("again")).contains("a state already exists"));
+    let outputs = vec![
+        OutputValue {
+            name: "b".into(),
+            value: "plain".into(),
+            sensitive: false,
+        },
+        OutputValue {
+            name: "a".into(),
+            value: Value::map([("k", "v".into())]),
+            sensitive: true,
+        },
+    ];
+    a.commit(&[
+        Write::Serial {
+            serial: 1,
+            command: "apply".into(),
+        },
+        Write::PutResource(resource("ballast_data.a")),
+        Write::PutResource(resource("ballast_data.Z")),
+        Write::SetOutputs(outputs.clone()),
+        Write::OpenIntent(intent(1)),
+        Write::OpenIntent(intent(2)),
+        Write::IntentObject {
+            id: intent(1).id,
+            object_id: "obj-1".into(),
+        },
+        Write::IntentTarget {
+            id: intent(1).id,
+            target: "vm-101".into(),
+        },
+        Write::CloseIntent {
+            id: intent(2).id,
+            outcome: Outcome::Failed("boom".into()),
+        },
+    ])
+    .unwrap();
+    // A second store (another process) reads exactly what was written.
+    let b = s.store("default");
+    let head = b.head().unwrap().unwrap();
+    assert_eq!((head.lineage.as_str(), head.serial), ("lin", 1));
+    // Ordered by address byte-wise, as the SQLite store ("Z" before "a").
+    assert_eq!(
+        b.resources().unwrap(),
+        vec![resource("ballast_data.Z"), resource("ballast_data.a")]
+    );
+    let mut sorted = outputs;
+    sorted.sort_by(|x, y| x.name.cmp(&y.name));
+    assert_eq!(b.outputs().unwrap(), sorted);
+    let mut expected = intent(1);
+    expected.object_id = Some("obj-1".into());
+    expected.target = Some("vm-101".into());
+    assert_eq!(b.open_intents().unwrap(), vec![expected]);
+    // A resource without private data, moved, updated, removed.
+    let mut plain = resource("ballast_data.c");
+    plain.private = vec![];
+    plain.tainted = false;
+    plain.id = None;
+    b.commit(&[
+        Write::PutResource(plain.clone()),
+        Write::MoveResource {
+            from: "ballast_data.Z".into(),
+            to: "ballast_data.d".into(),
+        },
+        Write::RemoveResource("ballast_data.a".into()),
+        Write::CloseIntent {
+            id: intent(1).id,
+            outcome: Outcome::Done,
+        },
+        Write::SetOutputs(vec![]),
+    ])
+    .unwrap();
+    let mut moved = resource("ballast_data.d");
+    moved.address = "ballast_data.d".into();
+    assert_eq!(a.resources().unwrap(), vec![plain, moved]);
+    assert!(a.outputs().unwrap().is_empty());
+    assert!(a.open_intents().unwrap().is_empty());
+    a.compact().unwrap();
+    assert_eq!(b.resources().unwrap().len(), 2);
+    assert!(a.location().contains(&s.name));
+    assert!(!a.location().contains(PASSWORD));
+}
+
+#[test]
+fn a_failed_batch_changes_nothing() {
+    let Some(s) = Schema::new("failed_batch") else {
+        return;
+    };
+    let st = s.store("default");
+    st.create("lin").unwrap();
+    let e = err(st.commit(&[
+        Write::Serial {
+            serial: 1,
+            command: "state mv".into(),
+        },
+        Write::PutResource(resource("ballast_data.a")),
+        Write::MoveResource {
+            from: "ballast_data.nope".into(),
+            to: "ballast_data.c".into(),
+        },
+    ]));
+    assert!(e.contains("is not in the state"), "{e}");
+    assert_eq!(st.head().unwrap().map(|h| h.serial), Some(0));
+    assert!(st.resources().unwrap().is_empty());
+}
+
+#[test]
+fn a_move_onto_a_taken_address_fails_the_batch() {
+    let Some(s) = Schema::new("move_taken") else {
+        return;
+    };
+    let st = s.store("default");
+    st.create("lin").unwrap();
+    st.commit(&[
+        Write::PutResource(resource("ballast_data.a")),
+        Write::PutResource(resource("ballast_data.b")),
+    ])
+    .unwrap();
+    let e = err(st.commit(&[
+        Write::Serial {
+            serial: 1,
+            command: "state mv".into(),
+        },
+        Write::PutResource(resource("ballast_data.c")),
+        Write::MoveResource {
+            from: "ballast_data.a".into(),
+            to: "ballast_data.b".into(),
+        },
+    ]));
+    assert!(e.contains("ballast_data.b is already in the state"), "{e}");
+    assert_eq!(st.head().unwrap().map(|h| h.serial), Some(0));
+    let addrs: Vec<String> = st
+        .resources()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.address)
+        .collect();
+    assert_eq!(addrs, ["ballast_data.a", "ballast_data.b"]);
+    // The store goes on working after a failed batch.
+    st.commit(&[Write::RemoveResource("ballast_data.a".into())])
+        .unwrap();
+    assert_eq!(st.resources().unwrap().len(), 1);
+}
+
+#[test]
+fn a_second_store_waits_for_the_lock_and_names_its_holder() {
+    let Some(s) = Schema::new("contention") else {
+        return;
+    };
+    let a = s.store("default");
+    a.create("lin").unwrap();
+    let b = s.store("default");
+    a.lock(&request(4242, "host-a", "apply"), Duration::ZERO)
+        .unwrap();
+    // Taking it again in the same store is fine (as the SQLite store).
+    a.lock(&request(4242, "host-a", "apply"), Duration::ZERO)
+        .unwrap();
+    let info = b.lock_info().unwrap().expect("a holder");
+    assert_eq!((info.pid, info.host.as_str()), (4242, "host-a"));
+    let started = Instant::now();
+    let e = err(b.lock(&request(1, "host-b", "plan"), Duration::from_secs(1)));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    assert!(
+        e.contains("is locked by tester on host-a (pid 4242)"),
+        "{e}"
+    );
+    assert!(
+        e.contains("running apply") && e.contains("(waited 1s)"),
+        "{e}"
+    );
+    // While b waits, a finishes: b gets the lock.
+    let waiter = std::thread::spawn(move || {
+        let r = b.lock(&request(1, "host-b", "plan"), Duration::from_secs(20));
+        (b, r)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    a.unlock().unwrap();
+    let (b, r) = waiter.join().unwrap();
+    r.unwrap();
+    let info = a.lock_info().unwrap().expect("b holds it");
+    assert_eq!(info.host, "host-b");
+    drop(b);
+    // A dropped store releases its lock.
+    a.lock(&request(4242, "host-a", "apply"), Duration::from_secs(5))
+        .unwrap();
+}
+
+#[test]
+fn a_stale_lock_record_is_ignored_and_force_unlock_removes_it() {
+    let Some(s) = Schema::new("stale_record") else {
+        return;
+    };
+    let a = s.store("default");
+    a.create("lin").unwrap();
+    s.sql(&format!(
+        "INSERT INTO {}.locks (workspace, holder, pid, host, since, operation, backend_pid)
+         VALUES ('default', 'ghost', 77, 'gone-host', 0, 'apply', 2147483000)",
+        s.name
+    ));
+    assert_eq!(a.lock_info().unwrap(), None);
+    let r = a.force_unlock(&Unlock::StaleOnly).unwrap();
+    assert!(
+        matches!(&r, Unlocked::Stale(i) if i.pid == 77 && i.user == "ghost"),
+        "{r:?}"
+    );
+    assert_eq!(
+        a.force_unlock(&Unlock::StaleOnly).unwrap(),
+        Unlocked::NotLocked
+    );
+    // A stale record does not keep anyone out either.
+    s.sql(&format!(
+        "INSERT INTO {}.locks (workspace, holder, pid, host, since, operation, backend_pid)
+         VALUES ('default', 'ghost', 77, 'gone-host', 0, 'apply', 2147483000)",
+        s.name
+    ));
+    a.lock(&request(1, "h", "apply"), Duration::ZERO).unwrap();
+    assert_eq!(a.lock_info().unwrap().map(|i| i.pid), Some(1));
+}
+
+/// Not a test of its own: the holder process of `a_killed_holder_releases_its_lock`.
+#[test]
+#[ignore]
+fn holder_process() {
+    let (Ok(url), Ok(schema)) = (
+        std::env::var("BALLAST_PG_TEST_URL"),
+        std::env::var("BALLAST_PG_HOLDER_SCHEMA"),
+    ) else {
+        return;
+    };
+    let st = PgStore::connect(&PgConfig {
+        conn_str: Some(url),
+        schema_name: schema,
+        workspace: "default".into(),
+    })
+    .expect("connect");
+    st.lock(
+        &request(std::process::id(), "holder-host", "apply"),
+        Duration::ZERO,
+    )
+    .expect("lock");
+    println!("LOCKED");
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+#[test]
+fn a_killed_holder_releases_its_lock() {
+    let Some(s) = Schema::new("killed_holder") else {
+        return;
+    };
+    let a = s.store("default");
+    a.create("lin").unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "holder_process", "--ignored", "--nocapture"])
+        .env("BALLAST_PG_HOLDER_SCHEMA", &s.name)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if line.contains("LOCKED") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+        let _ = child.kill();
+        panic!("the holder process did not take the lock");
+    }
+    let pid = child.id();
+    let e = err(a.lock(&request(1, "h", "plan"), Duration::ZERO));
+    assert!(e.contains(&format!("on holder-host (pid {pid})")), "{e}");
+    let e = err(a.force_unlock(&Unlock::StaleOnly));
+    assert!(
+        e.contains("which is still running; the lock was left alone"),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!("ballast force-unlock -holder={pid}@holder-host")),
+        "{e}"
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+    // The server ends the session when the connection drops: the record is then stale.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let r = loop {
+        let r = a.force_unlock(&Unlock::StaleOnly);
+        if r.is_ok() || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let r = r.unwrap();
+    assert!(
+        matches!(&r, Unlocked::Stale(i) if i.pid == i64::from(pid)),
+        "{r:?}"
+    );
+    assert_eq!(
+        a.force_unlock(&Unlock::StaleOnly).unwrap(),
+        Unlocked::NotLocked
+    );
+    a.lock(&request(1, "h", "plan"), Duration::ZERO).unwrap();
+}
+
+#[test]
+fn force_unlock_ends_a_live_holder_only_when_named() {
+    let Some(s) = Schema::new("break_live") else {
+        return;
+    };
+    let holder = s.store("default");
+    holder.create("lin").unwrap();
+    holder
+        .lock(&request(12345, "elsewhere", "apply"), Duration::ZERO)
+        .unwrap();
+    let other = s.store("default");
+    let e = err(other.force_unlock(&Unlock::Holder {
+        pid: 12345,
+        host: "other-host".into(),
+    }));
+    assert!(e.contains("the lock was left alone"), "{e}");
+    let r = other
+        .force_unlock(&Unlock::Holder {
+            pid: 12345,
+            host: "elsewhere".into(),
+        })
+        .unwrap();
+    assert!(matches!(&r, Unlocked::Broken(i) if i.pid == 12345), "{r:?}");
+    other
+        .lock(&request(2, "h", "apply"), Duration::ZERO)
+        .unwrap();
+    // The holder's session is gone: its next write fails and says so; nothing lands.
+    let e = err(holder.commit(&[Write::PutResource(resource("ballast_data.a"))]));
+    assert!(e.contains("was lost"), "{e}");
+    assert!(other.resources().unwrap().is_empty());
+}
+
+#[test]
+fn workspaces_are_independent() {
+    let Some(s) = Schema::new("workspaces") else {
+        return;
+    };
+    let dev = s.store("dev");
+    let prod = s.store("prod");
+    dev.create("lin-dev").unwrap();
+    prod.create("lin-prod").unwrap();
+    dev.commit(&[Write::PutResource(resource("ballast_data.a"))])
+        .unwrap();
+    assert!(prod.resources().unwrap().is_empty());
+    assert_eq!(prod.head().unwrap().unwrap().lineage, "lin-prod");
+    dev.lock(&request(1, "h", "apply"), Duration::ZERO).unwrap();
+    prod.lock(&request(2, "h", "apply"), Duration::ZERO)
+        .unwrap();
+    assert_eq!(prod.lock_info().unwrap().map(|i| i.pid), Some(2));
+    assert_eq!(dev.workspaces().unwrap(), ["dev", "prod"]);
+    // A workspace with objects is refused unless forced; a locked one always.
+    let e = err(prod.delete_workspace("dev", false));
+    assert!(e.contains("is locked by"), "{e}");
+    dev.unlock().unwrap();
+    let e = err(prod.delete_workspace("dev", false));
+    assert!(e.contains("still manages 1 object"), "{e}");
+    prod.delete_workspace("dev", true).unwrap();
+    assert_eq!(prod.workspaces().unwrap(), ["prod"]);
+    assert_eq!(dev.head().unwrap(), None);
+    assert!(dev.resources().unwrap().is_empty());
+    let e = err(prod.delete_workspace("nope", false));
+    assert!(e.contains("no workspace named nope"), "{e}");
+    // An empty workspace goes without force.
+    let tmp = s.store("tmp");
+    tmp.create("x").unwrap();
+    drop(tmp);
+    prod.delete_workspace("tmp", false).unwrap();
+}
+
+#[test]
+fn a_schema_of_a_newer_ballast_is_refused() {
+    let Some(s) = Schema::new("newer") else {
+        return;
+    };
+    s.store("default").create("lin").unwrap();
+    s.sql(&format!(
+        "UPDATE {}.meta SET value = '99' WHERE key = 'schema_version'",
+        s.name
+    ));
+    let e = err(PgStore::connect(&s.cfg("default")));
+    assert!(e.contains("schema version 99"), "{e}");
+    assert!(
+        e.contains(&format!("knows up to {}", ballast_state_pg::SCHEMA_VERSION)),
+        "{e}"
+    );
+    assert!(e.contains("upgrade ballast"), "{e}");
+}
+
+#[test]
+fn a_table_altered_behind_ballasts_back_is_refused() {
+    let Some(s) = Schema::new("altered") else {
+        return;
+    };
+    let st = s.store("default");
+    st.create("lin").unwrap();
+    st.commit(&[Write::PutResource(resource("ballast_data.a"))])
+        .unwrap();
+    s.sql(&format!(
+        "ALTER TABLE {}.resources DROP COLUMN tainted",
+        s.name
+    ));
+    // The open store's next read says so too (its prepared statement no longer fits).
+    let e = err(st.resources());
+    assert!(e.contains("altered outside ballast"), "{e}");
+    let e = err(PgStore::connect(&s.cfg("default")));
+    assert!(
+        e.contains("resources lacks the column tainted") && e.contains("altered outside ballast"),
+        "{e}"
+    );
+    // Tables of someone else's in the schema are left alone.
+    let Some(other) = Schema::new("foreign") else {
+        return;
+    };
+    other.sql(&format!(
+        "CREATE SCHEMA {0}; CREATE TABLE {0}.things (x int)",
+        other.name
+    ));
+    let e = err(PgStore::connect(&other.cfg("default")));
+    assert!(e.contains("holds tables that are not ballast's"), "{e}");
+}
+
+fn ro_url(url: &str) -> String {
+    if let Ok(u) = std::env::var("BALLAST_PG_TEST_RO_URL") {
+        return u;
+    }
+    let cfg: tokio_postgres::Config = url.parse().expect("the test URL");
+    let host = match cfg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    let db = cfg.get_dbname().unwrap_or("ballast_test");
+    format!("host={host} port={port} dbname={db} user=ballast_ro password=readonly sslmode=disable")
+}
+
+#[test]
+fn a_read_only_role_reads_but_refuses_writes() {
+    let Some(s) = Schema::new("read_only") else {
+        return;
+    };
+    let ro = ro_url(&s.url);
+    // Without rights on the schema, it cannot even create it.
+    let cfg = PgConfig {
+        conn_str: Some(ro.clone()),
+        schema_name: s.name.clone(),
+        workspace: "default".into(),
+    };
+    let e = err(PgStore::connect(&cfg));
+    assert!(e.contains("may not create ballast's tables"), "{e}");
+    assert!(!e.contains("readonly"), "{e}");
+    let st = s.store("default");
+    st.create("lin").unwrap();
+    st.commit(&[Write::PutResource(resource("ballast_data.a"))])
+        .unwrap();
+    s.sql(&format!(
+        "GRANT USAGE ON SCHEMA {0} TO ballast_ro; GRANT SELECT ON ALL TABLES IN SCHEMA {0} TO ballast_ro",
+        s.name
+    ));
+    let r = PgStore::connect(&cfg).unwrap();
+    assert!(r
+        .read_only()
+        .is_some_and(|w| w.contains("lacks the privilege")));
+    assert_eq!(r.resources().unwrap().len(), 1);
+    assert_eq!(r.head().unwrap().map(|h| h.lineage), Some("lin".into()));
+    let e = err(r.lock(&request(1, "h", "apply"), Duration::ZERO));
+    assert!(e.contains("is read-only"), "{e}");
+    let e = err(r.commit(&[Write::RemoveResource("ballast_data.a".into())]));
+    assert!(e.contains("is read-only"), "{e}");
+    assert_eq!(st.resources().unwrap().len(), 1);
+}
+
+#[test]
+fn connection_failures_are_clear_and_quick() {
+    let Some(url) = test_url() else {
+        return;
+    };
+    let cfg: tokio_postgres::Config = url.parse().expect("the test URL");
+    let host = match cfg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    let connect = |conn: String| {
+        let started = Instant::now();
+        let r = PgStore::connect(&PgConfig {
+            conn_str: Some(conn),
+            schema_name: "t_failures".into(),
+            workspace: "default".into(),
+        });
+        (err(r), started.elapsed())
+    };
+    let (e, t) = connect(format!(
+        "host={host} port={port} user=ballast password=wrong-pass-1 dbname=ballast_test connect_timeout=2"
+    ));
+    assert!(e.contains("refused the password of user ballast"), "{e}");
+    assert!(!e.contains("wrong-pass-1"), "{e}");
+    assert!(t < Duration::from_secs(5), "{t:?}");
+    let (e, _) = connect(format!(
+        "host={host} port={port} user=ballast password={PASSWORD} dbname=no_such_db connect_timeout=2"
+    ));
+    assert!(e.contains("the database no_such_db does not exist"), "{e}");
+    assert!(!e.contains(PASSWORD), "{e}");
+    // A port nobody listens on.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = free.local_addr().unwrap().port();
+    drop(free);
+    let (e, t) = connect(format!(
+        "postgresql://ballast:{PASSWORD}@127.0.0.1:{closed_port}/ballast_test?connect_timeout=2"
+    ));
+    assert!(
+        e.contains("cannot reach the PostgreSQL server at 127.0.0.1"),
+        "{e}"
+    );
+    assert!(e.contains("connection refused"), "{e}");
+    assert!(!e.contains(PASSWORD), "{e}");
+    assert!(t < Duration::from_secs(5), "{t:?}");
+    // A server that accepts and then says nothing: the connect timeout, not a hang.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let (e, t) = connect(format!(
+        "host=127.0.0.1 port={silent_port} user=ballast password={PASSWORD} dbname=x connect_timeout=1 sslmode=disable"
+    ));
+    assert!(e.contains("did not answer within 1s"), "{e}");
+    assert!(t < Duration::from_secs(5), "{t:?}");
+    drop(silent);
+}
+
+#[test]
+fn tls_modes_against_the_server() {
+    let Some(s) = Schema::new("tls") else {
+        return;
+    };
+    let ca =
+        std::env::var("BALLAST_PG_TEST_CA").unwrap_or_else(|_| "/tmp/ballast-pg/ca.crt".into());
+    if !std::path::Path::new(&ca).is_file() {
+        eprintln!("skipped: no test CA at {ca} (BALLAST_PG_TEST_CA); .ci/postgres-up makes one");
+        return;
+    }
+    let with = |extra: &str| PgConfig {
+        conn_str: Some(format!("{}?{extra}", s.url)),
+        schema_name: s.name.clone(),
+        workspace: "default".into(),
+    };
+    for mode in ["sslmode=disable", "sslmode=prefer", "sslmode=require"] {
+        let st = PgStore::connect(&with(mode)).unwrap_or_else(|e| panic!("{mode}: {e:#}"));
+        assert_eq!(st.head().unwrap(), None);
+    }
+    let st = PgStore::connect(&with(&format!("sslmode=verify-full&sslrootcert={ca}"))).unwrap();
+    st.create("lin").unwrap();
+    let st = PgStore::connect(&with(&format!("sslmode=verify-ca&sslrootcert={ca}"))).unwrap();
+    assert!(st.head().unwrap().is_some());
+    // A CA that did not sign the server's certificate.
+    let dir = std::env::temp_dir().join(format!("ballast-pg-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let other = dir.join("other.crt");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=other CA", "-keyout"])
+        .arg(dir.join("other.key"))
+        .arg("-out")
+        .arg(&other)
+        .output();
+    if made.is_ok_and(|o| o.status.success()) {
+        let e = err(PgStore::connect(&with(&format!(
+            "sslmode=verify-full&sslrootcert={}",
+            other.display()
+        ))));
+        assert!(
+            e.contains("TLS connection") && e.contains("sslrootcert"),
+            "{e}"
+        );
+        assert!(!e.contains(PASSWORD), "{e}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let e = err(PgStore::connect(&with("sslmode=verify-full")));
+    assert!(e.contains("sslrootcert"), "{e}");
+}
+
+#[test]
+fn many_stores_create_one_schema_at_once() {
+    let Some(s) = Schema::new("concurrent_create") else {
+        return;
+    };
+    let handles: Vec<_> = (0..6)
+        .map(|i| {
+            let cfg = s.cfg(&format!("w{i}"));
+            std::thread::spawn(move || {
+                let st = PgStore::connect(&cfg)?;
+                st.create("lin")?;
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap().unwrap();
+    }
+    assert_eq!(s.store("w0").workspaces().unwrap().len(), 6);
+}
