@@ -356,3 +356,27 @@ fn an_encrypted_state_on_postgres_holds_no_secret_in_clear() {
         wrong.stderr
     );
 }
+
+/// examples/team-pg/run.sh, as a reader runs it, on the test server: two laptops share one
+/// state, a workspace of their own, concurrent applies, encryption.
+#[test]
+fn the_team_example_runs_against_postgres() {
+    let Some(url) = pg_url() else { return };
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/team-pg/run.sh");
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .env("BALLAST", common::bin())
+        .env("BALLAST_PG_TEST_URL", &url)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run the example");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("* staging"), "{text}");
+    assert!(text.contains("{\"$ballast_encrypted\":"), "{text}");
+    assert!(text.trim_end().ends_with("== done"), "{text}");
+}

@@ -84,39 +84,7 @@ pub(crate) fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Formats Unix seconds as an RFC 3339 UTC time (as the SQLite store does).
-pub fn format_time(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // The civil date of a day count since 1970-01-01.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// "root on host (pid 42) since 2026-11-30T12:00:00Z, running apply".
-pub fn describe(i: &LockInfo) -> String {
-    format!(
-        "{} on {} (pid {}) since {}, running {}",
-        i.user,
-        i.host,
-        i.pid,
-        format_time(i.since),
-        i.operation
-    )
-}
+pub use ballast_core::store::{describe, format_time};
 
 fn valid_workspace(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > 200 || name.chars().any(|c| c.is_control()) {
@@ -389,12 +357,6 @@ impl Drop for PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats_utc_times_as_the_sqlite_store() {
-        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_time(1_795_236_000), "2026-11-21T04:40:00Z");
-    }
 
     #[test]
     fn the_config_never_shows_the_password() {

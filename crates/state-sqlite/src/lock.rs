@@ -24,39 +24,7 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Formats Unix seconds as an RFC 3339 UTC time.
-pub fn format_time(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// "root on host (pid 42) since 2026-11-30T12:00:00Z, running apply".
-pub fn describe(i: &LockInfo) -> String {
-    format!(
-        "{} on {} (pid {}) since {}, running {}",
-        i.user,
-        i.host,
-        i.pid,
-        format_time(i.since),
-        i.operation
-    )
-}
+pub use ballast_core::store::{describe, format_time};
 
 fn comm(pid: &str) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
