@@ -1514,7 +1514,10 @@ fn moves_for(from: &str, to: &str, recorded: &[String]) -> Result<Vec<(String, S
         if recorded.iter().any(|r| selects(to, r)) {
             bail!("{to} is already in the state; moving all instances of {from} needs a resource that has none; nothing was moved");
         }
-        if to.ends_with(']') {
+        // A module instance (`module.a["x"]`) moves everything in it; a resource's
+        // instances need a resource, not an instance, to go to.
+        let module_path = |a: &str| a.starts_with("module.") && !names_resource(a);
+        if to.ends_with(']') && !(module_path(from) && module_path(to)) {
             bail!("{from} has {} instance(s); to move them all, name a resource as the destination (such as {}), not an instance; nothing was moved", instances.len(), ballast_core::address::resource_of(to));
         }
         instances

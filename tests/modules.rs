@@ -404,3 +404,24 @@ fn removed_forgets_a_whole_module_instance_without_destroying_it() {
     w.ok(&["apply", "-auto-approve"], 0);
     assert_eq!(w.ok(&["state", "list"], 0).stdout, "");
 }
+
+#[test]
+fn state_mv_and_rm_take_module_instances() {
+    let w = Work::new();
+    w.write("modules/disk/main.hcl", DISK);
+    w.write(
+        "main.hcl",
+        "module \"d\" {\n  source   = \"./modules/disk\"\n  for_each = toset([\"a\", \"b\"])\n  name     = each.key\n}\n",
+    );
+    w.ok(&["apply", "-auto-approve"], 0);
+    w.ok(&["state", "mv", "module.d[\"a\"]", "module.d[\"c\"]"], 0);
+    assert_eq!(
+        w.ok(&["state", "list", "module.d"], 0).stdout,
+        "module.d[\"b\"].ballast_data.disk\nmodule.d[\"c\"].ballast_data.disk\n"
+    );
+    w.ok(&["state", "rm", "module.d[\"c\"]"], 0);
+    assert_eq!(
+        w.ok(&["state", "list"], 0).stdout,
+        "module.d[\"b\"].ballast_data.disk\n"
+    );
+}
