@@ -151,8 +151,9 @@ fn write_marks(c: &Conn, pool: &StoragePool, marks: &Marks) -> Result<(), Provid
     if marks.is_empty() {
         if let Some(old) = existing {
             c.count(1);
-            old.delete(0)
-                .map_err(|e| lv("removing ownership marks", e))?;
+            // The marks volume may still be in use by a stream that just wrote it (another
+            // volume's mark, a moment ago): libvirt says so, and a bounded retry outlasts it.
+            crate::with_retry("removing ownership marks", || old.delete(0))?;
         }
         return Ok(());
     }
