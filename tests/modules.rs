@@ -425,3 +425,59 @@ fn state_mv_and_rm_take_module_instances() {
         "module.d[\"b\"].ballast_data.disk\n"
     );
 }
+
+/// A module call's depends_on makes its resources wait (and -target of the module takes
+/// what it depends on); a postcondition inside a module fails the apply at the module's
+/// address; `graph` and the drift report name module addresses.
+#[test]
+fn depends_on_postconditions_graph_and_reports_inside_modules() {
+    let w = Work::new();
+    w.write(
+        "m/main.hcl",
+        "variable \"n\" {\n  type = number\n}\n\nresource \"local_file\" \"f\" {\n  path    = \"${path.root}/f.txt\"\n  content = \"as written\\n\"\n}\n\nresource \"ballast_data\" \"x\" {\n  input = var.n\n\n  lifecycle {\n    postcondition {\n      condition     = self.output < 10\n      error_message = \"n must stay below 10\"\n    }\n  }\n}\n",
+    );
+    w.write(
+        "main.hcl",
+        "resource \"ballast_data\" \"first\" {\n  input = \"first\"\n}\n\nmodule \"m\" {\n  source     = \"./m\"\n  n          = 1\n  depends_on = [ballast_data.first]\n}\n",
+    );
+    let targeted = w.ok(&["plan", "-target=module.m"], 0);
+    assert!(
+        targeted
+            .stdout
+            .contains("# ballast_data.first will be created")
+            && targeted
+                .stdout
+                .contains("# module.m.ballast_data.x will be created")
+            && targeted
+                .stdout
+                .contains("# module.m.local_file.f will be created"),
+        "{}",
+        targeted.stdout
+    );
+    let graph = w.ok(&["graph"], 0).stdout;
+    assert!(graph.contains("module.m.ballast_data.x"), "{graph}");
+    assert!(graph.contains("module.m.var.n"), "{graph}");
+    w.ok(&["apply", "-auto-approve"], 0);
+
+    // Someone changes the module's object: the drift report names it by its module address.
+    let state: serde_json::Value =
+        serde_json::from_str(&w.ok(&["show", "-json"], 0).stdout).expect("JSON");
+    assert!(state.to_string().contains("module.m.ballast_data.x"));
+    w.write("f.txt", "changed by hand\n");
+    w.ok(&["drift", "-report-markdown=drift.md"], 2);
+    let md = w.read("drift.md");
+    assert!(md.contains("module.m.local\\_file.f"), "{md}");
+    w.ok(&["apply", "-auto-approve"], 0);
+
+    w.write(
+        "main.hcl",
+        "resource \"ballast_data\" \"first\" {\n  input = \"first\"\n}\n\nmodule \"m\" {\n  source     = \"./m\"\n  n          = 12\n  depends_on = [ballast_data.first]\n}\n",
+    );
+    let failed = w.ok(&["apply", "-auto-approve"], 1);
+    assert!(
+        failed.stderr.contains("module.m.ballast_data.x")
+            && failed.stderr.contains("n must stay below 10"),
+        "{}",
+        failed.stderr
+    );
+}
