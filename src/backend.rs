@@ -41,7 +41,8 @@ impl Place {
                 conn_str,
                 schema_name,
             }) => Place::Pg {
-                server: pg_server(conn_str.as_deref()),
+                server: ballast_state_pg::server_of(conn_str.as_deref())
+                    .unwrap_or_else(|| "(PostgreSQL)".into()),
                 conn_str: conn_str.clone(),
                 schema_name: schema_name.clone().unwrap_or_else(|| "ballast".into()),
             },
@@ -142,46 +143,6 @@ fn without_password<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S:
         Some(c) => s.serialize_some(&strip_password(c)),
         None => s.serialize_none(),
     }
-}
-
-/// `host:port/database` of a PostgreSQL connection, from the connection string or the
-/// libpq environment, without user or password.
-fn pg_server(conn_str: Option<&str>) -> String {
-    let env = |k: &str| std::env::var(k).ok();
-    let conn = conn_str
-        .map(str::to_string)
-        .or_else(|| env("BALLAST_PG_CONN_STR"));
-    let mut host = env("PGHOST");
-    let mut port = env("PGPORT");
-    let mut db = env("PGDATABASE");
-    if let Some(c) = conn {
-        if let Some(rest) = c
-            .strip_prefix("postgresql://")
-            .or_else(|| c.strip_prefix("postgres://"))
-        {
-            let rest = rest.rsplit_once('@').map(|(_, r)| r).unwrap_or(rest);
-            let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
-            let (h, p) = hostport.split_once(':').unwrap_or((hostport, "5432"));
-            host = Some(h.to_string());
-            port = Some(p.to_string());
-            db = Some(path.split('?').next().unwrap_or_default().to_string());
-        } else {
-            for kv in c.split_whitespace() {
-                match kv.split_once('=') {
-                    Some(("host", v)) => host = Some(v.to_string()),
-                    Some(("port", v)) => port = Some(v.to_string()),
-                    Some(("dbname", v)) => db = Some(v.to_string()),
-                    _ => {}
-                }
-            }
-        }
-    }
-    format!(
-        "{}:{}/{}",
-        host.unwrap_or_else(|| "localhost".into()),
-        port.unwrap_or_else(|| "5432".into()),
-        db.unwrap_or_default()
-    )
 }
 
 /// `.ballast/`: the selected workspace and the backend record live there.
@@ -305,20 +266,18 @@ pub fn keys() -> Result<Option<Keys>> {
 }
 
 /// Opens a workspace's store at `place`, without looking at the record: encrypted when a
-/// key is set; without one, a state that holds encrypted data is refused (it would read
-/// as nonsense).
+/// key is set; without one, encrypted data is refused where it is read (it would read as
+/// nonsense).
 pub fn open_at(place: &Place, workspace: &str) -> Result<Arc<dyn StateStore>> {
     let inner = open_plain(place, workspace)?;
     if let Some(keys) = keys()? {
         return Ok(Arc::new(EncryptedStore::new(inner, keys)));
     }
-    if inner.head()?.is_some() && ballast_state_crypt::scan(inner.as_ref())?.encrypted > 0 {
-        bail!(
-            "{} is encrypted: set BALLAST_STATE_PASSPHRASE or BALLAST_STATE_KEY to the key it was written with",
-            place.describe_workspace(workspace)
-        );
-    }
-    Ok(inner)
+    // An encrypted payload is refused as the engine reads it (no second pass).
+    Ok(Arc::new(ballast_state_crypt::Unkeyed::new(
+        inner,
+        place.describe_workspace(workspace),
+    )))
 }
 
 /// A workspace's store at `place` as it is stored (no decryption).

@@ -19,6 +19,7 @@
 pub mod envelope;
 mod keys;
 mod store;
+mod unkeyed;
 
 pub use envelope::{CryptError, PRIVATE_MAGIC, TEXT_PREFIX, VALUE_MARKER};
 pub use keys::{
@@ -26,6 +27,7 @@ pub use keys::{
     ENV_KEY_FALLBACK, ENV_PASSPHRASE, ENV_PASSPHRASE_FALLBACK,
 };
 pub use store::{Census, EncryptedStore};
+pub use unkeyed::Unkeyed;
 
 use anyhow::{bail, Context, Result};
 use ballast_core::store::{StateStore, Write};

@@ -18,6 +18,16 @@ mod schema;
 mod worker;
 
 pub use conn::TlsMode;
+
+/// `host:port/database` of a connection (the connection string, else the libpq
+/// environment), never with user or password: for messages and records. `None` when the
+/// settings do not resolve (the connect then says why).
+pub fn server_of(conn_str: Option<&str>) -> Option<String> {
+    let env = |k: &str| std::env::var(k).ok();
+    conn::resolve(conn_str, &env)
+        .ok()
+        .map(|s| format!("{}/{}", s.server, s.dbname))
+}
 pub use schema::{lock_key, SCHEMA_VERSION};
 
 use anyhow::{anyhow, bail, Result};
