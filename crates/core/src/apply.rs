@@ -99,7 +99,8 @@ struct Scheduler {
     held: HashMap<String, usize>,
     /// Prepared steps waiting for a lock key or their provider's limit, in order.
     pending: VecDeque<(usize, Prepared)>,
-    /// Steps booked to start, and their intents, committed together by `launch`.
+    /// Steps booked to start, and the writes `launch` commits in one batch before they
+    /// start: what the steps that just finished wrote, then the booked steps' intents.
     staged: Vec<Staged>,
     intents: Vec<Write>,
 }
@@ -682,7 +683,9 @@ impl Engine {
                 finished.push(i);
                 next = sched.tasks.try_join_next();
             }
-            state.commit(batch)?;
+            // Committed by the next `launch`, with the intents of the steps these release:
+            // one transaction per round, before any of those steps starts.
+            sched.intents.append(&mut batch);
             for i in finished {
                 if failed[i] {
                     skip_dependents(i, &dependents, &mut failed, &nodes, &changes, report);
@@ -857,12 +860,10 @@ impl Engine {
         });
     }
 
-    /// Commits the staged intents in one batch, then hands each staged step to its
-    /// provider: no call starts before its intent is in the journal.
+    /// Commits the finished steps' writes and the staged intents in one batch, then
+    /// hands each staged step to its provider: no call starts before its intent is in
+    /// the journal.
     fn launch(&self, sched: &mut Scheduler) -> Result<()> {
-        if sched.staged.is_empty() {
-            return Ok(());
-        }
         self.state.commit(std::mem::take(&mut sched.intents))?;
         for st in std::mem::take(&mut sched.staged) {
             self.emit(Event::Started {

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls, Row, Statement};
+use tokio_postgres::{Client, GenericClient, NoTls, Row, Statement};
 
 pub type Reply<T> = std::sync::mpsc::SyncSender<Result<T>>;
 
@@ -85,6 +85,10 @@ struct Stmts {
     intent_object: Statement,
     intent_target: Statement,
     close_intent: Statement,
+    begin: Statement,
+    write_plans: Statement,
+    commit: Statement,
+    round: Statement,
     resources: Statement,
     outputs: Statement,
     intents: Statement,
@@ -652,155 +656,301 @@ impl Worker {
         Ok(out)
     }
 
-    /// The statements of a batch, in order.
-    fn statements(&self, writes: &[Write]) -> Result<Vec<Op>> {
-        let ws = || -> Box<dyn ToSql + Sync> { Box::new(self.n.workspace.clone()) };
-        let step = |s: u64| -> Result<Box<dyn ToSql + Sync>> {
-            Ok(Box::new(i64::try_from(s).map_err(|_| {
-                anyhow!("journal step {s} is too large to record")
-            })?))
-        };
-        let st = &self.st;
-        let mut ops = Vec::new();
+    /// The one statement that writes a batch made only of resources put or removed and
+    /// journal steps opened or closed, each row once (every round of an apply is one):
+    /// arrays in, one plan, its own transaction. `None` for any other batch.
+    fn round(&self, writes: &[Write]) -> Result<Option<Op>> {
+        let mut puts: Vec<&ResourceState> = Vec::new();
+        let mut removes: Vec<&String> = Vec::new();
+        let mut opens: Vec<&Intent> = Vec::new();
+        let mut closes: Vec<(&IntentId, &Outcome)> = Vec::new();
+        let mut addresses = HashSet::new();
+        let mut steps = HashSet::new();
         for w in writes {
-            match w {
-                Write::Serial { serial, command } => {
-                    ops.push(Op::new(&st.serial, vec![ws(), Box::new(*serial)]).zero(format!(
-                        "there is no state in {} to write to; it was deleted while this run used it",
-                        self.n.state()
-                    )));
-                    ops.push(Op::new(
-                        &st.history,
-                        vec![
-                            ws(),
-                            Box::new(*serial),
-                            Box::new(now()),
-                            Box::new(command.clone()),
-                        ],
-                    ));
-                }
+            let fresh = match w {
                 Write::PutResource(r) => {
-                    ops.push(Op::new(
-                        &st.put,
-                        vec![
-                            ws(),
-                            Box::new(r.address.clone()),
-                            Box::new(r.type_name.clone()),
-                            Box::new(r.provider.clone()),
-                            Box::new(r.id.clone()),
-                            Box::new(serde_json::to_string(&r.attributes)?),
-                            Box::new(serde_json::to_string(&r.sensitive)?),
-                            Box::new(serde_json::to_string(&r.dependencies)?),
-                            Box::new(r.tainted),
-                            Box::new((!r.private.is_empty()).then(|| r.private.clone())),
-                        ],
-                    ));
+                    puts.push(r);
+                    addresses.insert(&r.address)
                 }
-                Write::RemoveResource(address) => {
-                    ops.push(Op::new(&st.remove, vec![ws(), Box::new(address.clone())]));
-                }
-                Write::MoveResource { from, to } => {
-                    ops.push(
-                        Op::new(
-                            &st.mv,
-                            vec![ws(), Box::new(from.clone()), Box::new(to.clone())],
-                        )
-                        .zero(format!("{from} is not in the state"))
-                        .unique(format!("{to} is already in the state")),
-                    );
-                }
-                Write::SetOutputs(outputs) => {
-                    ops.push(Op::new(&st.del_outputs, vec![ws()]));
-                    for o in outputs {
-                        ops.push(Op::new(
-                            &st.put_output,
-                            vec![
-                                ws(),
-                                Box::new(o.name.clone()),
-                                Box::new(serde_json::to_string(&o.value)?),
-                                Box::new(o.sensitive),
-                            ],
-                        ));
-                    }
+                Write::RemoveResource(a) => {
+                    removes.push(a);
+                    addresses.insert(a)
                 }
                 Write::OpenIntent(i) => {
-                    ops.push(
-                        Op::new(
-                            &st.open_intent,
-                            vec![
-                                ws(),
-                                Box::new(i.id.run.clone()),
-                                step(i.id.step)?,
-                                Box::new(i.address.clone()),
-                                Box::new(i.type_name.clone()),
-                                Box::new(i.provider.clone()),
-                                Box::new(i.action.clone()),
-                                Box::new(now()),
-                                Box::new(serde_json::to_string(&i.planned)?),
-                                Box::new(i.target.clone()),
-                                Box::new(i.object_id.clone()),
-                            ],
-                        )
-                        .unique(format!(
-                            "the journal already has step {} of run {}",
-                            i.id.step, i.id.run
-                        )),
-                    );
-                }
-                Write::IntentObject { id, object_id } => {
-                    ops.push(Op::new(
-                        &st.intent_object,
-                        vec![
-                            ws(),
-                            Box::new(id.run.clone()),
-                            step(id.step)?,
-                            Box::new(object_id.clone()),
-                        ],
-                    ));
-                }
-                Write::IntentTarget { id, target } => {
-                    ops.push(Op::new(
-                        &st.intent_target,
-                        vec![
-                            ws(),
-                            Box::new(id.run.clone()),
-                            step(id.step)?,
-                            Box::new(target.clone()),
-                        ],
-                    ));
+                    opens.push(i);
+                    steps.insert((&i.id.run, i.id.step))
                 }
                 Write::CloseIntent { id, outcome } => {
-                    let error = match outcome {
-                        Outcome::Failed(e) => Some(e.clone()),
-                        _ => None,
-                    };
-                    ops.push(Op::new(
-                        &st.close_intent,
-                        vec![
-                            ws(),
-                            Box::new(id.run.clone()),
-                            step(id.step)?,
-                            Box::new(outcome.status().to_string()),
-                            Box::new(now()),
-                            Box::new(error),
-                        ],
-                    ));
+                    closes.push((id, outcome));
+                    steps.insert((&id.run, id.step))
                 }
+                _ => return Ok(None),
+            };
+            // A row written twice needs the writes' order; one statement has none.
+            if !fresh {
+                return Ok(None);
             }
+        }
+        let mut p = Params::default();
+        p.push(self.n.workspace.clone());
+        p.push(now());
+        p.push(puts.iter().map(|r| r.address.clone()).collect::<Vec<_>>());
+        p.push(puts.iter().map(|r| r.type_name.clone()).collect::<Vec<_>>());
+        p.push(puts.iter().map(|r| r.provider.clone()).collect::<Vec<_>>());
+        p.push(puts.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
+        p.push(json_each(&puts, |r| &r.attributes)?);
+        p.push(json_each(&puts, |r| &r.sensitive)?);
+        p.push(json_each(&puts, |r| &r.dependencies)?);
+        p.push(puts.iter().map(|r| r.tainted).collect::<Vec<_>>());
+        p.push(
+            puts.iter()
+                .map(|r| (!r.private.is_empty()).then(|| r.private.clone()))
+                .collect::<Vec<_>>(),
+        );
+        p.push(removes.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+        p.push(
+            closes
+                .iter()
+                .map(|(id, _)| id.run.clone())
+                .collect::<Vec<_>>(),
+        );
+        p.push(
+            closes
+                .iter()
+                .map(|(id, _)| step_param(id.step))
+                .collect::<Result<Vec<_>>>()?,
+        );
+        p.push(
+            closes
+                .iter()
+                .map(|(_, o)| o.status().to_string())
+                .collect::<Vec<_>>(),
+        );
+        p.push(
+            closes
+                .iter()
+                .map(|(_, o)| match o {
+                    Outcome::Failed(e) => Some(e.clone()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        );
+        p.push(opens.iter().map(|i| i.id.run.clone()).collect::<Vec<_>>());
+        p.push(
+            opens
+                .iter()
+                .map(|i| step_param(i.id.step))
+                .collect::<Result<Vec<_>>>()?,
+        );
+        p.push(opens.iter().map(|i| i.address.clone()).collect::<Vec<_>>());
+        p.push(
+            opens
+                .iter()
+                .map(|i| i.type_name.clone())
+                .collect::<Vec<_>>(),
+        );
+        p.push(opens.iter().map(|i| i.provider.clone()).collect::<Vec<_>>());
+        p.push(opens.iter().map(|i| i.action.clone()).collect::<Vec<_>>());
+        p.push(json_each(&opens, |i| &i.planned)?);
+        p.push(opens.iter().map(|i| i.target.clone()).collect::<Vec<_>>());
+        p.push(
+            opens
+                .iter()
+                .map(|i| i.object_id.clone())
+                .collect::<Vec<_>>(),
+        );
+        let shown: Vec<String> = opens
+            .iter()
+            .take(3)
+            .map(|i| format!("step {} of run {}", i.id.step, i.id.run))
+            .collect();
+        Ok(Some(Op::new(&self.st.round, p.0).unique(format!(
+            "the state was not changed: a resource or a journal step this batch adds is there already ({}{}); another writer changed this state while this run held its lock",
+            shown.join(", "),
+            if opens.len() > shown.len() { ", ..." } else { "" }
+        ))))
+    }
+
+    /// The statements of a batch, one row at a time, in order.
+    fn statements(&self, writes: &[Write]) -> Result<Vec<Op>> {
+        let mut ops = Vec::new();
+        for w in writes {
+            self.single(w, &mut ops)?;
         }
         Ok(ops)
     }
 
-    /// One transaction: BEGIN, the statements pipelined (sent together, answered
-    /// together), then COMMIT, or ROLLBACK at the first failure.
+    /// The statements of one write, one row at a time.
+    fn single(&self, w: &Write, ops: &mut Vec<Op>) -> Result<()> {
+        let ws = || -> Box<dyn ToSql + Sync> { Box::new(self.n.workspace.clone()) };
+        let step = |s: u64| -> Result<Box<dyn ToSql + Sync>> { Ok(Box::new(step_param(s)?)) };
+        let st = &self.st;
+        match w {
+            Write::Serial { serial, command } => {
+                ops.push(Op::new(&st.serial, vec![ws(), Box::new(*serial)]).zero(format!(
+                        "there is no state in {} to write to; it was deleted while this run used it",
+                        self.n.state()
+                    )));
+                ops.push(Op::new(
+                    &st.history,
+                    vec![
+                        ws(),
+                        Box::new(*serial),
+                        Box::new(now()),
+                        Box::new(command.clone()),
+                    ],
+                ));
+            }
+            Write::PutResource(r) => {
+                ops.push(Op::new(
+                    &st.put,
+                    vec![
+                        ws(),
+                        Box::new(r.address.clone()),
+                        Box::new(r.type_name.clone()),
+                        Box::new(r.provider.clone()),
+                        Box::new(r.id.clone()),
+                        Box::new(serde_json::to_string(&r.attributes)?),
+                        Box::new(serde_json::to_string(&r.sensitive)?),
+                        Box::new(serde_json::to_string(&r.dependencies)?),
+                        Box::new(r.tainted),
+                        Box::new((!r.private.is_empty()).then(|| r.private.clone())),
+                    ],
+                ));
+            }
+            Write::RemoveResource(address) => {
+                ops.push(Op::new(&st.remove, vec![ws(), Box::new(address.clone())]));
+            }
+            Write::MoveResource { from, to } => {
+                ops.push(
+                    Op::new(
+                        &st.mv,
+                        vec![ws(), Box::new(from.clone()), Box::new(to.clone())],
+                    )
+                    .zero(format!("{from} is not in the state"))
+                    .unique(format!("{to} is already in the state")),
+                );
+            }
+            Write::SetOutputs(outputs) => {
+                ops.push(Op::new(&st.del_outputs, vec![ws()]));
+                for o in outputs {
+                    ops.push(Op::new(
+                        &st.put_output,
+                        vec![
+                            ws(),
+                            Box::new(o.name.clone()),
+                            Box::new(serde_json::to_string(&o.value)?),
+                            Box::new(o.sensitive),
+                        ],
+                    ));
+                }
+            }
+            Write::OpenIntent(i) => {
+                ops.push(
+                    Op::new(
+                        &st.open_intent,
+                        vec![
+                            ws(),
+                            Box::new(i.id.run.clone()),
+                            step(i.id.step)?,
+                            Box::new(i.address.clone()),
+                            Box::new(i.type_name.clone()),
+                            Box::new(i.provider.clone()),
+                            Box::new(i.action.clone()),
+                            Box::new(now()),
+                            Box::new(serde_json::to_string(&i.planned)?),
+                            Box::new(i.target.clone()),
+                            Box::new(i.object_id.clone()),
+                        ],
+                    )
+                    .unique(format!(
+                        "the journal already has step {} of run {}",
+                        i.id.step, i.id.run
+                    )),
+                );
+            }
+            Write::IntentObject { id, object_id } => {
+                ops.push(Op::new(
+                    &st.intent_object,
+                    vec![
+                        ws(),
+                        Box::new(id.run.clone()),
+                        step(id.step)?,
+                        Box::new(object_id.clone()),
+                    ],
+                ));
+            }
+            Write::IntentTarget { id, target } => {
+                ops.push(Op::new(
+                    &st.intent_target,
+                    vec![
+                        ws(),
+                        Box::new(id.run.clone()),
+                        step(id.step)?,
+                        Box::new(target.clone()),
+                    ],
+                ));
+            }
+            Write::CloseIntent { id, outcome } => {
+                let error = match outcome {
+                    Outcome::Failed(e) => Some(e.clone()),
+                    _ => None,
+                };
+                ops.push(Op::new(
+                    &st.close_intent,
+                    vec![
+                        ws(),
+                        Box::new(id.run.clone()),
+                        step(id.step)?,
+                        Box::new(outcome.status().to_string()),
+                        Box::new(now()),
+                        Box::new(error),
+                    ],
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// One transaction. A batch that one statement can write goes out as BEGIN, that
+    /// statement and COMMIT together, in one round trip: if the statement fails, the
+    /// transaction is aborted and the COMMIT behind it rolls it back. Any other batch is
+    /// BEGIN, its statements pipelined (sent together, answered together), then COMMIT,
+    /// or ROLLBACK at the first failure.
+    ///
+    /// Writes never scan a table: each transaction turns sequential scans off, so that a
+    /// plan the server keeps from when a table was small cannot read the whole table for
+    /// each row once it has grown (an apply of 10,000 resources grows the journal from
+    /// nothing in one session).
     async fn commit(&mut self, writes: &[Write]) -> Result<()> {
         if writes.is_empty() {
             return Ok(());
         }
-        let ops = self.statements(writes)?;
         if self.client()?.is_closed() {
             return Err(self.lost_error());
         }
+        if let Some(round) = self.round(writes)? {
+            let client = self.client()?;
+            let st = &self.st;
+            let ops = [
+                Op::new(&st.begin, vec![]),
+                Op::new(&st.write_plans, vec![]),
+                round,
+                Op::new(&st.commit, vec![]),
+            ];
+            let mut results = join_all(ops.iter().map(|op| op.run(client))).await;
+            let done = results.pop().unwrap_or(Ok(0));
+            if let Some(f) = failure(&ops, results, &self.n) {
+                return Err(if client.is_closed() {
+                    self.lost_error()
+                } else {
+                    f
+                });
+            }
+            return self.committed(done.map(|_| ()));
+        }
+        let mut ops = vec![Op::new(&self.st.write_plans, vec![])];
+        ops.append(&mut self.statements(writes)?);
         let Some(client) = self.client.as_mut() else {
             return Err(lost_error(&self.lost, &self.n));
         };
@@ -816,42 +966,22 @@ impl Worker {
                 });
             }
         };
-        let results = join_all(ops.iter().map(|op| {
-            let params: Vec<&(dyn ToSql + Sync)> = op.params.iter().map(|b| &**b).collect();
-            let tx = &tx;
-            async move { tx.execute(&op.stmt, &params).await }
-        }))
-        .await;
-        let mut failure: Option<anyhow::Error> = None;
-        for (op, r) in ops.iter().zip(results) {
-            match r {
-                Ok(0) if op.on_zero.is_some() => {
-                    failure = op.on_zero.clone().map(|m| anyhow!(m));
-                }
-                Ok(_) => continue,
-                Err(e) => {
-                    failure = Some(match (&op.on_unique, e.code()) {
-                        (Some(m), Some(c)) if *c == SqlState::UNIQUE_VIOLATION => {
-                            anyhow!(m.clone())
-                        }
-                        _ if e.is_closed() => anyhow!("the connection was lost"),
-                        _ => op_error(&e, &self.n),
-                    });
-                }
-            }
-            break;
-        }
-        let closed = |e: &tokio_postgres::Error| e.is_closed();
-        if let Some(f) = failure {
+        let results = join_all(ops.iter().map(|op| op.run(&tx))).await;
+        if let Some(f) = failure(&ops, results, &self.n) {
             let _ = tx.rollback().await;
             if self.client.as_ref().is_none_or(|c| c.is_closed()) {
                 return Err(self.lost_error());
             }
             return Err(f);
         }
-        match tx.commit().await {
+        let done = tx.commit().await;
+        self.committed(done)
+    }
+
+    fn committed(&self, done: Result<(), tokio_postgres::Error>) -> Result<()> {
+        match done {
             Ok(()) => Ok(()),
-            Err(e) if closed(&e) => Err(anyhow!(
+            Err(e) if e.is_closed() => Err(anyhow!(
                 "the connection to the PostgreSQL server {} was lost while a batch was committed; the server either committed it whole or rolled it back whole. Run the command again: it reads the state as it is",
                 self.n.server
             )),
@@ -955,6 +1085,54 @@ impl Worker {
     }
 }
 
+/// The error of the first statement that failed (or touched no row where it must), if any.
+fn failure(
+    ops: &[Op],
+    results: Vec<Result<u64, tokio_postgres::Error>>,
+    n: &Names,
+) -> Option<anyhow::Error> {
+    for (op, r) in ops.iter().zip(results) {
+        match r {
+            Ok(0) if op.on_zero.is_some() => return op.on_zero.clone().map(|m| anyhow!(m)),
+            Ok(_) => continue,
+            Err(e) => {
+                return Some(match (&op.on_unique, e.code()) {
+                    (Some(m), Some(c)) if *c == SqlState::UNIQUE_VIOLATION => anyhow!(m.clone()),
+                    _ if e.is_closed() => anyhow!("the connection was lost"),
+                    _ => op_error(&e, n),
+                })
+            }
+        }
+    }
+    None
+}
+
+/// A statement's parameters, in order.
+#[derive(Default)]
+struct Params(Vec<Box<dyn ToSql + Sync>>);
+
+impl Params {
+    fn push<T: ToSql + Sync + 'static>(&mut self, v: T) {
+        self.0.push(Box::new(v));
+    }
+}
+
+/// One JSON text per item.
+fn json_each<T, V: serde::Serialize + ?Sized>(
+    items: &[&T],
+    f: impl Fn(&T) -> &V,
+) -> Result<Vec<String>> {
+    items
+        .iter()
+        .map(|i| Ok(serde_json::to_string(f(i))?))
+        .collect()
+}
+
+/// A journal step as the table keeps it.
+fn step_param(s: u64) -> Result<i64> {
+    i64::try_from(s).map_err(|_| anyhow!("journal step {s} is too large to record"))
+}
+
 struct Op {
     stmt: Statement,
     params: Vec<Box<dyn ToSql + Sync>>,
@@ -973,6 +1151,12 @@ impl Op {
             on_unique: None,
         }
     }
+    /// Runs on a client or in a transaction.
+    async fn run<C: GenericClient>(&self, c: &C) -> Result<u64, tokio_postgres::Error> {
+        let params: Vec<&(dyn ToSql + Sync)> = self.params.iter().map(|b| &**b).collect();
+        c.execute(&self.stmt, &params).await
+    }
+
     fn zero(mut self, m: String) -> Self {
         self.on_zero = Some(m);
         self
@@ -1319,6 +1503,40 @@ async fn prepare_all(c: &Client, n: &Names) -> Result<Stmts> {
         format!("UPDATE {s}.journal SET object_id = $4 WHERE workspace = $1 AND run = $2 AND step = $3"),
         format!("UPDATE {s}.journal SET target = $4 WHERE workspace = $1 AND run = $2 AND step = $3"),
         format!("UPDATE {s}.journal SET status = $4, ended = $5, error = $6 WHERE workspace = $1 AND run = $2 AND step = $3"),
+        "BEGIN".to_string(),
+        "SELECT set_config('enable_seqscan', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)".to_string(),
+        "COMMIT".to_string(),
+        // A round: resources put ($3-$11) and removed ($12), steps closed ($13-$16) and
+        // opened ($17-$25). Each array may be empty; no row occurs twice (see `round`), so
+        // the parts need no order, except that steps open in order (their `seq`).
+        format!("WITH given AS (
+                   SELECT (SELECT k.ctid FROM {s}.resources k WHERE k.workspace = $1 AND k.address = g.address) AS row, g.*
+                   FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::boolean[], $11::bytea[])
+                     AS g(address, type, provider, id, attributes, sensitive, dependencies, tainted, private)
+                 ), changed AS (
+                   UPDATE {s}.resources r SET type = g.type, provider = g.provider, id = g.id, attributes = g.attributes,
+                     sensitive = g.sensitive, dependencies = g.dependencies, tainted = g.tainted, private = g.private
+                   FROM given g WHERE r.ctid = g.row
+                 ), added AS (
+                   INSERT INTO {s}.resources (workspace, address, type, provider, id, attributes, sensitive, dependencies, tainted, private)
+                   SELECT $1::text, g.address, g.type, g.provider, g.id, g.attributes, g.sensitive, g.dependencies, g.tainted, g.private
+                   FROM given g WHERE g.row IS NULL
+                 ), removed AS (
+                   DELETE FROM {s}.resources r
+                   USING (SELECT (SELECT k.ctid FROM {s}.resources k WHERE k.workspace = $1 AND k.address = a.address) AS row
+                          FROM unnest($12::text[]) AS a(address)) d
+                   WHERE r.ctid = d.row
+                 ), closed AS (
+                   UPDATE {s}.journal j SET status = c.status, ended = $2::bigint, error = c.error
+                   FROM (SELECT (SELECT k.ctid FROM {s}.journal k WHERE k.workspace = $1 AND k.run = x.run AND k.step = x.step) AS row, x.status, x.error
+                         FROM unnest($13::text[], $14::bigint[], $15::text[], $16::text[]) AS x(run, step, status, error)) c
+                   WHERE j.ctid = c.row
+                 )
+                 INSERT INTO {s}.journal (workspace, run, step, address, type, provider, action, status, started, planned, target, object_id)
+                 SELECT $1::text, o.run, o.step, o.address, o.type, o.provider, o.action, 'open', $2::bigint, o.planned, o.target, o.object_id
+                 FROM unnest($17::text[], $18::bigint[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[])
+                   WITH ORDINALITY AS o(run, step, address, type, provider, action, planned, target, object_id, n)
+                 ORDER BY o.n"),
         format!("SELECT address, type, provider, id, attributes, sensitive, dependencies, tainted, private
                  FROM {s}.resources WHERE workspace = $1 ORDER BY address COLLATE \"C\""),
         format!("SELECT name, value, sensitive FROM {s}.outputs WHERE workspace = $1 ORDER BY name COLLATE \"C\""),
@@ -1361,6 +1579,10 @@ async fn prepare_all(c: &Client, n: &Names) -> Result<Stmts> {
         intent_object: next()?,
         intent_target: next()?,
         close_intent: next()?,
+        begin: next()?,
+        write_plans: next()?,
+        commit: next()?,
+        round: next()?,
         resources: next()?,
         outputs: next()?,
         intents: next()?,
