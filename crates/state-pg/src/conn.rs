@@ -185,6 +185,11 @@ pub fn resolve(conn_str: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> 
     if tls == TlsMode::Require && root_cert.is_some() {
         tls = TlsMode::VerifyCa;
     }
+    // As libpq: sslmode does not apply to Unix-domain sockets, which carry no TLS.
+    #[cfg(unix)]
+    if pg.get_hosts().iter().all(|h| matches!(h, Host::Unix(_))) {
+        tls = TlsMode::Disable;
+    }
     pg.ssl_mode(match tls {
         TlsMode::Disable => SslMode::Disable,
         TlsMode::Prefer => SslMode::Prefer,
@@ -548,6 +553,22 @@ mod tests {
         assert_eq!(s.root_cert, Some(PathBuf::from("/etc/ca.pem")));
         assert_eq!(s.pg.get_password(), Some(&b"hunter2"[..]));
         assert!(!s.display().contains("hunter2"));
+    }
+
+    /// Regression: a socket directory as the host, with the default sslmode (prefer), failed
+    /// with "invalid dns name": TLS was tried on a Unix-domain socket.
+    #[test]
+    fn unix_sockets_carry_no_tls_whatever_the_sslmode() {
+        for conn in [
+            "host=/var/run/postgresql user=ops dbname=state",
+            "host=/tmp port=5433 user=ops dbname=state sslmode=require",
+            "postgresql://ops@%2Ftmp/state?sslmode=verify-full",
+        ] {
+            let s = resolve(Some(conn), &env(&[])).unwrap();
+            assert_eq!(s.tls, TlsMode::Disable, "{conn}");
+        }
+        let s = resolve(Some("host=db.example user=ops dbname=state"), &env(&[])).unwrap();
+        assert_eq!(s.tls, TlsMode::Prefer);
     }
 
     #[test]

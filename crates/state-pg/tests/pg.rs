@@ -704,6 +704,40 @@ fn connection_failures_are_clear_and_quick() {
     drop(silent);
 }
 
+/// Regression: the socket directory as the host failed with "invalid dns name" (TLS was
+/// tried on a Unix-domain socket, where libpq never uses it).
+#[test]
+fn a_unix_socket_connects_whatever_the_sslmode() {
+    let Some(s) = Schema::new("unix") else {
+        return;
+    };
+    let dir = std::env::var("BALLAST_PG_TEST_SOCKET").unwrap_or_else(|_| "/tmp/ballast-pg".into());
+    let port = s
+        .url
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split('/').next())
+        .unwrap_or("5432")
+        .to_string();
+    if !std::path::Path::new(&dir)
+        .join(format!(".s.PGSQL.{port}"))
+        .exists()
+    {
+        panic!("no PostgreSQL socket in {dir} (BALLAST_PG_TEST_SOCKET) for port {port}");
+    }
+    for mode in ["", " sslmode=require"] {
+        let st = PgStore::connect(&PgConfig {
+            conn_str: Some(format!(
+                "host={dir} port={port} user=ballast password={PASSWORD} dbname=ballast_test{mode}"
+            )),
+            schema_name: s.name.clone(),
+            workspace: "default".into(),
+        })
+        .unwrap_or_else(|e| panic!("{mode}: {e:#}"));
+        assert_eq!(st.head().unwrap(), None);
+        assert!(st.location().contains(&dir), "{}", st.location());
+    }
+}
+
 #[test]
 fn tls_modes_against_the_server() {
     let Some(s) = Schema::new("tls") else {
