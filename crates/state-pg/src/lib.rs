@@ -3,10 +3,11 @@
 //! a lock that goes with its holder, a versioned schema that a newer ballast's database
 //! refuses.
 //!
-//! The trait is synchronous and is called from inside a multi-threaded tokio runtime, so
-//! the store runs no runtime on the caller's thread: a dedicated thread owns a
-//! current-thread runtime, the connection and its prepared statements; the trait's methods
-//! send it a request and wait for the answer, never longer than the store's timeout.
+//! The trait is synchronous and is called from inside the engine's multi-threaded tokio
+//! runtime. The store owns a current-thread runtime, the connection and its prepared
+//! statements, and drives them on the caller's thread for the length of one request
+//! (`block_in_place` there): no other thread is woken to carry a request, which an apply
+//! makes once per round. Every request runs under the store's timeout.
 //!
 //! The lock is a session advisory lock (`pg_try_advisory_lock`) on the store's own
 //! connection: a client killed with -9 loses its connection and with it the lock. Who holds
@@ -36,10 +37,10 @@ use ballast_core::store::{
     Head, Intent, LockInfo, LockRequest, OutputValue, StateStore, Unlock, Unlocked, Write,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use worker::{Names, Ready, Req, TryLock, Worker};
+use worker::{Names, Req, TryLock, Worker};
 
 /// The longest any request waits for the server, unless [`PgStore::set_timeout`] says
 /// otherwise.
@@ -81,10 +82,31 @@ impl std::fmt::Debug for PgConfig {
 
 /// A workspace's state in a PostgreSQL schema.
 pub struct PgStore {
-    requests: tokio::sync::mpsc::UnboundedSender<Req>,
+    conn: Mutex<Option<Conn>>,
     names: Arc<Names>,
     read_only: Option<String>,
     timeout: Arc<AtomicU64>,
+}
+
+/// The connection and the runtime that drives it, on whichever thread calls.
+struct Conn {
+    rt: tokio::runtime::Runtime,
+    worker: Worker,
+}
+
+/// Runs `f`, which blocks on the connection's runtime, where blocking is allowed: directly
+/// outside any runtime, through `block_in_place` on a multi-threaded runtime (the engine's),
+/// and on a thread of its own inside a current-thread runtime, which may not block.
+fn blocking<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Err(_) => f(),
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        Ok(_) => std::thread::scope(|s| match s.spawn(f).join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }),
+    }
 }
 
 pub(crate) fn now() -> i64 {
@@ -130,63 +152,24 @@ impl PgStore {
             workspace: cfg.workspace.clone(),
         });
         let timeout = Arc::new(AtomicU64::new(millis(DEFAULT_TIMEOUT)));
-        let hosts = u32::try_from(settings.pg.get_hosts().len().max(1)).unwrap_or(1);
-        let connect_wait = settings.connect_timeout.max(Duration::from_secs(1)) * hosts
-            + DEFAULT_TIMEOUT
-            + Duration::from_secs(5);
-        let (requests, mut incoming) = tokio::sync::mpsc::unbounded_channel::<Req>();
-        let (ready_tx, ready_rx) = sync_channel::<Result<Ready>>(1);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| anyhow!("cannot start the PostgreSQL connection's runtime: {e}"))?;
         let (n2, t2) = (names.clone(), timeout.clone());
-        std::thread::Builder::new()
-            .name("ballast-pg".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(anyhow!(
-                            "cannot start the PostgreSQL connection's runtime: {e}"
-                        )));
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let mut w = match Worker::open(settings, tls, n2, t2).await {
-                        Ok((w, ready)) => {
-                            if ready_tx.send(Ok(ready)).is_err() {
-                                w.close().await;
-                                return;
-                            }
-                            w
-                        }
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e));
-                            return;
-                        }
-                    };
-                    while let Some(req) = incoming.recv().await {
-                        w.handle(req).await;
-                    }
-                    w.close().await;
-                });
-            })
-            .map_err(|e| anyhow!("cannot start the PostgreSQL connection's thread: {e}"))?;
-        let ready = match ready_rx.recv_timeout(connect_wait) {
-            Ok(r) => r?,
-            Err(RecvTimeoutError::Timeout) => bail!(
-                "the PostgreSQL server {} did not answer within {}s; check that it runs and is reachable",
-                names.server,
-                connect_wait.as_secs()
-            ),
-            Err(RecvTimeoutError::Disconnected) => bail!(
-                "the PostgreSQL connection to {} ended before it was ready",
-                names.server
-            ),
+        let (rt, opened) = blocking(move || {
+            let opened = rt.block_on(Worker::open(settings, tls, n2, t2));
+            (rt, opened)
+        });
+        let (worker, ready) = match opened {
+            Ok(o) => o,
+            Err(e) => {
+                blocking(move || drop(rt));
+                return Err(e);
+            }
         };
         Ok(PgStore {
-            requests,
+            conn: Mutex::new(Some(Conn { rt, worker })),
             names,
             read_only: ready.read_only,
             timeout,
@@ -235,28 +218,28 @@ impl PgStore {
         }
     }
 
+    /// Runs one request on the caller's thread: the connection's runtime is driven only
+    /// while a request runs, so no other thread is woken to carry it.
     fn call<T>(&self, make: impl FnOnce(worker::Reply<T>) -> Req) -> Result<T> {
-        let wait = Duration::from_millis(self.timeout.load(Ordering::Relaxed))
-            .saturating_add(Duration::from_secs(5));
         let (tx, rx) = sync_channel(1);
-        self.requests.send(make(tx)).map_err(|_| {
-            anyhow!(
+        let req = make(tx);
+        let mut guard = self
+            .conn
+            .lock()
+            .map_err(|_| anyhow!("the PostgreSQL connection was lost to an earlier failure"))?;
+        let Some(conn) = guard.as_mut() else {
+            bail!(
                 "the connection to the PostgreSQL server {} is closed",
                 self.names.server
-            )
-        })?;
-        match rx.recv_timeout(wait) {
-            Ok(r) => r,
-            Err(RecvTimeoutError::Timeout) => bail!(
-                "the PostgreSQL server {} did not answer within {}s; check that it runs and is reachable, then run the command again",
-                self.names.server,
-                wait.as_secs()
-            ),
-            Err(RecvTimeoutError::Disconnected) => bail!(
+            );
+        };
+        blocking(|| conn.rt.block_on(conn.worker.handle(req)));
+        rx.try_recv().map_err(|_| {
+            anyhow!(
                 "the connection to the PostgreSQL server {} ended",
                 self.names.server
-            ),
-        }
+            )
+        })?
     }
 }
 
@@ -356,11 +339,20 @@ impl StateStore for PgStore {
 }
 
 impl Drop for PgStore {
-    /// Releases the lock; the worker then closes the connection (which would release it
-    /// anyway).
+    /// Releases the lock, then closes the connection (which would release it anyway).
     fn drop(&mut self) {
         self.timeout.store(5_000, Ordering::Relaxed);
         let _ = self.unlock();
+        let conn = match self.conn.get_mut() {
+            Ok(c) => c.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(Conn { rt, worker }) = conn {
+            blocking(move || {
+                rt.block_on(worker.close());
+                drop(rt);
+            });
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! The connection thread: it owns a current-thread tokio runtime, the connection and its
-//! prepared statements, and answers one request at a time. Every request runs under the
+//! The connection: it owns the connection and its prepared statements and answers one
+//! request at a time, on the store's current-thread runtime. Every request runs under the
 //! store's timeout; one that runs out closes the connection (the server then rolls back
 //! whatever was in flight and releases this session's lock) and says so.
 
