@@ -71,24 +71,8 @@ impl Drop for Schema {
     }
 }
 
-fn raw(url: &str, sql: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .expect("raw connection");
-        let task = tokio::spawn(conn);
-        client.batch_execute(sql).await.expect(sql);
-        drop(client);
-        let _ = task.await;
-    });
-}
-
-/// The first column of the first row of a query, as text.
-fn scalar(url: &str, sql: &str) -> Option<String> {
+/// Runs SQL (one or more statements) on a connection of its own; the rows it returned.
+fn simple(url: &str, sql: &str) -> Vec<tokio_postgres::SimpleQueryMessage> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -99,13 +83,21 @@ fn scalar(url: &str, sql: &str) -> Option<String> {
             .expect("raw connection");
         let task = tokio::spawn(conn);
         let rows = client.simple_query(sql).await.expect(sql);
-        let v = rows.iter().find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
-            _ => None,
-        });
         drop(client);
         let _ = task.await;
-        v.flatten()
+        rows
+    })
+}
+
+fn raw(url: &str, sql: &str) {
+    simple(url, sql);
+}
+
+/// The first column of the first row of a query, as text.
+fn scalar(url: &str, sql: &str) -> Option<String> {
+    simple(url, sql).iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+        _ => None,
     })
 }
 
