@@ -799,11 +799,11 @@ pub async fn run(cli: Cli, ui: Arc<Ui>, interrupt: Interrupt) -> Result<i32> {
             match store.force_unlock(&how)? {
                 Unlocked::Stale(i) => ui.out(&format!(
                     "Removed the stale lock of {}: that process is gone.",
-                    ballast_state_sqlite::describe(&i)
+                    ballast_core::store::describe(&i)
                 )),
                 Unlocked::Broken(i) => ui.out(&format!(
                     "Broke the lock held by {}, as asked.",
-                    ballast_state_sqlite::describe(&i)
+                    ballast_core::store::describe(&i)
                 )),
                 Unlocked::NotLocked => ui.out("The state was not locked."),
             }

@@ -40,27 +40,13 @@ pub struct LockInfo {
     pub operation: String,
 }
 
-/// What `force-unlock` may break.
 /// Formats Unix seconds as an RFC 3339 UTC time.
 pub fn format_time(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    ballast_lang::datetime::rfc3339(&ballast_lang::datetime::Time {
+        unix: secs,
+        nanos: 0,
+        offset: None,
+    })
 }
 
 /// "root on host (pid 42) since 2026-11-30T12:00:00Z, running apply".
@@ -75,6 +61,7 @@ pub fn describe(i: &LockInfo) -> String {
     )
 }
 
+/// What `force-unlock` may break.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Unlock {
     /// Only a lock whose holder is provably gone (same host, process not running).
@@ -212,5 +199,16 @@ pub trait StateStore: Send + Sync {
     /// copies does nothing.
     fn compact(&self) -> Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc_times() {
+        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_time(1_795_236_000), "2026-11-21T04:40:00Z");
     }
 }

@@ -116,7 +116,7 @@ pub(crate) fn now() -> i64 {
         .unwrap_or(0)
 }
 
-pub use ballast_core::store::{describe, format_time};
+use ballast_core::store::describe;
 
 fn valid_workspace(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > 200 || name.chars().any(|c| c.is_control()) {

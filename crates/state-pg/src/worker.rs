@@ -4,12 +4,13 @@
 //! whatever was in flight and releases this session's lock) and says so.
 
 use crate::conn::Settings;
+use crate::now;
 use crate::schema::{self, COLUMNS, FORMAT, MIGRATIONS, SCHEMA_VERSION};
-use crate::{describe, now};
 use anyhow::{anyhow, bail, Result};
 use ballast_core::model::ResourceState;
 use ballast_core::store::{
-    Head, Intent, IntentId, LockInfo, LockRequest, Outcome, OutputValue, Unlock, Unlocked, Write,
+    describe, Head, Intent, IntentId, LockInfo, LockRequest, Outcome, OutputValue, Unlock,
+    Unlocked, Write,
 };
 use ballast_sdk::Value;
 use futures_util::future::join_all;

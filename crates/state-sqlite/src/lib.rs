@@ -12,7 +12,7 @@
 
 mod lock;
 
-pub use lock::{describe, format_time, hostname};
+pub use lock::hostname;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ballast_core::model::ResourceState;
@@ -607,7 +607,7 @@ impl StateStore for SqliteStore {
                     bail!(
                         "the state {} is locked by {}, which is still running; the lock was left alone.\nIf that process is truly stuck, stop it first; to break its lock anyway, run: ballast force-unlock -holder={}@{}",
                         self.path.display(),
-                        lock::describe(&i),
+                        ballast_core::store::describe(&i),
                         i.pid,
                         i.host
                     );

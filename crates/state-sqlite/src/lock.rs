@@ -24,8 +24,6 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-pub use ballast_core::store::{describe, format_time};
-
 fn comm(pid: &str) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .ok()
@@ -124,7 +122,7 @@ impl FileLock {
             drop(file);
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 let who = match &holder {
-                    Some(i) => describe(i),
+                    Some(i) => ballast_core::store::describe(i),
                     None => "another process".into(),
                 };
                 let waited = if timeout.is_zero() {
@@ -154,16 +152,5 @@ impl FileLock {
                 Err(e).with_context(|| format!("cannot check the lock {}", self.path.display()))
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats_utc_times() {
-        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_time(1_795_236_000), "2026-11-21T04:40:00Z");
     }
 }
