@@ -16,6 +16,31 @@
 //! [`copy_state`] copies a whole state from one store to another (plain → encrypted,
 //! encrypted → plain, SQLite ↔ PostgreSQL) and [`compare_states`] lists differences.
 
+/// The `StateStore` methods a decorator passes to `self.inner` unchanged: the head and the
+/// lock, which hold nothing encrypted.
+macro_rules! pass_head_and_lock {
+    () => {
+        fn head(&self) -> Result<Option<Head>> {
+            self.inner.head()
+        }
+        fn create(&self, lineage: &str) -> Result<()> {
+            self.inner.create(lineage)
+        }
+        fn lock(&self, who: &LockRequest, timeout: Duration) -> Result<()> {
+            self.inner.lock(who, timeout)
+        }
+        fn unlock(&self) -> Result<()> {
+            self.inner.unlock()
+        }
+        fn lock_info(&self) -> Result<Option<LockInfo>> {
+            self.inner.lock_info()
+        }
+        fn force_unlock(&self, how: &Unlock) -> Result<Unlocked> {
+            self.inner.force_unlock(how)
+        }
+    };
+}
+
 pub mod envelope;
 mod keys;
 mod store;

@@ -342,29 +342,7 @@ impl StateStore for EncryptedStore {
         format!("{} (encrypted)", self.inner.location())
     }
 
-    fn head(&self) -> Result<Option<Head>> {
-        self.inner.head()
-    }
-
-    fn create(&self, lineage: &str) -> Result<()> {
-        self.inner.create(lineage)
-    }
-
-    fn lock(&self, who: &LockRequest, timeout: Duration) -> Result<()> {
-        self.inner.lock(who, timeout)
-    }
-
-    fn unlock(&self) -> Result<()> {
-        self.inner.unlock()
-    }
-
-    fn lock_info(&self) -> Result<Option<LockInfo>> {
-        self.inner.lock_info()
-    }
-
-    fn force_unlock(&self, how: &Unlock) -> Result<Unlocked> {
-        self.inner.force_unlock(how)
-    }
+    pass_head_and_lock!();
 
     fn resources(&self) -> Result<Vec<ResourceState>> {
         self.read_resources(&mut Census::default())
