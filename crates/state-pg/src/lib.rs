@@ -37,10 +37,9 @@ use ballast_core::store::{
     Head, Intent, LockInfo, LockRequest, OutputValue, StateStore, Unlock, Unlocked, Write,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use worker::{Names, Req, TryLock, Worker};
+use worker::{Names, TryLock, Worker};
 
 /// The longest any request waits for the server, unless [`PgStore::set_timeout`] says
 /// otherwise.
@@ -196,7 +195,7 @@ impl PgStore {
 
     /// The workspaces that have a state in this schema, sorted.
     pub fn workspaces(&self) -> Result<Vec<String>> {
-        self.call(Req::Workspaces)
+        self.call(async |w| w.workspaces().await)
     }
 
     /// Deletes a workspace's state. A workspace that still manages objects is refused
@@ -204,8 +203,7 @@ impl PgStore {
     pub fn delete_workspace(&self, name: &str, force: bool) -> Result<()> {
         self.writable()?;
         valid_workspace(name)?;
-        let name = name.to_string();
-        self.call(|r| Req::DeleteWorkspace(name, force, r))
+        self.call(async |w| w.delete_workspace(name, force).await)
     }
 
     fn writable(&self) -> Result<()> {
@@ -220,26 +218,18 @@ impl PgStore {
 
     /// Runs one request on the caller's thread: the connection's runtime is driven only
     /// while a request runs, so no other thread is woken to carry it.
-    fn call<T>(&self, make: impl FnOnce(worker::Reply<T>) -> Req) -> Result<T> {
-        let (tx, rx) = sync_channel(1);
-        let req = make(tx);
+    fn call<T: Send>(&self, f: impl AsyncFnOnce(&mut Worker) -> Result<T> + Send) -> Result<T> {
         let mut guard = self
             .conn
             .lock()
             .map_err(|_| anyhow!("the PostgreSQL connection was lost to an earlier failure"))?;
-        let Some(conn) = guard.as_mut() else {
+        let Some(Conn { rt, worker }) = guard.as_mut() else {
             bail!(
                 "the connection to the PostgreSQL server {} is closed",
                 self.names.server
             );
         };
-        blocking(|| conn.rt.block_on(conn.worker.handle(req)));
-        rx.try_recv().map_err(|_| {
-            anyhow!(
-                "the connection to the PostgreSQL server {} ended",
-                self.names.server
-            )
-        })?
+        blocking(|| rt.block_on(worker.run(f)))
     }
 }
 
@@ -253,13 +243,12 @@ impl StateStore for PgStore {
     }
 
     fn head(&self) -> Result<Option<Head>> {
-        self.call(Req::Head)
+        self.call(async |w| w.head().await)
     }
 
     fn create(&self, lineage: &str) -> Result<()> {
         self.writable()?;
-        let lineage = lineage.to_string();
-        self.call(|r| Req::Create(lineage, r))
+        self.call(async |w| w.create(lineage).await)
     }
 
     fn lock(&self, who: &LockRequest, timeout: Duration) -> Result<()> {
@@ -268,8 +257,7 @@ impl StateStore for PgStore {
         // A timeout too long to add to the clock waits without end (it cannot panic).
         let deadline = started.checked_add(timeout);
         loop {
-            let who = who.clone();
-            match self.call(|r| Req::TryLock(who, r))? {
+            match self.call(async |w| w.try_lock(who).await)? {
                 TryLock::Acquired => return Ok(()),
                 TryLock::Busy(holder) => {
                     let now = Instant::now();
@@ -296,29 +284,28 @@ impl StateStore for PgStore {
     }
 
     fn unlock(&self) -> Result<()> {
-        self.call(Req::Unlock)
+        self.call(async |w| w.unlock().await)
     }
 
     fn lock_info(&self) -> Result<Option<LockInfo>> {
-        self.call(Req::LockInfo)
+        self.call(async |w| w.lock_info().await)
     }
 
     fn force_unlock(&self, how: &Unlock) -> Result<Unlocked> {
         self.writable()?;
-        let how = how.clone();
-        self.call(|r| Req::ForceUnlock(how, r))
+        self.call(async |w| w.force_unlock(how).await)
     }
 
     fn resources(&self) -> Result<Vec<ResourceState>> {
-        self.call(Req::Resources)
+        self.call(async |w| w.resources().await)
     }
 
     fn outputs(&self) -> Result<Vec<OutputValue>> {
-        self.call(Req::Outputs)
+        self.call(async |w| w.outputs().await)
     }
 
     fn open_intents(&self) -> Result<Vec<Intent>> {
-        self.call(Req::OpenIntents)
+        self.call(async |w| w.open_intents().await)
     }
 
     fn commit(&self, writes: &[Write]) -> Result<()> {
@@ -326,15 +313,14 @@ impl StateStore for PgStore {
             return Ok(());
         }
         self.writable()?;
-        let writes = writes.to_vec();
-        self.call(|r| Req::Commit(writes, r))
+        self.call(async |w| w.commit(writes).await)
     }
 
     /// Finished journal entries forgotten, then `VACUUM FULL` of the tables that hold object
     /// data: PostgreSQL keeps overwritten rows in its files until then.
     fn compact(&self) -> Result<()> {
         self.writable()?;
-        self.call(Req::Compact)
+        self.call(async |w| w.compact().await)
     }
 }
 

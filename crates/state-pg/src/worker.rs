@@ -23,24 +23,6 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, NoTls, Row, Statement};
 
-pub type Reply<T> = std::sync::mpsc::SyncSender<Result<T>>;
-
-pub enum Req {
-    Head(Reply<Option<Head>>),
-    Create(String, Reply<()>),
-    TryLock(LockRequest, Reply<TryLock>),
-    Unlock(Reply<()>),
-    LockInfo(Reply<Option<LockInfo>>),
-    ForceUnlock(Unlock, Reply<Unlocked>),
-    Resources(Reply<Vec<ResourceState>>),
-    Outputs(Reply<Vec<OutputValue>>),
-    OpenIntents(Reply<Vec<Intent>>),
-    Commit(Vec<Write>, Reply<()>),
-    Workspaces(Reply<Vec<String>>),
-    DeleteWorkspace(String, bool, Reply<()>),
-    Compact(Reply<()>),
-}
-
 pub enum TryLock {
     Acquired,
     /// Someone else holds it; who, if their record is current.
@@ -316,30 +298,11 @@ impl Worker {
         op_error(e, &self.n)
     }
 
-    pub async fn handle(&mut self, req: Req) {
+    /// Runs one request under the store's timeout.
+    pub async fn run<T>(&mut self, f: impl AsyncFnOnce(&mut Worker) -> Result<T>) -> Result<T> {
         let t = self.tmo();
-        macro_rules! run {
-            ($reply:expr, $fut:expr) => {{
-                let out = tokio::time::timeout(t, $fut).await;
-                let out = self.settle(out, t);
-                let _ = $reply.send(out);
-            }};
-        }
-        match req {
-            Req::Head(r) => run!(r, self.head()),
-            Req::Create(l, r) => run!(r, self.create(&l)),
-            Req::TryLock(who, r) => run!(r, self.try_lock(&who)),
-            Req::Unlock(r) => run!(r, self.unlock()),
-            Req::LockInfo(r) => run!(r, self.lock_info()),
-            Req::ForceUnlock(how, r) => run!(r, self.force_unlock(&how)),
-            Req::Resources(r) => run!(r, self.resources()),
-            Req::Outputs(r) => run!(r, self.outputs()),
-            Req::OpenIntents(r) => run!(r, self.open_intents()),
-            Req::Commit(w, r) => run!(r, self.commit(&w)),
-            Req::Workspaces(r) => run!(r, self.workspaces()),
-            Req::DeleteWorkspace(name, force, r) => run!(r, self.delete_workspace(&name, force)),
-            Req::Compact(r) => run!(r, self.compact()),
-        }
+        let out = tokio::time::timeout(t, f(self)).await;
+        self.settle(out, t)
     }
 
     fn settle<T>(
@@ -366,7 +329,7 @@ impl Worker {
         }
     }
 
-    async fn head(&self) -> Result<Option<Head>> {
+    pub(crate) async fn head(&self) -> Result<Option<Head>> {
         let c = self.client()?;
         let rows = c
             .query(&self.st.head, &[&self.n.workspace])
@@ -381,7 +344,7 @@ impl Worker {
         }
     }
 
-    async fn create(&self, lineage: &str) -> Result<()> {
+    pub(crate) async fn create(&self, lineage: &str) -> Result<()> {
         let c = self.client()?;
         let n = c
             .execute(&self.st.create, &[&self.n.workspace, &lineage, &now()])
@@ -439,7 +402,7 @@ impl Worker {
         Ok(())
     }
 
-    async fn try_lock(&mut self, who: &LockRequest) -> Result<TryLock> {
+    pub(crate) async fn try_lock(&mut self, who: &LockRequest) -> Result<TryLock> {
         if self.held {
             return Ok(TryLock::Acquired);
         }
@@ -470,7 +433,7 @@ impl Worker {
         Ok(TryLock::Busy(st.live_info()))
     }
 
-    async fn unlock(&mut self) -> Result<()> {
+    pub(crate) async fn unlock(&mut self) -> Result<()> {
         if !self.held {
             return Ok(());
         }
@@ -488,7 +451,7 @@ impl Worker {
         Ok(())
     }
 
-    async fn lock_info(&self) -> Result<Option<LockInfo>> {
+    pub(crate) async fn lock_info(&self) -> Result<Option<LockInfo>> {
         Ok(self
             .lock_state(&self.n.workspace, self.key)
             .await?
@@ -503,7 +466,7 @@ impl Worker {
         Ok(())
     }
 
-    async fn force_unlock(&mut self, how: &Unlock) -> Result<Unlocked> {
+    pub(crate) async fn force_unlock(&mut self, how: &Unlock) -> Result<Unlocked> {
         let st = self.lock_state(&self.n.workspace, self.key).await?;
         let state = self.n.state();
         let info = st.live_info();
@@ -570,7 +533,7 @@ impl Worker {
         }
     }
 
-    async fn resources(&self) -> Result<Vec<ResourceState>> {
+    pub(crate) async fn resources(&self) -> Result<Vec<ResourceState>> {
         let c = self.client()?;
         let rows = c
             .query(&self.st.resources, &[&self.n.workspace])
@@ -606,7 +569,7 @@ impl Worker {
         Ok(out)
     }
 
-    async fn outputs(&self) -> Result<Vec<OutputValue>> {
+    pub(crate) async fn outputs(&self) -> Result<Vec<OutputValue>> {
         let c = self.client()?;
         let rows = c
             .query(&self.st.outputs, &[&self.n.workspace])
@@ -627,7 +590,7 @@ impl Worker {
         Ok(out)
     }
 
-    async fn open_intents(&self) -> Result<Vec<Intent>> {
+    pub(crate) async fn open_intents(&self) -> Result<Vec<Intent>> {
         let c = self.client()?;
         let rows = c
             .query(&self.st.intents, &[&self.n.workspace])
@@ -870,25 +833,18 @@ impl Worker {
                     )),
                 );
             }
-            Write::IntentObject { id, object_id } => {
+            Write::IntentObject { id, object_id: v } | Write::IntentTarget { id, target: v } => {
+                let stmt = match w {
+                    Write::IntentObject { .. } => &st.intent_object,
+                    _ => &st.intent_target,
+                };
                 ops.push(Op::new(
-                    &st.intent_object,
+                    stmt,
                     vec![
                         ws(),
                         Box::new(id.run.clone()),
                         step(id.step)?,
-                        Box::new(object_id.clone()),
-                    ],
-                ));
-            }
-            Write::IntentTarget { id, target } => {
-                ops.push(Op::new(
-                    &st.intent_target,
-                    vec![
-                        ws(),
-                        Box::new(id.run.clone()),
-                        step(id.step)?,
-                        Box::new(target.clone()),
+                        Box::new(v.clone()),
                     ],
                 ));
             }
@@ -923,7 +879,7 @@ impl Worker {
     /// plan the server keeps from when a table was small cannot read the whole table for
     /// each row once it has grown (an apply of 10,000 resources grows the journal from
     /// nothing in one session).
-    async fn commit(&mut self, writes: &[Write]) -> Result<()> {
+    pub(crate) async fn commit(&mut self, writes: &[Write]) -> Result<()> {
         if writes.is_empty() {
             return Ok(());
         }
@@ -992,7 +948,7 @@ impl Worker {
 
     /// Forgets this workspace's finished journal entries, then rewrites the tables
     /// (VACUUM FULL) so that no overwritten row stays in their files.
-    async fn compact(&self) -> Result<()> {
+    pub(crate) async fn compact(&self) -> Result<()> {
         let c = self.client()?;
         let s = quote(&self.n.schema);
         c.execute(
@@ -1009,7 +965,7 @@ impl Worker {
         Ok(())
     }
 
-    async fn workspaces(&self) -> Result<Vec<String>> {
+    pub(crate) async fn workspaces(&self) -> Result<Vec<String>> {
         let c = self.client()?;
         let rows = c
             .query(&self.st.workspaces, &[])
@@ -1018,7 +974,7 @@ impl Worker {
         rows.iter().map(|r| get(r, 0, &self.n)).collect()
     }
 
-    async fn delete_workspace(&mut self, name: &str, force: bool) -> Result<()> {
+    pub(crate) async fn delete_workspace(&mut self, name: &str, force: bool) -> Result<()> {
         if name == self.n.workspace && self.held {
             bail!("the workspace {name} is locked by this run; it cannot delete itself while it holds the lock");
         }
