@@ -57,6 +57,13 @@ impl Schema {
         PgStore::connect(&self.cfg(workspace)).expect("connect")
     }
 
+    /// A store on the default workspace, with an empty state (lineage "lin").
+    fn new_state(&self) -> PgStore {
+        let st = self.store("default");
+        st.create("lin").unwrap();
+        st
+    }
+
     /// Runs SQL on a connection of its own, as the test user.
     fn sql(&self, sql: &str) {
         raw(&self.url, sql);
@@ -247,8 +254,7 @@ fn a_failed_batch_changes_nothing() {
     let Some(s) = Schema::new("failed_batch") else {
         return;
     };
-    let st = s.store("default");
-    st.create("lin").unwrap();
+    let st = s.new_state();
     let e = err(st.commit(&[
         Write::Serial {
             serial: 1,
@@ -270,8 +276,7 @@ fn a_move_onto_a_taken_address_fails_the_batch() {
     let Some(s) = Schema::new("move_taken") else {
         return;
     };
-    let st = s.store("default");
-    st.create("lin").unwrap();
+    let st = s.new_state();
     st.commit(&[
         Write::PutResource(resource("ballast_data.a")),
         Write::PutResource(resource("ballast_data.b")),
@@ -562,8 +567,7 @@ fn a_table_altered_behind_ballasts_back_is_refused() {
     let Some(s) = Schema::new("altered") else {
         return;
     };
-    let st = s.store("default");
-    st.create("lin").unwrap();
+    let st = s.new_state();
     st.commit(&[Write::PutResource(resource("ballast_data.a"))])
         .unwrap();
     s.sql(&format!(
@@ -619,8 +623,7 @@ fn a_read_only_role_reads_but_refuses_writes() {
     let e = err(PgStore::connect(&cfg));
     assert!(e.contains("may not create ballast's tables"), "{e}");
     assert!(!e.contains("readonly"), "{e}");
-    let st = s.store("default");
-    st.create("lin").unwrap();
+    let st = s.new_state();
     st.commit(&[Write::PutResource(resource("ballast_data.a"))])
         .unwrap();
     s.sql(&format!(
@@ -826,8 +829,7 @@ fn an_apply_round_writes_puts_removes_outcomes_and_intents_together() {
     let Some(s) = Schema::new("apply_round") else {
         return;
     };
-    let st = s.store("default");
-    st.create("lin").unwrap();
+    let st = s.new_state();
     let (one, two, three) = (
         step("r", 1, "ballast_data.a"),
         step("r", 2, "ballast_data.b"),
@@ -881,8 +883,7 @@ fn a_round_that_fails_changes_nothing() {
     let Some(s) = Schema::new("failed_round") else {
         return;
     };
-    let st = s.store("default");
-    st.create("lin").unwrap();
+    let st = s.new_state();
     let one = step("r", 1, "ballast_data.a");
     st.commit(&[Write::OpenIntent(one.clone())]).unwrap();
     // Step 1 is in the journal already: the round fails whole.
@@ -905,8 +906,7 @@ fn rows_written_twice_in_one_batch_keep_their_order() {
     let Some(s) = Schema::new("twice") else {
         return;
     };
-    let st = s.store("default");
-    st.create("lin").unwrap();
+    let st = s.new_state();
     let one = step("r", 1, "ballast_data.a");
     st.commit(&[
         Write::PutResource(resource("ballast_data.a")),
