@@ -977,3 +977,32 @@ fn apply_rounds_never_scan_a_whole_table_as_the_state_grows() {
     );
     assert_eq!(s.store("default").resources().unwrap().len(), 590);
 }
+
+/// The store is synchronous: it must work when called from inside a tokio runtime of
+/// either flavour (the engine's is multi-threaded; a current-thread one may not block).
+#[test]
+fn the_store_works_inside_either_kind_of_runtime() {
+    let Some(s) = Schema::new("in_runtime") else {
+        return;
+    };
+    let st = std::sync::Arc::new(s.new_state());
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let on_current = st.clone();
+    let head = current.block_on(async move { on_current.head() }).unwrap();
+    assert_eq!(head.map(|h| h.serial), Some(0));
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let on_worker = st.clone();
+    let task = multi.spawn(async move {
+        on_worker.commit(&[Write::PutResource(resource("ballast_data.a"))])?;
+        on_worker.resources()
+    });
+    let got = multi.block_on(task).unwrap().unwrap();
+    assert_eq!(got, vec![resource("ballast_data.a")]);
+}
