@@ -658,71 +658,34 @@ impl Worker {
         let mut p = Params::default();
         p.push(self.n.workspace.clone());
         p.push(now());
-        p.push(puts.iter().map(|r| r.address.clone()).collect::<Vec<_>>());
-        p.push(puts.iter().map(|r| r.type_name.clone()).collect::<Vec<_>>());
-        p.push(puts.iter().map(|r| r.provider.clone()).collect::<Vec<_>>());
-        p.push(puts.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
+        p.push(col(&puts, |r| r.address.clone()));
+        p.push(col(&puts, |r| r.type_name.clone()));
+        p.push(col(&puts, |r| r.provider.clone()));
+        p.push(col(&puts, |r| r.id.clone()));
         p.push(json_each(&puts, |r| &r.attributes)?);
         p.push(json_each(&puts, |r| &r.sensitive)?);
         p.push(json_each(&puts, |r| &r.dependencies)?);
-        p.push(puts.iter().map(|r| r.tainted).collect::<Vec<_>>());
-        p.push(
-            puts.iter()
-                .map(|r| (!r.private.is_empty()).then(|| r.private.clone()))
-                .collect::<Vec<_>>(),
-        );
-        p.push(removes.iter().map(|a| a.to_string()).collect::<Vec<_>>());
-        p.push(
-            closes
-                .iter()
-                .map(|(id, _)| id.run.clone())
-                .collect::<Vec<_>>(),
-        );
-        p.push(
-            closes
-                .iter()
-                .map(|(id, _)| step_param(id.step))
-                .collect::<Result<Vec<_>>>()?,
-        );
-        p.push(
-            closes
-                .iter()
-                .map(|(_, o)| o.status().to_string())
-                .collect::<Vec<_>>(),
-        );
-        p.push(
-            closes
-                .iter()
-                .map(|(_, o)| match o {
-                    Outcome::Failed(e) => Some(e.clone()),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-        );
-        p.push(opens.iter().map(|i| i.id.run.clone()).collect::<Vec<_>>());
-        p.push(
-            opens
-                .iter()
-                .map(|i| step_param(i.id.step))
-                .collect::<Result<Vec<_>>>()?,
-        );
-        p.push(opens.iter().map(|i| i.address.clone()).collect::<Vec<_>>());
-        p.push(
-            opens
-                .iter()
-                .map(|i| i.type_name.clone())
-                .collect::<Vec<_>>(),
-        );
-        p.push(opens.iter().map(|i| i.provider.clone()).collect::<Vec<_>>());
-        p.push(opens.iter().map(|i| i.action.clone()).collect::<Vec<_>>());
+        p.push(col(&puts, |r| r.tainted));
+        p.push(col(&puts, |r| {
+            (!r.private.is_empty()).then(|| r.private.clone())
+        }));
+        p.push(col(&removes, |a| a.to_string()));
+        p.push(col(&closes, |(id, _)| id.run.clone()));
+        p.push(try_col(&closes, |(id, _)| step_param(id.step))?);
+        p.push(col(&closes, |(_, o)| o.status().to_string()));
+        p.push(col(&closes, |(_, o)| match o {
+            Outcome::Failed(e) => Some(e.clone()),
+            _ => None,
+        }));
+        p.push(col(&opens, |i| i.id.run.clone()));
+        p.push(try_col(&opens, |i| step_param(i.id.step))?);
+        p.push(col(&opens, |i| i.address.clone()));
+        p.push(col(&opens, |i| i.type_name.clone()));
+        p.push(col(&opens, |i| i.provider.clone()));
+        p.push(col(&opens, |i| i.action.clone()));
         p.push(json_each(&opens, |i| &i.planned)?);
-        p.push(opens.iter().map(|i| i.target.clone()).collect::<Vec<_>>());
-        p.push(
-            opens
-                .iter()
-                .map(|i| i.object_id.clone())
-                .collect::<Vec<_>>(),
-        );
+        p.push(col(&opens, |i| i.target.clone()));
+        p.push(col(&opens, |i| i.object_id.clone()));
         let shown: Vec<String> = opens
             .iter()
             .take(3)
@@ -1074,15 +1037,22 @@ impl Params {
     }
 }
 
+/// One value per item: a column of a multi-row statement.
+fn col<T, V>(items: &[T], f: impl Fn(&T) -> V) -> Vec<V> {
+    items.iter().map(f).collect()
+}
+
+/// [`col`] of a function that may fail.
+fn try_col<T, V>(items: &[T], f: impl Fn(&T) -> Result<V>) -> Result<Vec<V>> {
+    items.iter().map(f).collect()
+}
+
 /// One JSON text per item.
 fn json_each<T, V: serde::Serialize + ?Sized>(
     items: &[&T],
     f: impl Fn(&T) -> &V,
 ) -> Result<Vec<String>> {
-    items
-        .iter()
-        .map(|i| Ok(serde_json::to_string(f(i))?))
-        .collect()
+    try_col(items, |i| Ok(serde_json::to_string(f(i))?))
 }
 
 /// A journal step as the table keeps it.
