@@ -123,6 +123,14 @@ impl Outcome {
             Outcome::Reconciled => "reconciled",
         }
     }
+
+    /// The error of a failed step, as the journal keeps it.
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            Outcome::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// An output value as recorded after apply.

@@ -673,10 +673,7 @@ impl Worker {
         p.push(col(&closes, |(id, _)| id.run.clone()));
         p.push(try_col(&closes, |(id, _)| step_param(id.step))?);
         p.push(col(&closes, |(_, o)| o.status().to_string()));
-        p.push(col(&closes, |(_, o)| match o {
-            Outcome::Failed(e) => Some(e.clone()),
-            _ => None,
-        }));
+        p.push(col(&closes, |(_, o)| o.error().map(str::to_string)));
         p.push(col(&opens, |i| i.id.run.clone()));
         p.push(try_col(&opens, |i| step_param(i.id.step))?);
         p.push(col(&opens, |i| i.address.clone()));
@@ -812,10 +809,7 @@ impl Worker {
                 ));
             }
             Write::CloseIntent { id, outcome } => {
-                let error = match outcome {
-                    Outcome::Failed(e) => Some(e.clone()),
-                    _ => None,
-                };
+                let error = outcome.error().map(str::to_string);
                 ops.push(Op::new(
                     &st.close_intent,
                     vec![

@@ -433,10 +433,7 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
             st.execute(params![id.run, id.step as i64, target])?;
         }
         Write::CloseIntent { id, outcome } => {
-            let error = match outcome {
-                ballast_core::store::Outcome::Failed(e) => Some(e.as_str()),
-                _ => None,
-            };
+            let error = outcome.error();
             let mut st = tx.prepare_cached(
                 "UPDATE journal SET status = ?3, ended = ?4, error = ?5 WHERE run = ?1 AND step = ?2",
             )?;
