@@ -36,7 +36,6 @@ use ballast_core::model::ResourceState;
 use ballast_core::store::{
     Head, Intent, LockInfo, LockRequest, OutputValue, StateStore, Unlock, Unlocked, Write,
 };
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use worker::{Names, TryLock, Worker};
@@ -84,7 +83,6 @@ pub struct PgStore {
     conn: Mutex<Option<Conn>>,
     names: Arc<Names>,
     read_only: Option<String>,
-    timeout: Arc<AtomicU64>,
 }
 
 /// The connection and the runtime that drives it, on whichever thread calls.
@@ -150,14 +148,13 @@ impl PgStore {
             schema: cfg.schema_name.clone(),
             workspace: cfg.workspace.clone(),
         });
-        let timeout = Arc::new(AtomicU64::new(millis(DEFAULT_TIMEOUT)));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| anyhow!("cannot start the PostgreSQL connection's runtime: {e}"))?;
-        let (n2, t2) = (names.clone(), timeout.clone());
+        let n2 = names.clone();
         let (rt, opened) = blocking(move || {
-            let opened = rt.block_on(Worker::open(settings, tls, n2, t2));
+            let opened = rt.block_on(Worker::open(settings, tls, n2, DEFAULT_TIMEOUT));
             (rt, opened)
         });
         let (worker, ready) = match opened {
@@ -171,13 +168,14 @@ impl PgStore {
             conn: Mutex::new(Some(Conn { rt, worker })),
             names,
             read_only: ready.read_only,
-            timeout,
         })
     }
 
     /// How long any request waits for the server (30 s unless set).
     pub fn set_timeout(&self, timeout: Duration) {
-        self.timeout.store(millis(timeout), Ordering::Relaxed);
+        if let Ok(Some(c)) = self.conn.lock().as_deref_mut() {
+            c.worker.timeout = timeout;
+        }
     }
 
     /// Whether this role can only read the state, and why.
@@ -231,10 +229,6 @@ impl PgStore {
         };
         blocking(|| rt.block_on(worker.run(f)))
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl StateStore for PgStore {
@@ -327,7 +321,7 @@ impl StateStore for PgStore {
 impl Drop for PgStore {
     /// Releases the lock, then closes the connection (which would release it anyway).
     fn drop(&mut self) {
-        self.timeout.store(5_000, Ordering::Relaxed);
+        self.set_timeout(Duration::from_secs(5));
         let _ = self.unlock();
         let conn = match self.conn.get_mut() {
             Ok(c) => c.take(),

@@ -16,7 +16,6 @@ use ballast_sdk::Value;
 use futures_util::future::join_all;
 use std::collections::{HashMap, HashSet};
 use std::error::Error as StdError;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
@@ -93,7 +92,8 @@ pub struct Worker {
     n: Arc<Names>,
     key: i64,
     held: bool,
-    timeout: Arc<AtomicU64>,
+    /// How long any request waits for the server.
+    pub(crate) timeout: Duration,
 }
 
 fn lost_error(lost: &Mutex<Option<String>>, n: &Names) -> anyhow::Error {
@@ -192,16 +192,12 @@ fn connect_error(e: &tokio_postgres::Error, s: &Settings) -> anyhow::Error {
 }
 
 impl Worker {
-    fn tmo(&self) -> Duration {
-        Duration::from_millis(self.timeout.load(Ordering::Relaxed))
-    }
-
     /// Connects, creates or migrates the schema, checks it, prepares the statements.
     pub async fn open(
         s: Settings,
         tls: Option<rustls::ClientConfig>,
         n: Arc<Names>,
-        timeout: Arc<AtomicU64>,
+        timeout: Duration,
     ) -> Result<(Worker, Ready)> {
         let lost: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
         let hosts = u32::try_from(s.pg.get_hosts().len().max(1)).unwrap_or(1);
@@ -245,13 +241,12 @@ impl Worker {
             let st = prepare_all(&client, &n).await?;
             Ok::<_, anyhow::Error>((st, read_only))
         };
-        let tmo = Duration::from_millis(timeout.load(Ordering::Relaxed));
-        let (st, read_only) = match tokio::time::timeout(tmo, init).await {
+        let (st, read_only) = match tokio::time::timeout(timeout, init).await {
             Ok(r) => r?,
             Err(_) => bail!(
                 "the PostgreSQL server at {} did not answer within {}s while ballast checked the schema {}; check the server's load and locks (pg_stat_activity)",
                 n.server,
-                tmo.as_secs(),
+                timeout.as_secs(),
                 n.schema
             ),
         };
@@ -300,7 +295,7 @@ impl Worker {
 
     /// Runs one request under the store's timeout.
     pub async fn run<T>(&mut self, f: impl AsyncFnOnce(&mut Worker) -> Result<T>) -> Result<T> {
-        let t = self.tmo();
+        let t = self.timeout;
         let out = tokio::time::timeout(t, f(self)).await;
         self.settle(out, t)
     }
