@@ -690,15 +690,6 @@ impl Worker {
         ))))
     }
 
-    /// The statements of a batch, one row at a time, in order.
-    fn statements(&self, writes: &[Write]) -> Result<Vec<Op>> {
-        let mut ops = Vec::new();
-        for w in writes {
-            self.single(w, &mut ops)?;
-        }
-        Ok(ops)
-    }
-
     /// The statements of one write, one row at a time.
     fn single(&self, w: &Write, ops: &mut Vec<Op>) -> Result<()> {
         let ws = || -> Box<dyn ToSql + Sync> { Box::new(self.n.workspace.clone()) };
@@ -859,7 +850,9 @@ impl Worker {
             return self.committed(done.map(|_| ()));
         }
         let mut ops = vec![Op::new(&self.st.write_plans, vec![])];
-        ops.append(&mut self.statements(writes)?);
+        for w in writes {
+            self.single(w, &mut ops)?;
+        }
         let Some(client) = self.client.as_mut() else {
             return Err(lost_error(&self.lost, &self.n));
         };
