@@ -380,3 +380,34 @@ fn the_team_example_runs_against_postgres() {
     assert!(text.contains("{\"$ballast_encrypted\":"), "{text}");
     assert!(text.trim_end().ends_with("== done"), "{text}");
 }
+
+/// An encrypted state read without a key is refused where it is read, naming what to set,
+/// and the refused command writes nothing.
+#[test]
+fn an_encrypted_state_without_a_key_is_refused_and_left_as_it_was() {
+    let w = Work::new();
+    w.write(
+        "main.hcl",
+        "resource \"ballast_data\" \"a\" {\n  input = \"private\"\n}\n",
+    );
+    let key = [("BALLAST_STATE_PASSPHRASE", "correct horse battery staple")];
+    let r = w.run_env(&["apply", "-auto-approve"], &key);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let before = w.run_env(&["show", "-json"], &key);
+    assert_eq!(before.code, 0, "{}", before.stderr);
+    w.write(
+        "main.hcl",
+        "resource \"ballast_data\" \"a\" {\n  input = \"changed\"\n}\n",
+    );
+    for args in [
+        &["plan"][..],
+        &["apply", "-auto-approve"],
+        &["state", "list"],
+    ] {
+        let refused = w.ok(args, 1);
+        assert_snapshot!("encrypted_state_without_a_key", w.scrub(&refused.stderr));
+    }
+    assert_eq!(w.run_env(&["show", "-json"], &key).stdout, before.stdout);
+    let plan = w.run_env(&["plan", "-detailed-exitcode"], &key);
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+}
