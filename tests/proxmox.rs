@@ -85,6 +85,15 @@ impl Pve {
     fn faults(&self, f: Value) {
         self.call(reqwest::Method::POST, "/_sim/faults", Some(f));
     }
+
+    /// The simulator's request counts since the last `stats_reset` (`/_sim/stats`).
+    fn stats(&self) -> Value {
+        self.call(reqwest::Method::GET, "/_sim/stats", None)["data"].clone()
+    }
+
+    fn stats_reset(&self) {
+        self.call(reqwest::Method::DELETE, "/_sim/stats", None);
+    }
 }
 
 impl Drop for Pve {
@@ -300,8 +309,12 @@ fn an_apply_killed_at_any_point_never_leaves_an_unrecorded_vm() {
     assert!(drift.stdout.contains("No drift"), "{}", drift.stdout);
 }
 
-/// 20 VMs created at once while another client takes VMIDs and the API answers 503 in
-/// bursts: every create converges (bounded retries), each VM once.
+/// Twenty VMs in one apply with `-parallelism=20`: their create tasks run at the same
+/// time, a competing client takes a VMID that /cluster/nextid just gave, and a burst of 503
+/// answers hits the create calls themselves (each repeated only after looking that no VM
+/// was made). Every VM is made once, with its own VMID. Then a no-op plan is one cluster
+/// listing plus one config read per VM, read in parallel within `-parallelism`; and a
+/// burst longer than the retries gives up with the reason and changes nothing.
 #[test]
 fn twenty_vms_created_in_parallel_through_5xx_bursts_and_a_competing_client_converge() {
     let pve = Pve::start(ballast_pve_sim::PveVersion::V9_1);
@@ -310,9 +323,22 @@ fn twenty_vms_created_in_parallel_through_5xx_bursts_and_a_competing_client_conv
         "main.hcl",
         &format!("{}{}", pve.provider(), allocated_vms("burst", 20)),
     );
-    pve.faults(json!({"http_5xx": 3, "steal_next_vmid": true}));
+    // Tasks of 1.5 s: creates that ran one after another could never overlap 10 times.
+    pve.faults(json!({
+        "task_ms": 1500,
+        "latency_ms": 20,
+        "steal_next_vmid": true,
+        "http_5xx": 3,
+        "http_5xx_route": "POST /nodes/{node}/qemu",
+    }));
+    pve.stats_reset();
     let r = w.ok(&["apply", "-auto-approve", "-parallelism=20"], 0);
     assert!(r.stdout.contains("20 added"), "{}", r.stdout);
+    let faults = pve.call(reqwest::Method::GET, "/_sim/faults", None);
+    assert_eq!(faults["data"]["http_5xx"], 0, "the burst hit create calls");
+    let stats = pve.stats();
+    let running = stats["max_tasks_running"].as_u64().unwrap_or(0);
+    assert!(running >= 10, "creates ran in parallel: {stats}");
     let vms = pve.all_vms();
     let ours = vms
         .iter()
@@ -323,11 +349,30 @@ fn twenty_vms_created_in_parallel_through_5xx_bursts_and_a_competing_client_conv
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), vms.len(), "distinct VMIDs");
+
+    // The batch refresh: one listing, one config read per VM, several at once, never more
+    // than -parallelism.
+    pve.faults(json!({"task_ms": null}));
+    pve.stats_reset();
+    w.ok(&["plan", "-detailed-exitcode", "-parallelism=5"], 0);
+    let stats = pve.stats();
+    let routes = &stats["by_route"];
+    assert_eq!(routes["GET /cluster/resources"], 1, "{stats}");
+    assert_eq!(
+        routes["GET /nodes/{node}/qemu/{vmid}/config"], 20,
+        "{stats}"
+    );
+    let at_once = stats["max_in_flight"].as_u64().unwrap_or(0);
+    assert!(
+        (2..=5).contains(&at_once),
+        "config reads in parallel within -parallelism: {stats}"
+    );
+
     // A burst longer than the retries gives up with the reason, and changes nothing.
-    pve.faults(json!({"http_5xx": 1000}));
+    pve.faults(json!({"http_5xx": 1000, "http_5xx_route": "GET /cluster/resources"}));
     let failed = w.ok(&["plan"], 1);
     assert!(failed.stderr.contains("503"), "{}", failed.stderr);
-    pve.faults(json!({"http_5xx": 0}));
+    pve.faults(json!({"http_5xx": 0, "http_5xx_route": null, "latency_ms": null}));
     w.assert_converged();
     w.ok(&["destroy", "-auto-approve"], 0);
     // What is left is the competing client's VM.

@@ -270,6 +270,7 @@ impl Engine {
         let ctx = ConfigureContext {
             lineage: self.state.lineage(),
             working_dir: self.ws.cfg.dir.clone(),
+            parallelism: self.parallelism,
         };
         let session = plugin
             .configure(&config, &ctx)

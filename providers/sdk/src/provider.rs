@@ -20,6 +20,9 @@ pub struct ConfigureContext {
     pub lineage: String,
     /// The configuration directory (relative paths are resolved against it).
     pub working_dir: PathBuf,
+    /// The run's `-parallelism`: most calls the engine has in flight at once. A provider
+    /// that fans out calls of its own (config reads in a batch refresh) keeps within it.
+    pub parallelism: usize,
 }
 
 /// A provider plug-in: its schema, and how to configure it.

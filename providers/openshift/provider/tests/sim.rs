@@ -98,6 +98,7 @@ async fn env(workers: usize, node_ms: u64, render_delay_ms: u64) -> Env {
             &ConfigureContext {
                 lineage: LINEAGE.into(),
                 working_dir: std::env::temp_dir(),
+                parallelism: 10,
             },
         )
         .await
@@ -618,6 +619,7 @@ async fn contexts_client_certificates_and_a_wrong_context_without_leaking_the_to
     let ctx = ConfigureContext {
         lineage: LINEAGE.into(),
         working_dir: std::env::temp_dir(),
+        parallelism: 10,
     };
     let path = Value::str(sim.kubeconfig.display().to_string());
     // The client-certificate context.

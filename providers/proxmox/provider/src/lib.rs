@@ -31,6 +31,10 @@ pub use auth::ENV as ENVIRONMENT_VARIABLES;
 
 /// The capability `import_from` needs, and the release that brought it.
 pub const IMPORT_FROM: &str = "import-from";
+/// Most calls in flight at once against one cluster. The run's `-parallelism` decides below
+/// it (Terraform's default, 10, as the bpg provider's users know it); above it, a flood of
+/// task-starting calls would only queue in pveproxy's few workers.
+const MAX_PARALLEL: usize = 32;
 pub const IMPORT_FROM_SINCE: (u32, u32) = (7, 2);
 
 pub struct Proxmox {
@@ -109,17 +113,22 @@ impl Provider for Proxmox {
             initial: Duration::from_millis(250),
             max: Duration::from_secs(10),
         };
-        let pve = Arc::new(pve::Pve::new(
-            client,
-            ctx.lineage.clone(),
-            caps.server_version.clone().unwrap_or_default(),
-            nodes,
-            default_node,
-            busy,
-            config.get("remove_stale_locks").as_bool() == Some(true),
-        ));
+        let pve = Arc::new(
+            pve::Pve::new(
+                client,
+                ctx.lineage.clone(),
+                caps.server_version.clone().unwrap_or_default(),
+                nodes,
+                default_node,
+                busy,
+                config.get("remove_stale_locks").as_bool() == Some(true),
+            )
+            .with_reads_at_once(ctx.parallelism.min(MAX_PARALLEL)),
+        );
         Ok(Session::new(caps)
-            .limits(Limits { max_parallel: 8 })
+            .limits(Limits {
+                max_parallel: MAX_PARALLEL,
+            })
             .resource(vm::Vm::new(pve.clone()))
             .resource(cloud_image::CloudImage::new(pve)))
     }

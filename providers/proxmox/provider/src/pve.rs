@@ -29,6 +29,8 @@ pub struct Pve {
     pub busy: Backoff,
     /// The provider block's `remove_stale_locks`.
     pub remove_stale_locks: bool,
+    /// Config reads of a batch refresh in flight at once (the run's `-parallelism`).
+    pub reads_at_once: usize,
     /// This run's `/cluster/resources?type=vm` (refresh, conflicts and discovery share it).
     listing: Mutex<Option<Vec<Json>>>,
     /// The address lines of VM descriptions read in this run (vmid → address), so that
@@ -107,11 +109,18 @@ impl Pve {
             default_node,
             busy,
             remove_stale_locks,
+            reads_at_once: 1,
             listing: Mutex::new(None),
             addresses: Default::default(),
             alloc: Mutex::new(()),
             clone_locks: Default::default(),
         }
+    }
+
+    /// With `n` config reads of a batch refresh in flight at once.
+    pub fn with_reads_at_once(mut self, n: usize) -> Pve {
+        self.reads_at_once = n.max(1);
+        self
     }
 
     /// The ownership tag of this state: `ballast-<lineage>`, in PVE's tag alphabet.

@@ -17,9 +17,10 @@ use ballast_sdk::{
     ProviderError, Repair, Requirement, ResourceSchema, ResourceType, ResumeRequest, Timeouts,
     Value,
 };
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 use reqwest::Method;
 use serde_json::Value as Json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -1862,24 +1863,30 @@ impl ResourceType for Vm {
             return Ok(Vec::new());
         }
         let vms = self.pve.list_vms().await?;
-        let mut out = Vec::with_capacity(objects.len());
+        let by_vmid: HashMap<u64, &Json> = vms
+            .iter()
+            .filter_map(|v| Some((v.get("vmid").and_then(as_u64)?, v)))
+            .collect();
+        // One config read per recorded VM that the listing has, `reads_at_once` in flight.
+        let mut reads = Vec::with_capacity(objects.len());
         for o in objects {
-            let Ok((_, vmid)) = parse_id(o.get("id").as_str().unwrap_or_default()) else {
-                out.push(None);
-                continue;
-            };
-            let entry = vms
-                .iter()
-                .find(|v| v.get("vmid").and_then(as_u64) == Some(vmid));
-            let Some((node, entry)) =
-                entry.and_then(|e| Some((e.get("node").and_then(Json::as_str)?, e)))
-            else {
-                out.push(None);
-                continue;
-            };
-            out.push(self.read_config(node, vmid, entry, Some(o)).await?);
+            let found = parse_id(o.get("id").as_str().unwrap_or_default())
+                .ok()
+                .and_then(|(_, vmid)| {
+                    let entry = *by_vmid.get(&vmid)?;
+                    Some((entry.get("node").and_then(Json::as_str)?, vmid, entry))
+                });
+            reads.push(async move {
+                match found {
+                    Some((node, vmid, entry)) => self.read_config(node, vmid, entry, Some(o)).await,
+                    None => Ok(None),
+                }
+            });
         }
-        Ok(out)
+        stream::iter(reads)
+            .buffered(self.pve.reads_at_once)
+            .try_collect()
+            .await
     }
 
     /// The VMs with this or another state's mark tag, from this run's listing; the address

@@ -147,6 +147,7 @@ async fn configure(block: &Value) -> Result<Session, ProviderError> {
             &ConfigureContext {
                 lineage: LINEAGE.into(),
                 working_dir: std::env::temp_dir(),
+                parallelism: 10,
             },
         )
         .await

@@ -8,6 +8,8 @@
 //!  "hang_tasks": true,                        // no task finishes its work while set: running tasks keep their locks
 //!  "lock_wait_ms": 500,                       // how long a worker waits for a busy config file lock (PVE: 10 s)
 //!  "http_5xx": 3,                             // next 3 API requests answer 503
+//!  "http_5xx_route": "POST /nodes/{node}/qemu", // ... only requests of this route count (null: any)
+//!  "latency_ms": 50,                          // every API request is answered this much later (a busy or far cluster)
 //!  "task_ms": 5000,                           // task duration override
 //!  "steal_next_vmid": true,                   // a competing client takes the next free vmid right after GET /cluster/nextid
 //!  "token_is_root": true,                     // NOT PVE: the API token may use skiplock / delete=lock
@@ -44,6 +46,9 @@ pub struct Faults {
     pub hang_tasks: bool,
     pub lock_wait_ms: Option<u64>,
     pub http_5xx: u32,
+    /// `METHOD /template` that the `http_5xx` burst hits; `None`: every request.
+    pub http_5xx_route: Option<String>,
+    pub latency_ms: Option<u64>,
     pub task_ms: Option<u64>,
     pub steal_next_vmid: bool,
     pub downloads: BTreeMap<String, Download>,
@@ -115,6 +120,19 @@ impl Faults {
                         .and_then(|n| u32::try_from(n).ok())
                         .ok_or_else(bad)?
                 }
+                "http_5xx_route" => {
+                    self.http_5xx_route = match v {
+                        Value::Null => None,
+                        Value::String(s) => Some(s.clone()),
+                        _ => return Err(bad()),
+                    }
+                }
+                "latency_ms" => {
+                    self.latency_ms = match v {
+                        Value::Null => None,
+                        _ => Some(v.as_u64().ok_or_else(bad)?),
+                    }
+                }
                 "task_ms" => {
                     self.task_ms = match v {
                         Value::Null => None,
@@ -146,6 +164,8 @@ impl Faults {
             "hang_tasks": self.hang_tasks,
             "lock_wait_ms": self.lock_wait_ms,
             "http_5xx": self.http_5xx,
+            "http_5xx_route": self.http_5xx_route,
+            "latency_ms": self.latency_ms,
             "task_ms": self.task_ms,
             "steal_next_vmid": self.steal_next_vmid,
             "token_is_root": self.token_is_root,

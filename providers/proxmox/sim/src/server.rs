@@ -423,6 +423,25 @@ async fn handle(
         .unwrap_or_else(|e| error_response(&ctx, e)))
 }
 
+/// An API request being served: counted while it lasts, for `/_sim/stats`' `max_in_flight`.
+struct InFlight<'a>(&'a Ctx);
+
+impl<'a> InFlight<'a> {
+    fn enter(ctx: &'a Ctx) -> InFlight<'a> {
+        let mut st = ctx.sim.lock_state();
+        st.in_flight += 1;
+        st.max_in_flight = st.max_in_flight.max(st.in_flight);
+        InFlight(ctx)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.sim.lock_state();
+        st.in_flight = st.in_flight.saturating_sub(1);
+    }
+}
+
 async fn handle_inner(
     ctx: &Ctx,
     req: Request<Incoming>,
@@ -477,24 +496,30 @@ async fn handle_inner(
     if rel == "/_sim/stats" {
         return sim_stats(ctx, &method);
     }
+    let _in_flight = InFlight::enter(ctx);
+    let latency = ctx.sim.lock_state().faults.latency_ms;
+    if let Some(ms) = latency {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+
+    let matched = ctx.schema.lookup(&rel);
     {
+        let route = format!(
+            "{method} {}",
+            matched
+                .as_ref()
+                .map_or(rel.as_str(), |m| m.endpoint.template.as_str())
+        );
         let mut st = ctx.sim.lock_state();
-        if st.faults.http_5xx > 0 {
-            st.faults.http_5xx -= 1;
+        let f = &mut st.faults;
+        if f.http_5xx > 0 && f.http_5xx_route.as_ref().is_none_or(|r| *r == route) {
+            f.http_5xx -= 1;
             return Err(ApiError::Status(
                 503,
                 "Service Unavailable (simulated fault)".into(),
             ));
         }
-    }
-
-    let matched = ctx.schema.lookup(&rel);
-    {
-        let route = matched
-            .as_ref()
-            .map_or(rel.as_str(), |m| m.endpoint.template.as_str());
-        let mut st = ctx.sim.lock_state();
-        *st.requests.entry(format!("{method} {route}")).or_default() += 1;
+        *st.requests.entry(route).or_default() += 1;
     }
     let matched = matched.ok_or_else(not_implemented)?;
     let template = matched.endpoint.template.clone();
@@ -683,13 +708,19 @@ fn add_volumes(ctx: &Ctx, st: &mut crate::state::State, volumes: &Value) -> Resu
 }
 
 /// `GET /_sim/stats` (not a PVE endpoint): the API requests served so far, in all and by
-/// route (`GET /nodes/{node}/qemu/{vmid}/config`); `DELETE` starts the count again.
-/// Requests the `http_5xx` fault answered are not counted; ticket logins are not either.
+/// route (`GET /nodes/{node}/qemu/{vmid}/config`), and the most served at once
+/// (`max_in_flight`), and the most tasks running at once (`max_tasks_running`); `DELETE`
+/// starts the counts again. Requests the `http_5xx` fault
+/// answered are not counted by route; ticket logins are not counted at all.
 fn sim_stats(ctx: &Ctx, method: &Method) -> Result<Response<Full<Bytes>>, ApiError> {
     let mut st = ctx.sim.lock_state();
     match *method {
         Method::GET => {}
-        Method::DELETE => st.requests.clear(),
+        Method::DELETE => {
+            st.requests.clear();
+            st.max_in_flight = st.in_flight;
+            st.max_tasks_running = 0;
+        }
         _ => {
             return Err(ApiError::Status(
                 501,
@@ -701,6 +732,8 @@ fn sim_stats(ctx: &Ctx, method: &Method) -> Result<Response<Full<Bytes>>, ApiErr
     Ok(ok(serde_json::json!({
         "requests": total,
         "by_route": st.requests,
+        "max_in_flight": st.max_in_flight,
+        "max_tasks_running": st.max_tasks_running,
     })))
 }
 

@@ -81,6 +81,11 @@ pub struct State {
     pub(crate) freed_images: std::collections::BTreeSet<(String, String)>,
     /// API requests served, by `METHOD /path/{template}` (see `/_sim/stats`).
     pub requests: BTreeMap<String, u64>,
+    /// API requests being served now, and the most at once (see `/_sim/stats`).
+    pub in_flight: u64,
+    pub max_in_flight: u64,
+    /// The most tasks running at once (see `/_sim/stats`).
+    pub max_tasks_running: u64,
 }
 
 /// A held config file lock: shared (clone of a stopped VM) or exclusive.
@@ -543,6 +548,8 @@ impl Sim {
                 log: vec![format!("simulated task {kind} {id} started")],
             },
         );
+        let running = st.tasks.values().filter(|t| t.exit.is_none()).count() as u64;
+        st.max_tasks_running = st.max_tasks_running.max(running);
         let ms = st.faults.task_ms.unwrap_or(self.task_ms);
         let wait = Duration::from_millis(
             st.faults
