@@ -447,7 +447,8 @@ fn the_proxmox_example_plans_applies_converges_and_destroys() {
 }
 
 /// Regression: the create's journal entry held the planned object with the cloud-init
-/// password in plain text. Neither the output nor any file under .ballast has it.
+/// password in plain text. Neither the output nor any file under .ballast has it, nor the
+/// provider's password or API token secret (right or wrong).
 #[test]
 fn a_cloud_init_password_never_reaches_the_output_or_the_state_file() {
     let pve = Pve::start(ballast_pve_sim::PveVersion::V9_1);
@@ -474,15 +475,51 @@ resource "proxmox_vm" "a" {{
     let plan = w.ok(&["plan"], 0);
     let apply = w.ok(&["apply", "-auto-approve"], 0);
     let again = w.ok(&["plan", "-detailed-exitcode"], 0);
+    // The same through an API token from the environment, with a wrong token too.
+    let s = pve.sim();
+    let token = format!("{}={}", s.token_id, s.token_secret);
+    let by_token = |token: &str, code: i32| {
+        w.write(
+            "main.hcl",
+            &std::fs::read_to_string(w.file("main.hcl"))
+                .unwrap_or_default()
+                .replace(&format!("  username = \"{}\"\n", s.username), "")
+                .replace(&format!("  password = \"{}\"\n", s.password), ""),
+        );
+        let out = w
+            .command(&["plan", "-detailed-exitcode"])
+            .env("PROXMOX_VE_API_TOKEN", token)
+            .output()
+            .expect("run ballast");
+        assert_eq!(out.status.code(), Some(code), "{out:?}");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let token_plan = by_token(&token, 0);
+    let wrong = by_token(&format!("{}=wrong-{}", s.token_id, s.token_secret), 1);
+    assert!(wrong.contains("401"), "{wrong}");
+    let secrets = [secret, s.password.as_str(), s.token_secret.as_str()];
     for out in [&plan, &apply, &again] {
-        assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret));
+        for x in secrets {
+            assert!(!out.stdout.contains(x) && !out.stderr.contains(x), "{x}");
+        }
+    }
+    for out in [&token_plan, &wrong] {
+        for x in secrets {
+            assert!(!out.contains(x), "{x} in {out}");
+        }
     }
     assert!(plan.stdout.contains("(sensitive value)"), "{}", plan.stdout);
     for entry in std::fs::read_dir(w.file(".ballast")).expect(".ballast") {
         let path = entry.expect("entry").path();
         let bytes = std::fs::read(&path).unwrap_or_default();
-        let found = bytes.windows(secret.len()).any(|x| x == secret.as_bytes());
-        assert!(!found, "{} holds the password", path.display());
+        for x in secrets {
+            let found = bytes.windows(x.len()).any(|b| b == x.as_bytes());
+            assert!(!found, "{} holds a secret", path.display());
+        }
     }
 }
 

@@ -160,9 +160,13 @@ def main():
     mid = sorted(runs, key=lambda r: r[1]["requests"])[len(runs) // 2][1]["by_route"]
     for route, c in sorted(mid.items(), key=lambda x: -x[1]):
         print(f"    {c / n:6.2f}/VM  {route}")
-    print(f"no-op plan: {plan_s:.2f} s, {plan_calls:.0f} API calls "
-          f"({plan_calls - 1:.0f} besides the listing for {n + 1} VMs)")
     mid = sorted(runs, key=lambda r: r[3]["requests"])[len(runs) // 2][3]["by_route"]
+    listings = mid.get("GET /cluster/resources", 0)
+    configs = mid.get("GET /nodes/{node}/qemu/{vmid}/config", 0)
+    probes = mid.get("GET /version", 0) + mid.get("GET /nodes", 0)
+    print(f"no-op plan: {plan_s:.2f} s, {plan_calls:.0f} API calls: {listings} listing(s), "
+          f"{configs} config reads for {n + 1} VMs, {probes} probes at configure (/version, /nodes), "
+          f"{plan_calls - listings - configs - probes:.0f} other")
     for route, c in sorted(mid.items(), key=lambda x: -x[1]):
         print(f"    {c:6d}  {route}")
 

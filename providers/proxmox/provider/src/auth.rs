@@ -14,6 +14,16 @@ pub const ENV: [(&str, &str); 5] = [
     ("insecure", "PROXMOX_VE_INSECURE"),
 ];
 
+/// The variables of the other Terraform provider for Proxmox (Telmate's), read when bpg's
+/// are not set. Its token comes in two variables, `PM_API_TOKEN_ID` and
+/// `PM_API_TOKEN_SECRET`, joined as `ID=SECRET`.
+pub const TELMATE_ENV: [(&str, &str); 4] = [
+    ("endpoint", "PM_API_URL"),
+    ("username", "PM_USER"),
+    ("password", "PM_PASS"),
+    ("insecure", "PM_TLS_INSECURE"),
+];
+
 #[derive(Clone)]
 pub enum Credentials {
     /// `user@realm!tokenid` and its secret.
@@ -107,12 +117,20 @@ pub fn resolve(
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
-    let env_of = |k: &str| {
-        ENV.iter()
-            .find(|(a, _)| *a == k)
-            .and_then(|(_, var)| env(var))
-            .filter(|s| !s.is_empty())
+    let set = |var: &str| env(var).filter(|s| !s.is_empty());
+    // The value of attribute `k` from the environment, with the variable it came from.
+    let env_var = |k: &str| -> Option<(String, String)> {
+        let of = |vars: &[(&str, &str)]| {
+            vars.iter()
+                .find(|(a, _)| *a == k)
+                .and_then(|(_, var)| Some((set(var)?, var.to_string())))
+        };
+        of(&ENV).or_else(|| of(&TELMATE_ENV)).or_else(|| {
+            let (id, secret) = (set("PM_API_TOKEN_ID")?, set("PM_API_TOKEN_SECRET")?);
+            (k == "api_token").then(|| (format!("{id}={secret}"), "PM_API_TOKEN_ID".into()))
+        })
     };
+    let env_of = |k: &str| env_var(k).map(|(v, _)| v);
     let endpoint = block_str("endpoint")
         .or_else(|| env_of("endpoint"))
         .ok_or_else(|| {
@@ -177,12 +195,9 @@ pub fn resolve(
     };
     let insecure = match block.get("insecure") {
         Value::Bool(b) => *b,
-        _ => match env_of("insecure") {
-            Some(s) => truthy(&s).ok_or_else(|| {
-                ProviderError::invalid_config(
-                    format!("PROXMOX_VE_INSECURE is \"{s}\""),
-                    "use true or false",
-                )
+        _ => match env_var("insecure") {
+            Some((s, var)) => truthy(&s).ok_or_else(|| {
+                ProviderError::invalid_config(format!("{var} is \"{s}\""), "use true or false")
             })?,
             None => false,
         },
@@ -303,6 +318,42 @@ mod tests {
         assert!(!s.insecure);
         assert_eq!(s.who(), "API token root@pam!env");
         assert!(!format!("{s:?}").contains("envsecret"));
+    }
+
+    /// Users of Telmate's provider have PM_* set: read when bpg's variables are not.
+    #[test]
+    fn telmates_variables_are_read_after_bpgs() {
+        let e = env(&[
+            ("PM_API_URL", "https://telmate:8006/api2/json"),
+            ("PM_API_TOKEN_ID", "terraform@pve!tf"),
+            ("PM_API_TOKEN_SECRET", "tmsecret-0000"),
+            ("PM_TLS_INSECURE", "1"),
+        ]);
+        let s = resolve(&Value::Map(Default::default()), &e, Path::new("/")).unwrap();
+        assert_eq!(s.endpoint, "https://telmate:8006");
+        assert_eq!(s.who(), "API token terraform@pve!tf");
+        assert_eq!(s.secrets(), vec!["tmsecret-0000"]);
+        assert!(s.insecure);
+        let e = env(&[
+            ("PROXMOX_VE_ENDPOINT", "https://bpg:8006"),
+            ("PM_API_URL", "https://telmate:8006/api2/json"),
+            ("PM_USER", "ops@pve"),
+            ("PM_PASS", "hunter22"),
+            ("PM_TLS_INSECURE", "maybe"),
+        ]);
+        let err = resolve(&Value::Map(Default::default()), &e, Path::new("/")).unwrap_err();
+        assert!(
+            err.message.contains("PM_TLS_INSECURE is \"maybe\""),
+            "{err}"
+        );
+        let s = resolve(
+            &Value::map([("insecure", Value::Bool(false))]),
+            &e,
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(s.endpoint, "https://bpg:8006");
+        assert_eq!(s.who(), "user ops@pve");
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub const TYPE: &str = "proxmox_cloud_image";
 /// (pve-storage d955a46, 2024-11).
 pub const IMPORT_CONTENT: &str = "import-content";
 pub const IMPORT_CONTENT_SINCE: (u32, u32) = (8, 3);
+/// `download-url`'s `compression` (pve-storage 2197ff9, PVE 8.1).
+pub const DOWNLOAD_DECOMPRESSION: &str = "download-decompression";
+pub const DOWNLOAD_DECOMPRESSION_SINCE: (u32, u32) = (8, 1);
 const ALGORITHMS: [&str; 6] = ["md5", "sha1", "sha224", "sha256", "sha384", "sha512"];
 
 pub fn schema() -> ResourceSchema {
@@ -418,6 +421,22 @@ impl ResourceType for CloudImage {
             }
         }
         if req.prior.is_none() {
+            if resp
+                .planned
+                .get("decompression_algorithm")
+                .as_str()
+                .is_some()
+            {
+                let (maj, min) = DOWNLOAD_DECOMPRESSION_SINCE;
+                resp.requires.push(Requirement {
+                    capability: DOWNLOAD_DECOMPRESSION.to_string(),
+                    since: Some(format!("PVE {maj}.{min}")),
+                    needed_for: "decompression_algorithm".to_string(),
+                    remedy: format!(
+                        "upgrade the server to PVE {maj}.{min} or later, or download an image that is not compressed"
+                    ),
+                });
+            }
             if resp.planned.get("content_type").as_str() == Some("import") {
                 let (maj, min) = IMPORT_CONTENT_SINCE;
                 resp.requires.push(Requirement {

@@ -166,6 +166,10 @@ async fn probe(client: &client::Client) -> Result<(Capabilities, Vec<String>), P
     if (major, minor) >= IMPORT_FROM_SINCE {
         caps.features.insert(IMPORT_FROM.to_string());
     }
+    if (major, minor) >= cloud_image::DOWNLOAD_DECOMPRESSION_SINCE {
+        caps.features
+            .insert(cloud_image::DOWNLOAD_DECOMPRESSION.to_string());
+    }
     if (major, minor) >= cloud_image::IMPORT_CONTENT_SINCE {
         caps.features
             .insert(cloud_image::IMPORT_CONTENT.to_string());

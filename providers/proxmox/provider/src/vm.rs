@@ -1410,6 +1410,14 @@ impl Vm {
                     self.pve.client.who()
                 ))
             }
+            // The lock of a create task that failed after the VM existed: this resource is
+            // tainted, and the replacement's delete skips that one lock (`delete`).
+            Some(None) if lock == "create" => resp.notes.push(format!(
+                "VM {node}/{vmid} keeps the lock 'create' of a create task that failed after \
+                 the VM existed; if this state made it, the resource is tainted and its \
+                 replacement deletes it past that lock (root@pam with a password only; \
+                 otherwise `qm unlock {vmid}` on node {node} first)"
+            )),
             Some(None) if self.pve.remove_stale_locks => {
                 resp.planned.set("lock", Value::Null);
                 resp.repair = Some(Repair {

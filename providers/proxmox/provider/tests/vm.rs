@@ -1640,6 +1640,25 @@ async fn a_cloud_image_is_downloaded_checked_and_imported_into_a_vm() {
     let old = env(PveVersion::V8_2).await;
     assert!(!old.session.capabilities.has("import-content"));
     assert!(old.session.capabilities.has("import-from"));
+
+    // A compressed image needs download-url's `compression` (PVE 8.1): the plan requires
+    // it, 8.2 has it, 7.1 does not (there the simulator answers 400 for the parameter).
+    let compressed = with(
+        cfg(&sha256_hex(url), "zst.qcow2"),
+        "decompression_algorithm",
+        Value::from("zst"),
+    );
+    let p = plan(compressed).await.expect("plan");
+    let need = p
+        .requires
+        .iter()
+        .find(|r| r.capability == "download-decompression")
+        .expect("the plan requires decompression");
+    assert_eq!(need.since.as_deref(), Some("PVE 8.1"));
+    assert_eq!(need.needed_for, "decompression_algorithm");
+    assert!(old.session.capabilities.has("download-decompression"));
+    let oldest = env(PveVersion::V7_1).await;
+    assert!(!oldest.session.capabilities.has("download-decompression"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

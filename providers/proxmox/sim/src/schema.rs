@@ -529,10 +529,20 @@ fn check_property_string(
     ))
 }
 
-/// Check a response value against a method's `returns` schema: the top-level
-/// type, and for objects (or arrays of objects) the non-optional properties.
+/// Check a response value against a method's `returns` schema, all the way down: the type
+/// of every value (booleans may be 0/1, as PVE's Perl answers them), the enum of every
+/// string that has one, the non-optional properties of every object, and every array
+/// item. An error names the path (`data[3].status`).
 pub fn check_return(returns: &Value, data: &Value) -> Result<(), String> {
-    let ty = returns.get("type").and_then(Value::as_str).unwrap_or("");
+    check_returned(returns, data, "data")
+}
+
+fn check_returned(schema: &Value, data: &Value, path: &str) -> Result<(), String> {
+    let ty = schema.get("type").and_then(Value::as_str).unwrap_or("");
+    if data.is_null() && ty != "null" && path != "data" {
+        // An optional value PVE left undefined.
+        return Ok(());
+    }
     let ok = match ty {
         "null" => data.is_null(),
         "object" => data.is_object(),
@@ -544,31 +554,32 @@ pub fn check_return(returns: &Value, data: &Value) -> Result<(), String> {
         _ => true,
     };
     if !ok {
-        return Err(format!("returns: expected type '{ty}', got {data}"));
+        return Err(format!("returns: {path}: expected type '{ty}', got {data}"));
     }
-    let check_obj = |schema: &Value, obj: &Value| -> Result<(), String> {
-        if let (Some(props), Some(o)) = (
-            schema.get("properties").and_then(Value::as_object),
-            obj.as_object(),
-        ) {
-            for (k, p) in props {
-                if !truthy(p.get("optional")) && !o.contains_key(k) {
-                    return Err(format!("returns: property '{k}' is missing"));
+    if let (Some(allowed), Some(v)) = (schema.get("enum").and_then(Value::as_array), data.as_str())
+    {
+        if !allowed.iter().any(|a| a.as_str() == Some(v)) {
+            return Err(format!("returns: {path}: '{v}' is not one of {allowed:?}"));
+        }
+    }
+    if let (Some(props), Some(o)) = (
+        schema.get("properties").and_then(Value::as_object),
+        data.as_object(),
+    ) {
+        for (k, p) in props {
+            match o.get(k) {
+                Some(v) => check_returned(p, v, &format!("{path}.{k}"))?,
+                None if !truthy(p.get("optional")) => {
+                    return Err(format!("returns: {path}: property '{k}' is missing"))
                 }
+                None => {}
             }
         }
-        Ok(())
-    };
-    match ty {
-        "object" => check_obj(returns, data)?,
-        "array" => {
-            if let (Some(items), Some(arr)) = (returns.get("items"), data.as_array()) {
-                for item in arr {
-                    check_obj(items, item)?;
-                }
-            }
+    }
+    if let (Some(items), Some(arr)) = (schema.get("items"), data.as_array()) {
+        for (i, item) in arr.iter().enumerate() {
+            check_returned(items, item, &format!("{path}[{i}]"))?;
         }
-        _ => {}
     }
     Ok(())
 }
@@ -752,6 +763,20 @@ mod tests {
         assert!(check_return(&r, &json!({"status": "running"})).is_ok());
         assert!(check_return(&r, &json!({"x": 1})).is_err());
         assert!(check_return(&json!({"type": "array"}), &json!({})).is_err());
+        // Nested: an item's property of the wrong type, or outside its enum.
+        let list = json!({"type": "array", "items": {"type": "object", "properties": {
+            "vmid": {"type": "integer"},
+            "status": {"type": "string", "enum": ["running", "stopped"]},
+            "tags": {"type": "string", "optional": 1}}}});
+        assert!(check_return(&list, &json!([{"vmid": 100, "status": "running"}])).is_ok());
+        let e = check_return(
+            &list,
+            &json!([{"vmid": 100, "status": "running"}, {"vmid": "101", "status": "stopped"}]),
+        )
+        .unwrap_err();
+        assert!(e.contains("data[1].vmid"), "{e}");
+        let e = check_return(&list, &json!([{"vmid": 100, "status": "paused"}])).unwrap_err();
+        assert!(e.contains("data[0].status"), "{e}");
     }
 
     #[test]

@@ -599,10 +599,19 @@ async fn handle_inner(
         ("GET", "/nodes/{node}/tasks/{upid}/log") => sim.task_log(&params)?,
         _ => return Err(not_implemented()),
     };
-    if cfg!(debug_assertions) && template != "/cluster/nextid" {
-        // (nextid: the real server answers a string where the schema says integer.)
+    // Every answer, in every build (the standalone binary too), except where the real
+    // server answers outside its own schema: nextid is a string where the schema says
+    // integer, and a VM being destroyed has the config lock `destroyed` (qemu-server sets
+    // it), which the lock enum of the config's schema does not list.
+    if template != "/cluster/nextid" {
+        let mut checked = std::borrow::Cow::Borrowed(&data);
+        if data.get("lock").and_then(Value::as_str) == Some("destroyed") {
+            if let Some(o) = checked.to_mut().as_object_mut() {
+                o.remove("lock");
+            }
+        }
         if let Some(returns) = method_schema.get("returns") {
-            schema::check_return(returns, &data)
+            schema::check_return(returns, &checked)
                 .map_err(|e| ApiError::die(format!("simulator bug: {method} {template}: {e}")))?;
         }
     }
