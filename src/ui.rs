@@ -308,6 +308,30 @@ impl Ui {
     }
 }
 
+/// A progress message as plain lines: each of its lines (a provider reports one line per
+/// part it waits on, such as the pools of one MachineConfig) on a line of its own with the
+/// address, `head` before the first.
+fn per_line(address: &str, head: &str, text: &str) -> String {
+    text.split('\n')
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                format!("{address}: {head}{l}")
+            } else {
+                format!("{address}: {l}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A progress message on a live line: its later lines are indented under the first, which
+/// follows the spinner and the address.
+fn live_text(address: &str, text: &str) -> String {
+    let indent = " ".repeat(address.chars().count() + 4);
+    text.replace('\n', &format!("\n{indent}"))
+}
+
 fn reconciled_text(how: &Reconciled) -> String {
     match how {
         Reconciled::Refreshed { action, tainted } => format!(
@@ -453,7 +477,7 @@ impl EventSink for Ui {
             } => {
                 let text = format!("{message}{}", counts(done, total));
                 if self.tty {
-                    self.bar(&address).set_message(text);
+                    self.bar(&address).set_message(live_text(&address, &text));
                     return;
                 }
                 let due = {
@@ -469,7 +493,7 @@ impl EventSink for Ui {
                     due
                 };
                 if due {
-                    self.status(&format!("{address}: {text}"));
+                    self.status(&per_line(&address, "", &text));
                 }
             }
             Event::StillRunning {
@@ -480,12 +504,12 @@ impl EventSink for Ui {
             } => {
                 let (_, _, ing) = verbs(&operation);
                 let message = last_message.or_else(|| self.live().last_message.remove(&address));
-                let extra = message.map(|m| format!(": {m}")).unwrap_or_default();
                 self.live().printed.insert(address.clone(), Instant::now());
-                let line = format!(
-                    "{address}: Still {ing}... [{}s elapsed]{extra}",
-                    elapsed.as_secs()
-                );
+                let head = format!("Still {ing}... [{}s elapsed]", elapsed.as_secs());
+                let line = match message {
+                    Some(m) => per_line(&address, &format!("{head}: "), &m),
+                    None => format!("{address}: {head}"),
+                };
                 if self.tty {
                     let _ = self.multi.println(line);
                 } else {
@@ -530,5 +554,30 @@ impl EventSink for Ui {
                 Severity::Warning => self.status(&format!("warning: {message}")),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_with_a_line_per_pool_keeps_every_line_with_its_address() {
+        let text = "infra: Updated 0/1, Ready 0/1\nworker: Updated 3/10, Ready 3/10";
+        assert_eq!(
+            per_line("openshift_machine_config.swap", "", text),
+            "openshift_machine_config.swap: infra: Updated 0/1, Ready 0/1\n\
+             openshift_machine_config.swap: worker: Updated 3/10, Ready 3/10"
+        );
+        assert_eq!(
+            per_line("a.b", "Still creating... [10s elapsed]: ", text),
+            "a.b: Still creating... [10s elapsed]: infra: Updated 0/1, Ready 0/1\n\
+             a.b: worker: Updated 3/10, Ready 3/10"
+        );
+        assert_eq!(
+            live_text("a.b", text),
+            "infra: Updated 0/1, Ready 0/1\n       worker: Updated 3/10, Ready 3/10"
+        );
+        assert_eq!(per_line("a.b", "", "one line"), "a.b: one line");
     }
 }

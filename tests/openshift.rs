@@ -95,6 +95,54 @@ impl Kube {
         serde_json::to_value(p).unwrap_or_default()
     }
 
+    /// A custom `infra` pool, as OpenShift documents it: `node` gets the infra role, and the
+    /// pool selects the worker MachineConfigs as well as its own.
+    fn infra_pool(&self, node: &str) {
+        let nodes: Api<DynamicObject> = Api::all_with(
+            self.client.clone(),
+            &ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", "Node"), "nodes"),
+        );
+        self.rt
+            .block_on(nodes.patch(
+                node,
+                &PatchParams::default(),
+                &Patch::Merge(
+                    json!({"metadata": {"labels": {"node-role.kubernetes.io/infra": ""}}}),
+                ),
+            ))
+            .expect("labelled");
+        let pools: Api<DynamicObject> = Api::all_with(
+            self.client.clone(),
+            &ar("MachineConfigPool", "machineconfigpools"),
+        );
+        let pool: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "machineconfiguration.openshift.io/v1", "kind": "MachineConfigPool",
+            "metadata": {"name": "infra"},
+            "spec": {
+                "machineConfigSelector": {"matchExpressions": [{"key": "machineconfiguration.openshift.io/role",
+                    "operator": "In", "values": ["worker", "infra"]}]},
+                "nodeSelector": {"matchLabels": {"node-role.kubernetes.io/infra": ""}}
+            }
+        }))
+        .expect("a pool");
+        self.rt
+            .block_on(pools.create(&Default::default(), &pool))
+            .expect("created");
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let p = serde_json::to_value(self.rt.block_on(pools.get("infra")).expect("the pool"))
+                .unwrap_or_default();
+            if p["status"]["machineCount"] == 1 && rolled_out(&p) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "the infra pool never settled: {p}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     fn mcs(&self) -> Api<DynamicObject> {
         Api::all_with(self.client.clone(), &ar("MachineConfig", "machineconfigs"))
     }
@@ -438,6 +486,159 @@ fn someone_elses_object_is_a_conflict_at_plan_and_import_writes_heredocs_that_pl
     assert!(hcl.contains("<<-EOT"), "{hcl}");
     assert!(hcl.contains("PARTLABEL=\"CNV_SWAP\""), "{hcl}");
     insta::assert_snapshot!("openshift_import_hcl", hcl);
+    w.assert_converged_with(|args| k.ballast(&w, args, 0));
+}
+
+#[test]
+fn one_machine_config_for_two_pools_prints_a_line_per_pool_without_a_terminal() {
+    // Bug #22: the pools' lines overwrote each other on the one live line per resource, and
+    // without a terminal only the first line of each 10 s was printed.
+    let k = Kube::start(4, 100);
+    k.infra_pool("worker-3");
+    let w = Work::new();
+    w.write("main.hcl", &example());
+    let r = k.ballast(&w, &["apply", "-auto-approve"], 0);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    let prefix = "openshift_machine_config.swap: ";
+    assert!(
+        lines.windows(2).any(|l| {
+            l[0].starts_with(&format!("{prefix}infra: "))
+                && l[1].starts_with(&format!("{prefix}worker: "))
+        }),
+        "{}",
+        r.stderr
+    );
+    for pool in ["infra", "worker"] {
+        let p: Value = serde_json::to_value(
+            k.rt.block_on(
+                Api::<DynamicObject>::all_with(
+                    k.client.clone(),
+                    &ar("MachineConfigPool", "machineconfigpools"),
+                )
+                .get(pool),
+            )
+            .expect("the pool"),
+        )
+        .unwrap_or_default();
+        assert!(sources(&p).contains(&NAME.to_string()), "{p}");
+        assert!(rolled_out(&p), "{p}");
+    }
+}
+
+const FIELDS: &str = r#"provider "openshift" {}
+
+resource "openshift_machine_config" "fields" {
+  name = "80-worker-fields"
+  labels = {
+    "machineconfiguration.openshift.io/role" = "worker"
+  }
+  extensions   = ["usbguard"]
+  kernel_type  = "realtime"
+  fips         = true
+  os_image_url = "quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+  file {
+    path  = "/etc/chrony.d/ballast.conf"
+    mode  = "0640"
+    user  = "chrony"
+    group = "chrony"
+    contents = <<-EOT
+      server time.example.com iburst
+    EOT
+  }
+
+  systemd_unit {
+    name = "rpcbind.service"
+    mask = true
+  }
+
+  systemd_unit {
+    name    = "crio.service"
+    enabled = true
+    dropin {
+      name = "10-ballast.conf"
+      contents = <<-EOT
+        [Service]
+        Environment="ENABLE_PROFILE_UNIX_SOCKET=true"
+        LimitNOFILE=1048576
+      EOT
+    }
+  }
+}
+"#;
+
+#[test]
+fn owners_masks_drop_ins_extensions_kernel_type_fips_and_os_image_apply_plan_clean_and_import() {
+    // Bugs #4, #6, #8: these fields were mapped but nothing applied, planned or imported them.
+    let k = Kube::start(2, 50);
+    let w = Work::new();
+    w.write("main.hcl", FIELDS);
+    k.ballast(&w, &["apply", "-auto-approve"], 0);
+    w.assert_converged_with(|args| k.ballast(&w, args, 0));
+    let live = serde_json::to_value(
+        k.rt.block_on(k.mcs().get("80-worker-fields"))
+            .expect("the object"),
+    )
+    .unwrap_or_default();
+    let spec = &live["spec"];
+    assert_eq!(spec["extensions"], json!(["usbguard"]), "{spec}");
+    assert_eq!(spec["kernelType"], "realtime", "{spec}");
+    assert_eq!(spec["fips"], true, "{spec}");
+    assert!(spec["osImageURL"]
+        .as_str()
+        .is_some_and(|u| u.ends_with("0123456789abcdef")));
+    let file = &spec["config"]["storage"]["files"][0];
+    assert_eq!(file["user"], json!({"name": "chrony"}), "{file}");
+    assert_eq!(file["group"], json!({"name": "chrony"}), "{file}");
+    assert_eq!(file["mode"], 0o640, "{file}");
+    let units = &spec["config"]["systemd"]["units"];
+    assert_eq!(units[0]["name"], "rpcbind.service", "{units}");
+    assert_eq!(units[0]["mask"], true, "{units}");
+    assert_eq!(units[1]["dropins"][0]["name"], "10-ballast.conf", "{units}");
+    assert!(units[1]["dropins"][0]["contents"]
+        .as_str()
+        .is_some_and(|c| c.contains("LimitNOFILE=1048576")));
+    let pool = k.pool();
+    assert!(sources(&pool).contains(&"80-worker-fields".to_string()));
+    assert!(rolled_out(&pool), "{pool}");
+
+    // One line of the drop-in: a one-line diff inside the unit's dropin block.
+    w.write(
+        "main.hcl",
+        &FIELDS.replace("LimitNOFILE=1048576", "LimitNOFILE=65536"),
+    );
+    let plan = k.ballast(&w, &["plan"], 0);
+    assert_eq!(changed_lines(&plan.stdout).len(), 2, "{}", plan.stdout);
+    insta::assert_snapshot!("openshift_fields_dropin_one_line", plan.text(&w));
+
+    // Import writes every field back, and that configuration plans clean.
+    let w = Work::new();
+    w.write("main.hcl", "provider \"openshift\" {}\n");
+    k.ballast(
+        &w,
+        &[
+            "import",
+            "-generate-config-out=fields.hcl",
+            "openshift_machine_config.fields",
+            "80-worker-fields",
+        ],
+        0,
+    );
+    let hcl = w.read("fields.hcl");
+    for needle in [
+        "user",
+        "\"chrony\"",
+        "mask",
+        "dropin",
+        "LimitNOFILE=1048576",
+        "kernel_type",
+        "\"realtime\"",
+        "fips",
+        "os_image_url",
+        "usbguard",
+    ] {
+        assert!(hcl.contains(needle), "{needle} missing:\n{hcl}");
+    }
     w.assert_converged_with(|args| k.ballast(&w, args, 0));
 }
 

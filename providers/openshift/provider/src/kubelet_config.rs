@@ -6,10 +6,12 @@ use crate::cluster::{self, Cluster};
 use crate::rollout::{self, Target};
 use async_trait::async_trait;
 use ballast_sdk::{
-    Applied, ApplyContext, ApplyRequest, AttrSchema, AttrType, BlockSchema, ChangeKind, Conflict,
-    Discovered, Nesting, PlanRequest, PlanResponse, ProviderError, ResourceSchema, ResourceType,
-    ResumeRequest, Timeouts, Value,
+    Applied, ApplyContext, ApplyRequest, AttrSchema, AttrType, BlockSchema, CancellationToken,
+    ChangeKind, Conflict, Discovered, Nesting, PlanRequest, PlanResponse, Progress, ProviderError,
+    ResourceSchema, ResourceType, ResumeRequest, Timeouts, Value,
 };
+use futures::StreamExt;
+use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::{json, Map, Value as Json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -146,6 +148,69 @@ impl KubeletConfig {
             .collect())
     }
 
+    /// Waits (with a watch, a line every 10 s, until `deadline`) until the controller has
+    /// handled this generation of the KubeletConfig; its refusal is an error at once.
+    async fn accepted(
+        &self,
+        live: &Json,
+        ctx: &dyn ApplyContext,
+        cancel: &CancellationToken,
+        deadline: std::time::Instant,
+        what: &str,
+    ) -> Result<(), ProviderError> {
+        let name = cluster::name_of(live).unwrap_or_default().to_string();
+        let generation = live
+            .pointer("/metadata/generation")
+            .and_then(Json::as_i64)
+            .unwrap_or(1);
+        let refused = |msg: String| {
+            ProviderError::invalid_config(
+                format!("{what}: the machine-config controller refused KubeletConfig {name}: {msg}"),
+                "fix the KubeletConfig (its machine_config_pool_selector must select a pool by the pool's labels, and the kubelet settings must be ones the controller allows)",
+            )
+        };
+        match verdict(live, generation) {
+            Err(msg) => return Err(refused(msg)),
+            Ok(Some(())) => return Ok(()),
+            Ok(None) => {}
+        }
+        let started = std::time::Instant::now();
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let mut stream = watcher(self.cluster.api(&crate::kc()), config)
+            .default_backoff()
+            .applied_objects()
+            .boxed();
+        let every = Duration::from_secs(10);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let deadline = tokio::time::Instant::from_std(deadline);
+        let waiting = |started: std::time::Instant| {
+            format!(
+                "waiting for the machine-config controller to take KubeletConfig {name} (generation {generation}, {} elapsed)",
+                rollout::human(started.elapsed())
+            )
+        };
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => {
+                    return Err(ProviderError::interrupted(format!("{what}: interrupted while {}", waiting(started))));
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(ProviderError::timeout(format!("{what}: timed out {}", waiting(started))));
+                }
+                _ = tick.tick() => ctx.progress(Progress::message(waiting(started))),
+                ev = stream.next() => match ev {
+                    None => return Err(ProviderError::transient(format!("{what}: the watch of KubeletConfig {name} ended"))),
+                    Some(Err(e)) => ctx.progress(Progress::message(format!("watch of KubeletConfig {name} interrupted ({e}); resuming"))),
+                    Some(Ok(o)) => match verdict(&cluster::to_json(o)?, generation) {
+                        Err(msg) => return Err(refused(msg)),
+                        Ok(Some(())) => return Ok(()),
+                        Ok(None) => {}
+                    },
+                },
+            }
+        }
+    }
+
     /// The MachineConfigs the controller generated for this KubeletConfig.
     async fn generated(&self, name: &str) -> Result<Vec<String>, ProviderError> {
         Ok(self
@@ -165,6 +230,47 @@ impl KubeletConfig {
             })
             .filter_map(|m| cluster::name_of(m).map(str::to_string))
             .collect())
+    }
+}
+
+/// The source a pool's rendered config must include for this KubeletConfig: the
+/// MachineConfig the controller generated from it for that pool (`99-<pool>-generated-kubelet`,
+/// `-1`, `-2`... when several KubeletConfigs feed the pool). Only when it cannot be found, any
+/// generated kubelet config.
+fn own_source(pool: &str, generated: &[String]) -> String {
+    let base = format!("99-{pool}-generated-kubelet");
+    generated
+        .iter()
+        .find(|g| {
+            g.strip_prefix(&base)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+        })
+        .cloned()
+        .unwrap_or_else(|| format!("{base}*"))
+}
+
+/// The kubelet-config controller's verdict on the generation it last handled: `Ok(None)` while
+/// it has not handled `generation`, `Err` with its message when it refused it (the latest
+/// condition is `Failure`; the MCO sets it with status False and "Error: ...").
+pub fn verdict(kc: &Json, generation: i64) -> Result<Option<()>, String> {
+    let observed = kc
+        .pointer("/status/observedGeneration")
+        .and_then(Json::as_i64)
+        .unwrap_or(0);
+    if observed < generation {
+        return Ok(None);
+    }
+    let last = kc
+        .pointer("/status/conditions")
+        .and_then(Json::as_array)
+        .and_then(|c| c.last());
+    match last {
+        Some(c) if c.get("type").and_then(Json::as_str) == Some("Failure") => Err(c
+            .get("message")
+            .and_then(Json::as_str)
+            .unwrap_or("no message")
+            .to_string()),
+        _ => Ok(Some(())),
     }
 }
 
@@ -297,21 +403,11 @@ impl ResourceType for KubeletConfig {
             (ChangeKind::Create, _) | (_, None) => true,
             (_, Some(p)) => Self::spec(p) != Self::spec(planned),
         };
-        let targets: Vec<Target> = if changed {
-            self.pools(planned)
-                .await?
-                .iter()
-                .map(|p| {
-                    let pool = cluster::name_of(p).unwrap_or_default().to_string();
-                    Target {
-                        include: Some(format!("99-{pool}-generated-kubelet*")),
-                        before: before(p),
-                        exclude: None,
-                        changed: req.kind != ChangeKind::Create,
-                        pool,
-                    }
-                })
-                .collect()
+        let waits = planned.get("wait").as_bool() != Some(false);
+        // The pools and their rendered configs before the change (after it, the controller
+        // may already have rendered).
+        let pools = if changed && waits {
+            self.pools(planned).await?
         } else {
             Vec::new()
         };
@@ -328,20 +424,49 @@ impl ResourceType for KubeletConfig {
             .apply(&crate::kc(), &name, &body, force)
             .await?;
         let obj = Self::from_object(&live, Some(planned));
+        if req.kind == ChangeKind::Create {
+            ctx.created(&obj)?;
+        }
+        let targets = if changed && waits {
+            // The controller's verdict first: a refused KubeletConfig generates nothing, so
+            // no pool would ever roll.
+            self.accepted(&live, ctx, &req.cancel, req.deadline, &what)
+                .await?;
+            let generated = self.generated(&name).await?;
+            pools
+                .iter()
+                .map(|p| {
+                    let pool = cluster::name_of(p).unwrap_or_default().to_string();
+                    Target {
+                        include: Some(own_source(&pool, &generated)),
+                        before: before(p),
+                        exclude: None,
+                        changed: req.kind != ChangeKind::Create,
+                        pool,
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         // The object is as planned; the rollout is the cluster's work (an interrupted run
         // resumes the wait, see `resume`).
-        rollout::applied(
+        let waited = rollout::settle_and_wait(
             &self.cluster,
-            &req.kind,
             targets,
-            obj,
+            &obj,
             planned,
             ctx,
             &req.cancel,
             req.deadline,
             &what,
         )
-        .await
+        .await?;
+        Ok(Applied {
+            object: Some(obj),
+            private: waited.then(Vec::new),
+            ..Applied::default()
+        })
     }
 
     async fn resume(
@@ -368,5 +493,43 @@ impl ResourceType for KubeletConfig {
                 self.cluster.server
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn its_own_generated_config_when_another_kubelet_config_feeds_the_pool() {
+        let generated = vec!["99-worker-generated-kubelet-1".to_string()];
+        assert_eq!(
+            own_source("worker", &generated),
+            "99-worker-generated-kubelet-1"
+        );
+        assert_eq!(
+            own_source("infra", &generated),
+            "99-infra-generated-kubelet*",
+            "not found: any"
+        );
+        let gpu = vec!["99-worker-gpu-generated-kubelet".to_string()];
+        assert_eq!(own_source("worker", &gpu), "99-worker-generated-kubelet*");
+    }
+
+    #[test]
+    fn the_controllers_verdict_on_this_generation() {
+        let kc = |observed: i64, conds: Json| json!({"metadata": {"generation": 2}, "status": {"observedGeneration": observed, "conditions": conds}});
+        let failure = json!([
+            {"type": "Success", "status": "True", "message": "Success"},
+            {"type": "Failure", "status": "False", "message": "Error: could not find any MachineConfigPool set for KubeletConfig x"}
+        ]);
+        assert_eq!(verdict(&kc(1, failure.clone()), 2), Ok(None), "not yet");
+        assert_eq!(
+            verdict(&kc(2, failure), 2),
+            Err("Error: could not find any MachineConfigPool set for KubeletConfig x".into())
+        );
+        let ok = json!([{"type": "Failure", "status": "False", "message": "old"}, {"type": "Success", "status": "True", "message": "Success"}]);
+        assert_eq!(verdict(&kc(2, ok), 2), Ok(Some(())));
+        assert_eq!(verdict(&json!({}), 1), Ok(None), "no status yet");
     }
 }

@@ -346,9 +346,12 @@ pub async fn wait(
     let mut pools: BTreeMap<String, Json> = BTreeMap::new();
     let mut pending: BTreeMap<String, Target> =
         targets.into_iter().map(|t| (t.pool.clone(), t)).collect();
-    let mut last_line: BTreeMap<String, String> = BTreeMap::new();
+    // One line per affected pool, finished ones included, sent as one message: the engine
+    // keeps one live line per resource, so separate messages would overwrite each other.
+    let mut board = Board::default();
     let mut synced = false;
-    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    let every = Duration::from_secs(10);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     let deadline = tokio::time::Instant::from_std(deadline);
     loop {
         tokio::select! {
@@ -366,12 +369,17 @@ pub async fn wait(
                 )));
             }
             _ = tick.tick() => {
-                // The elapsed time moves even when the pool does not.
+                // The elapsed time moves even when the pools do not. Only once every pool
+                // was seen: a message names every pool.
+                if !synced {
+                    continue;
+                }
                 for t in pending.values() {
                     if let Some(p) = pools.get(&t.pool) {
-                        ctx.progress(Progress::message(line(t, p, started)));
+                        board.set(&t.pool, line(t, p, started));
                     }
                 }
+                board.send(ctx, true);
                 continue;
             }
             ev = stream.next() => {
@@ -381,20 +389,7 @@ pub async fn wait(
                         ctx.progress(Progress::message(format!("watch of the machine config pools interrupted ({e}); resuming")));
                         continue;
                     }
-                    Some(Ok(watcher::Event::Init)) => {}
-                    Some(Ok(watcher::Event::InitDone)) => synced = true,
-                    Some(Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o))) => {
-                        let j = cluster::to_json(o)?;
-                        if let Some(n) = cluster::name_of(&j) {
-                            pools.insert(n.to_string(), j);
-                        }
-                    }
-                    Some(Ok(watcher::Event::Delete(o))) => {
-                        let j = cluster::to_json(o)?;
-                        if let Some(n) = cluster::name_of(&j) {
-                            pools.remove(n);
-                        }
-                    }
+                    Some(Ok(ev)) => absorb(ev, &mut pools, &mut synced)?,
                 }
             }
         }
@@ -416,35 +411,91 @@ pub async fn wait(
                     )));
                 }
                 Ok(State::Done(r)) => {
-                    ctx.progress(Progress::message(format!(
-                        "{name}: rolled out {r} to {} machines in {}",
-                        num(p, "machineCount"),
-                        human(started.elapsed())
-                    )));
+                    board.set(
+                        name,
+                        format!(
+                            "{name}: rolled out {r} to {} machines in {}",
+                            num(p, "machineCount"),
+                            human(started.elapsed())
+                        ),
+                    );
                     finished.push(name.clone());
                 }
                 Ok(_) if paused(p) => {
-                    ctx.progress(Progress::message(format!(
+                    board.set(name, format!(
                         "{name}: the pool is paused (spec.paused = true): its nodes stay on {} until it is unpaused; not waiting",
                         p.pointer("/status/configuration/name").and_then(Json::as_str).unwrap_or("their config")
-                    )));
+                    ));
                     finished.push(name.clone());
                 }
-                Ok(_) => {
-                    let l = line(t, p, started);
-                    if last_line.get(name) != Some(&l) {
-                        ctx.progress(Progress::message(l.clone()));
-                        last_line.insert(name.clone(), l);
-                    }
-                }
+                Ok(_) => board.set(name, line(t, p, started)),
             }
         }
+        board.send(ctx, false);
         for f in finished {
             pending.remove(&f);
         }
         if pending.is_empty() {
             return Ok(());
         }
+    }
+}
+
+/// Takes one watch event into `pools`. A relist (after a 410, or a reconnect the watcher
+/// could not resume) starts with `Init`: what was seen before is dropped, so a pool deleted
+/// meanwhile does not linger, and nothing is assessed until `InitDone`.
+fn absorb(
+    ev: watcher::Event<kube::api::DynamicObject>,
+    pools: &mut BTreeMap<String, Json>,
+    synced: &mut bool,
+) -> Result<(), ProviderError> {
+    match ev {
+        watcher::Event::Init => {
+            pools.clear();
+            *synced = false;
+        }
+        watcher::Event::InitDone => *synced = true,
+        watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+            let j = cluster::to_json(o)?;
+            if let Some(n) = cluster::name_of(&j) {
+                pools.insert(n.to_string(), j);
+            }
+        }
+        watcher::Event::Delete(o) => {
+            let j = cluster::to_json(o)?;
+            if let Some(n) = cluster::name_of(&j) {
+                pools.remove(n);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The live lines of a wait, one per affected pool (in pool order), sent to the engine as
+/// one progress message with a line per pool.
+#[derive(Default)]
+struct Board {
+    lines: BTreeMap<String, String>,
+    sent: String,
+}
+
+impl Board {
+    fn set(&mut self, pool: &str, line: String) {
+        self.lines.insert(pool.to_string(), line);
+    }
+
+    fn text(&self) -> String {
+        self.lines.values().cloned().collect::<Vec<_>>().join("\n")
+    }
+
+    /// Sends the lines if they changed (or always, with `again`: the periodic refresh).
+    fn send(&mut self, ctx: &dyn ApplyContext, again: bool) {
+        let text = self.text();
+        if text.is_empty() || (!again && text == self.sent) {
+            return;
+        }
+        ctx.progress(Progress::message(text.clone()));
+        self.sent = text;
     }
 }
 
@@ -538,6 +589,47 @@ mod tests {
         degraded["status"]["conditions"] = json!([{"type": "NodeDegraded", "status": "True", "message": "Node worker-1 is reporting: \"boom\""}]);
         let e = assess(&t, &degraded).err().unwrap_or_default();
         assert!(e.contains("boom") && e.contains("1 of 3"), "{e}");
+    }
+
+    #[test]
+    fn a_relist_forgets_the_pools_seen_before() {
+        let ar = crate::mcp();
+        let obj = |name: &str| kube::api::DynamicObject::new(name, &ar);
+        let mut pools = BTreeMap::new();
+        let mut synced = false;
+        for ev in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(obj("worker")),
+            watcher::Event::InitApply(obj("gone")),
+            watcher::Event::InitDone,
+        ] {
+            assert!(absorb(ev, &mut pools, &mut synced).is_ok());
+        }
+        assert!(synced && pools.len() == 2);
+        // The watch could not resume (410): the watcher lists again.
+        assert!(absorb(watcher::Event::Init, &mut pools, &mut synced).is_ok());
+        assert!(
+            !synced && pools.is_empty(),
+            "nothing assessed on stale pools"
+        );
+        for ev in [
+            watcher::Event::InitApply(obj("worker")),
+            watcher::Event::InitDone,
+        ] {
+            assert!(absorb(ev, &mut pools, &mut synced).is_ok());
+        }
+        assert_eq!(pools.keys().collect::<Vec<_>>(), ["worker"]);
+        assert!(synced);
+    }
+
+    #[test]
+    fn one_message_with_a_line_per_pool() {
+        let mut b = Board::default();
+        b.set("worker", "worker: Updated 1/3".into());
+        b.set("infra", "infra: Updated 0/1".into());
+        assert_eq!(b.text(), "infra: Updated 0/1\nworker: Updated 1/3");
+        b.set("infra", "infra: rolled out".into());
+        assert_eq!(b.text(), "infra: rolled out\nworker: Updated 1/3");
     }
 
     #[test]

@@ -196,6 +196,57 @@ impl Env {
         serde_json::to_value(api.get("worker").await.expect("the pool")).unwrap_or_default()
     }
 
+    async fn pool_named(&self, name: &str) -> Json {
+        let api: Api<DynamicObject> = Api::all_with(
+            self.client.clone(),
+            &ar("MachineConfigPool", "machineconfigpools"),
+        );
+        serde_json::to_value(api.get(name).await.expect("the pool")).unwrap_or_default()
+    }
+
+    /// A custom `infra` pool, as OpenShift documents it: `node` gets the infra role, and the
+    /// pool selects the worker MachineConfigs as well as its own.
+    async fn infra_pool(&self, node: &str) {
+        let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(self.client.clone());
+        nodes
+            .patch(
+                node,
+                &PatchParams::default(),
+                &Patch::Merge(
+                    json!({"metadata": {"labels": {"node-role.kubernetes.io/infra": ""}}}),
+                ),
+            )
+            .await
+            .expect("labelled");
+        let pools: Api<DynamicObject> = Api::all_with(
+            self.client.clone(),
+            &ar("MachineConfigPool", "machineconfigpools"),
+        );
+        let pool: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "machineconfiguration.openshift.io/v1", "kind": "MachineConfigPool",
+            "metadata": {"name": "infra", "labels": {"pools.operator.machineconfiguration.openshift.io/infra": ""}},
+            "spec": {
+                "machineConfigSelector": {"matchExpressions": [{"key": "machineconfiguration.openshift.io/role",
+                    "operator": "In", "values": ["worker", "infra"]}]},
+                "nodeSelector": {"matchLabels": {"node-role.kubernetes.io/infra": ""}}
+            }
+        }))
+        .expect("a pool");
+        pools
+            .create(&Default::default(), &pool)
+            .await
+            .expect("created");
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let p = self.pool_named("infra").await;
+            if p["status"]["machineCount"] == 1 && rolled_out(&p) {
+                return;
+            }
+            assert!(Instant::now() < until, "the infra pool never settled: {p}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     fn mcs(&self) -> Api<DynamicObject> {
         Api::all_with(self.client.clone(), &ar("MachineConfig", "machineconfigs"))
     }
@@ -718,5 +769,193 @@ async fn an_interrupted_wait_is_resumed_from_the_private_data() {
         .expect("an object");
     assert_eq!(resumed.private, Some(Vec::new()), "nothing left to resume");
     assert!(rolled_out(&e.pool().await));
+    e.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_change_to_two_pools_has_a_live_line_per_pool_in_every_message() {
+    // Bug #22: with a custom infra pool that selects worker MachineConfigs, the two pools'
+    // lines were separate messages, so the engine's one live line per resource showed only
+    // the last (on a terminal), or only the first of each 10 s (in a log).
+    let e = env(4, 80, 100).await;
+    e.infra_pool("worker-3").await;
+    let plan = e
+        .plan(&e.mc, None, &swap_config(SCRIPT))
+        .await
+        .expect("plan");
+    let (r, ctx) = e
+        .apply(
+            &e.mc,
+            ChangeKind::Create,
+            None,
+            &plan.planned,
+            Duration::from_secs(60),
+        )
+        .await;
+    r.expect("apply");
+    for pool in ["worker", "infra"] {
+        let p = e.pool_named(pool).await;
+        assert!(
+            sources(&p).contains(&"90-worker-kubelet-swap".to_string()),
+            "{p}"
+        );
+        assert!(rolled_out(&p), "{p}");
+    }
+    let lines = ctx.lines();
+    // Every message of the wait has one line per pool, in the operator's format.
+    let both = |m: &String| {
+        let l: Vec<&str> = m.lines().collect();
+        l.len() == 2 && l[0].starts_with("infra: ") && l[1].starts_with("worker: ")
+    };
+    assert!(lines.iter().all(both), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|m| m.contains("infra: Updated 0/1, Ready ")
+                && m.contains("\nworker: Updated ")
+                && m.contains("/3, Ready ")),
+        "{lines:#?}"
+    );
+    // The last one says both rolled out.
+    let last = lines.last().cloned().unwrap_or_default();
+    assert!(
+        last.contains("infra: rolled out rendered-infra-")
+            && last.contains("worker: rolled out rendered-worker-"),
+        "{last}"
+    );
+    e.sim.shutdown().await;
+}
+
+fn kubelet(name: &str, swap: &str) -> Value {
+    Value::from_json(&json!({
+        "name": name,
+        "machine_config_pool_selector": {"match_labels": {"pools.operator.machineconfiguration.openshift.io/worker": ""}},
+        "kubelet_config": {"failSwapOn": false, "memorySwap": {"swapBehavior": swap}},
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_kubelet_config_waits_for_its_own_generated_config_not_the_first_ones() {
+    // Bug #10: the wait looked for any `99-worker-generated-kubelet*` source, which the first
+    // KubeletConfig's config already is, so a second one's wait ended before the render.
+    let e = env(2, 60, 800).await;
+    for (name, swap) in [("first", "LimitedSwap"), ("second", "NoSwap")] {
+        let plan = e
+            .plan(&e.kc, None, &kubelet(name, swap))
+            .await
+            .expect("plan");
+        let (r, ctx) = e
+            .apply(
+                &e.kc,
+                ChangeKind::Create,
+                None,
+                &plan.planned,
+                Duration::from_secs(60),
+            )
+            .await;
+        r.expect("apply");
+        assert!(ctx.was_created());
+        let pool = e.pool().await;
+        assert!(rolled_out(&pool), "{pool}");
+    }
+    let pool = e.pool().await;
+    let srcs = sources(&pool);
+    assert!(
+        srcs.contains(&"99-worker-generated-kubelet".to_string())
+            && srcs.contains(&"99-worker-generated-kubelet-1".to_string()),
+        "the second one's config is rendered and rolled out when its apply returns: {srcs:?}"
+    );
+    e.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubelet_config_the_controller_refuses_fails_at_once_with_its_failure_message() {
+    // Bug #10: a KubeletConfig in `Failure` was not looked at; this one selects no pool,
+    // which the controller refuses ("could not find any MachineConfigPool").
+    let e = env(2, 60, 100).await;
+    let mut cfg = kubelet("nowhere", "LimitedSwap");
+    cfg.set(
+        "machine_config_pool_selector",
+        Value::from_json(
+            &json!({"match_labels": {"pools.operator.machineconfiguration.openshift.io/gpu": ""}}),
+        ),
+    );
+    let plan = e.plan(&e.kc, None, &cfg).await.expect("plan");
+    let started = Instant::now();
+    let (r, ctx) = e
+        .apply(
+            &e.kc,
+            ChangeKind::Create,
+            None,
+            &plan.planned,
+            Duration::from_secs(60),
+        )
+        .await;
+    let err = r.expect_err("refused");
+    assert!(
+        err.message
+            .contains("could not find any MachineConfigPool set for KubeletConfig nowhere"),
+        "{err}"
+    );
+    assert!(
+        err.message.contains("refused KubeletConfig nowhere"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "at once");
+    assert!(ctx.was_created(), "the object exists and is recorded");
+    e.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_dropped_mid_rollout_is_resumed_and_the_wait_finishes() {
+    // Bug #27: nothing showed that the wait survives its watch being cut.
+    let e = env(3, 250, 100).await;
+    let plan = e
+        .plan(&e.mc, None, &swap_config(SCRIPT))
+        .await
+        .expect("plan");
+    let drop_mid_rollout = async {
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let p = e.pool().await;
+            let updated = p["status"]["updatedMachineCount"].as_u64().unwrap_or(0);
+            if sources(&p).contains(&"90-worker-kubelet-swap".to_string()) && updated >= 1 {
+                break;
+            }
+            assert!(Instant::now() < until, "no rollout: {p}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        e.sim.stats(true);
+        e.sim
+            .faults(&json!({"drop_watches": true}))
+            .expect("the fault");
+    };
+    let ((r, ctx), ()) = tokio::join!(
+        e.apply(
+            &e.mc,
+            ChangeKind::Create,
+            None,
+            &plan.planned,
+            Duration::from_secs(60),
+        ),
+        drop_mid_rollout
+    );
+    r.expect("the wait finishes");
+    let pool = e.pool().await;
+    assert!(rolled_out(&pool), "{pool}");
+    let stats = e.sim.stats(false);
+    assert!(stats["watches_dropped"].as_u64() >= Some(1), "{stats}");
+    // Resumed from the last resourceVersion: a new watch, no new list.
+    assert!(
+        stats["by_verb"]["watch machineconfigpools"].as_u64() >= Some(1),
+        "{stats}"
+    );
+    assert_eq!(
+        stats["by_verb"]["list machineconfigpools"],
+        Json::Null,
+        "{stats}"
+    );
+    let last = ctx.lines().last().cloned().unwrap_or_default();
+    assert!(last.starts_with("worker: rolled out "), "{last}");
     e.sim.shutdown().await;
 }

@@ -79,6 +79,29 @@ pub struct State {
     pub store: Store,
     pub ctl: Ctl,
     pub faults: Faults,
+    /// What `/_sim/stats` reports.
+    pub stats: Stats,
+    /// Raised by the `drop_watches` fault: a watch opened before closes.
+    pub watch_drops: u64,
+}
+
+/// Request counts, for tests (`GET /_sim/stats`; `DELETE` starts again).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// API requests by verb and resource: `list machineconfigpools`, `watch nodes`, ...
+    pub requests: BTreeMap<String, u64>,
+    /// Watch streams the `drop_watches` fault closed.
+    pub watches_dropped: u64,
+}
+
+impl Stats {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "requests": self.requests.values().sum::<u64>(),
+            "by_verb": self.requests,
+            "watches_dropped": self.watches_dropped,
+        })
+    }
 }
 
 /// The shared simulator.

@@ -103,9 +103,22 @@ impl SimHandle {
         if patch.is_null() {
             st.faults = Faults::default();
         } else {
-            st.faults.apply(patch)?;
+            let mut patch = patch.clone();
+            one_shot_faults(&mut st, &mut patch)?;
+            st.faults.apply(&patch)?;
         }
         Ok(st.faults.to_json())
+    }
+
+    /// The request counts, as `GET /_sim/stats` answers; `reset` starts them again after
+    /// reading (as `DELETE`).
+    pub fn stats(&self, reset: bool) -> Value {
+        let mut st = self.sim.lock();
+        let v = st.stats.to_json();
+        if reset {
+            st.stats = controller::Stats::default();
+        }
+        v
     }
 }
 
@@ -290,6 +303,8 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, String> {
         store: Store::new(config.watch_history, notify_tx),
         ctl: controller::new_ctl(config.node_ms, config.render_delay_ms, salt),
         faults: Faults::default(),
+        stats: controller::Stats::default(),
+        watch_drops: 0,
     };
     let sim = Arc::new(Sim::new(schemas, state));
     controller::bootstrap(&sim, config.workers);
@@ -584,6 +599,7 @@ async fn route(ctx: &Arc<Ctx>, r: &Req) -> Result<Response<Body>, ApiError> {
             ok(openapi_v3(&ctx.sim.schemas, MCO_GROUP))
         }
         ["_sim", "faults"] => sim_faults(ctx, r),
+        ["_sim", "stats"] => sim_stats(ctx, r),
         ["api", "v1", plural, rest @ ..] => resource(ctx, r, "", plural, rest).await,
         ["apis", g, "v1", plural, rest @ ..] if *g == MCO_GROUP => {
             resource(ctx, r, MCO_GROUP, plural, rest).await
@@ -666,14 +682,47 @@ fn openapi_v3(schemas: &Schemas, group: &str) -> Value {
     })
 }
 
+/// The faults that act once instead of being settings, taken out of `patch`:
+/// `"drop_watches": true` closes every watch stream open now (the client sees its
+/// response end, as when an API server restarts or a load balancer cuts idle streams).
+fn one_shot_faults(st: &mut State, patch: &mut Value) -> Result<(), String> {
+    let Some(v) = patch.as_object_mut().and_then(|o| o.remove("drop_watches")) else {
+        return Ok(());
+    };
+    match v {
+        Value::Bool(true) => {
+            st.watch_drops += 1;
+            st.store.wake();
+            Ok(())
+        }
+        Value::Bool(false) | Value::Null => Ok(()),
+        _ => Err(format!("faults: bad value for 'drop_watches': {v}")),
+    }
+}
+
+/// `GET /_sim/stats` (not a Kubernetes endpoint): the API requests served so far, in all and
+/// by verb and resource (`list machineconfigpools`, `watch machineconfigpools`), and the watch
+/// streams `drop_watches` closed; `DELETE` starts the counts again.
+fn sim_stats(ctx: &Ctx, r: &Req) -> Result<Response<Body>, ApiError> {
+    let mut st = ctx.sim.lock();
+    let v = st.stats.to_json();
+    match r.method {
+        Method::GET => {}
+        Method::DELETE => st.stats = controller::Stats::default(),
+        _ => return Err(ApiError::method_not_allowed(r.method.as_str())),
+    }
+    ok(v)
+}
+
 fn sim_faults(ctx: &Ctx, r: &Req) -> Result<Response<Body>, ApiError> {
     let mut st = ctx.sim.lock();
     match r.method {
         Method::GET => {}
         Method::DELETE => st.faults = Faults::default(),
         Method::POST => {
-            let patch: Value = serde_json::from_slice(&r.body)
+            let mut patch: Value = serde_json::from_slice(&r.body)
                 .map_err(|e| ApiError::bad_request(format!("faults: invalid JSON: {e}")))?;
+            one_shot_faults(&mut st, &mut patch).map_err(ApiError::bad_request)?;
             st.faults.apply(&patch).map_err(ApiError::bad_request)?;
         }
         _ => return Err(ApiError::method_not_allowed(r.method.as_str())),
@@ -735,6 +784,22 @@ async fn resource(
         .by_plural(group, plural)
         .ok_or_else(ApiError::path_not_found)?
         .clone();
+    let verb = match (rest, &r.method) {
+        ([], &Method::GET) if r.flag("watch") => "watch",
+        ([], &Method::GET) => "list",
+        ([], &Method::POST) => "create",
+        (_, &Method::GET) => "get",
+        (_, &Method::PUT) => "update",
+        (_, &Method::PATCH) => "patch",
+        (_, &Method::DELETE) => "delete",
+        _ => "other",
+    };
+    *ctx.sim
+        .lock()
+        .stats
+        .requests
+        .entry(format!("{verb} {plural}"))
+        .or_insert(0) += 1;
     match rest {
         [] => match r.method {
             Method::GET if r.flag("watch") => start_watch(ctx, &def, r),
@@ -1262,8 +1327,10 @@ fn start_watch(ctx: &Arc<Ctx>, def: &ResourceDef, r: &Req) -> Result<Response<Bo
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let mut initial = Vec::new();
     let start_rv;
+    let drops;
     {
         let st = ctx.sim.lock();
+        drops = st.watch_drops;
         match from {
             None => {
                 for o in st.store.list(def.plural) {
@@ -1304,7 +1371,12 @@ fn start_watch(ctx: &Arc<Ctx>, def: &ResourceDef, r: &Req) -> Result<Response<Bo
         let mut bookmark_at = tokio::time::Instant::now() + Duration::from_secs(1);
         loop {
             let lines = {
-                let st = ctx2.sim.lock();
+                let mut st = ctx2.sim.lock();
+                if st.watch_drops != drops {
+                    // The `drop_watches` fault: end the response.
+                    st.stats.watches_dropped += 1;
+                    return;
+                }
                 match st.store.events_since(def.plural, last) {
                     Err(compacted) => {
                         let err = too_old(last, compacted);

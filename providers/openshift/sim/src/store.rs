@@ -88,6 +88,11 @@ impl Store {
         self.notify.send_replace(self.rv);
     }
 
+    /// Wakes every open watch without an event (the `drop_watches` fault uses it).
+    pub fn wake(&self) {
+        self.notify.send_replace(self.rv);
+    }
+
     pub fn get(&self, plural: &str, name: &str) -> Option<&Value> {
         self.objects.get(plural).and_then(|m| m.get(name))
     }

@@ -495,6 +495,63 @@ async fn read_events(resp: &mut reqwest::Response, n: usize, buf: &mut String) -
 }
 
 #[tokio::test]
+async fn drop_watches_closes_open_watch_streams_and_stats_count_requests() {
+    let api = start().await;
+    assert_eq!(api.delete("/_sim/stats").await.status, StatusCode::OK);
+    let mut resp = api
+        .req(Method::GET, &format!("{MCP}?watch=true"))
+        .send()
+        .await
+        .expect("watch");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut buf = String::new();
+    let ev = read_events(&mut resp, 2, &mut buf).await;
+    assert_eq!(ev[1]["type"], "ADDED", "master and worker");
+    let a = api
+        .post("/_sim/faults", &json!({"drop_watches": true}))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    // The response ends (no ERROR event: the connection is simply cut), in time.
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match resp.chunk().await {
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => return,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the watch was not closed");
+    // A watch opened afterwards is not affected.
+    let list = api.get(MC).await.body;
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or("0")
+        .to_string();
+    let mut again = api
+        .req(
+            Method::GET,
+            &format!("{MC}?watch=true&resourceVersion={rv}"),
+        )
+        .send()
+        .await
+        .expect("watch");
+    api.post(MC, &worker_mc("70-after-drop", "a")).await;
+    let mut buf = String::new();
+    let ev = read_events(&mut again, 1, &mut buf).await;
+    assert_eq!(ev[0]["object"]["metadata"]["name"], "70-after-drop");
+    let stats = api.get("/_sim/stats").await.body;
+    assert_eq!(stats["watches_dropped"], 1, "{stats}");
+    assert_eq!(stats["by_verb"]["watch machineconfigpools"], 1, "{stats}");
+    assert_eq!(stats["by_verb"]["list machineconfigs"], 1, "{stats}");
+    assert_eq!(stats["by_verb"]["create machineconfigs"], 1, "{stats}");
+    assert_eq!(api.sim.stats(true)["watches_dropped"], 1);
+    assert_eq!(api.sim.stats(false)["requests"], 0, "reset");
+    let bad = api.post("/_sim/faults", &json!({"drop_watches": 3})).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+}
+
+#[tokio::test]
 async fn watch_resume_and_too_old() {
     let api = start_with(SimConfig {
         node_ms: 50,
