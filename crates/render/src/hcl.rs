@@ -17,7 +17,29 @@ pub fn config_block(schema: &ResourceSchema, address: &str, v: &Value) -> String
 /// One block, in the canonical layout.
 fn block_text(block: hcl::Block) -> String {
     let body = hcl::Body::builder().add_block(block).build();
-    ballast_lang::format::format_text(&hcl::to_string(&body).unwrap_or_default())
+    let text = hcl::to_string(&body).unwrap_or_default();
+    ballast_lang::format::format_text(&heredoc_ends_alone(&text))
+}
+
+/// HCL ends a heredoc only at a line that holds its delimiter alone; the serializer writes
+/// what follows a heredoc argument on that line (`EOT, "\n")`), which Terraform does not
+/// read and which hides the rest of the block from the formatter. The rest goes on the
+/// next line. (No heredoc body has a line starting with `EOT`: see `heredoc`.)
+fn heredoc_ends_alone(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for line in text.lines() {
+        let t = line.trim_start();
+        match t.strip_prefix("EOT") {
+            Some(rest) if !rest.trim().is_empty() => {
+                out.push_str(&line[..line.len() - t.len()]);
+                out.push_str("EOT\n");
+                out.push_str(rest.trim_start());
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// The configuration of an import: the imported object's block and those of what came with
@@ -101,8 +123,9 @@ fn body_of(
 }
 
 /// Text of several lines (a script, a unit file) as a `<<-EOT` heredoc that reads as the
-/// text itself; `None` when a heredoc cannot hold it exactly (no final newline, a line that
-/// is the delimiter, a tab-indented line).
+/// text itself; `None` when a heredoc cannot hold it exactly (a line that starts with the
+/// delimiter, a tab-indented line). Text without a final newline is `trimsuffix(<<-EOT ...
+/// EOT\n, "\n")`.
 fn heredoc(text: &str) -> Option<hcl::Expression> {
     if !text.ends_with('\n') {
         // A heredoc's text ends with a newline: take it off again.
@@ -116,7 +139,7 @@ fn heredoc(text: &str) -> Option<hcl::Expression> {
     if text.lines().count() < 2
         || text
             .lines()
-            .any(|l| l.trim() == "EOT" || l.starts_with('\t'))
+            .any(|l| l.trim_start().starts_with("EOT") || l.starts_with('\t'))
     {
         return None;
     }
@@ -262,5 +285,39 @@ fn hcl_value(v: &Value, depth: usize) -> String {
         Value::List(_) => "[]".into(),
         Value::Map(_) => "{}".into(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ballast_sdk::{AttrType, Nesting};
+
+    /// Regression: a text without a final newline (`trimsuffix(<<-EOT ... EOT, "\n")`) left
+    /// its heredoc open to the formatter, which then indented every later block wrong, and
+    /// Terraform does not end a heredoc at `EOT, "\n")`.
+    #[test]
+    fn text_without_a_final_newline_ends_its_heredoc_on_a_line_of_its_own() {
+        let mut schema = ResourceSchema::new("t_x", "", vec![]);
+        schema.blocks.push(BlockSchema::new(
+            "file",
+            Nesting::List,
+            vec![
+                AttrSchema::optional("path", AttrType::String),
+                AttrSchema::optional("contents", AttrType::String),
+            ],
+        ));
+        let file =
+            |p: &str, c: &str| Value::map([("path", Value::str(p)), ("contents", Value::str(c))]);
+        let v = Value::map([(
+            "file",
+            Value::List(vec![file("/a", "one\ntwo"), file("/b", "three\nfour\n")]),
+        )]);
+        let text = config_block(&schema, "t_x.y", &v);
+        assert!(
+            text.contains("    EOT\n    , \"\\n\")\n  }\n\n  file {\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("    EOT\n  }\n}\n"), "{text}");
     }
 }

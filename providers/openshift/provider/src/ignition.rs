@@ -48,7 +48,9 @@ pub fn decode(source: &str) -> Option<String> {
 }
 
 /// A file mode as configured: a number (decimal, as Ignition stores it: 493) or a string
-/// holding an octal mode ("0755", "755", "0o755"). Returns the number.
+/// holding an octal mode ("0755", "755", "0o755"). Returns it as an administrator reads
+/// it, four octal digits ("0755"), in plans, state and imported configuration; Ignition's
+/// number goes only on the wire (`mode_bits`).
 pub fn mode(v: &Value, path: &str) -> Result<Value, ProviderError> {
     match v {
         Value::Null | Value::Unknown => Ok(v.clone()),
@@ -71,13 +73,13 @@ pub fn mode(v: &Value, path: &str) -> Result<Value, ProviderError> {
                     ),
                 ));
             }
-            Ok(v.clone())
+            Ok(octal(n))
         }
         Value::String(s) => {
             let t = s.trim();
             let t = t.strip_prefix("0o").unwrap_or(t);
             match u32::from_str_radix(t, 8) {
-                Ok(m) if m <= 0o7777 => Ok(Value::from(m)),
+                Ok(m) if m <= 0o7777 => Ok(octal(u64::from(m))),
                 _ => Err(ProviderError::invalid_config(
                     format!("file \"{path}\": mode \"{s}\" is not an octal file mode"),
                     "write it as \"0644\" or \"0755\" (or a decimal number such as 420)",
@@ -88,6 +90,19 @@ pub fn mode(v: &Value, path: &str) -> Result<Value, ProviderError> {
             format!("file \"{path}\": mode is a {}", other.type_name()),
             "write it as \"0644\" or a decimal number such as 420",
         )),
+    }
+}
+
+/// A mode as four octal digits: 493 is "0755".
+fn octal(bits: u64) -> Value {
+    Value::from(format!("{bits:04o}"))
+}
+
+/// The mode bits of a normalised mode ("0755" is 493), as Ignition stores them.
+pub fn mode_bits(v: &Value) -> Option<u64> {
+    match v {
+        Value::String(s) => u64::from_str_radix(s.trim().trim_start_matches("0o"), 8).ok(),
+        other => other.as_f64().map(|n| n as u64),
     }
 }
 
@@ -123,8 +138,8 @@ pub fn to_ignition(v: &Value) -> Json {
         .map(|f| {
             let mut m = Map::new();
             set_str(&mut m, "path", f.get("path"));
-            if let Some(n) = f.get("mode").as_f64() {
-                m.insert("mode".into(), json!(n as u64));
+            if let Some(n) = mode_bits(f.get("mode")) {
+                m.insert("mode".into(), json!(n));
             }
             set_bool(&mut m, "overwrite", f.get("overwrite"));
             if let Some(u) = f.get("user").as_str() {
@@ -240,8 +255,8 @@ pub fn from_ignition(cfg: &Json) -> Result<BTreeMap<String, Value>, String> {
         m.insert(
             "mode".into(),
             f.get("mode")
-                .and_then(Json::as_f64)
-                .map(Value::from)
+                .and_then(Json::as_u64)
+                .map(octal)
                 .unwrap_or(Value::Null),
         );
         m.insert("overwrite".into(), b(f.get("overwrite")));
@@ -361,16 +376,18 @@ mod tests {
     fn modes_as_users_write_them() {
         assert_eq!(
             mode(&Value::str("0755"), "/x").ok(),
-            Some(Value::from(493.0))
+            Some(Value::str("0755"))
         );
         assert_eq!(
             mode(&Value::str("644"), "/x").ok(),
-            Some(Value::from(420.0))
+            Some(Value::str("0644"))
         );
         assert_eq!(
             mode(&Value::from(420.0), "/x").ok(),
-            Some(Value::from(420.0))
+            Some(Value::str("0644"))
         );
+        assert_eq!(mode_bits(&Value::str("0755")), Some(493));
+        assert_eq!(mode_bits(&Value::str("4755")), Some(0o4755));
         let e = mode(&Value::from(755.0), "/x")
             .err()
             .map(|e| e.to_string())

@@ -62,7 +62,7 @@ pub fn schema() -> ResourceSchema {
             vec![
                 AttrSchema::required("path", AttrType::String).describe("an absolute path"),
                 AttrSchema::optional("mode", AttrType::Any).describe(
-                    "the file mode: an octal string (\"0755\") or a decimal number as Ignition stores it (493)",
+                    "the file mode: an octal string (\"0755\") or a decimal number as Ignition stores it (493); shown as \"0755\"",
                 ),
                 b("overwrite"),
                 s("user").describe("the owner's user name"),
