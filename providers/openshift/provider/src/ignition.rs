@@ -47,6 +47,38 @@ pub fn decode(source: &str) -> Option<String> {
     decode_bytes(source).and_then(|b| String::from_utf8(b).ok())
 }
 
+/// The one compression Ignition knows (`contents.compression`), which Butane uses for
+/// inline contents that it makes smaller.
+pub const GZIP: &str = "gzip";
+
+/// Encodes text gzip-compressed, as the `data:` URL Butane writes (`data:;base64,H4sI...`).
+pub fn encode_gzip(text: &str) -> String {
+    use std::io::Write as _;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    // Writing into memory cannot fail.
+    let bytes = gz
+        .write_all(text.as_bytes())
+        .and_then(|()| gz.finish())
+        .unwrap_or_default();
+    format!(
+        "data:;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
+/// Decodes a `data:` URL of gzip-compressed UTF-8 text.
+pub fn decode_gzip(source: &str) -> Option<String> {
+    use std::io::Read as _;
+    let bytes = decode_bytes(source)?;
+    let mut text = String::new();
+    // At most 64 MiB of text: a config file, not a bomb.
+    flate2::read::GzDecoder::new(bytes.as_slice())
+        .take(64 << 20)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
 /// A file mode as configured: a number (decimal, as Ignition stores it: 493) or a string
 /// holding an octal mode ("0755", "755", "0o755"). Returns it as an administrator reads
 /// it, four octal digits ("0755"), in plans, state and imported configuration; Ignition's
@@ -148,10 +180,19 @@ pub fn to_ignition(v: &Value) -> Json {
             if let Some(g) = f.get("group").as_str() {
                 m.insert("group".into(), json!({ "name": g }));
             }
+            let gzip = f.get("compression").as_str() == Some(GZIP);
+            let mut contents = Map::new();
             if let Some(c) = f.get("contents").as_str() {
-                m.insert("contents".into(), json!({ "source": encode(c) }));
+                let source = if gzip { encode_gzip(c) } else { encode(c) };
+                contents.insert("source".into(), json!(source));
             } else if let Some(s) = f.get("source").as_str() {
-                m.insert("contents".into(), json!({ "source": s }));
+                contents.insert("source".into(), json!(s));
+            }
+            if gzip && !contents.is_empty() {
+                contents.insert("compression".into(), json!(GZIP));
+            }
+            if !contents.is_empty() {
+                m.insert("contents".into(), Json::Object(contents));
             }
             Json::Object(m)
         })
@@ -262,18 +303,41 @@ pub fn from_ignition(cfg: &Json) -> Result<BTreeMap<String, Value>, String> {
         m.insert("overwrite".into(), b(f.get("overwrite")));
         m.insert("user".into(), name_only("user")?);
         m.insert("group".into(), name_only("group")?);
-        let (mut contents, mut source) = (Value::Null, Value::Null);
+        let (mut contents, mut source, mut compression) = (Value::Null, Value::Null, Value::Null);
         if let Some(c) = f.get("contents") {
-            only(c, &["source"], &format!("file {path} contents"))?;
+            only(
+                c,
+                &["source", "compression"],
+                &format!("file {path} contents"),
+            )?;
+            let gzip = match c.get("compression") {
+                None | Some(Json::Null) => false,
+                Some(Json::String(z)) if z.is_empty() => false,
+                Some(Json::String(z)) if z == GZIP => true,
+                Some(z) => return Err(format!("file {path} has compression {z}")),
+            };
+            if gzip {
+                compression = Value::str(GZIP);
+            }
             if let Some(src) = c.get("source").and_then(Json::as_str) {
-                match decode(src) {
+                let text = if gzip {
+                    src.starts_with("data:").then(|| decode_gzip(src)).flatten()
+                } else {
+                    decode(src)
+                };
+                match text {
                     Some(text) => contents = Value::str(text),
+                    // Compressed data that does not decompress to text: kept raw.
+                    None if gzip && src.starts_with("data:") => {
+                        return Err(format!("file {path}: its gzip contents are not text"))
+                    }
                     None => source = Value::str(src),
                 }
             }
         }
         m.insert("contents".into(), contents);
         m.insert("source".into(), source);
+        m.insert("compression".into(), compression);
         files.push(Value::Map(m));
     }
     out.insert("file".into(), Value::List(files));
@@ -370,6 +434,34 @@ mod tests {
             src,
             "encoded as the cluster's own objects are"
         );
+    }
+
+    /// Butane stores inline contents gzip-compressed when that is smaller: they read as
+    /// text, with `compression = "gzip"`, and go back compressed.
+    #[test]
+    fn gzip_contents_read_as_text_and_go_back_compressed() {
+        let script = "#!/bin/bash\n".to_string() + &"echo swap\n".repeat(200);
+        let cfg = json!({"ignition": {"version": "3.2.0"}, "storage": {"files": [
+            {"path": "/etc/s.sh", "mode": 493, "contents": {"compression": "gzip", "source": encode_gzip(&script)}}
+        ]}});
+        let blocks = from_ignition(&cfg).expect("blocks");
+        let f = &list(&blocks["file"])[0];
+        assert_eq!(f.get("contents").as_str(), Some(script.as_str()));
+        assert_eq!(f.get("compression").as_str(), Some("gzip"));
+        let back = to_ignition(&Value::map([("file", blocks["file"].clone())]));
+        let c = back.pointer("/storage/files/0/contents").expect("contents");
+        assert_eq!(c.get("compression"), Some(&json!("gzip")));
+        let src = c.get("source").and_then(Json::as_str).unwrap_or_default();
+        assert!(src.starts_with("data:;base64,H4sI"), "{src}");
+        assert_eq!(decode_gzip(src).as_deref(), Some(script.as_str()));
+        assert!(src.len() < script.len() / 4, "compressed");
+        // Another compression, or gzip data that is not text, is kept as a raw config.
+        let other = json!({"ignition": {"version": "3.2.0"}, "storage": {"files": [
+            {"path": "/x", "contents": {"compression": "xz", "source": "data:,x"}}]}});
+        assert!(from_ignition(&other).is_err());
+        let junk = json!({"ignition": {"version": "3.2.0"}, "storage": {"files": [
+            {"path": "/x", "contents": {"compression": "gzip", "source": "data:;base64,AAAA"}}]}});
+        assert!(from_ignition(&junk).is_err());
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub fn schema() -> ResourceSchema {
                 s("group").describe("the owner's group name"),
                 s("contents").describe("the file's text; stored as a data: URL (base64)"),
                 s("source").describe("a URL to fetch the contents from, instead of contents"),
+                s("compression").describe(
+                    "\"gzip\": the cluster holds the contents gzip-compressed (as Butane writes large files); plans show them decoded",
+                ),
             ],
         )
         .describe("storage.files"),
@@ -298,6 +301,14 @@ fn normalise(address: &str, config: &Value) -> Result<Value, ProviderError> {
                     format!("{address}: file \"{path}\" has both contents and source"),
                     "set one of them",
                 ));
+            }
+            if let Some(z) = f.get("compression").as_str() {
+                if z != ignition::GZIP {
+                    return Err(ProviderError::invalid_config(
+                        format!("{address}: file \"{path}\" has compression \"{z}\""),
+                        "Ignition knows one compression: \"gzip\" (or leave it out)",
+                    ));
+                }
             }
             let m = ignition::mode(f.get("mode"), &path)
                 .map_err(|e| ProviderError::new(format!("{address}: {e}")))?;

@@ -959,3 +959,52 @@ async fn a_watch_dropped_mid_rollout_is_resumed_and_the_wait_finishes() {
     assert!(last.starts_with("worker: rolled out "), "{last}");
     e.sim.shutdown().await;
 }
+
+/// A MachineConfig written with Butane: inline contents it compressed (`compression:
+/// gzip`). Import reads them as text (not a raw config of base64), and the imported object
+/// plans with no change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_butane_machine_config_with_gzip_contents_imports_as_text_and_plans_clean() {
+    let e = env(2, 30, 50).await;
+    let script = format!("#!/bin/bash\n{}", "swapon --show\n".repeat(100));
+    let mc = serde_json::json!({
+        "apiVersion": "machineconfiguration.openshift.io/v1",
+        "kind": "MachineConfig",
+        "metadata": {"name": "99-worker-butane",
+                     "labels": {"machineconfiguration.openshift.io/role": "worker"}},
+        "spec": {"config": {"ignition": {"version": "3.2.0"}, "storage": {"files": [{
+            "path": "/usr/local/bin/show-swap", "mode": 493, "overwrite": true,
+            "contents": {"compression": "gzip",
+                         "source": ballast_openshift::ignition::encode_gzip(&script)}}]}}}
+    });
+    e.mcs()
+        .patch(
+            "99-worker-butane",
+            &PatchParams::apply("butane"),
+            &Patch::Apply(&mc),
+        )
+        .await
+        .expect("apply the Butane object");
+    let imported = e.mc.import("99-worker-butane").await.expect("import");
+    assert!(
+        imported.get("config").is_null(),
+        "not a raw config: {imported}"
+    );
+    let file = imported
+        .get("file")
+        .at_path(&[ballast_sdk::PathKey::Index(0)])
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(file.get("contents").as_str(), Some(script.as_str()));
+    assert_eq!(file.get("compression").as_str(), Some("gzip"));
+    assert_eq!(file.get("mode").as_str(), Some("0755"));
+    let mut as_config = imported.clone();
+    if let Value::Map(m) = &mut as_config {
+        m.remove("id");
+    }
+    let plan = e
+        .plan(&e.mc, Some(&imported), &as_config)
+        .await
+        .expect("plan");
+    assert_eq!(plan.planned, imported, "plans with no change");
+}
