@@ -1252,6 +1252,57 @@ fn cloud_init(password: &str, ip: &str) -> Value {
     ])])
 }
 
+/// Custom cloud-init snippets (`cicustom`) and an IPv6 address: set, started (PVE reads the
+/// snippet at start, so it must exist), read back, and planned with no change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_init_snippets_and_ipv6_are_set_started_and_read_back() {
+    let e = env(PveVersion::V9_1).await;
+    e.faults(serde_json::json!({"volumes": [
+        {"volid": "local:snippets/user.yaml", "size": 120, "node": "pve"}
+    ]}))
+    .await;
+    let mut init = cloud_init("hunter2-secret", "10.0.0.5/24");
+    if let Value::List(l) = &mut init {
+        l[0].set("user_data_file_id", Value::from("local:snippets/user.yaml"));
+        let mut ip = l[0].get("ip_config").clone();
+        if let Value::List(ips) = &mut ip {
+            ips[0].set(
+                "ipv6",
+                Value::List(vec![Value::map([
+                    ("address", Value::from("2001:db8::5/64")),
+                    ("gateway", Value::from("2001:db8::1")),
+                ])]),
+            );
+        }
+        l[0].set("ip_config", ip);
+    }
+    let cfg = with(
+        with(web(), "started", Value::Bool(true)),
+        "initialization",
+        init,
+    );
+    let o = e.create(&cfg).await;
+    let on_server = e.get("/nodes/pve/qemu/100/config").await;
+    assert_eq!(on_server["cicustom"], "user=local:snippets/user.yaml");
+    assert_eq!(
+        on_server["ipconfig0"],
+        "ip=10.0.0.5/24,gw=10.0.0.1,ip6=2001:db8::5/64,gw6=2001:db8::1"
+    );
+    assert_eq!(o.get("status"), &Value::from("running"));
+    let init = o.get("initialization");
+    assert_eq!(
+        init.get("user_data_file_id"),
+        &Value::from("local:snippets/user.yaml")
+    );
+    assert_eq!(
+        init.get("ip_config")
+            .at_path(&[ballast_sdk::PathKey::Index(0)])
+            .map(|c| c.get("ipv6").get("address").clone()),
+        Some(Value::from("2001:db8::5/64"))
+    );
+    assert_eq!(e.plan(Some(&o), &cfg).await.planned, o);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cloud_init_is_set_and_read_back_and_its_password_never_kept() {
     let e = env(PveVersion::V9_1).await;
