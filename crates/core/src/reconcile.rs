@@ -102,7 +102,8 @@ impl Engine {
                 private: &r.private,
                 address: &r.address,
                 cancel: self.interrupt.stop.clone(),
-                deadline: Instant::now() + rt.schema().timeouts.create,
+                // The timeout of the operation that was interrupted.
+                deadline: Instant::now() + rt.schema().timeouts.get(&intent.action),
             };
             match rt.resume(req, &journal).await {
                 Ok(Some(applied)) => {

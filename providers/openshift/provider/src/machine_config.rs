@@ -74,6 +74,7 @@ pub fn schema() -> ResourceSchema {
                 ),
             ],
         )
+        .key("path")
         .describe("storage.files"),
         BlockSchema::new(
             "systemd_unit",
@@ -93,7 +94,9 @@ pub fn schema() -> ResourceSchema {
                 AttrSchema::required("name", AttrType::String).describe("for example 10-override.conf"),
                 s("contents"),
             ],
-        )])
+        )
+        .key("name")])
+        .key("name")
         .describe("systemd.units"),
     ])
 }

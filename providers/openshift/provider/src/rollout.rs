@@ -254,7 +254,9 @@ pub async fn applied(
 }
 
 /// Deletes an object and, unless its recorded `wait = false`, waits for the pools it was
-/// rendered into to roll back (`targets`). Gone already is deleted.
+/// rendered into to roll back (`targets`). Gone already is deleted. The targets are kept as
+/// the recorded object's private data first, so that a run interrupted during the wait
+/// resumes it (the next run's reconciliation, through `resume`), as after an apply.
 pub async fn deleted(
     cluster: &Cluster,
     ar: &kube::api::ApiResource,
@@ -265,6 +267,13 @@ pub async fn deleted(
     ctx: &dyn ApplyContext,
 ) -> Result<ballast_sdk::Applied, ProviderError> {
     if cluster.delete(ar, name).await? && prior.get("wait").as_bool() != Some(false) {
+        if !targets.is_empty() {
+            if let Err(e) = ctx.save_private(&save(&targets)) {
+                ctx.progress(Progress::message(format!(
+                    "(the wait cannot be resumed after an interruption: {e})"
+                )));
+            }
+        }
         wait(
             cluster,
             targets,

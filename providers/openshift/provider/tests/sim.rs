@@ -772,6 +772,63 @@ async fn an_interrupted_wait_is_resumed_from_the_private_data() {
     e.sim.shutdown().await;
 }
 
+/// A delete interrupted while the pools roll back leaves the wait in the private data, and
+/// the next run resumes it (before, the rollback went on unwatched).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_delete_wait_is_resumed_from_the_private_data() {
+    let e = env(3, 300, 100).await;
+    let obj = e.create(&swap_config(SCRIPT)).await;
+    assert!(rolled_out(&e.pool().await));
+    let ctx = Ctx::default();
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        stop.cancel();
+    });
+    let r =
+        e.mc.apply(
+            ApplyRequest {
+                kind: ChangeKind::Delete,
+                prior: Some(&obj),
+                planned: &Value::Null,
+                address: "openshift_machine_config.swap",
+                private: &[],
+                cancel,
+                deadline: Instant::now() + Duration::from_secs(60),
+            },
+            &ctx,
+        )
+        .await;
+    let err = r.expect_err("interrupted");
+    assert_eq!(err.kind, ErrorKind::Interrupted, "{err}");
+    let private = ctx.private.lock().map(|p| p.clone()).unwrap_or_default();
+    assert!(!private.is_empty(), "the rollback's targets are kept");
+    assert!(!rolled_out(&e.pool().await), "still rolling back");
+    let resumed =
+        e.mc.resume(
+            ballast_sdk::ResumeRequest {
+                object: &obj,
+                private: &private,
+                address: "openshift_machine_config.swap",
+                cancel: CancellationToken::new(),
+                deadline: Instant::now() + Duration::from_secs(60),
+            },
+            &Ctx::default(),
+        )
+        .await
+        .expect("resumed");
+    assert!(resumed.is_none(), "the object is gone");
+    let pool = e.pool().await;
+    assert!(rolled_out(&pool), "{pool}");
+    let sources = pool
+        .pointer("/spec/configuration/source")
+        .map(Json::to_string)
+        .unwrap_or_default();
+    assert!(!sources.contains("90-worker-kubelet-swap"), "{sources}");
+    e.sim.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_change_to_two_pools_has_a_live_line_per_pool_in_every_message() {
     // Bug #22: with a custom infra pool that selects worker MachineConfigs, the two pools'
