@@ -5,7 +5,9 @@
 //!   private data (a pending task), the provider first gets to resume that wait.
 //! - A create that never reached the state is looked for: by the object the intent named
 //!   before the call (the ID `import` takes), else by its ownership mark. Found, it is
-//!   adopted (tainted: the next apply replaces it); not found, nothing was left behind.
+//!   adopted (tainted: the next apply replaces it); not found, it is looked for once more
+//!   after a moment (a server may still carry out a call whose client died), then nothing
+//!   was left behind.
 
 use crate::address::{resource_of, type_of};
 use crate::engine::{Configured, Engine};
@@ -17,7 +19,10 @@ use anyhow::{anyhow, Result};
 use ballast_sdk::{ResourceType, ResumeRequest, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long after the first look a create that an interrupted run sent is looked for again.
+const LATE_CREATE_GRACE: Duration = Duration::from_secs(2);
 
 impl Engine {
     /// Settles intents left open by a run that crashed. Returns how many there were.
@@ -32,6 +37,8 @@ impl Engine {
             .into_iter()
             .map(|r| (r.address.clone(), r))
             .collect();
+        // Creates whose object is not there (yet): looked for once more, all together.
+        let mut missing = Vec::new();
         for intent in &intents {
             let mut writes = Vec::new();
             let how = match recorded.get(&intent.address) {
@@ -39,19 +46,48 @@ impl Engine {
                 None if intent.action == "create" => self.adopt(intent, &mut writes).await?,
                 None => None,
             };
-            writes.push(Write::CloseIntent {
-                id: intent.id.clone(),
-                outcome: Outcome::Reconciled,
-            });
-            self.state.commit(writes)?;
-            if let Some(how) = how {
-                self.emit(Event::Reconciled {
-                    address: intent.address.clone(),
-                    how,
-                });
+            if how == Some(Reconciled::NothingLeft) {
+                missing.push(intent);
+                continue;
+            }
+            self.settled(intent, writes, how)?;
+        }
+        if !missing.is_empty() {
+            // A server may still carry out a create whose client was killed (libvirtd's
+            // worker pool had queued it): look again after a moment, so that such an object
+            // is adopted, not found by the plan as a conflict.
+            tokio::select! {
+                _ = tokio::time::sleep(LATE_CREATE_GRACE) => {}
+                _ = self.interrupt.stop.cancelled() => {}
+            }
+            for intent in missing {
+                let mut writes = Vec::new();
+                let how = self.adopt(intent, &mut writes).await?;
+                self.settled(intent, writes, how)?;
             }
         }
         Ok(intents.len())
+    }
+
+    /// Closes a settled intent together with what settling it wrote, and says how.
+    fn settled(
+        &self,
+        intent: &Intent,
+        mut writes: Vec<Write>,
+        how: Option<Reconciled>,
+    ) -> Result<()> {
+        writes.push(Write::CloseIntent {
+            id: intent.id.clone(),
+            outcome: Outcome::Reconciled,
+        });
+        self.state.commit(writes)?;
+        if let Some(how) = how {
+            self.emit(Event::Reconciled {
+                address: intent.address.clone(),
+                how,
+            });
+        }
+        Ok(())
     }
 
     /// The configured provider and resource type of an intent (older journals did not

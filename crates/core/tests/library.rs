@@ -3,7 +3,7 @@
 //! key-value map) and its own event sink. No binary, no SQLite, no terminal.
 
 use async_trait::async_trait;
-use ballast_core::events::{Event, EventSink};
+use ballast_core::events::{Event, EventSink, Reconciled};
 use ballast_core::model::{Action, PlanOptions, ResourceState};
 use ballast_core::store::{
     Head, Intent, LockInfo, LockRequest, OutputValue, StateStore, Unlock, Unlocked, Write,
@@ -215,6 +215,103 @@ impl EventSink for Log {
     }
 }
 
+type Server = Arc<Mutex<BTreeMap<String, String>>>;
+
+/// An engine on the configuration in `dir`, with the kv provider on `server`.
+fn open_engine(
+    dir: &std::path::Path,
+    server: &Server,
+    store: &Arc<Memory>,
+    log: &Arc<Log>,
+) -> Engine {
+    let kv: Arc<dyn Provider> = Arc::new(Kv {
+        schema: ProviderSchema {
+            name: "kv",
+            config: vec![],
+            resources: vec![entry_schema()],
+            data_sources: vec![],
+        },
+        server: server.clone(),
+    });
+    let ws = Workspace::load(dir, &VarInputs::default()).expect("the configuration");
+    Engine::open(
+        ws,
+        Options {
+            providers: Providers::new(vec![kv], vec![]),
+            store: store.clone(),
+            events: log.clone(),
+            who: LockRequest {
+                user: "library".into(),
+                host: "here".into(),
+                pid: 1,
+                operation: "apply".into(),
+            },
+            lock_timeout: Some(Duration::ZERO),
+            parallelism: 4,
+        },
+    )
+    .expect("an engine")
+}
+
+/// Regression (a libvirt kill test failed on it once): a killed client's create call that
+/// the server carries out a moment after the next run first looked for its object was
+/// found by that run's plan as a conflict. The object is looked for again after a moment,
+/// and adopted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_the_server_finishes_after_the_first_look_is_adopted_not_a_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("main.hcl"),
+        "resource \"kv_entry\" \"a\" {\n  key   = \"a\"\n  value = \"late\"\n}\n",
+    )
+    .unwrap();
+    let server: Server = Arc::new(Mutex::new(BTreeMap::new()));
+    let store = Arc::new(Memory::default());
+    store.create("lineage-1").unwrap();
+    // What a killed run left: the create's intent, journaled with its target, and no object.
+    store
+        .commit(&[Write::OpenIntent(Intent {
+            id: ballast_core::store::IntentId {
+                run: "killed-run".into(),
+                step: 1,
+            },
+            address: "kv_entry.a".into(),
+            type_name: "kv_entry".into(),
+            provider: "kv".into(),
+            action: "create".into(),
+            planned: Value::map([("key", Value::from("a")), ("value", Value::from("late"))]),
+            target: Some("a".into()),
+            object_id: None,
+        })])
+        .unwrap();
+    // The server carries out the queued call 300 ms into the next run.
+    let late = server.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        late.lock().unwrap().insert("a".into(), "late".into());
+    });
+    let log = Arc::new(Log::default());
+    let mut engine = open_engine(dir.path(), &server, &store, &log);
+    let plan = engine
+        .plan(&PlanOptions {
+            refresh: true,
+            ..PlanOptions::default()
+        })
+        .await
+        .expect("a plan, not a conflict");
+    assert!(plan.conflicts.is_empty(), "{:?}", plan.conflicts);
+    let events = log.0.lock().unwrap();
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::Reconciled { address, how: Reconciled::Adopted { .. } } if address == "kv_entry.a"
+        )),
+        "{events:?}"
+    );
+    assert!(store.open_intents().unwrap().is_empty());
+    assert_eq!(store.resources().unwrap().len(), 1, "recorded once");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_program_plans_and_applies_through_the_public_api() {
     let dir = tempfile::tempdir().unwrap();
@@ -240,35 +337,7 @@ resource "kv_entry" "b" {
     let server = Arc::new(Mutex::new(BTreeMap::new()));
     let store = Arc::new(Memory::default());
     let log = Arc::new(Log::default());
-    let open = || {
-        let kv: Arc<dyn Provider> = Arc::new(Kv {
-            schema: ProviderSchema {
-                name: "kv",
-                config: vec![],
-                resources: vec![entry_schema()],
-                data_sources: vec![],
-            },
-            server: server.clone(),
-        });
-        let ws = Workspace::load(dir.path(), &VarInputs::default()).expect("the configuration");
-        Engine::open(
-            ws,
-            Options {
-                providers: Providers::new(vec![kv], vec![]),
-                store: store.clone(),
-                events: log.clone(),
-                who: LockRequest {
-                    user: "library".into(),
-                    host: "here".into(),
-                    pid: 1,
-                    operation: "apply".into(),
-                },
-                lock_timeout: Some(Duration::ZERO),
-                parallelism: 4,
-            },
-        )
-        .expect("an engine")
-    };
+    let open = || open_engine(dir.path(), &server, &store, &log);
     let opts = PlanOptions {
         refresh: true,
         ..PlanOptions::default()
