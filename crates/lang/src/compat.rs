@@ -128,7 +128,7 @@ pub fn terraform_block(sources: &Sources, span: &SrcSpan) -> Diag {
         span,
     )
     .with_help(
-        "remove it: ballast's providers are compiled in (no required_providers to install), and the state is a local SQLite file whose place a `ballast { state_path = \"...\" }` block sets (no backend)",
+        "remove it: ballast's providers are compiled in (no required_providers to install); the state is a local SQLite file (`ballast { state_path = \"...\" }`), or PostgreSQL for a team (`ballast { backend \"pg\" { conn_str = \"...\" } }`, as Terraform's pg backend)",
     )
 }
 
