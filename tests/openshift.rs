@@ -389,6 +389,66 @@ fn the_swap_machine_config_plans_decoded_rolls_out_changes_one_line_drifts_and_r
 }
 
 #[test]
+fn a_file_inserted_before_the_others_plans_as_one_added_block_matched_by_path() {
+    // Files were matched by position: a new first file showed every later file rewritten
+    // with its neighbour's contents. They are matched by path now.
+    let k = Kube::start(2, 50);
+    let w = Work::new();
+    w.write("main.hcl", &example());
+    k.ballast(&w, &["apply", "-auto-approve"], 0);
+    w.assert_converged_with(|args| k.ballast(&w, args, 0));
+
+    let first = "  file {\n    path      = \"/etc/find-swap-partition\"\n";
+    let inserted = "  file {\n    path      = \"/etc/sysctl.d/90-swappiness.conf\"\n    mode      = \"0644\"\n    overwrite = true\n    contents = <<-EOT\n      # Swap only under memory pressure\n      vm.swappiness = 10\n    EOT\n  }\n\n";
+    assert!(example().contains(first));
+    w.write(
+        "main.hcl",
+        &example().replacen(first, &format!("{inserted}{first}"), 1),
+    );
+    let plan = k.ballast(&w, &["plan"], 0);
+    assert_eq!(
+        plan.stdout.matches("+ file {").count(),
+        1,
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("vm.swappiness = 10"),
+        "decoded: {}",
+        plan.stdout
+    );
+    assert!(!plan.stdout.contains("~ file {"), "{}", plan.stdout);
+    assert!(!plan.stdout.contains("- file {"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("# (4 unchanged blocks hidden)"),
+        "{}",
+        plan.stdout
+    );
+    insta::assert_snapshot!("openshift_swap_file_inserted_first", plan.text(&w));
+
+    // Apply writes it first, as configured, and the next plan is clean.
+    k.ballast(&w, &["apply", "-auto-approve"], 0);
+    let live = serde_json::to_value(k.rt.block_on(k.mcs().get(NAME)).expect("the object"))
+        .unwrap_or_default();
+    let paths: Vec<&str> = live
+        .pointer("/spec/config/storage/files")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["path"].as_str())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/etc/sysctl.d/90-swappiness.conf",
+            "/etc/find-swap-partition",
+            "/etc/openshift/kubelet.conf.d/90-swap.conf"
+        ]
+    );
+    w.assert_converged_with(|args| k.ballast(&w, args, 0));
+}
+
+#[test]
 fn a_degraded_node_fails_the_apply_with_its_message_and_the_object_stays_in_state() {
     let k = Kube::start(10, 100);
     k.sim()

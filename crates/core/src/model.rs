@@ -181,8 +181,8 @@ impl OutputChange {
 }
 
 /// The structure of a type's values, taken from its schema, for renderers: which
-/// attributes are nested blocks, and how collections compare (lists by position, sets by
-/// value, maps by key). The plan keeps one per type, so that a saved plan renders the same
+/// attributes are nested blocks, and how collections compare (lists by position, list
+/// blocks with a key attribute by its value, sets by value, maps by key). The plan keeps one per type, so that a saved plan renders the same
 /// without its providers. Its JSON form is part of the saved-plan format.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -207,6 +207,11 @@ pub enum Shape {
     Block {
         nesting: BlockNesting,
         body: Box<Shape>,
+        /// The attribute a `list` block's items are matched by in diffs
+        /// ([`BlockSchema::key`]); none: by position. Added within saved-plan
+        /// version 2: left out when none, so that files without it read as before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
     },
 }
 
@@ -236,7 +241,8 @@ impl Shape {
                 Nesting::Set => BlockNesting::Set,
             };
             let body = Box::new(Shape::body(&b.attributes, &b.blocks));
-            out.insert(b.name.to_string(), Shape::Block { nesting, body });
+            let key = b.key.map(str::to_string);
+            out.insert(b.name.to_string(), Shape::Block { nesting, body, key });
         }
         Shape::Object { attributes: out }
     }

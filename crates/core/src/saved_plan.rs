@@ -473,6 +473,37 @@ mod tests {
     }
 
     #[test]
+    fn shapes_keep_a_block_key_and_files_without_one_read_as_before() {
+        let block = |key: Option<&str>| Shape::Block {
+            nesting: crate::model::BlockNesting::List,
+            body: Box::new(Shape::Object {
+                attributes: BTreeMap::from([("path".to_string(), Shape::Primitive)]),
+            }),
+            key: key.map(str::to_string),
+        };
+        let mut saved = sample();
+        saved.plan.shapes = BTreeMap::from([
+            ("keyed".to_string(), block(Some("path"))),
+            ("positional".to_string(), block(None)),
+        ]);
+        let bytes = encode(&saved).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert_eq!(
+            text.matches("\"key\"").count(),
+            1,
+            "none is left out: {text}"
+        );
+        let back = decode(&bytes, "p.plan").unwrap();
+        assert_eq!(back.plan.shapes, saved.plan.shapes);
+        // A file written before keys existed.
+        let old: Shape = serde_json::from_str(
+            r#"{"kind": "block", "nesting": "list", "body": {"kind": "object", "attributes": {"path": {"kind": "primitive"}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(old, block(None));
+    }
+
+    #[test]
     fn a_plan_of_another_format_version_is_refused_by_name() {
         let old = br#"{"format": "ballast-plan", "version": 1, "vars": {}, "plan": {}}"#;
         let err = decode(old, "old.plan").err().map(|e| e.to_string());

@@ -4,8 +4,9 @@
 //!
 //! Per path it knows the operation, whether that change forces the replacement, whether
 //! the value is sensitive (then it holds no value at all) and whether it is unknown until
-//! apply. Lists of objects and list blocks are matched by position, lists of plain values
-//! by their longest common subsequence, sets by value, maps by key.
+//! apply. Lists of objects and list blocks are matched by position (list blocks whose
+//! schema names a key attribute, such as a file's `path`, by its value), lists of plain
+//! values by their longest common subsequence, sets by value, maps by key.
 
 use ballast_core::model::{Action, BlockNesting, Change, Drift, Shape};
 use ballast_sdk::paths::{matches, path_string};
@@ -69,6 +70,10 @@ pub enum Kind {
     Object {
         attributes: Vec<(String, Node)>,
         blocks: Vec<(String, Node)>,
+        /// For an item of a list block matched by a key attribute: that attribute, which
+        /// says which block it is (renderers show it in an update, even unchanged).
+        #[serde(skip)]
+        key: Option<String>,
     },
 }
 
@@ -191,9 +196,9 @@ fn collection(before: Option<&Value>, after: Option<&Value>, kind: Kind) -> Node
     let parts: Vec<&Node> = match &kind {
         Kind::List { elements } | Kind::Set { elements } => elements.iter().collect(),
         Kind::Map { entries } => entries.iter().map(|(_, n)| n).collect(),
-        Kind::Object { attributes, blocks } => {
-            attributes.iter().chain(blocks).map(|(_, n)| n).collect()
-        }
+        Kind::Object {
+            attributes, blocks, ..
+        } => attributes.iter().chain(blocks).map(|(_, n)| n).collect(),
         Kind::Value { .. } | Kind::Text { .. } => Vec::new(),
     };
     let parts_changed = parts.iter().any(|n| n.changed());
@@ -322,8 +327,9 @@ fn object_node(
         );
         path.push(PathKey::Key(name.clone()));
         match shape.get(name) {
-            Some(Shape::Block { nesting, body }) => {
-                block_nodes(ctx, path, *nesting, body, b, a, |n| {
+            Some(Shape::Block { nesting, body, key }) => {
+                let key = key.as_deref();
+                block_nodes(ctx, path, *nesting, body, key, b, a, |n| {
                     blocks.push((name.clone(), n))
                 });
             }
@@ -336,17 +342,27 @@ fn object_node(
         }
         path.pop();
     }
-    collection(before, after, Kind::Object { attributes, blocks })
+    collection(
+        before,
+        after,
+        Kind::Object {
+            attributes,
+            blocks,
+            key: None,
+        },
+    )
 }
 
 /// The instances of a nested block, each a node: a single block, a list of blocks by
-/// position, a set of blocks by value. Adding or removing one where the block's count
-/// forces replacement is marked so.
+/// position (or by the value of its key attribute, when it has one), a set of blocks by
+/// value. Adding or removing one where the block's count forces replacement is marked so.
+#[allow(clippy::too_many_arguments)]
 fn block_nodes(
     ctx: &Ctx,
     path: &mut Vec<PathKey>,
     nesting: BlockNesting,
     body: &Shape,
+    key: Option<&str>,
     before: Option<&Value>,
     after: Option<&Value>,
     mut push: impl FnMut(Node),
@@ -365,7 +381,11 @@ fn block_nodes(
             }
         }
         BlockNesting::List => {
-            for n in by_position(ctx, path, body, items(before), items(after)) {
+            let nodes = match key {
+                Some(key) => by_key(ctx, path, body, key, items(before), items(after)),
+                None => by_position(ctx, path, body, items(before), items(after)),
+            };
+            for n in nodes {
                 mark(n);
             }
         }
@@ -397,6 +417,92 @@ fn by_position(
             n
         })
         .collect()
+}
+
+/// List blocks with a key attribute: an item before and an item after with the same key
+/// are the same block (an update, or nothing), a key only before was removed, a key only
+/// after was added. Items whose key is null, unknown, not a plain value or not unique on
+/// either side are matched by position among themselves. In the order after the change,
+/// each removed block where it stood among the ones that stay.
+///
+/// A node's path holds the item's index after the change (before it, for a removed one).
+fn by_key(
+    ctx: &Ctx,
+    path: &mut Vec<PathKey>,
+    of: &Shape,
+    key: &str,
+    before: &[Value],
+    after: &[Value],
+) -> Vec<Node> {
+    use std::collections::BTreeMap;
+    let key_of = |v: &Value| match v.get(key) {
+        k @ (Value::String(_) | Value::Number(_) | Value::Bool(_)) => Some(k.to_string()),
+        _ => None,
+    };
+    let count = |side: &[Value]| {
+        let mut n: BTreeMap<String, usize> = BTreeMap::new();
+        for k in side.iter().filter_map(key_of) {
+            *n.entry(k).or_default() += 1;
+        }
+        n
+    };
+    let (in_before, in_after) = (count(before), count(after));
+    // The key an item is matched by, if it is known and names one item on each side.
+    let usable = |v: &Value| {
+        key_of(v).filter(|k| {
+            in_before.get(k).copied().unwrap_or(0) <= 1
+                && in_after.get(k).copied().unwrap_or(0) <= 1
+        })
+    };
+    let keyed: BTreeMap<String, usize> = before
+        .iter()
+        .enumerate()
+        .filter_map(|(i, b)| usable(b).map(|k| (k, i)))
+        .collect();
+    // The rest of before, matched in order with the rest of after.
+    let mut rest = before
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| usable(b).is_none())
+        .map(|(i, _)| i);
+    // For each item after, the item before it is matched with.
+    let partner: Vec<Option<usize>> = after
+        .iter()
+        .map(|a| match usable(a) {
+            Some(k) => keyed.get(&k).copied(),
+            None => rest.next(),
+        })
+        .collect();
+    let mut matched = vec![false; before.len()];
+    for i in partner.iter().flatten() {
+        matched[*i] = true;
+    }
+    let mut out = Vec::new();
+    let mut one = |path: &mut Vec<PathKey>, index: usize, b: Option<&Value>, a: Option<&Value>| {
+        path.push(PathKey::Index(index));
+        let mut n = diff(ctx, path, of, present(b), present(a));
+        path.pop();
+        if let Kind::Object { key: k, .. } = &mut n.kind {
+            *k = Some(key.to_string());
+        }
+        out.push(n);
+    };
+    // Removed items not yet shown, in their order before.
+    let mut removed = (0..before.len()).filter(|i| !matched[*i]).peekable();
+    for (j, a) in after.iter().enumerate() {
+        if let Some(i) = partner[j] {
+            while let Some(r) = removed.next_if(|r| *r < i) {
+                one(path, r, before.get(r), None);
+            }
+            one(path, j, before.get(i), Some(a));
+        } else {
+            one(path, j, None, Some(a));
+        }
+    }
+    for r in removed {
+        one(path, r, before.get(r), None);
+    }
+    out
 }
 
 /// Set elements: equal values are the same element; the others were removed or added.
@@ -579,6 +685,7 @@ mod tests {
                     Shape::Block {
                         nesting: BlockNesting::List,
                         body: Box::new(disk),
+                        key: None,
                     },
                 ),
                 (
@@ -686,6 +793,229 @@ mod tests {
         assert!(size.forces_replacement && size.op == Op::Update);
         let json = serde_json::to_string(&d).expect("serialises");
         assert!(!json.contains("d0"), "{json}");
+    }
+
+    /// A MachineConfig's `file` blocks, matched by `path`.
+    fn files_shape() -> Shape {
+        let file = Shape::Object {
+            attributes: BTreeMap::from([
+                ("path".to_string(), Shape::Primitive),
+                ("mode".to_string(), Shape::Primitive),
+                ("contents".to_string(), Shape::Primitive),
+            ]),
+        };
+        Shape::Object {
+            attributes: BTreeMap::from([(
+                "file".to_string(),
+                Shape::Block {
+                    nesting: BlockNesting::List,
+                    body: Box::new(file),
+                    key: Some("path".into()),
+                },
+            )]),
+        }
+    }
+
+    /// Files as (path, contents); a path of "" is null.
+    fn files(list: &[(&str, &str)]) -> Value {
+        Value::map([(
+            "file",
+            Value::List(
+                list.iter()
+                    .map(|(p, c)| {
+                        let path = if p.is_empty() {
+                            Value::Null
+                        } else {
+                            Value::from(*p)
+                        };
+                        Value::map([
+                            ("path", path),
+                            ("mode", Value::from("0644")),
+                            ("contents", Value::from(format!("{c}\n"))),
+                        ])
+                    })
+                    .collect(),
+            ),
+        )])
+    }
+
+    /// Each file block of the diff: its operation, its path (after, else before) and
+    /// whether its contents change.
+    fn file_ops(before: &[(&str, &str)], after: &[(&str, &str)]) -> Vec<(Op, String, bool)> {
+        let shape = files_shape();
+        let d = of_change(&change(files(before), files(after)), Some(&shape));
+        blocks(&d)
+            .iter()
+            .map(|(name, n)| {
+                assert_eq!(name, "file");
+                let Kind::Object {
+                    attributes, key, ..
+                } = &n.kind
+                else {
+                    panic!("an object: {n:?}")
+                };
+                assert_eq!(key.as_deref(), Some("path"));
+                let attr = |k: &str| attributes.iter().find(|(a, _)| a == k).map(|(_, n)| n);
+                // A null path has no node.
+                let path = match attr("path").map(|n| &n.kind) {
+                    Some(Kind::Value { before, after }) => after
+                        .as_ref()
+                        .or(before.as_ref())
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    None => String::new(),
+                    k => panic!("a value: {k:?}"),
+                };
+                let contents = attr("contents").expect("contents");
+                (n.op, path, contents.changed())
+            })
+            .collect()
+    }
+
+    fn ops(list: &[(Op, &str, bool)]) -> Vec<(Op, String, bool)> {
+        list.iter()
+            .map(|(o, p, c)| (*o, p.to_string(), *c))
+            .collect()
+    }
+
+    #[test]
+    fn a_block_inserted_before_the_others_is_one_create_when_matched_by_key() {
+        let before = [("/etc/a", "a"), ("/etc/b", "b")];
+        let after = [("/etc/new", "new"), ("/etc/a", "a"), ("/etc/b", "b")];
+        assert_eq!(
+            file_ops(&before, &after),
+            ops(&[
+                (Op::Create, "/etc/new", true),
+                (Op::NoOp, "/etc/a", false),
+                (Op::NoOp, "/etc/b", false),
+            ])
+        );
+        // Without a key the same change rewrites every block after the new one.
+        let mut shape = files_shape();
+        if let Shape::Object { attributes } = &mut shape {
+            if let Some(Shape::Block { key, .. }) = attributes.get_mut("file") {
+                *key = None;
+            }
+        }
+        let d = of_change(&change(files(&before), files(&after)), Some(&shape));
+        let positional: Vec<Op> = blocks(&d).iter().map(|(_, n)| n.op).collect();
+        assert_eq!(positional, [Op::Update, Op::Update, Op::Create]);
+    }
+
+    #[test]
+    fn a_block_removed_in_the_middle_is_one_delete_where_it_stood() {
+        assert_eq!(
+            file_ops(
+                &[("/etc/a", "a"), ("/etc/b", "b"), ("/etc/c", "c")],
+                &[("/etc/a", "a"), ("/etc/c", "c2")],
+            ),
+            ops(&[
+                (Op::NoOp, "/etc/a", false),
+                (Op::Delete, "/etc/b", true),
+                (Op::Update, "/etc/c", true),
+            ])
+        );
+        // Removed last, and everything removed.
+        assert_eq!(
+            file_ops(&[("/etc/a", "a"), ("/etc/b", "b")], &[("/etc/a", "a")]),
+            ops(&[(Op::NoOp, "/etc/a", false), (Op::Delete, "/etc/b", true)])
+        );
+        assert_eq!(
+            file_ops(&[("/etc/a", "a")], &[]),
+            ops(&[(Op::Delete, "/etc/a", true)])
+        );
+    }
+
+    #[test]
+    fn reordered_blocks_keep_the_new_order_and_diff_each_against_its_own_key() {
+        assert_eq!(
+            file_ops(
+                &[("/etc/a", "a"), ("/etc/b", "b"), ("/etc/c", "c")],
+                &[("/etc/c", "c"), ("/etc/a", "a2"), ("/etc/b", "b")],
+            ),
+            ops(&[
+                (Op::NoOp, "/etc/c", false),
+                (Op::Update, "/etc/a", true),
+                (Op::NoOp, "/etc/b", false),
+            ])
+        );
+        // A removal among reordered blocks comes before the first block that stood after it.
+        assert_eq!(
+            file_ops(
+                &[("/etc/a", "a"), ("/etc/b", "b"), ("/etc/c", "c")],
+                &[("/etc/c", "c"), ("/etc/a", "a")],
+            ),
+            ops(&[
+                (Op::Delete, "/etc/b", true),
+                (Op::NoOp, "/etc/c", false),
+                (Op::NoOp, "/etc/a", false),
+            ])
+        );
+    }
+
+    #[test]
+    fn duplicate_and_null_keys_fall_back_to_position_among_themselves() {
+        // /etc/dup twice after: both of them and the one before are matched by position;
+        // /etc/a still by its key.
+        assert_eq!(
+            file_ops(
+                &[("/etc/dup", "x"), ("/etc/a", "a")],
+                &[("/etc/a", "a"), ("/etc/dup", "x"), ("/etc/dup", "y")],
+            ),
+            ops(&[
+                (Op::NoOp, "/etc/a", false),
+                (Op::NoOp, "/etc/dup", false),
+                (Op::Create, "/etc/dup", true),
+            ])
+        );
+        // Duplicated before (the configuration was wrong): the same.
+        assert_eq!(
+            file_ops(
+                &[("/etc/dup", "x"), ("/etc/dup", "y")],
+                &[("/etc/new", "n"), ("/etc/dup", "y")],
+            ),
+            ops(&[
+                (Op::Create, "/etc/new", true),
+                (Op::Update, "/etc/dup", true),
+                (Op::Delete, "/etc/dup", true),
+            ])
+        );
+        // Null keys pair with each other in order; known keys by key.
+        assert_eq!(
+            file_ops(
+                &[("", "p"), ("/etc/a", "a"), ("", "q")],
+                &[("/etc/a", "a"), ("", "p"), ("", "q2")],
+            ),
+            ops(&[
+                (Op::NoOp, "/etc/a", false),
+                (Op::NoOp, "", false),
+                (Op::Update, "", true),
+            ])
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_matched_by_position_with_the_unkeyed_rest() {
+        let shape = files_shape();
+        let mut after = files(&[("/etc/a", "a"), ("/etc/x", "x")]);
+        if let Value::Map(m) = &mut after {
+            if let Some(Value::List(l)) = m.get_mut("file") {
+                l[1].set("path", Value::Unknown);
+            }
+        }
+        let before = files(&[("/etc/a", "a"), ("", "x")]);
+        let d = of_change(&change(before, after), Some(&shape));
+        let got: Vec<Op> = blocks(&d).iter().map(|(_, n)| n.op).collect();
+        assert_eq!(got, [Op::NoOp, Op::Update]);
+        let Kind::Object { attributes, .. } = &blocks(&d)[1].1.kind else {
+            panic!("an object")
+        };
+        let path = &attributes
+            .iter()
+            .find(|(k, _)| k == "path")
+            .expect("path")
+            .1;
+        assert!(path.unknown);
     }
 
     #[test]

@@ -247,7 +247,9 @@ impl Flat {
                     self.node(&format!("{path}[{}]", quote(k)), e, false);
                 }
             }
-            D::Object { attributes, blocks } => {
+            D::Object {
+                attributes, blocks, ..
+            } => {
                 self.body(path, attributes, blocks, false);
             }
             _ => {}
@@ -301,7 +303,10 @@ pub fn drift_diff(d: &Drift, shape: Option<&Shape>) -> String {
             d.address, d.address
         ),
     };
-    if let D::Object { attributes, blocks } = &node.kind {
+    if let D::Object {
+        attributes, blocks, ..
+    } = &node.kind
+    {
         flat.body("", attributes, blocks, true);
     }
     flat.out

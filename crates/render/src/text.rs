@@ -194,7 +194,12 @@ impl Printer<'_> {
     /// An object's attributes and blocks, at `depth`. An update shows what changes (and
     /// what identifies the object); a create or delete shows everything.
     fn body(&mut self, node: &Node, depth: usize) {
-        let Kind::Object { attributes, blocks } = &node.kind else {
+        let Kind::Object {
+            attributes,
+            blocks,
+            key,
+        } = &node.kind
+        else {
             return;
         };
         let all = matches!(node.op, Op::Create | Op::Delete);
@@ -209,6 +214,7 @@ impl Printer<'_> {
             .filter(|(k, n)| {
                 all || n.changed()
                     || IDENTIFYING.contains(&k.as_str())
+                    || key.as_deref() == Some(k.as_str())
                     || (beside_text && matches!(n.kind, Kind::Value { .. }))
             })
             .collect();
@@ -786,6 +792,52 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("line 2\n"), "far lines hidden: {out}");
+    }
+
+    #[test]
+    fn a_block_matched_by_key_shows_its_key_in_an_update() {
+        use ballast_core::model::BlockNesting;
+        use std::collections::BTreeMap;
+        let shape = Shape::Object {
+            attributes: BTreeMap::from([(
+                "file".to_string(),
+                Shape::Block {
+                    nesting: BlockNesting::List,
+                    body: Box::new(Shape::Object {
+                        attributes: BTreeMap::from([
+                            ("path".to_string(), Shape::Primitive),
+                            ("mode".to_string(), Shape::Primitive),
+                        ]),
+                    }),
+                    key: Some("path".into()),
+                },
+            )]),
+        };
+        let files = |modes: &[(&str, &str)]| {
+            Value::map([(
+                "file",
+                Value::List(
+                    modes
+                        .iter()
+                        .map(|(p, m)| {
+                            Value::map([("path", Value::from(*p)), ("mode", Value::from(*m))])
+                        })
+                        .collect(),
+                ),
+            )])
+        };
+        let c = Change {
+            address: "t.x".into(),
+            action: Action::Update,
+            before: Some(files(&[("/etc/a", "0644"), ("/etc/b", "0644")])),
+            after: Some(files(&[("/etc/a", "0644"), ("/etc/b", "0755")])),
+            ..Change::default()
+        };
+        let out = object_lines(&diff::of_change(&c, Some(&shape)), Style { color: false });
+        assert_eq!(
+            out,
+            "\n      ~ file {\n          ~ mode = \"0644\" -> \"0755\"\n            path = \"/etc/b\"\n        }\n\n        # (1 unchanged block hidden)\n"
+        );
     }
 
     #[test]

@@ -156,7 +156,8 @@ impl AttrSchema {
 pub enum Nesting {
     /// At most one; its value is an object.
     Single,
-    /// Any number, in order; the value is a list of objects, matched by position.
+    /// Any number, in order; the value is a list of objects. Diffs match them by position,
+    /// or by the value of the block's [`BlockSchema::key`] when it names one.
     List,
     /// Any number, order irrelevant; matched by value.
     Set,
@@ -174,6 +175,11 @@ pub struct BlockSchema {
     /// Adding or removing a block cannot be done in place.
     pub forces_replacement: bool,
     pub description: &'static str,
+    /// The attribute that says which block of a `List` an item is (a file's `path`, a
+    /// unit's `name`): plan and drift diffs match the items before and after by its value,
+    /// so that inserting one shows one added block. `None`: matched by position. Only how
+    /// a diff is shown; planning and change detection do not use it.
+    pub key: Option<&'static str>,
 }
 
 impl BlockSchema {
@@ -191,6 +197,7 @@ impl BlockSchema {
             },
             forces_replacement: false,
             description: "",
+            key: None,
         }
     }
     pub fn blocks(mut self, blocks: Vec<BlockSchema>) -> Self {
@@ -208,6 +215,18 @@ impl BlockSchema {
     }
     pub fn describe(mut self, d: &'static str) -> Self {
         self.description = d;
+        self
+    }
+    /// Diffs match this `List` block's items by the value of `attribute` (one of its own
+    /// attributes, such as `path`) instead of by position. Items whose value is null,
+    /// unknown or not unique fall back to matching by position among themselves.
+    pub fn key(mut self, attribute: &'static str) -> Self {
+        debug_assert!(
+            self.attr(attribute).is_some(),
+            "block {} has no attribute {attribute} to key by",
+            self.name
+        );
+        self.key = Some(attribute);
         self
     }
     pub fn attr(&self, name: &str) -> Option<&AttrSchema> {
