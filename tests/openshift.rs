@@ -714,3 +714,57 @@ impl Converged for Work {
         );
     }
 }
+
+/// A team's kubeconfig split over two files (clusters and users in one, contexts in the
+/// other), merged from KUBECONFIG as kubectl does; and an orphan: a MachineConfig with this
+/// state's mark that the state forgot (`state rm`) and the configuration no longer
+/// declares, which `drift` lists (exit 2) and never deletes.
+#[test]
+fn a_kubeconfig_in_two_files_works_and_drift_lists_a_forgotten_machine_config_as_an_orphan() {
+    let k = Kube::start(2, 50);
+    let text = std::fs::read_to_string(k.kubeconfig()).expect("the kubeconfig");
+    let full: Value = serde_norway::from_str(&text).expect("yaml");
+    let w = Work::new();
+    let first = json!({"apiVersion": "v1", "kind": "Config",
+        "clusters": full["clusters"], "users": full["users"]});
+    let second = json!({"apiVersion": "v1", "kind": "Config",
+        "contexts": full["contexts"], "current-context": "kube-sim-cert"});
+    w.write("a.kubeconfig", &first.to_string());
+    w.write("b.kubeconfig", &second.to_string());
+    let split = format!(
+        "{}:{}",
+        w.file("a.kubeconfig").display(),
+        w.file("b.kubeconfig").display()
+    );
+    let run = |args: &[&str], code: i32| {
+        let out = w
+            .command(args)
+            .env("KUBECONFIG", &split)
+            .output()
+            .expect("run ballast");
+        let r = common::Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        assert_eq!(r.code, code, "{args:?}: {}{}", r.stdout, r.stderr);
+        r
+    };
+    w.write("main.hcl", &example());
+    run(&["apply", "-auto-approve"], 0);
+    run(&["plan", "-detailed-exitcode"], 0);
+
+    // Forgotten by the state and no longer declared: an orphan, listed and left alone.
+    run(&["state", "rm", "openshift_machine_config.swap"], 0);
+    w.write("main.hcl", "provider \"openshift\" {}\n");
+    let drift = run(&["drift"], 2);
+    let all = format!("{}{}", drift.stdout, drift.stderr);
+    assert!(all.contains(NAME), "{all}");
+    assert!(all.to_lowercase().contains("orphan"), "{all}");
+    let plan = run(&["plan", "-detailed-exitcode"], 0);
+    assert!(!plan.stdout.contains("destroy"), "{}", plan.stdout);
+    assert!(
+        k.rt.block_on(k.mcs().get(NAME)).is_ok(),
+        "still on the cluster"
+    );
+}
