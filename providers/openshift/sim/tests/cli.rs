@@ -33,6 +33,39 @@ fn binary_prints_startup_line_and_stops_on_sigterm() {
     let kubeconfig = PathBuf::from(info["kubeconfig"].as_str().expect("kubeconfig"));
     assert_eq!(kubeconfig, dir.join("kubeconfig"));
     assert!(kubeconfig.exists());
+    // `--workers 2`: two worker nodes and a pool of two machines (with kubectl, which CI has).
+    if let Some(bin) = find_kubectl() {
+        let cache = dir.join("kubectl-cache");
+        let (ok, nodes) = kubectl(
+            &bin,
+            &kubeconfig,
+            &cache,
+            &[
+                "get",
+                "nodes",
+                "-l",
+                "node-role.kubernetes.io/worker",
+                "-o",
+                "name",
+            ],
+        );
+        assert!(ok, "{nodes}");
+        assert_eq!(nodes.lines().count(), 2, "{nodes}");
+        let (ok, count) = kubectl(
+            &bin,
+            &kubeconfig,
+            &cache,
+            &[
+                "get",
+                "mcp",
+                "worker",
+                "-o",
+                "jsonpath={.status.machineCount}",
+            ],
+        );
+        assert!(ok && count.trim() == "2", "{count}");
+        let _ = std::fs::remove_dir_all(&cache);
+    }
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
