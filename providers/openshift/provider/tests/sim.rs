@@ -712,13 +712,9 @@ async fn contexts_client_certificates_and_a_wrong_context_without_leaking_the_to
     sim.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_interrupted_wait_is_resumed_from_the_private_data() {
-    let e = env(3, 300, 100).await;
-    let plan = e
-        .plan(&e.mc, None, &swap_config(SCRIPT))
-        .await
-        .expect("plan");
+/// A change of the swap MachineConfig interrupted (Ctrl-C) 400 ms into its wait: the error
+/// what the provider reported.
+async fn interrupted(e: &Env, kind: ChangeKind, prior: Option<&Value>, planned: &Value) -> Ctx {
     let ctx = Ctx::default();
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
@@ -729,9 +725,9 @@ async fn an_interrupted_wait_is_resumed_from_the_private_data() {
     let r =
         e.mc.apply(
             ApplyRequest {
-                kind: ChangeKind::Create,
-                prior: None,
-                planned: &plan.planned,
+                kind,
+                prior,
+                planned,
                 address: "openshift_machine_config.swap",
                 private: &[],
                 cancel,
@@ -742,6 +738,33 @@ async fn an_interrupted_wait_is_resumed_from_the_private_data() {
         .await;
     let err = r.expect_err("interrupted");
     assert_eq!(err.kind, ErrorKind::Interrupted, "{err}");
+    ctx
+}
+
+/// What the next run does with the private data an interrupted one left.
+async fn resume(e: &Env, object: &Value, private: &[u8]) -> Option<ballast_sdk::Applied> {
+    e.mc.resume(
+        ballast_sdk::ResumeRequest {
+            object,
+            private,
+            address: "openshift_machine_config.swap",
+            cancel: CancellationToken::new(),
+            deadline: Instant::now() + Duration::from_secs(60),
+        },
+        &Ctx::default(),
+    )
+    .await
+    .expect("resumed")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_wait_is_resumed_from_the_private_data() {
+    let e = env(3, 300, 100).await;
+    let plan = e
+        .plan(&e.mc, None, &swap_config(SCRIPT))
+        .await
+        .expect("plan");
+    let ctx = interrupted(&e, ChangeKind::Create, None, &plan.planned).await;
     let recorded = ctx
         .created
         .lock()
@@ -752,21 +775,7 @@ async fn an_interrupted_wait_is_resumed_from_the_private_data() {
     let private = ctx.private.lock().map(|p| p.clone()).unwrap_or_default();
     assert!(!private.is_empty());
     assert!(!rolled_out(&e.pool().await), "still rolling");
-    let again = Ctx::default();
-    let resumed =
-        e.mc.resume(
-            ballast_sdk::ResumeRequest {
-                object: &recorded,
-                private: &private,
-                address: "openshift_machine_config.swap",
-                cancel: CancellationToken::new(),
-                deadline: Instant::now() + Duration::from_secs(60),
-            },
-            &again,
-        )
-        .await
-        .expect("resumed")
-        .expect("an object");
+    let resumed = resume(&e, &recorded, &private).await.expect("an object");
     assert_eq!(resumed.private, Some(Vec::new()), "nothing left to resume");
     assert!(rolled_out(&e.pool().await));
     e.sim.shutdown().await;
@@ -779,46 +788,14 @@ async fn an_interrupted_delete_wait_is_resumed_from_the_private_data() {
     let e = env(3, 300, 100).await;
     let obj = e.create(&swap_config(SCRIPT)).await;
     assert!(rolled_out(&e.pool().await));
-    let ctx = Ctx::default();
-    let cancel = CancellationToken::new();
-    let stop = cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        stop.cancel();
-    });
-    let r =
-        e.mc.apply(
-            ApplyRequest {
-                kind: ChangeKind::Delete,
-                prior: Some(&obj),
-                planned: &Value::Null,
-                address: "openshift_machine_config.swap",
-                private: &[],
-                cancel,
-                deadline: Instant::now() + Duration::from_secs(60),
-            },
-            &ctx,
-        )
-        .await;
-    let err = r.expect_err("interrupted");
-    assert_eq!(err.kind, ErrorKind::Interrupted, "{err}");
+    let ctx = interrupted(&e, ChangeKind::Delete, Some(&obj), &Value::Null).await;
     let private = ctx.private.lock().map(|p| p.clone()).unwrap_or_default();
     assert!(!private.is_empty(), "the rollback's targets are kept");
     assert!(!rolled_out(&e.pool().await), "still rolling back");
-    let resumed =
-        e.mc.resume(
-            ballast_sdk::ResumeRequest {
-                object: &obj,
-                private: &private,
-                address: "openshift_machine_config.swap",
-                cancel: CancellationToken::new(),
-                deadline: Instant::now() + Duration::from_secs(60),
-            },
-            &Ctx::default(),
-        )
-        .await
-        .expect("resumed");
-    assert!(resumed.is_none(), "the object is gone");
+    assert!(
+        resume(&e, &obj, &private).await.is_none(),
+        "the object is gone"
+    );
     let pool = e.pool().await;
     assert!(rolled_out(&pool), "{pool}");
     let sources = pool
