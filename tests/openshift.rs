@@ -83,6 +83,12 @@ impl Kube {
         r
     }
 
+    /// The MachineConfig as the cluster holds it.
+    fn live(&self) -> Value {
+        serde_json::to_value(self.rt.block_on(self.mcs().get(NAME)).expect("the object"))
+            .unwrap_or_default()
+    }
+
     fn pool(&self) -> Value {
         let api: Api<DynamicObject> = Api::all_with(
             self.client.clone(),
@@ -366,8 +372,7 @@ fn the_swap_machine_config_plans_decoded_rolls_out_changes_one_line_drifts_and_r
         ),
     );
     k.ballast(&w, &["apply", "-auto-approve"], 0);
-    let live = serde_json::to_value(k.rt.block_on(k.mcs().get(NAME)).expect("the object"))
-        .unwrap_or_default();
+    let live = k.live();
     let managers: Vec<&str> = live
         .pointer("/metadata/managedFields")
         .and_then(Value::as_array)
@@ -428,8 +433,7 @@ fn a_file_inserted_before_the_others_plans_as_one_added_block_matched_by_path() 
 
     // Apply writes it first, as configured, and the next plan is clean.
     k.ballast(&w, &["apply", "-auto-approve"], 0);
-    let live = serde_json::to_value(k.rt.block_on(k.mcs().get(NAME)).expect("the object"))
-        .unwrap_or_default();
+    let live = k.live();
     let paths: Vec<&str> = live
         .pointer("/spec/config/storage/files")
         .and_then(Value::as_array)

@@ -712,8 +712,8 @@ async fn contexts_client_certificates_and_a_wrong_context_without_leaking_the_to
     sim.shutdown().await;
 }
 
-/// A change of the swap MachineConfig interrupted (Ctrl-C) 400 ms into its wait: the error
-/// what the provider reported.
+/// A change of the swap MachineConfig interrupted (Ctrl-C) 400 ms into its wait: what the
+/// provider reported before it stopped.
 async fn interrupted(e: &Env, kind: ChangeKind, prior: Option<&Value>, planned: &Value) -> Ctx {
     let ctx = Ctx::default();
     let cancel = CancellationToken::new();
