@@ -339,7 +339,7 @@ fn an_encrypted_state_on_postgres_holds_no_secret_in_clear() {
     let raw = psql(
         &url,
         &format!(
-            "SELECT attributes FROM {schema}.resources UNION ALL SELECT value FROM {schema}.outputs UNION ALL SELECT coalesce(planned, '') FROM {schema}.journal"
+            "SELECT attributes FROM {schema}.resources UNION ALL SELECT value FROM {schema}.outputs UNION ALL SELECT coalesce(planned, '') FROM {schema}.journal UNION ALL SELECT coalesce(planned, '') FROM {schema}.intents"
         ),
     );
     assert!(!raw.is_empty());

@@ -29,7 +29,7 @@ pub fn server_of(conn_str: Option<&str>) -> Option<String> {
         .ok()
         .map(|s| format!("{}/{}", s.server, s.dbname))
 }
-pub use schema::{lock_key, SCHEMA_VERSION};
+pub use schema::{lock_key, MIGRATIONS, SCHEMA_VERSION};
 
 use anyhow::{anyhow, bail, Result};
 use ballast_core::model::ResourceState;

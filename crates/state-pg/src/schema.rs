@@ -2,10 +2,16 @@
 //! schema name. Every table is keyed by workspace, so workspaces share one schema.
 
 pub const FORMAT: &str = "ballast-state";
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema version this ballast writes. 2: open steps in `intents`, `journal` only the
+/// finished ones. A schema of a newer version is refused.
+pub const SCHEMA_VERSION: i64 = 2;
 
-/// Migrations, in order: entry N takes the schema from version N to N+1 (0 is "no tables").
-pub const MIGRATIONS: &[&str] = &[r#"
+/// Migrations, in order: entry N takes the schema from version N to N+1 (0 is "no tables"),
+/// as SQL with `{s}` in place of the quoted schema name. A new schema runs all of them, so
+/// every schema of one version has one shape. A released entry is never edited: databases
+/// written by that ballast are at its result.
+pub const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE {s}.meta (key text PRIMARY KEY, value text NOT NULL);
     CREATE TABLE {s}.heads (
         workspace text PRIMARY KEY,
@@ -68,7 +74,71 @@ pub const MIGRATIONS: &[&str] = &[r#"
         operation   text NOT NULL,
         backend_pid integer NOT NULL
     );
-"#];
+"#,
+    // 2: open steps live in `intents`, one row each, which an apply inserts when a step
+    // starts and deletes when it ends; `journal` is the append-only history of finished
+    // steps. Nothing reads a finished entry by its key (compact and delete_workspace delete
+    // a workspace's entries whole), so `journal` has no index: finishing a step costs one
+    // heap insert there. A finished entry keeps the `seq` of its intent (the order the steps
+    // started), so `journal` needs no sequence of its own. With no key left, deletes from
+    // it name whole rows to logical replication (REPLICA IDENTITY FULL), so that a
+    // publication of the schema still accepts them.
+    r#"
+    CREATE TABLE {s}.intents (
+        workspace text NOT NULL,
+        run       text NOT NULL,
+        step      bigint NOT NULL,
+        seq       bigserial NOT NULL,
+        address   text NOT NULL,
+        type      text NOT NULL,
+        provider  text NOT NULL,
+        action    text NOT NULL,
+        object_id text,
+        planned   text,
+        target    text,
+        started   bigint NOT NULL,
+        PRIMARY KEY (workspace, run, step)
+    );
+    SELECT setval(pg_get_serial_sequence('{s}.intents', 'seq'), last_value, is_called)
+      FROM {s}.journal_seq_seq;
+    INSERT INTO {s}.intents (workspace, run, step, seq, address, type, provider, action, object_id, planned, target, started)
+      SELECT workspace, run, step, seq, address, type, provider, action, object_id, planned, target, started
+        FROM {s}.journal WHERE status = 'open';
+    DELETE FROM {s}.journal WHERE status = 'open';
+    DROP INDEX {s}.journal_open;
+    ALTER TABLE {s}.journal
+      DROP CONSTRAINT journal_workspace_run_step_key,
+      DROP CONSTRAINT journal_pkey,
+      ALTER COLUMN seq DROP DEFAULT;
+    ALTER TABLE {s}.journal REPLICA IDENTITY FULL;
+    DO $$
+    DECLARE
+        g record;
+    BEGIN
+        -- Whoever could use the journal can use the intents: same owner, same grants (a
+        -- team's writing or reading role keeps what it had, without an administrator).
+        IF (SELECT relowner FROM pg_class WHERE oid = '{s}.journal'::regclass)
+           <> (SELECT oid FROM pg_roles WHERE rolname = current_user) THEN
+            EXECUTE format('ALTER TABLE {s}.intents OWNER TO %I',
+                (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = '{s}.journal'::regclass));
+        END IF;
+        FOR g IN
+            SELECT 'TABLE {s}.intents' AS obj, a.grantee, a.privilege_type, a.is_grantable
+              FROM pg_class k, aclexplode(k.relacl) a
+             WHERE k.oid = '{s}.journal'::regclass AND a.grantee <> k.relowner
+            UNION ALL
+            SELECT 'SEQUENCE {s}.intents_seq_seq', a.grantee, a.privilege_type, a.is_grantable
+              FROM pg_class k, aclexplode(k.relacl) a
+             WHERE k.oid = '{s}.journal_seq_seq'::regclass AND a.grantee <> k.relowner
+        LOOP
+            EXECUTE format('GRANT %s ON %s TO %s%s', g.privilege_type, g.obj,
+                CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END,
+                CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        END LOOP;
+    END $$;
+    DROP SEQUENCE {s}.journal_seq_seq;
+"#,
+];
 
 /// The columns each table must have (what the statements below use).
 pub const COLUMNS: &[(&str, &[&str])] = &[
@@ -91,6 +161,23 @@ pub const COLUMNS: &[(&str, &[&str])] = &[
     ),
     ("outputs", &["workspace", "name", "value", "sensitive"]),
     ("history", &["workspace", "serial", "time", "command"]),
+    (
+        "intents",
+        &[
+            "workspace",
+            "run",
+            "step",
+            "seq",
+            "address",
+            "type",
+            "provider",
+            "action",
+            "object_id",
+            "planned",
+            "target",
+            "started",
+        ],
+    ),
     (
         "journal",
         &[

@@ -357,27 +357,7 @@ impl Worker {
             .query_one(&self.st.lock_state, &[&workspace, &key])
             .await
             .map_err(|e| self.op_error(&e))?;
-        let user: Option<String> = get(&r, 0, &self.n)?;
-        let pid: Option<i64> = get(&r, 1, &self.n)?;
-        let host: Option<String> = get(&r, 2, &self.n)?;
-        let since: Option<i64> = get(&r, 3, &self.n)?;
-        let operation: Option<String> = get(&r, 4, &self.n)?;
-        let info = match (user, pid, host, since, operation) {
-            (Some(user), Some(pid), Some(host), Some(since), Some(operation)) => Some(LockInfo {
-                user,
-                host,
-                pid,
-                since,
-                operation,
-            }),
-            _ => None,
-        };
-        Ok(LockState {
-            info,
-            backend: get(&r, 5, &self.n)?,
-            live: get(&r, 6, &self.n)?,
-            me: get(&r, 7, &self.n)?,
-        })
+        LockState::from_row(&r, &self.n)
     }
 
     async fn try_advisory(&self, key: i64) -> Result<bool> {
@@ -891,18 +871,19 @@ impl Worker {
         }
     }
 
-    /// Forgets this workspace's finished journal entries, then rewrites the tables
-    /// (VACUUM FULL) so that no overwritten row stays in their files.
+    /// Forgets this workspace's finished journal entries (the open ones are in `intents`
+    /// and stay), then rewrites the tables (VACUUM FULL) so that no overwritten or deleted
+    /// row stays in their files: `intents` too, which held every step since the last one.
     pub(crate) async fn compact(&self) -> Result<()> {
         let c = self.client()?;
         let s = quote(&self.n.schema);
         c.execute(
-            &format!("DELETE FROM {s}.journal WHERE workspace = $1 AND status <> 'open'"),
+            &format!("DELETE FROM {s}.journal WHERE workspace = $1"),
             &[&self.n.workspace],
         )
         .await
         .map_err(|e| self.op_error(&e))?;
-        for t in ["resources", "outputs", "journal", "history"] {
+        for t in ["resources", "outputs", "intents", "journal", "history"] {
             c.batch_execute(&format!("VACUUM FULL {s}.{t}"))
                 .await
                 .map_err(|e| self.op_error(&e))?;
@@ -971,6 +952,7 @@ impl Worker {
             "resources",
             "outputs",
             "history",
+            "intents",
             "journal",
             "locks",
             "heads",
@@ -1086,6 +1068,31 @@ struct LockState {
 }
 
 impl LockState {
+    /// A row of [`schema::LOCK_STATE`].
+    fn from_row(r: &Row, n: &Names) -> Result<LockState> {
+        let user: Option<String> = get(r, 0, n)?;
+        let pid: Option<i64> = get(r, 1, n)?;
+        let host: Option<String> = get(r, 2, n)?;
+        let since: Option<i64> = get(r, 3, n)?;
+        let operation: Option<String> = get(r, 4, n)?;
+        let info = match (user, pid, host, since, operation) {
+            (Some(user), Some(pid), Some(host), Some(since), Some(operation)) => Some(LockInfo {
+                user,
+                host,
+                pid,
+                since,
+                operation,
+            }),
+            _ => None,
+        };
+        Ok(LockState {
+            info,
+            backend: get(r, 5, n)?,
+            live: get(r, 6, n)?,
+            me: get(r, 7, n)?,
+        })
+    }
+
     /// The record, if its writer still holds the lock (otherwise it is stale).
     fn live_info(&self) -> Option<LockInfo> {
         match (self.live, self.backend) {
@@ -1203,6 +1210,9 @@ async fn prepare_schema(c: &Client, n: &Names) -> Result<()> {
                         n.server
                     );
                 }
+                if v > 0 && v < SCHEMA_VERSION {
+                    hold_every_workspace(c, n, v).await?;
+                }
                 for i in v..SCHEMA_VERSION {
                     let Some(m) = usize::try_from(i).ok().and_then(|i| MIGRATIONS.get(i)) else {
                         bail!(
@@ -1212,7 +1222,10 @@ async fn prepare_schema(c: &Client, n: &Names) -> Result<()> {
                     };
                     c.batch_execute(&m.replace("{s}", &s))
                         .await
-                        .map_err(|e| create_error(&e, n))?;
+                        .map_err(|e| match i {
+                            0 => create_error(&e, n),
+                            _ => migrate_error(&e, n, v),
+                        })?;
                 }
                 c.execute(
                     &format!(
@@ -1249,6 +1262,72 @@ fn create_error(e: &tokio_postgres::Error, n: &Names) -> anyhow::Error {
             n.user
         ),
         _ => op_error(e, n),
+    }
+}
+
+/// Takes every workspace's lock for the length of the migration's transaction
+/// (`pg_try_advisory_xact_lock`), or refuses, naming the holder: a run of an older ballast
+/// that holds a lock is left to finish before its tables change under it, and none starts
+/// meanwhile (it waits for the lock as for any other holder).
+async fn hold_every_workspace(c: &Client, n: &Names, from: i64) -> Result<()> {
+    let s = quote(&n.schema);
+    let rows = c
+        .query(
+            &format!("SELECT workspace FROM {s}.heads UNION SELECT workspace FROM {s}.locks"),
+            &[],
+        )
+        .await
+        .map_err(|e| migrate_error(&e, n, from))?;
+    let workspaces: Vec<String> = rows.iter().map(|r| get(r, 0, n)).collect::<Result<_>>()?;
+    let keys: Vec<i64> = workspaces
+        .iter()
+        .map(|w| schema::lock_key(&n.schema, w))
+        .collect();
+    let taken = c
+        .query(
+            "SELECT t.w, pg_try_advisory_xact_lock(t.k) FROM unnest($1::text[], $2::bigint[]) AS t(w, k)",
+            &[&workspaces, &keys],
+        )
+        .await
+        .map_err(|e| migrate_error(&e, n, from))?;
+    for r in &taken {
+        if get::<bool>(r, 1, n)? {
+            continue;
+        }
+        let workspace: String = get(r, 0, n)?;
+        let key = schema::lock_key(&n.schema, &workspace);
+        let st = c
+            .query_one(&schema::LOCK_STATE.replace("{s}", &s), &[&workspace, &key])
+            .await
+            .map_err(|e| migrate_error(&e, n, from))?;
+        let who = LockState::from_row(&st, n)?
+            .live_info()
+            .map(|i| describe(&i))
+            .unwrap_or_else(|| "another session".into());
+        bail!(
+            "the PostgreSQL schema {} in {} has state schema version {from}, which this ballast upgrades to {SCHEMA_VERSION} before it uses it, but its workspace {workspace} is locked by {who}, a run of an older ballast; nothing was changed. Wait for that run to finish, then run this command again",
+            n.schema,
+            n.server
+        );
+    }
+    Ok(())
+}
+
+/// A clear message for a migration that failed (and was rolled back whole).
+fn migrate_error(e: &tokio_postgres::Error, n: &Names, from: i64) -> anyhow::Error {
+    let msg = db_text(e);
+    match e.code() {
+        Some(c) if *c == SqlState::INSUFFICIENT_PRIVILEGE => anyhow!(
+            "the PostgreSQL role {} may not upgrade ballast's tables in schema {} of database {} from state schema version {from} to {SCHEMA_VERSION} ({msg}); nothing was changed. Run this ballast once as the role that owns those tables (the one that created them), or have an administrator do it",
+            n.user,
+            n.schema,
+            n.dbname
+        ),
+        _ => anyhow!(
+            "the PostgreSQL schema {} could not be upgraded from state schema version {from} to {SCHEMA_VERSION}, and the upgrade was rolled back whole: {}",
+            n.schema,
+            op_error(e, n)
+        ),
     }
 }
 
@@ -1349,7 +1428,8 @@ async fn read_only_reason(c: &Client, n: &Names) -> Result<Option<String>> {
         ("resources", &["INSERT", "UPDATE", "DELETE"][..]),
         ("outputs", &["INSERT", "DELETE"][..]),
         ("history", &["INSERT", "UPDATE"][..]),
-        ("journal", &["INSERT", "UPDATE", "DELETE"][..]),
+        ("intents", &["INSERT", "UPDATE", "DELETE"][..]),
+        ("journal", &["INSERT", "DELETE"][..]),
         ("locks", &["INSERT", "UPDATE", "DELETE"][..]),
     ] {
         for p in privs {
@@ -1360,8 +1440,8 @@ async fn read_only_reason(c: &Client, n: &Names) -> Result<Option<String>> {
         }
     }
     checks.push((
-        format!("has_sequence_privilege('{s}.journal_seq_seq', 'USAGE')"),
-        format!("USAGE on {}.journal_seq_seq", n.schema),
+        format!("has_sequence_privilege('{s}.intents_seq_seq', 'USAGE')"),
+        format!("USAGE on {}.intents_seq_seq", n.schema),
     ));
     let sql = format!(
         "SELECT current_setting('transaction_read_only') = 'on', {}",
@@ -1407,17 +1487,26 @@ async fn prepare_all(c: &Client, n: &Names) -> Result<Stmts> {
         format!("UPDATE {s}.resources SET address = $3 WHERE workspace = $1 AND address = $2"),
         format!("DELETE FROM {s}.outputs WHERE workspace = $1"),
         format!("INSERT INTO {s}.outputs (workspace, name, value, sensitive) VALUES ($1, $2, $3, $4)"),
-        format!("INSERT INTO {s}.journal (workspace, run, step, address, type, provider, action, status, started, planned, target, object_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9, $10, $11)"),
-        format!("UPDATE {s}.journal SET object_id = $4 WHERE workspace = $1 AND run = $2 AND step = $3"),
-        format!("UPDATE {s}.journal SET target = $4 WHERE workspace = $1 AND run = $2 AND step = $3"),
-        format!("UPDATE {s}.journal SET status = $4, ended = $5, error = $6 WHERE workspace = $1 AND run = $2 AND step = $3"),
+        format!("INSERT INTO {s}.intents (workspace, run, step, address, type, provider, action, started, planned, target, object_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
+        format!("UPDATE {s}.intents SET object_id = $4 WHERE workspace = $1 AND run = $2 AND step = $3"),
+        format!("UPDATE {s}.intents SET target = $4 WHERE workspace = $1 AND run = $2 AND step = $3"),
+        // A step that is not open is left alone: nothing is deleted, so nothing is recorded.
+        format!("WITH closed AS (
+                   DELETE FROM {s}.intents WHERE workspace = $1 AND run = $2 AND step = $3
+                   RETURNING seq, workspace, run, step, address, type, provider, action, object_id, planned, target, started
+                 )
+                 INSERT INTO {s}.journal (seq, workspace, run, step, address, type, provider, action, status, object_id, planned, target, started, ended, error)
+                 SELECT c.seq, c.workspace, c.run, c.step, c.address, c.type, c.provider, c.action, $4, c.object_id, c.planned, c.target, c.started, $5, $6
+                 FROM closed c"),
         "BEGIN".to_string(),
         "SELECT set_config('enable_seqscan', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)".to_string(),
         "COMMIT".to_string(),
-        // A round: resources put ($3-$11) and removed ($12), steps closed ($13-$16) and
-        // opened ($17-$25). Each array may be empty; no row occurs twice (see `round`), so
-        // the parts need no order, except that steps open in order (their `seq`).
+        // A round: resources put ($3-$11) and removed ($12), steps closed ($13-$16: their
+        // intents deleted, their finished entries added to the journal) and opened
+        // ($17-$25). Each array may be empty; no row occurs twice (see `round`), so the
+        // parts need no order, except that steps open in order (their `seq`). Every row is
+        // found by its key, through its index (`ctid`), never by a scan.
         format!("WITH given AS (
                    SELECT (SELECT k.ctid FROM {s}.resources k WHERE k.workspace = $1 AND k.address = g.address) AS row, g.*
                    FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::boolean[], $11::bytea[])
@@ -1436,13 +1525,18 @@ async fn prepare_all(c: &Client, n: &Names) -> Result<Stmts> {
                           FROM unnest($12::text[]) AS a(address)) d
                    WHERE r.ctid = d.row
                  ), closed AS (
-                   UPDATE {s}.journal j SET status = c.status, ended = $2::bigint, error = c.error
-                   FROM (SELECT (SELECT k.ctid FROM {s}.journal k WHERE k.workspace = $1 AND k.run = x.run AND k.step = x.step) AS row, x.status, x.error
-                         FROM unnest($13::text[], $14::bigint[], $15::text[], $16::text[]) AS x(run, step, status, error)) c
-                   WHERE j.ctid = c.row
+                   DELETE FROM {s}.intents i
+                   USING (SELECT (SELECT k.ctid FROM {s}.intents k WHERE k.workspace = $1 AND k.run = x.run AND k.step = x.step) AS row, x.status, x.error
+                          FROM unnest($13::text[], $14::bigint[], $15::text[], $16::text[]) AS x(run, step, status, error)) c
+                   WHERE i.ctid = c.row
+                   RETURNING i.seq, i.run, i.step, i.address, i.type, i.provider, i.action, c.status, i.object_id, i.planned, i.target, i.started, c.error
+                 ), finished AS (
+                   INSERT INTO {s}.journal (seq, workspace, run, step, address, type, provider, action, status, object_id, planned, target, started, ended, error)
+                   SELECT f.seq, $1::text, f.run, f.step, f.address, f.type, f.provider, f.action, f.status, f.object_id, f.planned, f.target, f.started, $2::bigint, f.error
+                   FROM closed f
                  )
-                 INSERT INTO {s}.journal (workspace, run, step, address, type, provider, action, status, started, planned, target, object_id)
-                 SELECT $1::text, o.run, o.step, o.address, o.type, o.provider, o.action, 'open', $2::bigint, o.planned, o.target, o.object_id
+                 INSERT INTO {s}.intents (workspace, run, step, address, type, provider, action, started, planned, target, object_id)
+                 SELECT $1::text, o.run, o.step, o.address, o.type, o.provider, o.action, $2::bigint, o.planned, o.target, o.object_id
                  FROM unnest($17::text[], $18::bigint[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[])
                    WITH ORDINALITY AS o(run, step, address, type, provider, action, planned, target, object_id, n)
                  ORDER BY o.n"),
@@ -1450,7 +1544,7 @@ async fn prepare_all(c: &Client, n: &Names) -> Result<Stmts> {
                  FROM {s}.resources WHERE workspace = $1 ORDER BY address COLLATE \"C\""),
         format!("SELECT name, value, sensitive FROM {s}.outputs WHERE workspace = $1 ORDER BY name COLLATE \"C\""),
         format!("SELECT run, step, address, type, provider, action, planned, target, object_id
-                 FROM {s}.journal WHERE workspace = $1 AND status = 'open' ORDER BY seq"),
+                 FROM {s}.intents WHERE workspace = $1 ORDER BY seq"),
         lock_state,
         "SELECT pg_try_advisory_lock($1)".to_string(),
         format!("INSERT INTO {s}.locks (workspace, holder, pid, host, since, operation, backend_pid)

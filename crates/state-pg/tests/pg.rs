@@ -100,6 +100,50 @@ fn raw(url: &str, sql: &str) {
     simple(url, sql);
 }
 
+/// Runs one statement with parameters on a connection of its own.
+fn exec(url: &str, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("raw connection");
+        let task = tokio::spawn(conn);
+        client.execute(sql, params).await.expect(sql);
+        drop(client);
+        let _ = task.await;
+    });
+}
+
+/// A connection of its own that stays open (and keeps its session's locks) until dropped.
+struct Session {
+    rt: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+impl Session {
+    fn open(url: &str) -> Session {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let client = rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .expect("raw connection");
+            tokio::spawn(conn);
+            client
+        });
+        Session { rt, client }
+    }
+
+    fn sql(&self, sql: &str) {
+        self.rt.block_on(self.client.batch_execute(sql)).expect(sql);
+    }
+}
+
 /// The first column of the first row of a query, as text.
 fn scalar(url: &str, sql: &str) -> Option<String> {
     simple(url, sql).iter().find_map(|m| match m {
@@ -876,6 +920,58 @@ fn an_apply_round_writes_puts_removes_outcomes_and_intents_together() {
             .as_deref(),
         Some("done,done")
     );
+    // A finished step left the open ones with all it was, and keeps its place in the order
+    // the steps started.
+    assert_eq!(
+        q("SELECT string_agg(step || ':' || address || ':' || action, ',' ORDER BY seq) FROM {s}.journal")
+            .as_deref(),
+        Some("1:ballast_data.a:create,2:ballast_data.b:create,3:ballast_data.gone:create")
+    );
+    assert_eq!(
+        q("SELECT string_agg(step::text, ',' ORDER BY seq) FROM {s}.intents").as_deref(),
+        Some("5,4")
+    );
+}
+
+/// Closing a step that is not open changes nothing, in a round and in a batch of single
+/// statements: one never opened (as before), and one closed already, whose first outcome
+/// stands.
+#[test]
+fn closing_a_step_that_is_not_open_changes_nothing() {
+    let Some(s) = Schema::new("close_unknown") else {
+        return;
+    };
+    let st = s.new_state();
+    let one = step("r", 1, "ballast_data.a");
+    st.commit(&[Write::OpenIntent(one.clone())]).unwrap();
+    st.commit(&[close(&one, Outcome::Done)]).unwrap();
+    let ghost = step("r", 9, "ballast_data.ghost");
+    // A round, then a batch of single statements (a serial makes it one).
+    st.commit(&[
+        close(&ghost, Outcome::Done),
+        close(&one, Outcome::Failed("late".into())),
+    ])
+    .unwrap();
+    st.commit(&[
+        Write::Serial {
+            serial: 1,
+            command: "apply".into(),
+        },
+        close(&ghost, Outcome::Done),
+        close(&one, Outcome::Failed("late".into())),
+        Write::IntentObject {
+            id: ghost.id.clone(),
+            object_id: "o".into(),
+        },
+    ])
+    .unwrap();
+    let q = |sql: &str| scalar(&s.url, &sql.replace("{s}", &s.name));
+    assert_eq!(
+        q("SELECT string_agg(step || ':' || status, ',') FROM {s}.journal").as_deref(),
+        Some("1:done")
+    );
+    assert!(st.open_intents().unwrap().is_empty());
+    assert_eq!(st.head().unwrap().map(|h| h.serial), Some(1));
 }
 
 #[test]
@@ -923,7 +1019,8 @@ fn rows_written_twice_in_one_batch_keep_their_order() {
 
 /// Regression: a plan the server kept from when the journal was small scanned the whole
 /// journal for each step it closed, so an apply of 10,000 resources on a new state slowed
-/// down with every round (0.1 ms per round at first, 1 ms per round by the end).
+/// down with every round (0.1 ms per round at first, 1 ms per round by the end). A step
+/// opens as a row of `intents` and closes by moving to `journal`: no row is updated.
 #[test]
 fn apply_rounds_never_scan_a_whole_table_as_the_state_grows() {
     let Some(s) = Schema::new("no_scan") else {
@@ -949,7 +1046,8 @@ fn apply_rounds_never_scan_a_whole_table_as_the_state_grows() {
     // Creating the tables builds their indexes, which reads them.
     s.store("default").create("lin").unwrap();
     settle("n_tup_ins", "heads", 1);
-    let before = (stat("seq_scan", "journal"), stat("seq_scan", "resources"));
+    let scans = || ["intents", "journal", "resources"].map(|t| (t, stat("seq_scan", t)));
+    let before = scans();
     let st = s.store("default");
     let mut open: Vec<Intent> = Vec::new();
     for round in 0..60u64 {
@@ -967,15 +1065,212 @@ fn apply_rounds_never_scan_a_whole_table_as_the_state_grows() {
         st.commit(&batch).unwrap();
     }
     drop(st);
-    settle("n_tup_ins", "journal", 600);
-    assert_eq!(stat("n_tup_ins", "journal"), 600);
-    assert_eq!(stat("n_tup_upd", "journal"), 590);
-    assert_eq!(
-        (stat("seq_scan", "journal"), stat("seq_scan", "resources")),
-        before,
-        "a write scanned a whole table"
-    );
+    settle("n_tup_ins", "journal", 590);
+    settle("n_tup_del", "intents", 590);
+    assert_eq!(stat("n_tup_ins", "intents"), 600);
+    assert_eq!(stat("n_tup_del", "intents"), 590);
+    assert_eq!(stat("n_tup_upd", "intents"), 0);
+    assert_eq!(stat("n_tup_ins", "journal"), 590);
+    assert_eq!(stat("n_tup_upd", "journal"), 0);
+    assert_eq!(scans(), before, "a write scanned a whole table");
     assert_eq!(s.store("default").resources().unwrap().len(), 590);
+}
+
+/// A schema written by the previous ballast (state schema version 1: open and finished
+/// steps in one `journal` table, keyed and indexed) is upgraded in place when a store opens
+/// it: open steps move to `intents` in the order they started, finished ones stay in the
+/// journal, which loses its indexes, and everything else is as it was. Several stores
+/// opening it at once upgrade it once; the roles that could read it still can.
+#[test]
+fn a_version_1_schema_is_upgraded_in_place_keeping_every_step() {
+    let Some(s) = Schema::new("from_v1") else {
+        return;
+    };
+    let url = &s.url;
+    let name = &s.name;
+    // The previous ballast's schema, as it created it (entry 0 of the migrations).
+    let v1 = ballast_state_pg::MIGRATIONS[0].replace("{s}", &format!("\"{name}\""));
+    raw(url, &format!("CREATE SCHEMA {name}"));
+    raw(url, &v1);
+    raw(
+        url,
+        &format!(
+            "INSERT INTO {name}.meta (key, value) VALUES ('format', 'ballast-state'), ('schema_version', '1');
+             INSERT INTO {name}.heads (workspace, lineage, serial, created) VALUES ('default', 'lin', 0, 0), ('other', 'lin-o', 0, 0);
+             UPDATE {name}.heads SET serial = 1 WHERE workspace = 'default';
+             INSERT INTO {name}.history (workspace, serial, time, command) VALUES ('default', 1, 0, 'apply');
+             GRANT USAGE ON SCHEMA {name} TO ballast_ro;
+             GRANT SELECT ON ALL TABLES IN SCHEMA {name} TO ballast_ro"
+        ),
+    );
+    // Its statements: resources put, steps opened, an object recorded, steps closed.
+    let put = format!(
+        "INSERT INTO {name}.resources (workspace, address, type, provider, id, attributes, sensitive, dependencies, tainted, private)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    );
+    let mut plain = resource("ballast_data.b");
+    plain.private = vec![];
+    for r in [resource("ballast_data.a"), plain.clone()] {
+        let private = (!r.private.is_empty()).then(|| r.private.clone());
+        exec(
+            url,
+            &put,
+            &[
+                &"default",
+                &r.address,
+                &r.type_name,
+                &r.provider,
+                &r.id,
+                &serde_json::to_string(&r.attributes).unwrap(),
+                &serde_json::to_string(&r.sensitive).unwrap(),
+                &serde_json::to_string(&r.dependencies).unwrap(),
+                &r.tainted,
+                &private,
+            ],
+        );
+    }
+    let open = format!(
+        "INSERT INTO {name}.journal (workspace, run, step, address, type, provider, action, status, started, planned, target, object_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9, $10, $11)"
+    );
+    let v1_open = |workspace: &str, i: &Intent| {
+        exec(
+            url,
+            &open,
+            &[
+                &workspace,
+                &i.id.run,
+                &i64::try_from(i.id.step).unwrap(),
+                &i.address,
+                &i.type_name,
+                &i.provider,
+                &i.action,
+                &7i64,
+                &serde_json::to_string(&i.planned).unwrap(),
+                &i.target,
+                &i.object_id,
+            ],
+        )
+    };
+    let v1_close = |i: &Intent, status: &str, error: Option<&str>| {
+        exec(
+            url,
+            &format!("UPDATE {name}.journal SET status = $4, ended = $5, error = $6 WHERE workspace = $1 AND run = $2 AND step = $3"),
+            &[&"default", &i.id.run, &i64::try_from(i.id.step).unwrap(), &status, &8i64, &error],
+        )
+    };
+    // Steps 1 to 4 of run-1 start in the order 3, 1, 2, 4; 1 and 4 finish.
+    let mut steps: Vec<Intent> = (1..=4).map(intent).collect();
+    steps[1].address = "ballast_data.b".into();
+    steps[2].target = None;
+    for k in [2, 0, 1, 3] {
+        v1_open("default", &steps[k]);
+    }
+    let elsewhere = step("run-o", 1, "ballast_data.o");
+    v1_open("other", &elsewhere);
+    exec(
+        url,
+        &format!("UPDATE {name}.journal SET object_id = $4 WHERE workspace = $1 AND run = $2 AND step = $3"),
+        &[&"default", &"run-1", &2i64, &"obj-2"],
+    );
+    steps[1].object_id = Some("obj-2".into());
+    v1_close(&steps[0], "failed", Some("boom"));
+    v1_close(&steps[3], "done", None);
+
+    // A run of the previous ballast holds the lock of workspace default: the upgrade waits
+    // for it to finish rather than change the tables under it.
+    let q = |sql: &str| scalar(url, &sql.replace("{s}", name));
+    let older_run = Session::open(url);
+    older_run.sql(&format!(
+        "SELECT pg_advisory_lock({});
+         INSERT INTO {name}.locks (workspace, holder, pid, host, since, operation, backend_pid)
+         VALUES ('default', 'tester', 4242, 'host-a', 0, 'apply', pg_backend_pid())",
+        ballast_state_pg::lock_key(name, "default")
+    ));
+    let e = err(PgStore::connect(&s.cfg("other")));
+    assert!(
+        e.contains("its workspace default is locked by tester on host-a (pid 4242)"),
+        "{e}"
+    );
+    assert!(
+        e.contains("version 1") && e.contains("nothing was changed"),
+        "{e}"
+    );
+    assert_eq!(
+        q("SELECT value FROM {s}.meta WHERE key = 'schema_version'").as_deref(),
+        Some("1")
+    );
+    // It finishes (and its record, now stale, keeps nobody out).
+    older_run.sql(&format!(
+        "SELECT pg_advisory_unlock({})",
+        ballast_state_pg::lock_key(name, "default")
+    ));
+    // Three stores open it at once: one upgrades it, the others wait and find it done.
+    let opened: Vec<_> = (0..3)
+        .map(|_| {
+            let cfg = s.cfg("default");
+            std::thread::spawn(move || PgStore::connect(&cfg))
+        })
+        .collect();
+    let stores: Vec<PgStore> = opened
+        .into_iter()
+        .map(|h| h.join().unwrap().unwrap_or_else(|e| panic!("{e:#}")))
+        .collect();
+    let st = &stores[0];
+    assert_eq!(
+        q("SELECT value FROM {s}.meta WHERE key = 'schema_version'").as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        st.open_intents().unwrap(),
+        vec![steps[2].clone(), steps[1].clone()],
+        "the open steps, in the order they started"
+    );
+    assert_eq!(s.store("other").open_intents().unwrap(), vec![elsewhere]);
+    assert_eq!(
+        q("SELECT string_agg(step || ':' || status || ':' || coalesce(error, '-') || ':' || ended, ',' ORDER BY seq) FROM {s}.journal")
+            .as_deref(),
+        Some("1:failed:boom:8,4:done:-:8")
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM pg_indexes WHERE schemaname = '{s}' AND tablename = 'journal'")
+            .as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        st.resources().unwrap(),
+        vec![resource("ballast_data.a"), plain]
+    );
+    let head = st.head().unwrap().unwrap();
+    assert_eq!((head.lineage.as_str(), head.serial), ("lin", 1));
+    // The upgraded schema works as a new one: a step still open cannot open again, a new
+    // one starts after the migrated ones, a migrated one closes into the journal.
+    let e = err(st.commit(&[Write::OpenIntent(steps[2].clone())]));
+    assert!(e.contains("step 3 of run run-1"), "{e}");
+    let five = step("run-2", 5, "ballast_data.c");
+    st.commit(&[
+        Write::OpenIntent(five.clone()),
+        close(&steps[1], Outcome::Done),
+    ])
+    .unwrap();
+    assert_eq!(
+        stores[2].open_intents().unwrap(),
+        vec![steps[2].clone(), five]
+    );
+    assert_eq!(
+        q("SELECT string_agg(step || ':' || status || ':' || coalesce(object_id, '-'), ',' ORDER BY seq) FROM {s}.journal")
+            .as_deref(),
+        Some("1:failed:-,2:done:obj-2,4:done:-")
+    );
+    // A role that could read the journal reads the open steps too.
+    let ro = PgStore::connect(&PgConfig {
+        conn_str: Some(ro_url(url)),
+        schema_name: name.clone(),
+        workspace: "default".into(),
+    })
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(ro.read_only().is_some());
+    assert_eq!(ro.open_intents().unwrap().len(), 2);
 }
 
 /// The store is synchronous: it must work when called from inside a tokio runtime of
