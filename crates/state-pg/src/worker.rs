@@ -67,9 +67,6 @@ struct Stmts {
     intent_object: Statement,
     intent_target: Statement,
     close_intent: Statement,
-    begin: Statement,
-    write_plans: Statement,
-    commit: Statement,
     round: Statement,
     resources: Statement,
     outputs: Statement,
@@ -94,6 +91,8 @@ pub struct Worker {
     held: bool,
     /// How long any request waits for the server.
     pub(crate) timeout: Duration,
+    /// Whether the session has its settings for writes (`WRITE_PLANS`).
+    writing: bool,
 }
 
 fn lost_error(lost: &Mutex<Option<String>>, n: &Names) -> anyhow::Error {
@@ -261,6 +260,7 @@ impl Worker {
                 key,
                 held: false,
                 timeout,
+                writing: false,
             },
             Ready { read_only },
         ))
@@ -792,16 +792,16 @@ impl Worker {
         Ok(())
     }
 
-    /// One transaction. A batch that one statement can write goes out as BEGIN, that
-    /// statement and COMMIT together, in one round trip: if the statement fails, the
-    /// transaction is aborted and the COMMIT behind it rolls it back. Any other batch is
-    /// BEGIN, its statements pipelined (sent together, answered together), then COMMIT,
-    /// or ROLLBACK at the first failure.
+    /// One transaction. A batch that one statement can write is that statement alone,
+    /// which the server commits or rolls back whole (one message, one round trip). Any
+    /// other batch is BEGIN, its statements pipelined (sent together, answered together),
+    /// then COMMIT, or ROLLBACK at the first failure.
     ///
-    /// Writes never scan a table: each transaction turns sequential scans off, so that a
-    /// plan the server keeps from when a table was small cannot read the whole table for
-    /// each row once it has grown (an apply of 10,000 resources grows the journal from
-    /// nothing in one session).
+    /// Writes never scan a table: before its first write, the session turns sequential
+    /// scans off and keeps one generic plan per statement, so that a plan made when a
+    /// table was small cannot read the whole table for each row once it has grown (an
+    /// apply of 10,000 resources grows the journal from nothing in one session). The
+    /// state's reads before that (a plan's refresh) are planned as usual.
     pub(crate) async fn commit(&mut self, writes: &[Write]) -> Result<()> {
         if writes.is_empty() {
             return Ok(());
@@ -809,27 +809,24 @@ impl Worker {
         if self.client()?.is_closed() {
             return Err(self.lost_error());
         }
+        if !self.writing {
+            self.client()?
+                .batch_execute(WRITE_PLANS)
+                .await
+                .map_err(|e| self.op_error(&e))?;
+            self.writing = true;
+        }
         if let Some(round) = self.round(writes)? {
             let client = self.client()?;
-            let st = &self.st;
-            let ops = [
-                Op::new(&st.begin, vec![]),
-                Op::new(&st.write_plans, vec![]),
-                round,
-                Op::new(&st.commit, vec![]),
-            ];
-            let mut results = join_all(ops.iter().map(|op| op.run(client))).await;
-            let done = results.pop().unwrap_or(Ok(0));
-            if let Some(f) = failure(&ops, results, &self.n) {
-                return Err(if client.is_closed() {
-                    self.lost_error()
-                } else {
-                    f
-                });
-            }
-            return self.committed(done.map(|_| ()));
+            let done = round.run(client).await;
+            return match done {
+                Ok(_) => Ok(()),
+                Err(e) if e.is_closed() => self.committed(Err(e)),
+                Err(e) => Err(failure(&[round], vec![Err(e)], &self.n)
+                    .unwrap_or_else(|| anyhow!("the batch failed"))),
+            };
         }
-        let mut ops = vec![Op::new(&self.st.write_plans, vec![])];
+        let mut ops = Vec::new();
         for w in writes {
             self.single(w, &mut ops)?;
         }
@@ -970,6 +967,9 @@ impl Worker {
 }
 
 /// The error of the first statement that failed (or touched no row where it must), if any.
+/// The session's settings for writes (see [`Worker::commit`]).
+const WRITE_PLANS: &str = "SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan";
+
 fn failure(
     ops: &[Op],
     results: Vec<Result<u64, tokio_postgres::Error>>,
@@ -1499,9 +1499,6 @@ async fn prepare_all(c: &Client, n: &Names) -> Result<Stmts> {
                  INSERT INTO {s}.journal (seq, workspace, run, step, address, type, provider, action, status, object_id, planned, target, started, ended, error)
                  SELECT c.seq, c.workspace, c.run, c.step, c.address, c.type, c.provider, c.action, $4, c.object_id, c.planned, c.target, c.started, $5, $6
                  FROM closed c"),
-        "BEGIN".to_string(),
-        "SELECT set_config('enable_seqscan', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)".to_string(),
-        "COMMIT".to_string(),
         // A round: resources put ($3-$11) and removed ($12), steps closed ($13-$16: their
         // intents deleted, their finished entries added to the journal) and opened
         // ($17-$25). Each array may be empty; no row occurs twice (see `round`), so the
@@ -1582,9 +1579,6 @@ async fn prepare_all(c: &Client, n: &Names) -> Result<Stmts> {
         intent_object: next()?,
         intent_target: next()?,
         close_intent: next()?,
-        begin: next()?,
-        write_plans: next()?,
-        commit: next()?,
         round: next()?,
         resources: next()?,
         outputs: next()?,
