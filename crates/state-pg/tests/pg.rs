@@ -78,8 +78,8 @@ impl Drop for Schema {
     }
 }
 
-/// Runs SQL (one or more statements) on a connection of its own; the rows it returned.
-fn simple(url: &str, sql: &str) -> Vec<tokio_postgres::SimpleQueryMessage> {
+/// Runs `f` on a connection of its own, closed when it is done.
+fn on_own_connection<T>(url: &str, f: impl AsyncFnOnce(&tokio_postgres::Client) -> T) -> T {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -89,11 +89,16 @@ fn simple(url: &str, sql: &str) -> Vec<tokio_postgres::SimpleQueryMessage> {
             .await
             .expect("raw connection");
         let task = tokio::spawn(conn);
-        let rows = client.simple_query(sql).await.expect(sql);
+        let out = f(&client).await;
         drop(client);
         let _ = task.await;
-        rows
+        out
     })
+}
+
+/// Runs SQL (one or more statements) on a connection of its own; the rows it returned.
+fn simple(url: &str, sql: &str) -> Vec<tokio_postgres::SimpleQueryMessage> {
+    on_own_connection(url, async |c| c.simple_query(sql).await.expect(sql))
 }
 
 fn raw(url: &str, sql: &str) {
@@ -102,19 +107,9 @@ fn raw(url: &str, sql: &str) {
 
 /// Runs one statement with parameters on a connection of its own.
 fn exec(url: &str, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .expect("raw connection");
-        let task = tokio::spawn(conn);
-        client.execute(sql, params).await.expect(sql);
-        drop(client);
-        let _ = task.await;
-    });
+    on_own_connection(url, async |c| {
+        c.execute(sql, params).await.expect(sql);
+    })
 }
 
 /// A connection of its own that stays open (and keeps its session's locks) until dropped.
