@@ -717,10 +717,10 @@ fn add_volumes(ctx: &Ctx, st: &mut crate::state::State, volumes: &Value) -> Resu
 }
 
 /// `GET /_sim/stats` (not a PVE endpoint): the API requests served so far, in all and by
-/// route (`GET /nodes/{node}/qemu/{vmid}/config`), and the most served at once
-/// (`max_in_flight`), and the most tasks running at once (`max_tasks_running`); `DELETE`
-/// starts the counts again. Requests the `http_5xx` fault
-/// answered are not counted by route; ticket logins are not counted at all.
+/// route (`GET /nodes/{node}/qemu/{vmid}/config`), the most served at once
+/// (`max_in_flight`) and the most tasks running at once (`max_tasks_running`); `DELETE`
+/// starts the counts again. Requests the `http_5xx` fault answered are not counted by
+/// route; ticket logins are not counted at all.
 fn sim_stats(ctx: &Ctx, method: &Method) -> Result<Response<Full<Bytes>>, ApiError> {
     let mut st = ctx.sim.lock_state();
     match *method {
