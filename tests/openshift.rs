@@ -83,6 +83,20 @@ impl Kube {
         r
     }
 
+    /// `ballast import -generate-config-out` of `id` as `address`, in a new directory with
+    /// an empty provider block: that directory, and the configuration written.
+    fn import_into_new_directory(&self, address: &str, id: &str) -> (Work, String) {
+        let w = Work::new();
+        w.write("main.hcl", "provider \"openshift\" {}\n");
+        self.ballast(
+            &w,
+            &["import", "-generate-config-out=imported.hcl", address, id],
+            0,
+        );
+        let hcl = w.read("imported.hcl");
+        (w, hcl)
+    }
+
     /// The MachineConfig as the cluster holds it.
     fn live(&self) -> Value {
         serde_json::to_value(self.rt.block_on(self.mcs().get(NAME)).expect("the object"))
@@ -113,7 +127,7 @@ impl Kube {
                 node,
                 &PatchParams::default(),
                 &Patch::Merge(
-                    json!({"metadata": {"labels": {"node-role.kubernetes.io/infra": ""}}}),
+                    json!({"metadata": {"labels": {ballast_kube_sim::INFRA_NODE_LABEL: ""}}}),
                 ),
             ))
             .expect("labelled");
@@ -121,16 +135,8 @@ impl Kube {
             self.client.clone(),
             &ar("MachineConfigPool", "machineconfigpools"),
         );
-        let pool: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "machineconfiguration.openshift.io/v1", "kind": "MachineConfigPool",
-            "metadata": {"name": "infra"},
-            "spec": {
-                "machineConfigSelector": {"matchExpressions": [{"key": "machineconfiguration.openshift.io/role",
-                    "operator": "In", "values": ["worker", "infra"]}]},
-                "nodeSelector": {"matchLabels": {"node-role.kubernetes.io/infra": ""}}
-            }
-        }))
-        .expect("a pool");
+        let pool: DynamicObject =
+            serde_json::from_value(ballast_kube_sim::infra_pool()).expect("a pool");
         self.rt
             .block_on(pools.create(&Default::default(), &pool))
             .expect("created");
@@ -534,19 +540,7 @@ fn someone_elses_object_is_a_conflict_at_plan_and_import_writes_heredocs_that_pl
     assert!(all.contains("kubectl-client-side-apply"), "{all}");
     insta::assert_snapshot!("openshift_conflict", plan.text(&w));
 
-    let w = Work::new();
-    w.write("main.hcl", "provider \"openshift\" {}\n");
-    k.ballast(
-        &w,
-        &[
-            "import",
-            "-generate-config-out=swap.hcl",
-            "openshift_machine_config.swap",
-            NAME,
-        ],
-        0,
-    );
-    let hcl = w.read("swap.hcl");
+    let (w, hcl) = k.import_into_new_directory("openshift_machine_config.swap", NAME);
     assert!(hcl.contains("<<-EOT"), "{hcl}");
     assert!(hcl.contains("PARTLABEL=\"CNV_SWAP\""), "{hcl}");
     insta::assert_snapshot!("openshift_import_hcl", hcl);
@@ -676,19 +670,8 @@ fn owners_masks_drop_ins_extensions_kernel_type_fips_and_os_image_apply_plan_cle
     insta::assert_snapshot!("openshift_fields_dropin_one_line", plan.text(&w));
 
     // Import writes every field back, and that configuration plans clean.
-    let w = Work::new();
-    w.write("main.hcl", "provider \"openshift\" {}\n");
-    k.ballast(
-        &w,
-        &[
-            "import",
-            "-generate-config-out=fields.hcl",
-            "openshift_machine_config.fields",
-            "80-worker-fields",
-        ],
-        0,
-    );
-    let hcl = w.read("fields.hcl");
+    let (w, hcl) =
+        k.import_into_new_directory("openshift_machine_config.fields", "80-worker-fields");
     for needle in [
         "user",
         "\"chrony\"",

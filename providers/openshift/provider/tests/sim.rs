@@ -188,12 +188,20 @@ impl Env {
         (r, ctx)
     }
 
+    /// Plans a create of `config` and applies it, as the engine would.
+    async fn plan_and_create(
+        &self,
+        rt: &Arc<dyn ResourceType>,
+        config: &Value,
+        within: Duration,
+    ) -> (Result<Option<Value>, ProviderError>, Ctx) {
+        let plan = self.plan(rt, None, config).await.expect("plan");
+        self.apply(rt, ChangeKind::Create, None, &plan.planned, within)
+            .await
+    }
+
     async fn pool(&self) -> Json {
-        let api: Api<DynamicObject> = Api::all_with(
-            self.client.clone(),
-            &ar("MachineConfigPool", "machineconfigpools"),
-        );
-        serde_json::to_value(api.get("worker").await.expect("the pool")).unwrap_or_default()
+        self.pool_named("worker").await
     }
 
     async fn pool_named(&self, name: &str) -> Json {
@@ -213,7 +221,7 @@ impl Env {
                 node,
                 &PatchParams::default(),
                 &Patch::Merge(
-                    json!({"metadata": {"labels": {"node-role.kubernetes.io/infra": ""}}}),
+                    json!({"metadata": {"labels": {ballast_kube_sim::INFRA_NODE_LABEL: ""}}}),
                 ),
             )
             .await
@@ -222,16 +230,8 @@ impl Env {
             self.client.clone(),
             &ar("MachineConfigPool", "machineconfigpools"),
         );
-        let pool: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "machineconfiguration.openshift.io/v1", "kind": "MachineConfigPool",
-            "metadata": {"name": "infra", "labels": {"pools.operator.machineconfiguration.openshift.io/infra": ""}},
-            "spec": {
-                "machineConfigSelector": {"matchExpressions": [{"key": "machineconfiguration.openshift.io/role",
-                    "operator": "In", "values": ["worker", "infra"]}]},
-                "nodeSelector": {"matchLabels": {"node-role.kubernetes.io/infra": ""}}
-            }
-        }))
-        .expect("a pool");
+        let pool: DynamicObject =
+            serde_json::from_value(ballast_kube_sim::infra_pool()).expect("a pool");
         pools
             .create(&Default::default(), &pool)
             .await
@@ -370,18 +370,8 @@ async fn a_degraded_node_fails_the_apply_with_its_message_and_the_object_is_reco
     e.sim
         .faults(&json!({"degrade_node": {"node": "next", "message": "failed to drain worker: pod disruption budget"}}))
         .expect("faults");
-    let plan = e
-        .plan(&e.mc, None, &swap_config(SCRIPT))
-        .await
-        .expect("plan");
     let (r, ctx) = e
-        .apply(
-            &e.mc,
-            ChangeKind::Create,
-            None,
-            &plan.planned,
-            Duration::from_secs(60),
-        )
+        .plan_and_create(&e.mc, &swap_config(SCRIPT), Duration::from_secs(60))
         .await;
     let err = r.expect_err("degraded");
     assert!(err.message.contains("pod disruption budget"), "{err}");
@@ -396,18 +386,8 @@ async fn a_stuck_node_ends_in_a_timeout_with_the_pools_state() {
     e.sim
         .faults(&json!({"stuck_node": "next"}))
         .expect("faults");
-    let plan = e
-        .plan(&e.mc, None, &swap_config(SCRIPT))
-        .await
-        .expect("plan");
     let (r, ctx) = e
-        .apply(
-            &e.mc,
-            ChangeKind::Create,
-            None,
-            &plan.planned,
-            Duration::from_secs(4),
-        )
+        .plan_and_create(&e.mc, &swap_config(SCRIPT), Duration::from_secs(4))
         .await;
     let err = r.expect_err("timeout");
     assert_eq!(err.kind, ErrorKind::Timeout);
@@ -619,16 +599,7 @@ async fn a_raw_config_and_a_kubelet_config_roll_out() {
         "machine_config_pool_selector": {"match_labels": {"pools.operator.machineconfiguration.openshift.io/worker": ""}},
         "kubelet_config": {"failSwapOn": false, "memorySwap": {"swapBehavior": "LimitedSwap"}},
     }));
-    let plan = e.plan(&e.kc, None, &kc).await.expect("plan");
-    let (r, ctx) = e
-        .apply(
-            &e.kc,
-            ChangeKind::Create,
-            None,
-            &plan.planned,
-            Duration::from_secs(60),
-        )
-        .await;
+    let (r, ctx) = e.plan_and_create(&e.kc, &kc, Duration::from_secs(60)).await;
     let obj = r.expect("apply").expect("object");
     assert!(ctx.was_created());
     let pool = e.pool().await;
@@ -813,18 +784,8 @@ async fn one_change_to_two_pools_has_a_live_line_per_pool_in_every_message() {
     // the last (on a terminal), or only the first of each 10 s (in a log).
     let e = env(4, 80, 100).await;
     e.infra_pool("worker-3").await;
-    let plan = e
-        .plan(&e.mc, None, &swap_config(SCRIPT))
-        .await
-        .expect("plan");
     let (r, ctx) = e
-        .apply(
-            &e.mc,
-            ChangeKind::Create,
-            None,
-            &plan.planned,
-            Duration::from_secs(60),
-        )
+        .plan_and_create(&e.mc, &swap_config(SCRIPT), Duration::from_secs(60))
         .await;
     r.expect("apply");
     for pool in ["worker", "infra"] {
@@ -874,18 +835,8 @@ async fn a_second_kubelet_config_waits_for_its_own_generated_config_not_the_firs
     // KubeletConfig's config already is, so a second one's wait ended before the render.
     let e = env(2, 60, 800).await;
     for (name, swap) in [("first", "LimitedSwap"), ("second", "NoSwap")] {
-        let plan = e
-            .plan(&e.kc, None, &kubelet(name, swap))
-            .await
-            .expect("plan");
         let (r, ctx) = e
-            .apply(
-                &e.kc,
-                ChangeKind::Create,
-                None,
-                &plan.planned,
-                Duration::from_secs(60),
-            )
+            .plan_and_create(&e.kc, &kubelet(name, swap), Duration::from_secs(60))
             .await;
         r.expect("apply");
         assert!(ctx.was_created());

@@ -82,3 +82,21 @@ impl Default for SimConfig {
 }
 
 pub use server::{start, SimHandle};
+
+/// The node label that puts a node into the custom `infra` pool.
+pub const INFRA_NODE_LABEL: &str = "node-role.kubernetes.io/infra";
+
+/// A custom `infra` MachineConfigPool as OpenShift documents it: its nodes carry
+/// [`INFRA_NODE_LABEL`], and it selects the worker MachineConfigs as well as its own (so one
+/// worker MachineConfig rolls out to two pools). For tests that create it through the API.
+pub fn infra_pool() -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "machineconfiguration.openshift.io/v1", "kind": "MachineConfigPool",
+        "metadata": {"name": "infra", "labels": {"pools.operator.machineconfiguration.openshift.io/infra": ""}},
+        "spec": {
+            "machineConfigSelector": {"matchExpressions": [{"key": "machineconfiguration.openshift.io/role",
+                "operator": "In", "values": ["worker", "infra"]}]},
+            "nodeSelector": {"matchLabels": {INFRA_NODE_LABEL: ""}}
+        }
+    })
+}

@@ -1167,15 +1167,7 @@ async fn custom_pool_takes_its_nodes_from_worker() {
         )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    let pool = json!({
-        "apiVersion": "machineconfiguration.openshift.io/v1", "kind": "MachineConfigPool",
-        "metadata": {"name": "infra"},
-        "spec": {
-            "machineConfigSelector": {"matchExpressions": [{"key": "machineconfiguration.openshift.io/role",
-                "operator": "In", "values": ["worker", "infra"]}]},
-            "nodeSelector": {"matchLabels": {"node-role.kubernetes.io/infra": ""}}
-        }
-    });
+    let pool = ballast_kube_sim::infra_pool();
     let a = api.post(MCP, &pool).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
     let mut infra_mc = worker_mc("50-infra", "x");
