@@ -161,12 +161,7 @@ impl Kube {
 
     /// Someone else applies the real object (kubectl's field manager).
     fn apply_real_object(&self) {
-        let text = std::fs::read_to_string(format!(
-            "{}/90-worker-kubelet-swap.machineconfig.yaml",
-            ballast_kube_sim::fidelity_dir(None).display()
-        ))
-        .expect("the fidelity object");
-        let obj: Value = serde_norway::from_str(&text).expect("its YAML");
+        let obj = ballast_kube_sim::field_note_machine_config().expect("the fidelity object");
         self.rt
             .block_on(self.mcs().patch(
                 NAME,

@@ -247,6 +247,14 @@ impl Env {
         }
     }
 
+    /// Server-side apply of a MachineConfig by another field manager (kubectl, Butane).
+    async fn apply_as(&self, manager: &str, obj: &Json) -> Result<DynamicObject, kube::Error> {
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        self.mcs()
+            .patch(name, &PatchParams::apply(manager), &Patch::Apply(obj))
+            .await
+    }
+
     fn mcs(&self) -> Api<DynamicObject> {
         Api::all_with(self.client.clone(), &ar("MachineConfig", "machineconfigs"))
     }
@@ -452,18 +460,8 @@ async fn wait_false_returns_at_once_and_a_paused_pool_is_reported_not_waited_on(
 async fn conflicts_unmanaged_names_force_import_orphans_and_drift() {
     let e = env(2, 30, 50).await;
     // The real object, applied by someone else (kubectl's manager).
-    let text = std::fs::read_to_string(format!(
-        "{}/90-worker-kubelet-swap.machineconfig.yaml",
-        ballast_kube_sim::fidelity_dir(None).display()
-    ))
-    .expect("the fidelity object");
-    let real: Json = serde_norway::from_str(&text).expect("yaml");
-    e.mcs()
-        .patch(
-            "90-worker-kubelet-swap",
-            &PatchParams::apply("kubectl-client-side-apply"),
-            &Patch::Apply(&real),
-        )
+    let real = ballast_kube_sim::field_note_machine_config().expect("the fidelity object");
+    e.apply_as("kubectl-client-side-apply", &real)
         .await
         .expect("kubectl apply");
     let plan = e
@@ -962,12 +960,7 @@ async fn a_butane_machine_config_with_gzip_contents_imports_as_text_and_plans_cl
             "contents": {"compression": "gzip",
                          "source": ballast_openshift::ignition::encode_gzip(&script)}}]}}}
     });
-    e.mcs()
-        .patch(
-            "99-worker-butane",
-            &PatchParams::apply("butane"),
-            &Patch::Apply(&mc),
-        )
+    e.apply_as("butane", &mc)
         .await
         .expect("apply the Butane object");
     let imported = e.mc.import("99-worker-butane").await.expect("import");

@@ -83,6 +83,23 @@ impl Default for SimConfig {
 
 pub use server::{start, SimHandle};
 
+/// The field note's MachineConfig (`90-worker-kubelet-swap`), in the fidelity directory.
+pub const FIELD_NOTE_MACHINE_CONFIG: &str = "90-worker-kubelet-swap.machineconfig.yaml";
+
+/// The path of [`FIELD_NOTE_MACHINE_CONFIG`] in the default fidelity directory.
+pub fn field_note_machine_config_path() -> PathBuf {
+    fidelity_dir(None).join(FIELD_NOTE_MACHINE_CONFIG)
+}
+
+/// [`FIELD_NOTE_MACHINE_CONFIG`] read, as JSON: the real object, for tests that apply it as
+/// someone else would.
+pub fn field_note_machine_config() -> Result<serde_json::Value, String> {
+    let path = field_note_machine_config_path();
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_norway::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// The node label that puts a node into the custom `infra` pool.
 pub const INFRA_NODE_LABEL: &str = "node-role.kubernetes.io/infra";
 

@@ -280,10 +280,8 @@ async fn validation_422_and_strict_unknown_fields() {
         .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
     // The real 90-worker-kubelet-swap MachineConfig passes.
-    let text = std::fs::read_to_string(
-        ballast_kube_sim::fidelity_dir(None).join("90-worker-kubelet-swap.machineconfig.yaml"),
-    )
-    .expect("fidelity file");
+    let text = std::fs::read_to_string(ballast_kube_sim::field_note_machine_config_path())
+        .expect("fidelity file");
     let a = api
         .send(
             api.req(Method::POST, &format!("{MC}?fieldValidation=Strict"))

@@ -139,9 +139,9 @@ async fn kubectl_works_unchanged() {
     .expect("simulator starts");
     let kc = sim.kubeconfig.clone();
     let cache = std::env::temp_dir().join(format!("kube-sim-kubectl-cache-{}", std::process::id()));
-    let swap =
-        ballast_kube_sim::fidelity_dir(None).join("90-worker-kubelet-swap.machineconfig.yaml");
-    let swap = swap.to_string_lossy().into_owned();
+    let swap = ballast_kube_sim::field_note_machine_config_path()
+        .to_string_lossy()
+        .into_owned();
     let out = tokio::task::spawn_blocking(move || {
         let run = |args: &[&str]| kubectl(&bin, &kc, &cache, args);
         let mut log = Vec::new();
