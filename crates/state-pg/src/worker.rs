@@ -818,12 +818,9 @@ impl Worker {
         }
         if let Some(round) = self.round(writes)? {
             let client = self.client()?;
-            let done = round.run(client).await;
-            return match done {
-                Ok(_) => Ok(()),
+            return match round.run(client).await {
                 Err(e) if e.is_closed() => self.committed(Err(e)),
-                Err(e) => Err(failure(&[round], vec![Err(e)], &self.n)
-                    .unwrap_or_else(|| anyhow!("the batch failed"))),
+                r => round.failed(r, &self.n).map_or(Ok(()), Err),
             };
         }
         let mut ops = Vec::new();
@@ -966,29 +963,16 @@ impl Worker {
     }
 }
 
-/// The error of the first statement that failed (or touched no row where it must), if any.
 /// The session's settings for writes (see [`Worker::commit`]).
 const WRITE_PLANS: &str = "SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan";
 
+/// The error of the first statement that failed (or touched no row where it must), if any.
 fn failure(
     ops: &[Op],
     results: Vec<Result<u64, tokio_postgres::Error>>,
     n: &Names,
 ) -> Option<anyhow::Error> {
-    for (op, r) in ops.iter().zip(results) {
-        match r {
-            Ok(0) if op.on_zero.is_some() => return op.on_zero.clone().map(|m| anyhow!(m)),
-            Ok(_) => continue,
-            Err(e) => {
-                return Some(match (&op.on_unique, e.code()) {
-                    (Some(m), Some(c)) if *c == SqlState::UNIQUE_VIOLATION => anyhow!(m.clone()),
-                    _ if e.is_closed() => anyhow!("the connection was lost"),
-                    _ => op_error(&e, n),
-                })
-            }
-        }
-    }
-    None
+    ops.iter().zip(results).find_map(|(op, r)| op.failed(r, n))
 }
 
 /// A statement's parameters, in order.
@@ -1046,6 +1030,19 @@ impl Op {
     async fn run<C: GenericClient>(&self, c: &C) -> Result<u64, tokio_postgres::Error> {
         let params: Vec<&(dyn ToSql + Sync)> = self.params.iter().map(|b| &**b).collect();
         c.execute(&self.stmt, &params).await
+    }
+
+    /// Why its result is a failure, if it is one: an error, or no row where one was due.
+    fn failed(&self, r: Result<u64, tokio_postgres::Error>, n: &Names) -> Option<anyhow::Error> {
+        match r {
+            Ok(0) => self.on_zero.clone().map(|m| anyhow!(m)),
+            Ok(_) => None,
+            Err(e) => Some(match (&self.on_unique, e.code()) {
+                (Some(m), Some(c)) if *c == SqlState::UNIQUE_VIOLATION => anyhow!(m.clone()),
+                _ if e.is_closed() => anyhow!("the connection was lost"),
+                _ => op_error(&e, n),
+            }),
+        }
     }
 
     fn zero(mut self, m: String) -> Self {
