@@ -451,22 +451,7 @@ impl ResourceType for KubeletConfig {
         };
         // The object is as planned; the rollout is the cluster's work (an interrupted run
         // resumes the wait, see `resume`).
-        let waited = rollout::settle_and_wait(
-            &self.cluster,
-            targets,
-            &obj,
-            planned,
-            ctx,
-            &req.cancel,
-            req.deadline,
-            &what,
-        )
-        .await?;
-        Ok(Applied {
-            object: Some(obj),
-            private: waited.then(Vec::new),
-            ..Applied::default()
-        })
+        rollout::applied(&self.cluster, targets, obj, planned, &req, ctx, &what).await
     }
 
     async fn resume(

@@ -562,20 +562,12 @@ impl ResourceType for MachineConfig {
             .apply(&crate::mc(), &name, &body, self.cluster.force_for(planned))
             .await?;
         let obj = from_object(&live, Some(planned));
+        if req.kind == ChangeKind::Create {
+            ctx.created(&obj)?;
+        }
         // The object is as planned; the rollout is the cluster's work (an interrupted run
         // resumes the wait, see `resume`).
-        rollout::applied(
-            &self.cluster,
-            &req.kind,
-            targets,
-            obj,
-            planned,
-            ctx,
-            &req.cancel,
-            req.deadline,
-            &what,
-        )
-        .await
+        rollout::applied(&self.cluster, targets, obj, planned, &req, ctx, &what).await
     }
 
     async fn resume(

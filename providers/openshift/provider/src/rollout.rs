@@ -224,31 +224,28 @@ pub fn selecting<'a>(pools: &'a [Json], labels: &serde_json::Map<String, Json>) 
         .collect()
 }
 
-/// Waits for every target; progress per pool through `ctx`. Paused pools are reported and
-/// not waited on.
-/// The end of an apply of a MachineConfig or KubeletConfig read back as `obj`: a create is
-/// recorded at once, then [`settle_and_wait`]; the object, with its private data cleared
-/// once a wait has ended.
-#[allow(clippy::too_many_arguments)]
+/// The end of an apply of a MachineConfig or KubeletConfig read back as `obj` (a create is
+/// recorded already): unless `planned` says `wait = false` or no pool is affected, records
+/// it as applied (`settled`: a failed wait must not taint it, or the next apply would
+/// replace it and roll twice) and waits, resumably. The object, with its private data
+/// cleared once a wait has ended.
 pub async fn applied(
     cluster: &Cluster,
-    kind: &ballast_sdk::ChangeKind,
     targets: Vec<Target>,
     obj: ballast_sdk::Value,
     planned: &ballast_sdk::Value,
+    req: &ballast_sdk::ApplyRequest<'_>,
     ctx: &dyn ApplyContext,
-    cancel: &CancellationToken,
-    deadline: Instant,
     what: &str,
 ) -> Result<ballast_sdk::Applied, ProviderError> {
-    if *kind == ballast_sdk::ChangeKind::Create {
-        ctx.created(&obj)?;
+    let waits = planned.get("wait").as_bool() != Some(false) && !targets.is_empty();
+    if waits {
+        ctx.settled(&obj)?;
+        wait_resumably(cluster, targets, ctx, &req.cancel, req.deadline, what).await?;
     }
-    let waited =
-        settle_and_wait(cluster, targets, &obj, planned, ctx, cancel, deadline, what).await?;
     Ok(ballast_sdk::Applied {
         object: Some(obj),
-        private: waited.then(Vec::new),
+        private: waits.then(Vec::new),
         ..ballast_sdk::Applied::default()
     })
 }
@@ -267,14 +264,7 @@ pub async fn deleted(
     ctx: &dyn ApplyContext,
 ) -> Result<ballast_sdk::Applied, ProviderError> {
     if cluster.delete(ar, name).await? && prior.get("wait").as_bool() != Some(false) {
-        if !targets.is_empty() {
-            if let Err(e) = ctx.save_private(&save(&targets)) {
-                ctx.progress(Progress::message(format!(
-                    "(the wait cannot be resumed after an interruption: {e})"
-                )));
-            }
-        }
-        wait(
+        wait_resumably(
             cluster,
             targets,
             ctx,
@@ -308,34 +298,29 @@ pub async fn resume_wait(
     Ok(true)
 }
 
-/// After an object was applied (`obj`, as read back): unless `planned` says `wait =
-/// false` or no pool is affected, records it as applied (`settled`: a failed wait must not
-/// taint it, or the next apply would replace it and roll twice), keeps the targets as
-/// private data (an interrupted run resumes the wait), and waits. Whether it waited.
-#[allow(clippy::too_many_arguments)]
-pub async fn settle_and_wait(
+/// [`wait`], with the targets kept first as the recorded object's private data, so that a
+/// run interrupted during the wait resumes it (`resume_wait`).
+async fn wait_resumably(
     cluster: &Cluster,
     targets: Vec<Target>,
-    obj: &ballast_sdk::Value,
-    planned: &ballast_sdk::Value,
     ctx: &dyn ApplyContext,
     cancel: &CancellationToken,
     deadline: Instant,
     what: &str,
-) -> Result<bool, ProviderError> {
-    if planned.get("wait").as_bool() == Some(false) || targets.is_empty() {
-        return Ok(false);
+) -> Result<(), ProviderError> {
+    if targets.is_empty() {
+        return Ok(());
     }
-    ctx.settled(obj)?;
     if let Err(e) = ctx.save_private(&save(&targets)) {
         ctx.progress(Progress::message(format!(
             "(the wait cannot be resumed after an interruption: {e})"
         )));
     }
-    wait(cluster, targets, ctx, cancel, deadline, what).await?;
-    Ok(true)
+    wait(cluster, targets, ctx, cancel, deadline, what).await
 }
 
+/// Waits for every target; progress per pool through `ctx`. Paused pools are reported and
+/// not waited on.
 pub async fn wait(
     cluster: &Cluster,
     targets: Vec<Target>,
