@@ -90,6 +90,15 @@ fn parse_download(v: &Value) -> Result<Download, String> {
     Ok(d)
 }
 
+/// A setting that null clears: `Some(None)` for null, `Some(Some(x))` for a value `get`
+/// reads, `None` for a value of the wrong type.
+fn optional<T>(v: &Value, get: impl Fn(&Value) -> Option<T>) -> Option<Option<T>> {
+    match v {
+        Value::Null => Some(None),
+        _ => get(v).map(Some),
+    }
+}
+
 impl Faults {
     /// Apply a JSON patch; unknown keys or wrong types are an error.
     pub fn apply(&mut self, patch: &Value) -> Result<(), String> {
@@ -100,20 +109,12 @@ impl Faults {
             let bad = || format!("faults: bad value for '{k}': {v}");
             match k.as_str() {
                 "fail_next_create" => {
-                    self.fail_next_create = match v {
-                        Value::Null => None,
-                        Value::String(s) => Some(s.clone()),
-                        _ => return Err(bad()),
-                    }
+                    self.fail_next_create =
+                        optional(v, |v| v.as_str().map(str::to_string)).ok_or_else(bad)?
                 }
                 "stuck_locks" => self.stuck_locks = v.as_bool().ok_or_else(bad)?,
                 "hang_tasks" => self.hang_tasks = v.as_bool().ok_or_else(bad)?,
-                "lock_wait_ms" => {
-                    self.lock_wait_ms = match v {
-                        Value::Null => None,
-                        _ => Some(v.as_u64().ok_or_else(bad)?),
-                    }
-                }
+                "lock_wait_ms" => self.lock_wait_ms = optional(v, Value::as_u64).ok_or_else(bad)?,
                 "http_5xx" => {
                     self.http_5xx = v
                         .as_u64()
@@ -121,24 +122,11 @@ impl Faults {
                         .ok_or_else(bad)?
                 }
                 "http_5xx_route" => {
-                    self.http_5xx_route = match v {
-                        Value::Null => None,
-                        Value::String(s) => Some(s.clone()),
-                        _ => return Err(bad()),
-                    }
+                    self.http_5xx_route =
+                        optional(v, |v| v.as_str().map(str::to_string)).ok_or_else(bad)?
                 }
-                "latency_ms" => {
-                    self.latency_ms = match v {
-                        Value::Null => None,
-                        _ => Some(v.as_u64().ok_or_else(bad)?),
-                    }
-                }
-                "task_ms" => {
-                    self.task_ms = match v {
-                        Value::Null => None,
-                        _ => Some(v.as_u64().ok_or_else(bad)?),
-                    }
-                }
+                "latency_ms" => self.latency_ms = optional(v, Value::as_u64).ok_or_else(bad)?,
+                "task_ms" => self.task_ms = optional(v, Value::as_u64).ok_or_else(bad)?,
                 "steal_next_vmid" => self.steal_next_vmid = v.as_bool().ok_or_else(bad)?,
                 "token_is_root" => self.token_is_root = v.as_bool().ok_or_else(bad)?,
                 "downloads" => {
