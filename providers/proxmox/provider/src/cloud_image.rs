@@ -12,22 +12,27 @@ use crate::pve::{as_u64, Pve};
 use async_trait::async_trait;
 use ballast_sdk::{
     Applied, ApplyContext, ApplyRequest, AttrSchema, AttrType, ChangeKind, Conflict, PlanRequest,
-    PlanResponse, ProviderError, Requirement, ResourceSchema, ResourceType, ResumeRequest,
-    Timeouts, Value,
+    PlanResponse, ProviderError, ResourceSchema, ResourceType, ResumeRequest, Timeouts, Value,
 };
 use reqwest::Method;
 use serde_json::Value as Json;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::Feature;
+
 pub const TYPE: &str = "proxmox_cloud_image";
 /// The storage content type `import` (disk images for `import-from`) came with PVE 8.3
 /// (pve-storage d955a46, 2024-11).
-pub const IMPORT_CONTENT: &str = "import-content";
-pub const IMPORT_CONTENT_SINCE: (u32, u32) = (8, 3);
+pub const IMPORT_CONTENT: Feature = Feature {
+    name: "import-content",
+    since: (8, 3),
+};
 /// `download-url`'s `compression` (pve-storage 2197ff9, PVE 8.1).
-pub const DOWNLOAD_DECOMPRESSION: &str = "download-decompression";
-pub const DOWNLOAD_DECOMPRESSION_SINCE: (u32, u32) = (8, 1);
+pub const DOWNLOAD_DECOMPRESSION: Feature = Feature {
+    name: "download-decompression",
+    since: (8, 1),
+};
 const ALGORITHMS: [&str; 6] = ["md5", "sha1", "sha224", "sha256", "sha384", "sha512"];
 
 pub fn schema() -> ResourceSchema {
@@ -427,26 +432,16 @@ impl ResourceType for CloudImage {
                 .as_str()
                 .is_some()
             {
-                let (maj, min) = DOWNLOAD_DECOMPRESSION_SINCE;
-                resp.requires.push(Requirement {
-                    capability: DOWNLOAD_DECOMPRESSION.to_string(),
-                    since: Some(format!("PVE {maj}.{min}")),
-                    needed_for: "decompression_algorithm".to_string(),
-                    remedy: format!(
-                        "upgrade the server to PVE {maj}.{min} or later, or download an image that is not compressed"
-                    ),
-                });
+                resp.requires.push(DOWNLOAD_DECOMPRESSION.required(
+                    "decompression_algorithm",
+                    "download an image that is not compressed",
+                ));
             }
             if resp.planned.get("content_type").as_str() == Some("import") {
-                let (maj, min) = IMPORT_CONTENT_SINCE;
-                resp.requires.push(Requirement {
-                    capability: IMPORT_CONTENT.to_string(),
-                    since: Some(format!("PVE {maj}.{min}")),
-                    needed_for: "content_type = \"import\"".to_string(),
-                    remedy: format!(
-                        "upgrade the server to PVE {maj}.{min} or later, or download with content_type = \"iso\""
-                    ),
-                });
+                resp.requires.push(IMPORT_CONTENT.required(
+                    "content_type = \"import\"",
+                    "download with content_type = \"iso\"",
+                ));
             }
             // A file with this name that this state does not record: not overwritten.
             let existing = match (resp.planned.get("node_name").as_str(), volid(&resp.planned)) {

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use ballast_sdk::retry::Backoff;
 use ballast_sdk::{
     AttrSchema, AttrType, Capabilities, ConfigureContext, Limits, Provider, ProviderError,
-    ProviderSchema, Session, Value,
+    ProviderSchema, Requirement, Session, Value,
 };
 use serde_json::Value as Json;
 use std::sync::Arc;
@@ -29,13 +29,43 @@ use std::time::Duration;
 
 pub use auth::ENV as ENVIRONMENT_VARIABLES;
 
-/// The capability `import_from` needs, and the release that brought it.
-pub const IMPORT_FROM: &str = "import-from";
 /// Most calls in flight at once against one cluster. The run's `-parallelism` decides below
 /// it (Terraform's default, 10, as the bpg provider's users know it); above it, a flood of
 /// task-starting calls would only queue in pveproxy's few workers.
 const MAX_PARALLEL: usize = 32;
-pub const IMPORT_FROM_SINCE: (u32, u32) = (7, 2);
+
+/// A feature a PVE release brought: the capability the probe reports, and that release.
+pub struct Feature {
+    pub name: &'static str,
+    pub since: (u32, u32),
+}
+
+impl Feature {
+    /// A plan's requirement of it, for `needed_for`; `otherwise` is what the user can do
+    /// instead of upgrading.
+    pub fn required(&self, needed_for: impl Into<String>, otherwise: &str) -> Requirement {
+        let (major, minor) = self.since;
+        Requirement {
+            capability: self.name.to_string(),
+            since: Some(format!("PVE {major}.{minor}")),
+            needed_for: needed_for.into(),
+            remedy: format!("upgrade the server to PVE {major}.{minor} or later, or {otherwise}"),
+        }
+    }
+}
+
+/// `import-from` on a disk (qemu-server, PVE 7.2).
+pub const IMPORT_FROM: Feature = Feature {
+    name: "import-from",
+    since: (7, 2),
+};
+
+/// The features the probe looks for.
+const FEATURES: [&Feature; 3] = [
+    &IMPORT_FROM,
+    &cloud_image::DOWNLOAD_DECOMPRESSION,
+    &cloud_image::IMPORT_CONTENT,
+];
 
 pub struct Proxmox {
     schema: ProviderSchema,
@@ -163,16 +193,10 @@ async fn probe(client: &client::Client) -> Result<(Capabilities, Vec<String>), P
         ..Capabilities::default()
     };
     caps.features.insert(format!("pve-{major}.{minor}"));
-    if (major, minor) >= IMPORT_FROM_SINCE {
-        caps.features.insert(IMPORT_FROM.to_string());
-    }
-    if (major, minor) >= cloud_image::DOWNLOAD_DECOMPRESSION_SINCE {
-        caps.features
-            .insert(cloud_image::DOWNLOAD_DECOMPRESSION.to_string());
-    }
-    if (major, minor) >= cloud_image::IMPORT_CONTENT_SINCE {
-        caps.features
-            .insert(cloud_image::IMPORT_CONTENT.to_string());
+    for f in FEATURES {
+        if (major, minor) >= f.since {
+            caps.features.insert(f.name.to_string());
+        }
     }
     let nodes: Vec<String> = client
         .get("/nodes")

@@ -8,14 +8,13 @@
 
 use crate::client::enc;
 use crate::pve::{self, as_text, as_u64, normalise_tags, Pve, ADDRESS_LINE, MARK_PREFIX};
-use crate::{IMPORT_FROM, IMPORT_FROM_SINCE};
+use crate::IMPORT_FROM;
 use async_trait::async_trait;
 use ballast_sdk::retry::{retry_busy_within, retry_within};
 use ballast_sdk::{
     Applied, ApplyContext, ApplyRequest, AttrSchema, AttrType, BlockSchema, CancellationToken,
     ChangeKind, Conflict, Discovered, ErrorKind, Nesting, PlanRequest, PlanResponse, Progress,
-    ProviderError, Repair, Requirement, ResourceSchema, ResourceType, ResumeRequest, Timeouts,
-    Value,
+    ProviderError, Repair, ResourceSchema, ResourceType, ResumeRequest, Timeouts, Value,
 };
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use reqwest::Method;
@@ -2014,15 +2013,10 @@ impl ResourceType for Vm {
                 .iter()
                 .find(|p| p.get("interface").as_str() == Some(iface));
             if !d.get("import_from").is_null() && before.is_none() {
-                let (maj, min) = IMPORT_FROM_SINCE;
-                resp.requires.push(Requirement {
-                    capability: IMPORT_FROM.to_string(),
-                    since: Some(format!("PVE {maj}.{min}")),
-                    needed_for: format!("disk[{i}].import_from"),
-                    remedy: format!(
-                        "upgrade the server to PVE {maj}.{min} or later, or create the disk empty (without import_from)"
-                    ),
-                });
+                resp.requires.push(IMPORT_FROM.required(
+                    format!("disk[{i}].import_from"),
+                    "create the disk empty (without import_from)",
+                ));
             }
             if let (Some(b), Some(want)) = (before, num(d.get("size"))) {
                 if let Some(have) = num(b.get("size")) {
