@@ -70,13 +70,15 @@ pub fn encode_gzip(text: &str) -> String {
 pub fn decode_gzip(source: &str) -> Option<String> {
     use std::io::Read as _;
     let bytes = decode_bytes(source)?;
+    // At most 64 MiB of text: a config file, not a bomb. Larger is `None` (kept as a raw
+    // config), never cut short.
+    const LIMIT: u64 = 64 << 20;
     let mut text = String::new();
-    // At most 64 MiB of text: a config file, not a bomb.
     flate2::read::GzDecoder::new(bytes.as_slice())
-        .take(64 << 20)
+        .take(LIMIT + 1)
         .read_to_string(&mut text)
         .ok()?;
-    Some(text)
+    (text.len() as u64 <= LIMIT).then_some(text)
 }
 
 /// A file mode as configured: a number (decimal, as Ignition stores it: 493) or a string
@@ -320,11 +322,8 @@ pub fn from_ignition(cfg: &Json) -> Result<BTreeMap<String, Value>, String> {
                 compression = Value::str(GZIP);
             }
             if let Some(src) = c.get("source").and_then(Json::as_str) {
-                let text = if gzip {
-                    src.starts_with("data:").then(|| decode_gzip(src)).flatten()
-                } else {
-                    decode(src)
-                };
+                // (Both are `None` for a URL that is not `data:`.)
+                let text = if gzip { decode_gzip(src) } else { decode(src) };
                 match text {
                     Some(text) => contents = Value::str(text),
                     // Compressed data that does not decompress to text: kept raw.
