@@ -151,6 +151,13 @@ fn an_import_that_fails_after_the_vm_exists_leaves_one_recorded_vm_twenty_times_
             "round {round}: {}",
             plan.stdout
         );
+        if round == 0 {
+            // The replacement, and what the plan says of the lock the failed task left.
+            insta::assert_snapshot!(
+                "proxmox_plan_after_failed_import",
+                text_without_macs(&plan, &w)
+            );
+        }
         w.ok(&["apply", "-auto-approve"], 0);
         assert_eq!(
             pve.vms("app").len(),
