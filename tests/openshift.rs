@@ -743,6 +743,7 @@ fn a_kubeconfig_in_two_files_works_and_drift_lists_a_forgotten_machine_config_as
     let all = format!("{}{}", drift.stdout, drift.stderr);
     assert!(all.contains(NAME), "{all}");
     assert!(all.to_lowercase().contains("orphan"), "{all}");
+    insta::assert_snapshot!("openshift_orphan_drift", drift.text(&w));
     let plan = run(&["plan", "-detailed-exitcode"], 0);
     assert!(!plan.stdout.contains("destroy"), "{}", plan.stdout);
     assert!(
