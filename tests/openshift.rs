@@ -231,13 +231,18 @@ impl Drop for Kube {
     }
 }
 
-fn sources(pool: &Value) -> Vec<String> {
-    pool.pointer("/spec/configuration/source")
+/// The `key` of each object in the array at `pointer`.
+fn each(v: &Value, pointer: &str, key: &str) -> Vec<String> {
+    v.pointer(pointer)
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|s| s["name"].as_str().map(str::to_string))
+        .filter_map(|o| o[key].as_str().map(str::to_string))
         .collect()
+}
+
+fn sources(pool: &Value) -> Vec<String> {
+    each(pool, "/spec/configuration/source", "name")
 }
 
 fn rolled_out(pool: &Value) -> bool {
@@ -373,15 +378,8 @@ fn the_swap_machine_config_plans_decoded_rolls_out_changes_one_line_drifts_and_r
         ),
     );
     k.ballast(&w, &["apply", "-auto-approve"], 0);
-    let live = k.live();
-    let managers: Vec<&str> = live
-        .pointer("/metadata/managedFields")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m["manager"].as_str())
-        .collect();
-    assert!(managers.contains(&"ballast"), "{managers:?}");
+    let managers = each(&k.live(), "/metadata/managedFields", "manager");
+    assert!(managers.iter().any(|m| m == "ballast"), "{managers:?}");
     w.assert_converged_with(|args| k.ballast(&w, args, 0));
 
     // Disabling: delete the MachineConfig; the pool renders without it and rolls back.
@@ -434,14 +432,7 @@ fn a_file_inserted_before_the_others_plans_as_one_added_block_matched_by_path() 
 
     // Apply writes it first, as configured, and the next plan is clean.
     k.ballast(&w, &["apply", "-auto-approve"], 0);
-    let live = k.live();
-    let paths: Vec<&str> = live
-        .pointer("/spec/config/storage/files")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|f| f["path"].as_str())
-        .collect();
+    let paths = each(&k.live(), "/spec/config/storage/files", "path");
     assert_eq!(
         paths,
         [

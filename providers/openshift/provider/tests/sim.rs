@@ -277,6 +277,15 @@ impl Env {
     }
 }
 
+/// An imported object as its configuration: without the computed `id`.
+fn as_configured(imported: &Value) -> Value {
+    let mut c = imported.clone();
+    if let Value::Map(m) = &mut c {
+        m.remove("id");
+    }
+    c
+}
+
 fn sources(pool: &Json) -> Vec<String> {
     pool.pointer("/spec/configuration/source")
         .and_then(Json::as_array)
@@ -494,10 +503,7 @@ async fn conflicts_unmanaged_names_force_import_orphans_and_drift() {
         "{imported}"
     );
     assert_eq!(imported.get("ignition_version"), &Value::str("3.2.0"));
-    let mut as_config = imported.clone();
-    if let Value::Map(m) = &mut as_config {
-        m.remove("id");
-    }
+    let as_config = as_configured(&imported);
     let plan = e
         .plan(&e.mc, Some(&imported), &as_config)
         .await
@@ -976,12 +982,8 @@ async fn a_butane_machine_config_with_gzip_contents_imports_as_text_and_plans_cl
     assert_eq!(file.get("contents").as_str(), Some(script.as_str()));
     assert_eq!(file.get("compression").as_str(), Some("gzip"));
     assert_eq!(file.get("mode").as_str(), Some("0755"));
-    let mut as_config = imported.clone();
-    if let Value::Map(m) = &mut as_config {
-        m.remove("id");
-    }
     let plan = e
-        .plan(&e.mc, Some(&imported), &as_config)
+        .plan(&e.mc, Some(&imported), &as_configured(&imported))
         .await
         .expect("plan");
     assert_eq!(plan.planned, imported, "plans with no change");
