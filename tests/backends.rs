@@ -144,9 +144,51 @@ fn pg_url() -> Option<String> {
     }
 }
 
-/// A schema of this test's own, so that tests run side by side.
-fn schema(test: &str) -> String {
-    format!("bt_{test}_{}", std::process::id())
+/// A schema of this test's own, so that tests run side by side. Its name holds the process
+/// id, which a later run can be given again: what an earlier run left under the name is
+/// dropped first, and the schema is dropped when the test ends.
+struct Schema {
+    url: String,
+    name: String,
+}
+
+impl Schema {
+    fn new(url: &str, test: &str) -> Schema {
+        let schema = Schema {
+            url: url.to_string(),
+            name: format!("bt_{test}_{}", std::process::id()),
+        };
+        schema.drop_schema();
+        schema
+    }
+
+    fn drop_schema(&self) {
+        psql(
+            &self.url,
+            &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
+        );
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.drop_schema();
+        }
+    }
+}
+
+impl std::ops::Deref for Schema {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.name
+    }
+}
+
+impl std::fmt::Display for Schema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
 }
 
 fn pg_backend(url: &str, schema: &str) -> String {
@@ -189,7 +231,7 @@ fn psql(url: &str, sql: &str) -> String {
 #[test]
 fn sqlite_to_postgres_and_back_is_lossless() {
     let Some(url) = pg_url() else { return };
-    let schema = schema("migrate");
+    let schema = Schema::new(&url, "migrate");
     let w = Work::new();
     w.write(
         "main.hcl",
@@ -241,7 +283,7 @@ fn sqlite_to_postgres_and_back_is_lossless() {
 #[test]
 fn two_applies_at_once_on_postgres_one_waits_then_sees_the_others_changes() {
     let Some(url) = pg_url() else { return };
-    let schema = schema("concurrent");
+    let schema = Schema::new(&url, "concurrent");
     let (alice, bob) = (Work::new(), Work::new());
     // Both make their objects in one place, as two laptops reach one server.
     let shared = alice.file("objects");
@@ -282,7 +324,7 @@ fn two_applies_at_once_on_postgres_one_waits_then_sees_the_others_changes() {
 #[test]
 fn a_killed_apply_of_2000_objects_on_postgres_releases_the_lock_and_converges() {
     let Some(url) = pg_url() else { return };
-    let schema = schema("killed");
+    let schema = Schema::new(&url, "killed");
     let w = Work::new();
     w.write("main.hcl", &common::slow_objects(2000, 5));
     w.write("backend.hcl", &pg_backend(&url, &schema));
@@ -314,7 +356,7 @@ fn a_killed_apply_of_2000_objects_on_postgres_releases_the_lock_and_converges() 
 #[test]
 fn an_encrypted_state_on_postgres_holds_no_secret_in_clear() {
     let Some(url) = pg_url() else { return };
-    let schema = schema("encrypted");
+    let schema = Schema::new(&url, "encrypted");
     let w = Work::new();
     w.write(
         "main.hcl",
