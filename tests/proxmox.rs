@@ -151,6 +151,14 @@ fn an_import_that_fails_after_the_vm_exists_leaves_one_recorded_vm_twenty_times_
             "round {round}: {}",
             plan.stdout
         );
+        // Regression (failed_create_reported_as_changed_outside_ballast): the VM recorded
+        // before the task ran lacked what the task left (its lock, its disks), so the plan
+        // called ballast's own failed create a change made outside ballast.
+        assert!(
+            !plan.stdout.contains("changed outside ballast"),
+            "round {round}: {}",
+            plan.stdout
+        );
         if round == 0 {
             // The replacement, and what the plan says of the lock the failed task left.
             insta::assert_snapshot!(
