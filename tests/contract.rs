@@ -244,6 +244,41 @@ fn a_change_that_outlives_its_timeout_fails_tainted_and_is_replaced_next_time() 
     );
 }
 
+/// Regression (failed_create_reported_as_changed_outside_ballast): a create whose task failed
+/// after the object existed was recorded as it stood before the wait, so the next plan
+/// reported what the task did (its status) as a change made outside ballast.
+#[test]
+fn a_create_that_fails_after_the_object_exists_is_recorded_as_it_was_left() {
+    let w = Work::new();
+    w.write(
+        "main.hcl",
+        &tasks(1, "duration_ms = 300\n  fail_task   = true"),
+    );
+    let r = w.ok(&["apply", "-auto-approve"], 1);
+    assert!(r.stderr.contains("failed on the server"), "{}", r.stderr);
+    assert!(r.stderr.contains("recorded as tainted"), "{}", r.stderr);
+    let shown = w.ok(&["state", "show", "test_task.t[0]"], 0);
+    assert!(
+        shown
+            .stdout
+            .lines()
+            .any(|l| l.trim().starts_with("status ") && l.ends_with("\"ready\"")),
+        "recorded as a read finds it after the task: {}",
+        shown.stdout
+    );
+    let plan = w.ok(&["plan"], 0);
+    assert!(
+        !plan.stdout.contains("changed outside ballast"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("because it is tainted"),
+        "{}",
+        plan.stdout
+    );
+}
+
 #[test]
 fn timeouts_blocks_take_durations_and_reject_anything_else() {
     let w = Work::new();

@@ -911,6 +911,11 @@ impl Engine {
                     prep.operation.timeout_key()
                 ))),
             };
+            if let (Err(e), Call::Resource(rt)) = (&result, &prep.call) {
+                if !matches!(e.kind, ErrorKind::Interrupted | ErrorKind::Timeout) {
+                    journal.record_as_read(rt.as_ref()).await;
+                }
+            }
             Done {
                 step: i,
                 result,

@@ -6,8 +6,12 @@ use crate::events::{Event, EventSink, Operation};
 use crate::model::ResourceState;
 use crate::state::State;
 use crate::store::{IntentId, Write};
-use ballast_sdk::{ApplyContext, ProviderError, Value};
+use ballast_sdk::{ApplyContext, ProviderError, ResourceType, Value};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// How long the read after a failed create may take (it only improves the record).
+const READ_AFTER_FAILURE: Duration = Duration::from_secs(30);
 
 pub struct Journal {
     state: Arc<State>,
@@ -66,6 +70,34 @@ impl Journal {
     /// Whether the provider said the object is applied and only a wait remained.
     pub fn settled(&self) -> bool {
         self.inner().settled
+    }
+
+    /// After a create that failed once the object existed (and not because of an interrupt
+    /// or a timeout, which leave a wait to resume): records the object as a read finds it
+    /// now, still tainted. The record made before the wait lacks what the failed work left
+    /// (a status, a lock, disks), and the next refresh would report that as a change made
+    /// outside ballast. Best effort: if the read fails or finds nothing, the record stands.
+    pub async fn record_as_read(&self, rt: &dyn ResourceType) {
+        let recorded = {
+            let inner = self.inner();
+            if !inner.created || inner.settled {
+                return;
+            }
+            inner.record.attributes.clone()
+        };
+        let read = tokio::time::timeout(
+            READ_AFTER_FAILURE,
+            rt.read_many(std::slice::from_ref(&recorded)),
+        )
+        .await;
+        if let Ok(Ok(found)) = read {
+            if let Some(Some(now)) = found.into_iter().next() {
+                if now.get("id") == recorded.get("id") {
+                    // A failure to write keeps the earlier record, which is still right.
+                    let _ = ApplyContext::created(self, &now);
+                }
+            }
+        }
     }
 
     /// The private data the provider saved during the call, if any.

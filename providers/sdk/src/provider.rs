@@ -311,7 +311,9 @@ impl Progress {
 pub trait ApplyContext: Send + Sync {
     /// Called the moment the remote API accepts a create, with the object as known so far
     /// (it must hold `id`). The engine commits it to state, tainted, before returning: a
-    /// crash after this point never loses the object.
+    /// crash after this point never loses the object. If the apply call then fails (not
+    /// interrupted, not timed out), the engine reads the object once and records what it
+    /// finds, so the provider need not record it again.
     fn created(&self, object: &Value) -> Result<(), ProviderError>;
     /// Records private data with the object at once (a task ID to resume waiting on).
     fn save_private(&self, private: &[u8]) -> Result<(), ProviderError>;

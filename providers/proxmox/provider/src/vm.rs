@@ -1159,17 +1159,6 @@ impl Vm {
             }
         };
         drop(clone_guard);
-        let task_failed = matches!(&waited, Err(e) if !matches!(e.kind, ErrorKind::Interrupted | ErrorKind::Timeout));
-        if task_failed {
-            // The VM as the failed task left it (its lock, its disks) is what state records:
-            // the next refresh then finds no change, where the object recorded before the
-            // wait would show ballast's own failed create as a change made outside ballast.
-            // (An interrupted or timed-out wait leaves a task running, which resume follows.)
-            if let Ok(mut left) = self.read_back(&node, vmid, Some(&object)).await {
-                crate::cloudinit::seal(&mut left);
-                ctx.created(&left)?;
-            }
-        }
         // The engine adds that the VM is recorded, tainted, and replaced by the next apply.
         waited?;
         let w = Wait {
