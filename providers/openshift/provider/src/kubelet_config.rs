@@ -459,15 +459,7 @@ impl ResourceType for KubeletConfig {
         req: ResumeRequest<'_>,
         ctx: &dyn ApplyContext,
     ) -> Result<Option<Applied>, ProviderError> {
-        if !rollout::resume_wait(&self.cluster, &req, ctx).await? {
-            return Ok(None);
-        }
-        let now = self.read_many(std::slice::from_ref(req.object)).await?;
-        Ok(now.into_iter().next().flatten().map(|o| Applied {
-            object: Some(o),
-            private: Some(Vec::new()),
-            ..Applied::default()
-        }))
+        rollout::resume(self, &self.cluster, req, ctx).await
     }
 
     async fn import(&self, id: &str) -> Result<Value, ProviderError> {

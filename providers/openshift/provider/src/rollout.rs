@@ -277,14 +277,16 @@ pub async fn deleted(
     Ok(ballast_sdk::Applied::deleted())
 }
 
-/// Resumes the wait an interrupted run left in the private data; whether there was one.
-pub async fn resume_wait(
+/// `ResourceType::resume` of both kinds: the wait an interrupted run left in the private
+/// data, then the object as `rt` reads it; `None` when there was no wait to resume.
+pub async fn resume(
+    rt: &dyn ballast_sdk::ResourceType,
     cluster: &Cluster,
-    req: &ballast_sdk::ResumeRequest<'_>,
+    req: ballast_sdk::ResumeRequest<'_>,
     ctx: &dyn ApplyContext,
-) -> Result<bool, ProviderError> {
+) -> Result<Option<ballast_sdk::Applied>, ProviderError> {
     let Some(targets) = saved(req.private) else {
-        return Ok(false);
+        return Ok(None);
     };
     wait(
         cluster,
@@ -295,11 +297,20 @@ pub async fn resume_wait(
         &format!("{} (resumed)", req.address),
     )
     .await?;
-    Ok(true)
+    let now = rt.read_many(std::slice::from_ref(req.object)).await?;
+    Ok(now
+        .into_iter()
+        .next()
+        .flatten()
+        .map(|o| ballast_sdk::Applied {
+            object: Some(o),
+            private: Some(Vec::new()),
+            ..ballast_sdk::Applied::default()
+        }))
 }
 
 /// [`wait`], with the targets kept first as the recorded object's private data, so that a
-/// run interrupted during the wait resumes it (`resume_wait`).
+/// run interrupted during the wait resumes it ([`resume`]).
 async fn wait_resumably(
     cluster: &Cluster,
     targets: Vec<Target>,
