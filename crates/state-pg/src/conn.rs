@@ -62,7 +62,49 @@ pub struct Settings {
     /// `host:port` (several joined by commas), for messages.
     pub server: String,
     pub connect_timeout: Duration,
+    /// Where the password came from, for the message of a refused login.
+    pub password_source: PasswordSource,
 }
+
+/// Where the password came from (never the password itself).
+#[derive(Clone, Debug, PartialEq)]
+pub enum PasswordSource {
+    /// The connection string or PGPASSWORD.
+    Given,
+    /// A line of this password file (`~/.pgpass` or PGPASSFILE).
+    File(PathBuf),
+    /// This password file, ignored because group or others may read it (as libpq does).
+    Ignored(PathBuf),
+    /// None at all.
+    Missing,
+}
+
+impl PasswordSource {
+    /// What to check when the server refused the password or asked for a missing one.
+    pub fn hint(&self) -> String {
+        match self {
+            PasswordSource::Given => {
+                "check the password in the connection string, or PGPASSWORD".into()
+            }
+            PasswordSource::File(f) => format!(
+                "check the line for this server, database and user in the password file {}",
+                f.display()
+            ),
+            PasswordSource::Ignored(f) => format!(
+                "the password file {f} was ignored because group or others may read it, as \
+                 libpq ignores it; chmod 600 {f}",
+                f = f.display()
+            ),
+            PasswordSource::Missing => "set it in the connection string, in PGPASSWORD, or \
+                 in a password file (~/.pgpass, or PGPASSFILE)"
+                .into(),
+        }
+    }
+}
+
+/// The socket directory a Debian libpq is built with: a connection through it looks up the
+/// password file under the host name `localhost`, as libpq does.
+const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
 
 impl Settings {
     /// `postgresql://user@host:port/db`, never with the password.
@@ -148,6 +190,43 @@ pub fn resolve(conn_str: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> 
     if pg.get_dbname().is_none() {
         pg.dbname(set(env("PGDATABASE")).unwrap_or_else(|| user.clone()));
     }
+    // As libpq: without a password in the string or PGPASSWORD, the password file's first
+    // line that matches the (first) host, its port, the database and the user.
+    let password_source = if pg.get_password().is_some() {
+        PasswordSource::Given
+    } else {
+        let file = set(env("PGPASSFILE"))
+            .map(PathBuf::from)
+            .or_else(|| set(env("HOME")).map(|h| Path::new(&h).join(".pgpass")))
+            .filter(|f| f.is_file());
+        match file {
+            None => PasswordSource::Missing,
+            Some(f) if readable_by_others(&f) => PasswordSource::Ignored(f),
+            Some(f) => {
+                // As libpq: a file that cannot be read gives no password.
+                let text = std::fs::read_to_string(&f).unwrap_or_default();
+                let host = match pg.get_hosts().first() {
+                    Some(Host::Tcp(name)) => name.clone(),
+                    #[cfg(unix)]
+                    Some(Host::Unix(dir)) if dir == Path::new(DEFAULT_SOCKET_DIR) => {
+                        "localhost".into()
+                    }
+                    #[cfg(unix)]
+                    Some(Host::Unix(dir)) => dir.display().to_string(),
+                    None => "localhost".into(),
+                };
+                let port = pg.get_ports().first().copied().unwrap_or(5432);
+                let db = pg.get_dbname().unwrap_or_default().to_string();
+                match pgpass_lookup(&text, &host, port, &db, &user) {
+                    Some(p) => {
+                        pg.password(p);
+                        PasswordSource::File(f)
+                    }
+                    None => PasswordSource::Missing,
+                }
+            }
+        }
+    };
     if pg.get_application_name().is_none() {
         pg.application_name(set(env("PGAPPNAME")).unwrap_or_else(|| "ballast".into()));
     }
@@ -223,6 +302,67 @@ pub fn resolve(conn_str: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> 
         dbname,
         server,
         connect_timeout,
+        password_source,
+    })
+}
+
+/// Whether group or others have any access to a password file (libpq then ignores it).
+fn readable_by_others(file: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(file)
+            .map(|m| m.permissions().mode() & 0o077 != 0)
+            .unwrap_or(false)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        false
+    }
+}
+
+/// The password of the first line of a libpq password file (`host:port:database:user:password`)
+/// that matches; a field of `*` alone matches anything, and `\` escapes `:` and `\`.
+fn pgpass_lookup(text: &str, host: &str, port: u16, db: &str, user: &str) -> Option<String> {
+    let port = port.to_string();
+    text.lines().find_map(|line| {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() || line.starts_with('#') {
+            return None;
+        }
+        // Four fields, each with whether it was a bare `*`; the rest is the password.
+        let mut fields: Vec<(String, bool)> = Vec::new();
+        let (mut cur, mut escaped_any, mut chars) = (String::new(), false, line.chars());
+        while fields.len() < 4 {
+            match chars.next()? {
+                '\\' => {
+                    escaped_any = true;
+                    cur.push(chars.next()?);
+                }
+                ':' => {
+                    let wild = cur == "*" && !escaped_any;
+                    fields.push((std::mem::take(&mut cur), wild));
+                    escaped_any = false;
+                }
+                c => cur.push(c),
+            }
+        }
+        // The password ends at an unescaped `:`, as libpq reads it.
+        let mut password = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => password.push(chars.next().unwrap_or('\\')),
+                ':' => break,
+                c => password.push(c),
+            }
+        }
+        let wanted = [host, port.as_str(), db, user];
+        fields
+            .iter()
+            .zip(wanted)
+            .all(|((v, wild), w)| *wild || v == w)
+            .then_some(password)
     })
 }
 
@@ -524,6 +664,66 @@ impl ServerCertVerifier for CaOnly {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn password_file_lines_match_as_libpq_matches_them() {
+        let text = "# comment\n\
+                    db.example:5432:other:alice:wrong\n\
+                    db.example:*:ballast:alice:s3cr\\:et\\\\x\n\
+                    *:*:*:*:fallback:with:colons\n";
+        let l = |h, p, d, u| pgpass_lookup(text, h, p, d, u);
+        assert_eq!(
+            l("db.example", 5432, "ballast", "alice").as_deref(),
+            Some("s3cr:et\\x")
+        );
+        assert_eq!(
+            l("db.example", 5432, "other", "alice").as_deref(),
+            Some("wrong")
+        );
+        assert_eq!(
+            l("elsewhere", 6543, "x", "bob").as_deref(),
+            Some("fallback"),
+            "the password ends at an unescaped colon"
+        );
+        // An escaped star is a star, not a wildcard; a short line matches nothing.
+        assert_eq!(pgpass_lookup("\\*:1:d:u:p\n", "h", 1, "d", "u"), None);
+        assert_eq!(pgpass_lookup("h:1:d\n", "h", 1, "d", "u"), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_password_file_fills_in_the_password_and_is_ignored_when_others_can_read_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ballast-pgpass-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("pgpass");
+        std::fs::write(&file, "db.example:5432:ballast:alice:from-file\n").expect("write");
+        let f = file.display().to_string();
+        let vars = [("PGPASSFILE", f.as_str()), ("HOME", "/nonexistent")];
+        let conn = "host=db.example user=alice dbname=ballast";
+
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let s = resolve(Some(conn), &env(&vars)).expect("resolves");
+        assert_eq!(s.pg.get_password(), Some(&b"from-file"[..]));
+        assert_eq!(s.password_source, PasswordSource::File(file.clone()));
+        // PGPASSWORD comes first, as in libpq.
+        let mut with_env = vars.to_vec();
+        with_env.push(("PGPASSWORD", "from-env"));
+        let s = resolve(Some(conn), &env(&with_env)).expect("resolves");
+        assert_eq!(s.pg.get_password(), Some(&b"from-env"[..]));
+        assert_eq!(s.password_source, PasswordSource::Given);
+        // No line for this user.
+        let s = resolve(Some("host=db.example user=bob dbname=ballast"), &env(&vars))
+            .expect("resolves");
+        assert_eq!(s.pg.get_password(), None);
+        assert_eq!(s.password_source, PasswordSource::Missing);
+
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let s = resolve(Some(conn), &env(&vars)).expect("resolves");
+        assert_eq!(s.pg.get_password(), None);
+        assert_eq!(s.password_source, PasswordSource::Ignored(file.clone()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let m: HashMap<String, String> = vars

@@ -49,7 +49,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct PgConfig {
     /// A libpq connection string (`host=... user=...` or `postgresql://...`). `None`: the
     /// string in `BALLAST_PG_CONN_STR`, and the libpq variables (`PGHOST`, `PGPORT`,
-    /// `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`, `PGSSLROOTCERT`) for the rest.
+    /// `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`, `PGSSLROOTCERT`) and the password
+    /// file (`~/.pgpass`, `PGPASSFILE`) for the rest.
     pub conn_str: Option<String>,
     /// The schema that holds ballast's tables (created on first use).
     pub schema_name: String,

@@ -144,7 +144,10 @@ fn connect_error(e: &tokio_postgres::Error, s: &Settings) -> anyhow::Error {
         let msg = dbe.message();
         let code = dbe.code();
         return if *code == SqlState::INVALID_PASSWORD {
-            anyhow!("PostgreSQL at {server} refused the password of user {user} ({msg}); check the password in the connection string, or PGPASSWORD")
+            anyhow!(
+                "PostgreSQL at {server} refused the password of user {user} ({msg}); {}",
+                s.password_source.hint()
+            )
         } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
             anyhow!("PostgreSQL at {server} refused the login of user {user} ({msg}); check the user name, and ask the server's administrator to allow this login (pg_hba.conf)")
         } else if *code == SqlState::INVALID_CATALOG_NAME {
@@ -185,7 +188,10 @@ fn connect_error(e: &tokio_postgres::Error, s: &Settings) -> anyhow::Error {
         src = cur.source();
     }
     if text.contains("password missing") {
-        return anyhow!("the PostgreSQL server at {server} asks for the password of user {user}, but none is set; add it to the connection string, or set PGPASSWORD");
+        return anyhow!(
+            "the PostgreSQL server at {server} asks for the password of user {user}, but none is set; {}",
+            s.password_source.hint()
+        );
     }
     anyhow!("cannot connect to the PostgreSQL server at {server}: {text}")
 }

@@ -682,6 +682,64 @@ fn a_read_only_role_reads_but_refuses_writes() {
     assert_eq!(st.resources().unwrap().len(), 1);
 }
 
+/// A team's CI often keeps the password in `~/.pgpass`: read as libpq reads it, refused
+/// with the file named, and ignored (as libpq ignores it) when others may read it.
+#[cfg(unix)]
+#[test]
+fn a_password_file_is_read_as_libpq_reads_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(url) = test_url() else {
+        return;
+    };
+    let cfg: tokio_postgres::Config = url.parse().expect("the test URL");
+    let host = match cfg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    let dir = std::env::temp_dir().join(format!("ballast-pgpass-it-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("pgpass");
+    // This test runs in a process of its own (nextest): the variables are its own.
+    std::env::set_var("PGPASSFILE", &file);
+    std::env::remove_var("PGPASSWORD");
+    let write = |password: &str, mode: u32| {
+        std::fs::write(
+            &file,
+            format!("# ballast test\n{host}:{port}:ballast_test:ballast:{password}\n"),
+        )
+        .expect("write the password file");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    let connect = || {
+        PgStore::connect(&PgConfig {
+            conn_str: Some(format!(
+                "host={host} port={port} user=ballast dbname=ballast_test sslmode=disable connect_timeout=5"
+            )),
+            schema_name: "t_pgpass".into(),
+            workspace: "default".into(),
+        })
+    };
+    write(PASSWORD, 0o600);
+    connect().expect("the password from the file");
+
+    write("wrong-pass-2", 0o600);
+    let e = err(connect());
+    assert!(e.contains("refused the password of user ballast"), "{e}");
+    assert!(
+        e.contains(&format!("password file {}", file.display())),
+        "{e}"
+    );
+    assert!(!e.contains("wrong-pass-2"), "{e}");
+
+    write(PASSWORD, 0o644);
+    let e = err(connect());
+    assert!(e.contains("but none is set"), "{e}");
+    assert!(e.contains("group or others may read it"), "{e}");
+    assert!(e.contains(&format!("chmod 600 {}", file.display())), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn connection_failures_are_clear_and_quick() {
     let Some(url) = test_url() else {
