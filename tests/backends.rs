@@ -346,10 +346,11 @@ fn a_killed_apply_of_2000_objects_on_postgres_releases_the_lock_and_converges() 
     // The lock went with the killed process's session: the next run takes it at once.
     w.ok(&["apply", "-auto-approve", "-lock-timeout=0s"], 0);
     assert_eq!(count(), 2000, "none lost");
-    let files = std::fs::read_dir(w.file("objects"))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert_eq!(files, 2000, "no duplicate object, none missing");
+    assert_eq!(
+        common::test_objects(&w, "objects"),
+        2000,
+        "no duplicate object, none missing"
+    );
     w.assert_converged();
 }
 

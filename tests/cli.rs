@@ -203,24 +203,18 @@ fn injected_failure_leaves_a_tainted_resource_that_is_replaced() {
     w.assert_converged();
 }
 
-fn count_objects(w: &Work) -> usize {
-    std::fs::read_dir(w.file("objects"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
 #[test]
 fn sigkill_mid_apply_then_the_next_run_converges() {
     let w = Work::new();
     w.write("main.hcl", &slow_objects(6, 1500));
     let mut child = w.spawn(&["apply", "-auto-approve", "-parallelism=2"]);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while count_objects(&w) < 2 && Instant::now() < deadline {
+    while common::test_objects(&w, "objects") < 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().expect("SIGKILL the apply");
     let _ = child.wait();
-    let before = count_objects(&w);
+    let before = common::test_objects(&w, "objects");
     assert!(
         (1..6).contains(&before),
         "killed mid-apply, with {before} of 6 objects created"
@@ -235,7 +229,11 @@ fn sigkill_mid_apply_then_the_next_run_converges() {
         "{}",
         r.stderr
     );
-    assert_eq!(count_objects(&w), 6, "no duplicate, none missing");
+    assert_eq!(
+        common::test_objects(&w, "objects"),
+        6,
+        "no duplicate, none missing"
+    );
     let listed = w.ok(&["state", "list"], 0).stdout;
     assert_eq!(listed.lines().count(), 6, "{listed}");
     w.assert_converged();
@@ -281,7 +279,7 @@ fn a_second_concurrent_apply_is_blocked_by_the_lock() {
     w.write("slow.hcl", &slow_objects(1, 3000));
     let first = w.spawn(&["apply", "-auto-approve"]);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while count_objects(&w) < 1 && Instant::now() < deadline {
+    while common::test_objects(&w, "objects") < 1 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     let second = w.ok(&["apply", "-auto-approve", "-lock-timeout=0s"], 1);

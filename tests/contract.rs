@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Work;
+use common::{test_objects, Work};
 use insta::assert_snapshot;
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -20,16 +20,6 @@ resource "test_task" "t" {{
 }}
 "#
     )
-}
-
-fn files(w: &Work, dir: &str) -> usize {
-    std::fs::read_dir(w.file(dir))
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.path().extension().and_then(|x| x.to_str()) == Some("json"))
-                .count()
-        })
-        .unwrap_or(0)
 }
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
@@ -123,7 +113,7 @@ fn a_first_interrupt_stops_new_changes_and_the_next_run_resumes_the_waits() {
     let w = Work::new();
     w.write("main.hcl", &tasks(4, "duration_ms = 2500"));
     let child = w.spawn(&["apply", "-auto-approve", "-parallelism=2"]);
-    wait_for("two tasks to start", || files(&w, "objs") == 2);
+    wait_for("two tasks to start", || test_objects(&w, "objs") == 2);
     std::thread::sleep(Duration::from_millis(200));
     interrupt(&child);
     let out = child.wait_with_output().expect("the apply ends");
@@ -141,7 +131,7 @@ fn a_first_interrupt_stops_new_changes_and_the_next_run_resumes_the_waits() {
         "{stdout}"
     );
     assert_eq!(
-        files(&w, "objs"),
+        test_objects(&w, "objs"),
         2,
         "nothing new started after the interrupt"
     );
@@ -166,7 +156,7 @@ fn a_first_interrupt_stops_new_changes_and_the_next_run_resumes_the_waits() {
     );
     assert_eq!(task_id(&w, "t0"), id0, "resumed, not replaced");
     assert_eq!(task_id(&w, "t1"), id1, "resumed, not replaced");
-    assert_eq!(files(&w, "objs"), 4);
+    assert_eq!(test_objects(&w, "objs"), 4);
     w.assert_converged();
 }
 
@@ -175,7 +165,7 @@ fn a_second_interrupt_stops_waiting_and_the_next_run_settles_what_was_in_flight(
     let w = Work::new();
     w.write("main.hcl", &tasks(2, "duration_ms = 6000"));
     let child = w.spawn(&["apply", "-auto-approve"]);
-    wait_for("the tasks to start", || files(&w, "objs") == 2);
+    wait_for("the tasks to start", || test_objects(&w, "objs") == 2);
     std::thread::sleep(Duration::from_millis(200));
     // The test provider stops at a safe point on the first interrupt; the second one must
     // end the run even if a provider did not.
@@ -197,7 +187,7 @@ fn a_second_interrupt_stops_waiting_and_the_next_run_settles_what_was_in_flight(
         "{}",
         r.stderr
     );
-    assert_eq!(files(&w, "objs"), 2, "no second object");
+    assert_eq!(test_objects(&w, "objs"), 2, "no second object");
     w.assert_converged();
 }
 
@@ -206,7 +196,7 @@ fn killed_during_a_task_wait_the_next_run_resumes_it_instead_of_replacing_it() {
     let w = Work::new();
     w.write("main.hcl", &tasks(1, "duration_ms = 2000"));
     let mut child = w.spawn(&["apply", "-auto-approve"]);
-    wait_for("the task to start", || files(&w, "objs") == 1);
+    wait_for("the task to start", || test_objects(&w, "objs") == 1);
     std::thread::sleep(Duration::from_millis(300));
     child.kill().expect("SIGKILL");
     let _ = child.wait();
@@ -294,7 +284,7 @@ fn a_busy_server_is_retried_within_bounds() {
     let w = Work::new();
     w.write("main.hcl", &tasks(1, "pending_polls = 3"));
     w.ok(&["apply", "-auto-approve"], 0);
-    assert_eq!(files(&w, "objs"), 1);
+    assert_eq!(test_objects(&w, "objs"), 1);
     // A server that stays busy: the retry gives up at its bound, or at the deadline.
     for (extra, ends) in [
         ("pending_polls = 100", "(gave up after 20 attempts)"),
@@ -308,7 +298,7 @@ fn a_busy_server_is_retried_within_bounds() {
         let r = w.ok(&["apply", "-auto-approve"], 1);
         assert!(r.stderr.contains("the server is busy"), "{}", r.stderr);
         assert!(r.stderr.contains(ends), "{}", r.stderr);
-        assert_eq!(files(&w, "objs"), 0, "nothing was created");
+        assert_eq!(test_objects(&w, "objs"), 0, "nothing was created");
     }
 }
 

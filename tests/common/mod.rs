@@ -274,6 +274,18 @@ pub fn run_ok(cmd: &mut Command, what: &str) -> String {
 }
 
 /// `n` test objects whose create waits `delay_ms` after the object exists.
+/// How many objects the test provider holds in `dir` of the work directory (its `.json`
+/// files; a create stages its file under another name first).
+pub fn test_objects(w: &Work, dir: &str) -> usize {
+    std::fs::read_dir(w.file(dir))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().and_then(|x| x.to_str()) == Some("json"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 pub fn slow_objects(n: usize, delay_ms: u64) -> String {
     format!(
         r#"

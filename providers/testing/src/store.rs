@@ -73,13 +73,19 @@ pub fn save(path: &Path, doc: &serde_json::Value, create_new: bool) -> Result<()
     }
     let text = serde_json::to_vec_pretty(doc).map_err(|e| ProviderError::new(e.to_string()))?;
     if create_new {
+        // Written whole beside it, then linked into place, which fails if the name is
+        // taken: a process killed half-way never leaves an empty object behind (a real
+        // server never shows a half-made one). The staging file ends in `.new`, not `.json`.
+        let staging = path.with_extension(format!("json.{}.new", uuid::Uuid::new_v4().simple()));
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(path)
-            .map_err(|e| ProviderError::new(format!("cannot create {}: {e}", path.display())))?;
+            .open(&staging)?;
         f.write_all(&text)?;
-        Ok(())
+        drop(f);
+        let linked = fs::hard_link(&staging, path);
+        let _ = fs::remove_file(&staging);
+        linked.map_err(|e| ProviderError::new(format!("cannot create {}: {e}", path.display())))
     } else {
         let tmp = path.with_extension("json.tmp");
         fs::write(&tmp, text)?;
