@@ -190,6 +190,16 @@ fn intent(step: u64) -> Intent {
     }
 }
 
+/// The TCP host and port of the test server's URL.
+fn host_and_port(url: &str) -> (String, u16) {
+    let cfg: tokio_postgres::Config = url.parse().expect("the test URL");
+    let host = match cfg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    (host, cfg.get_ports().first().copied().unwrap_or(5432))
+}
+
 fn err<T>(r: anyhow::Result<T>) -> String {
     match r {
         Ok(_) => panic!("expected an error"),
@@ -637,12 +647,8 @@ fn ro_url(url: &str) -> String {
     if let Ok(u) = std::env::var("BALLAST_PG_TEST_RO_URL") {
         return u;
     }
+    let (host, port) = host_and_port(url);
     let cfg: tokio_postgres::Config = url.parse().expect("the test URL");
-    let host = match cfg.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        _ => "127.0.0.1".into(),
-    };
-    let port = cfg.get_ports().first().copied().unwrap_or(5432);
     let db = cfg.get_dbname().unwrap_or("ballast_test");
     format!("host={host} port={port} dbname={db} user=ballast_ro password=readonly sslmode=disable")
 }
@@ -691,12 +697,7 @@ fn a_password_file_is_read_as_libpq_reads_it() {
     let Some(url) = test_url() else {
         return;
     };
-    let cfg: tokio_postgres::Config = url.parse().expect("the test URL");
-    let host = match cfg.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        _ => "127.0.0.1".into(),
-    };
-    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    let (host, port) = host_and_port(&url);
     let dir = std::env::temp_dir().join(format!("ballast-pgpass-it-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("pgpass");
@@ -745,12 +746,7 @@ fn connection_failures_are_clear_and_quick() {
     let Some(url) = test_url() else {
         return;
     };
-    let cfg: tokio_postgres::Config = url.parse().expect("the test URL");
-    let host = match cfg.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        _ => "127.0.0.1".into(),
-    };
-    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    let (host, port) = host_and_port(&url);
     let connect = |conn: String| {
         let started = Instant::now();
         let r = PgStore::connect(&PgConfig {
