@@ -273,7 +273,6 @@ pub fn run_ok(cmd: &mut Command, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// `n` test objects whose create waits `delay_ms` after the object exists.
 /// How many objects the test provider holds in `dir` of the work directory (its `.json`
 /// files; a create stages its file under another name first).
 pub fn test_objects(w: &Work, dir: &str) -> usize {
@@ -286,6 +285,7 @@ pub fn test_objects(w: &Work, dir: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// `n` test objects whose create waits `delay_ms` after the object exists.
 pub fn slow_objects(n: usize, delay_ms: u64) -> String {
     format!(
         r#"

@@ -3,7 +3,6 @@
 use ballast_sdk::{Discovered, ProviderError, Value};
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone)]
@@ -66,31 +65,27 @@ pub fn load(path: &Path) -> Result<Option<serde_json::Value>, ProviderError> {
     }
 }
 
-/// Writes a document; `create_new` refuses to overwrite (O_EXCL), as a create must.
+/// Writes a document whole; `create_new` refuses to overwrite, as a create must.
 pub fn save(path: &Path, doc: &serde_json::Value, create_new: bool) -> Result<(), ProviderError> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
     let text = serde_json::to_vec_pretty(doc).map_err(|e| ProviderError::new(e.to_string()))?;
+    // Written whole beside it first, so that a process killed half-way never leaves a
+    // half-written object (a real server never shows one). The staging name ends in
+    // `.new`, not `.json`. A create links it into place, which fails if the name is taken;
+    // an update renames it over the old file.
+    let staging = path.with_extension(format!("json.{}.new", uuid::Uuid::new_v4().simple()));
+    fs::write(&staging, text)?;
     if create_new {
-        // Written whole beside it, then linked into place, which fails if the name is
-        // taken: a process killed half-way never leaves an empty object behind (a real
-        // server never shows a half-made one). The staging file ends in `.new`, not `.json`.
-        let staging = path.with_extension(format!("json.{}.new", uuid::Uuid::new_v4().simple()));
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&staging)?;
-        f.write_all(&text)?;
-        drop(f);
         let linked = fs::hard_link(&staging, path);
         let _ = fs::remove_file(&staging);
         linked.map_err(|e| ProviderError::new(format!("cannot create {}: {e}", path.display())))
     } else {
-        let tmp = path.with_extension("json.tmp");
-        fs::write(&tmp, text)?;
-        fs::rename(&tmp, path)?;
-        Ok(())
+        fs::rename(&staging, path).map_err(|e| {
+            let _ = fs::remove_file(&staging);
+            ProviderError::from(e)
+        })
     }
 }
 
