@@ -154,7 +154,6 @@ pub fn resolve(conn_str: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> 
             bail!("the PostgreSQL connection setting {k} is not supported by ballast (no client certificates); authenticate with a password");
         }
     }
-    let set = |v: Option<String>| v.filter(|s| !s.is_empty());
     if pg.get_hosts().is_empty() {
         let hosts = set(env("PGHOST")).unwrap_or_else(|| "localhost".into());
         for h in hosts.split(',') {
@@ -190,42 +189,10 @@ pub fn resolve(conn_str: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> 
     if pg.get_dbname().is_none() {
         pg.dbname(set(env("PGDATABASE")).unwrap_or_else(|| user.clone()));
     }
-    // As libpq: without a password in the string or PGPASSWORD, the password file's first
-    // line that matches the (first) host, its port, the database and the user.
     let password_source = if pg.get_password().is_some() {
         PasswordSource::Given
     } else {
-        let file = set(env("PGPASSFILE"))
-            .map(PathBuf::from)
-            .or_else(|| set(env("HOME")).map(|h| Path::new(&h).join(".pgpass")))
-            .filter(|f| f.is_file());
-        match file {
-            None => PasswordSource::Missing,
-            Some(f) if readable_by_others(&f) => PasswordSource::Ignored(f),
-            Some(f) => {
-                // As libpq: a file that cannot be read gives no password.
-                let text = std::fs::read_to_string(&f).unwrap_or_default();
-                let host = match pg.get_hosts().first() {
-                    Some(Host::Tcp(name)) => name.clone(),
-                    #[cfg(unix)]
-                    Some(Host::Unix(dir)) if dir == Path::new(DEFAULT_SOCKET_DIR) => {
-                        "localhost".into()
-                    }
-                    #[cfg(unix)]
-                    Some(Host::Unix(dir)) => dir.display().to_string(),
-                    None => "localhost".into(),
-                };
-                let port = pg.get_ports().first().copied().unwrap_or(5432);
-                let db = pg.get_dbname().unwrap_or_default().to_string();
-                match pgpass_lookup(&text, &host, port, &db, &user) {
-                    Some(p) => {
-                        pg.password(p);
-                        PasswordSource::File(f)
-                    }
-                    None => PasswordSource::Missing,
-                }
-            }
-        }
+        password_from_file(&mut pg, env)
     };
     if pg.get_application_name().is_none() {
         pg.application_name(set(env("PGAPPNAME")).unwrap_or_else(|| "ballast".into()));
@@ -304,6 +271,49 @@ pub fn resolve(conn_str: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> 
         connect_timeout,
         password_source,
     })
+}
+
+/// As libpq, without a password in the string or PGPASSWORD: the password of the password
+/// file's first line that matches the (first) host, its port, the database and the user.
+fn password_from_file(
+    pg: &mut tokio_postgres::Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> PasswordSource {
+    let file = set(env("PGPASSFILE"))
+        .map(PathBuf::from)
+        .or_else(|| set(env("HOME")).map(|h| Path::new(&h).join(".pgpass")))
+        .filter(|f| f.is_file());
+    let Some(file) = file else {
+        return PasswordSource::Missing;
+    };
+    if readable_by_others(&file) {
+        return PasswordSource::Ignored(file);
+    }
+    // As libpq: a file that cannot be read gives no password.
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    let host = match pg.get_hosts().first() {
+        Some(Host::Tcp(name)) => name.clone(),
+        #[cfg(unix)]
+        Some(Host::Unix(dir)) if dir == Path::new(DEFAULT_SOCKET_DIR) => "localhost".into(),
+        #[cfg(unix)]
+        Some(Host::Unix(dir)) => dir.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = pg.get_ports().first().copied().unwrap_or(5432);
+    let db = pg.get_dbname().unwrap_or_default().to_string();
+    let user = pg.get_user().unwrap_or_default().to_string();
+    match pgpass_lookup(&text, &host, port, &db, &user) {
+        Some(p) => {
+            pg.password(p);
+            PasswordSource::File(file)
+        }
+        None => PasswordSource::Missing,
+    }
+}
+
+/// A setting that is set: an empty variable counts as unset, as in libpq.
+fn set(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.is_empty())
 }
 
 /// Whether group or others have any access to a password file (libpq then ignores it).
